@@ -1,0 +1,109 @@
+"""Routing accepted messages to channels and delivering them through connectors.
+
+Both handlers run under at-least-once delivery of their events, so both are idempotent:
+a redelivered event finds the work already recorded and does nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from uuid import UUID
+
+import attrs
+
+from chat4all.application.ports import ChannelConnector, Clock, EventPublisher, FileStorage, UnitOfWorkFactory
+from chat4all.application.topics import channel_topic
+from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
+from chat4all.domain.messages import FilePayload, Message
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class RouteMessage:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    publisher: EventPublisher
+
+    async def execute(self, message_id: UUID) -> None:
+        async with self.uow() as uow:
+            message = await uow.messages.get(message_id, for_update=True)
+            if message is None:
+                log.warning("routing request for unknown message %s ignored", message_id)
+                return
+            if message.mark_routed(self.clock.now()):
+                await uow.messages.update(message)
+                await uow.commit()
+        # Re-publishing pending channels on a redelivered request is safe: delivery is idempotent.
+        for channel in message.pending_channels():
+            await self.publisher.publish(
+                channel_topic(channel), str(message.conversation_id), {"message_id": str(message.id), "channel": channel}
+            )
+
+
+@attrs.frozen
+class RetryPolicy:
+    attempts: int = 5
+    first_delay_seconds: float = 0.05
+    multiplier: float = 2.0
+
+    def delay_before(self, attempt: int) -> float:
+        return self.first_delay_seconds * self.multiplier ** (attempt - 2)
+
+
+@attrs.define
+class DeliverMessage:
+    """Hands one message to one channel's connector for each recipient, then records the outcome.
+
+    Transient connector failures are retried with exponential backoff; when the retry budget
+    is spent, or on a permanent failure such as a file missing from storage, the channel fails.
+    """
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    connectors: Mapping[str, ChannelConnector]
+    storage: FileStorage
+    sleep: Callable[[float], Awaitable[None]]
+    retry: RetryPolicy = RetryPolicy()
+
+    async def execute(self, message_id: UUID, channel: str) -> None:
+        async with self.uow() as uow:
+            message = await uow.messages.get(message_id)
+            conversation = await uow.conversations.get(message.conversation_id) if message else None
+        if message is None or conversation is None or channel not in message.pending_channels():
+            return
+        failure = await self._attempt(message, conversation.recipients_of(message.sender_id, message.recipient_id), channel)
+        async with self.uow() as uow:
+            current = await uow.messages.get(message_id, for_update=True)
+            if current is None:
+                return
+            if current.record_delivery(channel, delivered=failure is None, now=self.clock.now(), detail=failure):
+                await uow.messages.update(current)
+                await uow.commit()
+
+    async def _attempt(self, message: Message, recipients: tuple[UUID, ...], channel: str) -> str | None:
+        connector = self.connectors.get(channel)
+        if connector is None:
+            return f"no connector for channel {channel!r}"
+        pending = list(recipients)
+        for attempt in range(1, self.retry.attempts + 1):
+            if attempt > 1:
+                await self.sleep(self.retry.delay_before(attempt))
+            try:
+                await self._check_file(message)
+                while pending:
+                    await connector.deliver(message, pending[0])
+                    pending.pop(0)
+                return None
+            except PermanentDeliveryFailure as error:
+                return error.detail
+            except TransientDeliveryFailure as error:
+                last_error = error.detail
+                log.info("delivery of %s on %s failed (attempt %d): %s", message.id, channel, attempt, error.detail)
+        return f"gave up after {self.retry.attempts} attempts: {last_error}"
+
+    async def _check_file(self, message: Message) -> None:
+        if isinstance(message.payload, FilePayload):
+            if not await self.storage.file_exists(message.payload.file_id):
+                raise PermanentDeliveryFailure("file bytes are missing from storage")

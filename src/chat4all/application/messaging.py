@@ -1,0 +1,169 @@
+"""Accepting messages and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from uuid import UUID
+
+import attrs
+
+from chat4all.application.errors import DuplicateMessage
+from chat4all.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.domain.conversations import Conversation
+from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
+from chat4all.domain.uploads import UploadStatus
+
+ALL_CHANNELS = "all"
+MAX_PAGE = 100
+
+
+@attrs.frozen
+class SendRequest:
+    message_id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    recipient_id: UUID | None
+    channels: tuple[str, ...]
+    text: str | None
+    file_id: UUID | None
+    priority: Priority
+
+
+@attrs.define
+class SendMessage:
+    """Stores a message and its routing event in one transaction.
+
+    Rules: the caller sends as themself, into a conversation they belong to, to another
+    member if `to` is given, over known channels (`all` = every connector), with 1-4096
+    characters of text or a completed upload they may share. The same message_id with the
+    same content is accepted again without creating anything; with other content it conflicts.
+    """
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    channels: Collection[str]
+
+    async def execute(self, caller: UUID, request: SendRequest) -> Message:
+        if request.sender_id != caller:
+            raise Forbidden("'from' must be the authenticated user", code="sender_mismatch")
+        channels = self._resolve_channels(request.channels)
+        async with self.uow() as uow:
+            existing = await uow.messages.get(request.message_id)
+            if existing is not None:
+                return await self._replay(uow, caller, request, channels, existing)
+            conversation = await self._conversation_for(uow, caller, request)
+            draft = MessageDraft(
+                request.message_id,
+                request.conversation_id,
+                caller,
+                request.recipient_id,
+                channels,
+                await self._payload(uow, caller, request),
+                request.priority,
+            )
+            message = Message.accept(draft, self.clock.now())
+            try:
+                await uow.messages.add(message)
+                await uow.conversations.touch(conversation.id, message.created_at)
+                if isinstance(draft.payload, FilePayload):
+                    await uow.conversations.record_file_share(draft.payload.file_id, conversation.id)
+                await uow.outbox.add(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
+                await uow.commit()
+                return message
+            except DuplicateMessage:
+                pass  # a concurrent request with the same id won; answer as a replay
+        async with self.uow() as uow:
+            existing = await uow.messages.get(request.message_id)
+            if existing is None:
+                raise RuntimeError("message vanished after a duplicate-key clash")
+            return await self._replay(uow, caller, request, channels, existing)
+
+    def _resolve_channels(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        if not requested:
+            raise InvalidInput("channels must not be empty", field_errors={"channels": ["at least one channel"]})
+        unknown = sorted(set(requested) - set(self.channels) - {ALL_CHANNELS})
+        if unknown:
+            allowed = ", ".join([*sorted(self.channels), ALL_CHANNELS])
+            raise InvalidInput(
+                f"unknown channels: {', '.join(unknown)} (allowed: {allowed})",
+                code="unknown_channel",
+                field_errors={"channels": [f"allowed: {allowed}"]},
+            )
+        if ALL_CHANNELS in requested:
+            return tuple(sorted(self.channels))
+        return tuple(dict.fromkeys(requested))
+
+    async def _conversation_for(self, uow: UnitOfWork, caller: UUID, request: SendRequest) -> Conversation:
+        conversation = await uow.conversations.get(request.conversation_id)
+        if conversation is None:
+            raise NotFound("no such conversation", code="conversation_not_found")
+        conversation.require_member(caller)
+        if request.recipient_id is not None and (
+            request.recipient_id == caller or not conversation.has_member(request.recipient_id)
+        ):
+            raise InvalidInput(
+                "'to' must be another member of the conversation",
+                code="invalid_recipient",
+                field_errors={"to": ["another member of the conversation"]},
+            )
+        return conversation
+
+    async def _payload(self, uow: UnitOfWork, caller: UUID, request: SendRequest) -> TextPayload | FilePayload:
+        if request.file_id is None:
+            return TextPayload(request.text or "")
+        upload = await uow.uploads.get(request.file_id)
+        if upload is None:
+            raise NotFound("no such file", code="file_not_found")
+        if upload.owner_id != caller and not await uow.conversations.shares_file(upload.id, caller):
+            raise Forbidden("you may only send files you uploaded or received", code="file_forbidden")
+        if upload.status is not UploadStatus.COMPLETED or upload.checksum is None:
+            raise InvalidInput(
+                "the file upload is not completed", code="file_not_completed", field_errors={"payload.file_id": ["not completed"]}
+            )
+        return FilePayload(upload.id, upload.filename, upload.file_size, upload.content_type, upload.checksum)
+
+    async def _replay(
+        self, uow: UnitOfWork, caller: UUID, request: SendRequest, channels: tuple[str, ...], existing: Message
+    ) -> Message:
+        payload: TextPayload | FilePayload
+        if request.file_id is not None:
+            payload = FilePayload(request.file_id, "", 0, "", "")
+        else:
+            payload = TextPayload(request.text or "")
+        draft = MessageDraft(
+            request.message_id, request.conversation_id, caller, request.recipient_id, channels, payload, request.priority
+        )
+        if draft.fingerprint() != existing.fingerprint:
+            raise Conflict(
+                "message_id was already used for a different message", code="message_id_conflict"
+            )
+        return existing
+
+
+@attrs.define
+class ReadMessages:
+    uow: UnitOfWorkFactory
+
+    async def list(self, caller: UUID, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1-{MAX_PAGE}", field_errors={"limit": [f"1-{MAX_PAGE}"]})
+        if offset < 0:
+            raise InvalidInput("offset must be >= 0", field_errors={"offset": [">= 0"]})
+        async with self.uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            if conversation is None:
+                raise NotFound("no such conversation", code="conversation_not_found")
+            conversation.require_member(caller)
+            return await uow.messages.list_for_conversation(conversation_id, limit=limit, offset=offset)
+
+    async def get(self, caller: UUID, message_id: UUID) -> Message:
+        async with self.uow() as uow:
+            message = await uow.messages.get(message_id)
+            if message is None:
+                raise NotFound("no such message", code="message_not_found")
+            conversation = await uow.conversations.get(message.conversation_id)
+        if conversation is None or not conversation.has_member(caller):
+            raise Forbidden("you are not a member of this message's conversation", code="not_a_member")
+        return message

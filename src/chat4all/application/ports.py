@@ -1,0 +1,195 @@
+"""Ports: what the use cases need from the outside world, as structural protocols."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import attrs
+
+from chat4all.domain.conversations import Conversation
+from chat4all.domain.messages import Message
+from chat4all.domain.uploads import Upload
+from chat4all.domain.users import AccessToken, User
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> UUID: ...
+
+
+class PasswordHasher(Protocol):
+    """Slow by design; implementations must not block the event loop."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+
+
+class TokenIssuer(Protocol):
+    def new_secret(self) -> str: ...
+
+    def digest(self, secret: str) -> str: ...
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None: ...
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_username(self, username: str) -> User | None: ...
+
+    async def existing_ids(self, user_ids: list[UUID]) -> set[UUID]: ...
+
+    async def list(self, *, username: str | None, limit: int, offset: int) -> list[User]: ...
+
+
+class TokenRepository(Protocol):
+    async def add(self, token: AccessToken) -> None: ...
+
+    async def get(self, token_hash: str) -> AccessToken | None: ...
+
+    async def revoke(self, token_hash: str, at: datetime) -> None: ...
+
+
+class ConversationRepository(Protocol):
+    async def add(self, conversation: Conversation) -> None: ...
+
+    async def get(self, conversation_id: UUID) -> Conversation | None: ...
+
+    async def get_private(self, pair_key: str) -> Conversation | None: ...
+
+    async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]: ...
+
+    async def touch(self, conversation_id: UUID, at: datetime) -> None: ...
+
+    async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
+        """True if the file was sent into a conversation the user belongs to."""
+        ...
+
+    async def record_file_share(self, file_id: UUID, conversation_id: UUID) -> None: ...
+
+
+class MessageRepository(Protocol):
+    async def add(self, message: Message) -> None:
+        """Raises DuplicateMessage if the id exists (the unit of work is then unusable)."""
+        ...
+
+    async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
+
+    async def update(self, message: Message) -> None:
+        """Persists status, channel outcomes and the message's `new_events`."""
+        ...
+
+    async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
+
+
+class UploadRepository(Protocol):
+    async def add(self, upload: Upload) -> None: ...
+
+    async def get(self, upload_id: UUID, *, for_update: bool = False) -> Upload | None: ...
+
+    async def update(self, upload: Upload) -> None: ...
+
+    async def add_chunk(self, upload_id: UUID, index: int) -> None: ...
+
+    async def expired_before(self, now: datetime, limit: int) -> list[Upload]: ...
+
+
+class Outbox(Protocol):
+    """Events written in the same transaction as the state change that caused them."""
+
+    async def add(self, topic: str, key: str, payload: Mapping[str, Any]) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    tokens: TokenRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    uploads: UploadRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+@attrs.frozen
+class OutboxEvent:
+    topic: str
+    key: str
+    payload: Mapping[str, Any]
+
+
+class EventPublisher(Protocol):
+    async def publish(self, topic: str, key: str, payload: Mapping[str, Any]) -> None: ...
+
+    async def publish_batch(self, events: Sequence[OutboxEvent]) -> None:
+        """Returns only once every event is durably handed over (e.g. acknowledged by the broker)."""
+        ...
+
+
+class OutboxReader(Protocol):
+    async def relay_batch(self, publisher: EventPublisher, limit: int) -> int:
+        """Claims up to `limit` pending events (skipping rows other relays hold), publishes them
+        and deletes them in one transaction; a failed publish leaves them for the next attempt.
+        Returns how many were relayed."""
+        ...
+
+
+class FileStorage(Protocol):
+    """Where upload bytes live. Chunks are kept apart until the whole file's SHA-256 matches,
+    so a failed checksum can be fixed by re-sending chunks instead of the whole file."""
+
+    async def begin(self, upload_id: UUID) -> None: ...
+
+    async def put_chunk(self, upload_id: UUID, index: int, data: bytes) -> None: ...
+
+    async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
+        """Chunk index -> stored size, including chunks PUT straight to storage."""
+        ...
+
+    async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        """Hashes the stored chunks in order and, only if the SHA-256 equals `checksum`, turns them
+        into the single stored file (dropping the chunks). Returns the SHA-256 it computed.
+        Hashing and assembling read the same bytes, so a chunk replaced meanwhile cannot slip in."""
+        ...
+
+    async def file_exists(self, file_id: UUID) -> bool: ...
+
+    async def discard(self, upload_id: UUID) -> None:
+        """Deletes chunks and any partial object of an upload that will never complete."""
+        ...
+
+    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+        """A short-lived URL a client may PUT one chunk to, or None if chunks go through the API."""
+        ...
+
+    def download_url(self, file_id: UUID, filename: str) -> str | None:
+        """A short-lived URL to fetch the file, or None if downloads go through the API."""
+        ...
+
+    def read_file(self, file_id: UUID) -> AsyncIterator[bytes]: ...
+
+    async def check(self) -> None: ...
+
+
+class ChannelConnector(Protocol):
+    name: str
+    display_name: str
+
+    async def deliver(self, message: Message, recipient_id: UUID) -> None:
+        """Raises TransientDeliveryFailure or PermanentDeliveryFailure."""
+        ...

@@ -1,0 +1,210 @@
+"""Chunked uploads: initiate, send chunks in any order, complete with a verified SHA-256, expire."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from uuid import UUID
+
+import attrs
+
+from chat4all.application.ports import Clock, FileStorage, IdGenerator, UnitOfWorkFactory
+from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chat4all.domain.uploads import (
+    Upload,
+    UploadStatus,
+    validate_checksum,
+    validate_file_size,
+    validate_filename,
+)
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+CONTENT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}(\s*;.{0,120})?$")
+
+
+@attrs.frozen
+class UploadView:
+    upload: Upload
+    missing_chunks: list[int]
+    download_url: str | None
+
+
+async def _load(uow_factory: UnitOfWorkFactory, upload_id: UUID) -> Upload:
+    async with uow_factory() as uow:
+        upload = await uow.uploads.get(upload_id)
+    if upload is None:
+        raise NotFound("no such file", code="file_not_found")
+    return upload
+
+
+@attrs.define
+class InitiateUpload:
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    ids: IdGenerator
+    clock: Clock
+    chunk_size: int
+    lifetime: timedelta
+
+    async def execute(self, caller: UUID, filename: str, file_size: int, content_type: str | None) -> Upload:
+        validate_filename(filename)
+        validate_file_size(file_size)
+        content_type = (content_type or DEFAULT_CONTENT_TYPE).strip()
+        if not CONTENT_TYPE_PATTERN.fullmatch(content_type):
+            raise InvalidInput("content_type must look like type/subtype", field_errors={"content_type": ["type/subtype"]})
+        now = self.clock.now()
+        upload = Upload(
+            id=self.ids.new_id(),
+            owner_id=caller,
+            filename=filename,
+            file_size=file_size,
+            content_type=content_type,
+            chunk_size=self.chunk_size,
+            status=UploadStatus.PENDING,
+            created_at=now,
+            expires_at=now + self.lifetime,
+        )
+        await self.storage.begin(upload.id)
+        async with self.uow() as uow:
+            await uow.uploads.add(upload)
+            await uow.commit()
+        return upload
+
+
+@attrs.define
+class UploadChunk:
+    """Stores one chunk. Chunks are 0-based, may come in any order, and a re-sent chunk replaces the old one."""
+
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    clock: Clock
+
+    async def expected_size(self, caller: UUID, upload_id: UUID, index: int) -> int:
+        """Checks the caller may send this chunk now and says how many bytes it must have."""
+        upload = await _load(self.uow, upload_id)
+        upload.require_owner(caller)
+        upload.require_open(self.clock.now())
+        return upload.layout.expected_size(index)
+
+    async def execute(self, caller: UUID, upload_id: UUID, index: int, data: bytes) -> Upload:
+        upload = await _load(self.uow, upload_id)
+        upload.require_owner(caller)
+        upload.require_open(self.clock.now())
+        upload.check_chunk(index, len(data))
+        await self.storage.put_chunk(upload_id, index, data)
+        async with self.uow() as uow:
+            upload = await uow.uploads.get(upload_id, for_update=True)
+            assert upload is not None
+            upload.require_open(self.clock.now())
+            if index not in upload.received_chunks:
+                upload.record_chunk(index)
+                await uow.uploads.add_chunk(upload_id, index)
+                await uow.commit()
+        return upload
+
+
+@attrs.define
+class CompleteUpload:
+    """Verifies the whole file's SHA-256 from the stored bytes; only a match makes the file usable.
+
+    A mismatch leaves the upload open so the client can re-send the bad chunks and try again.
+    """
+
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    clock: Clock
+
+    async def execute(self, caller: UUID, upload_id: UUID, checksum: str) -> Upload:
+        checksum = validate_checksum(checksum)
+        upload = await _load(self.uow, upload_id)
+        upload.require_owner(caller)
+        upload.require_open(self.clock.now())
+        stored = await self.storage.stored_chunks(upload_id)
+        problems = [
+            index for index in range(upload.total_chunks) if stored.get(index) != upload.layout.expected_size(index)
+        ]
+        if problems:
+            raise InvalidInput(
+                f"chunks missing or incomplete: {_ranges(problems)}",
+                code="missing_chunks",
+                field_errors={"missing_chunks": [str(index) for index in problems[:1000]]},
+            )
+        actual = await self.storage.assemble_if_matches(upload_id, upload.total_chunks, checksum)
+        if actual != checksum:
+            raise InvalidInput(
+                "checksum_mismatch: the stored bytes hash to a different SHA-256; re-send the damaged chunks and complete again",
+                code="checksum_mismatch",
+                field_errors={"checksum": [f"stored bytes hash to {actual}"]},
+            )
+        async with self.uow() as uow:
+            current = await uow.uploads.get(upload_id, for_update=True)
+            assert current is not None
+            if current.status is UploadStatus.COMPLETED:
+                raise Conflict("this upload is already completed", code="upload_completed")
+            current.received_chunks = set(range(current.total_chunks))
+            current.complete(checksum, self.clock.now())
+            await uow.uploads.update(current)
+            await uow.commit()
+        return current
+
+
+@attrs.define
+class ViewUpload:
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    clock: Clock
+
+    async def execute(self, caller: UUID, upload_id: UUID) -> UploadView:
+        upload = await _load(self.uow, upload_id)
+        if upload.owner_id != caller:
+            async with self.uow() as uow:
+                shared = await uow.conversations.shares_file(upload_id, caller)
+            if not shared:
+                raise Forbidden("only the uploader and members of conversations it was sent to may see this file", code="file_forbidden")
+        if upload.status is UploadStatus.PENDING:
+            upload.require_open(self.clock.now())
+            stored = await self.storage.stored_chunks(upload_id)
+            upload.received_chunks = {
+                index for index, size in stored.items() if index < upload.total_chunks and size == upload.layout.expected_size(index)
+            }
+        url = self.storage.download_url(upload.id, upload.filename) if upload.status is UploadStatus.COMPLETED else None
+        return UploadView(upload, upload.missing_chunks() if upload.status is UploadStatus.PENDING else [], url)
+
+    async def readable(self, caller: UUID, upload_id: UUID) -> Upload:
+        view = await self.execute(caller, upload_id)
+        if view.upload.status is not UploadStatus.COMPLETED:
+            raise Conflict("the file is not completed yet", code="file_not_completed")
+        return view.upload
+
+
+@attrs.define
+class ExpireUploads:
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    clock: Clock
+
+    async def execute(self, batch: int = 100) -> int:
+        async with self.uow() as uow:
+            stale = await uow.uploads.expired_before(self.clock.now(), batch)
+        for upload in stale:
+            await self.storage.discard(upload.id)
+            async with self.uow() as uow:
+                current = await uow.uploads.get(upload.id, for_update=True)
+                if current is not None and current.status is UploadStatus.PENDING:
+                    current.expire()
+                    await uow.uploads.update(current)
+                    await uow.commit()
+        return len(stale)
+
+
+def _ranges(indices: list[int]) -> str:
+    parts: list[str] = []
+    start = previous = indices[0]
+    for index in [*indices[1:], None]:
+        if index is not None and index == previous + 1:
+            previous = index
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if index is not None:
+            start = previous = index
+    return ", ".join(parts)

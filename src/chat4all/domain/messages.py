@@ -1,0 +1,187 @@
+"""Messages and their delivery status machine.
+
+A message is `accepted`, then `routed` into one delivery per channel; each delivery ends
+`delivered` or `failed`, and once every delivery has ended the message takes its terminal
+status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from chat4all.domain.errors import InvalidInput
+
+MAX_TEXT_LENGTH = 4096
+
+
+class MessageStatus(str, enum.Enum):
+    ACCEPTED = "accepted"
+    ROUTED = "routed"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (MessageStatus.DELIVERED, MessageStatus.FAILED)
+
+
+_ORDER = {MessageStatus.ACCEPTED: 0, MessageStatus.ROUTED: 1, MessageStatus.DELIVERED: 2, MessageStatus.FAILED: 2}
+
+
+def can_transition(current: MessageStatus, target: MessageStatus) -> bool:
+    return _ORDER[target] > _ORDER[current]
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Priority(str, enum.Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+@attrs.frozen
+class TextPayload:
+    text: str
+    type: str = "text"
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= len(self.text) <= MAX_TEXT_LENGTH:
+            raise InvalidInput(
+                f"text must be 1-{MAX_TEXT_LENGTH} characters",
+                field_errors={"payload.text": [f"1-{MAX_TEXT_LENGTH} characters"]},
+            )
+
+    def canonical(self) -> dict:
+        return {"type": "text", "text": self.text}
+
+
+@attrs.frozen
+class FilePayload:
+    file_id: UUID
+    filename: str
+    file_size: int
+    content_type: str
+    checksum: str
+    type: str = "file"
+
+    def canonical(self) -> dict:
+        return {"type": "file", "file_id": str(self.file_id)}
+
+
+Payload = TextPayload | FilePayload
+
+
+@attrs.frozen
+class StatusEvent:
+    status: str
+    at: datetime
+    channel: str | None = None
+    detail: str | None = None
+
+
+@attrs.frozen
+class MessageDraft:
+    """What a client asked to send; two sends are the same message only if their drafts match."""
+
+    message_id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    recipient_id: UUID | None
+    channels: tuple[str, ...]
+    payload: Payload
+    priority: Priority
+
+    def fingerprint(self) -> str:
+        body = {
+            "conversation_id": str(self.conversation_id),
+            "from": str(self.sender_id),
+            "to": str(self.recipient_id) if self.recipient_id else None,
+            "channels": sorted(self.channels),
+            "payload": self.payload.canonical(),
+            "priority": self.priority.value,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@attrs.define(eq=False)
+class Message:
+    id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    recipient_id: UUID | None
+    channels: tuple[str, ...]
+    payload: Payload
+    priority: Priority
+    fingerprint: str
+    status: MessageStatus
+    created_at: datetime
+    deliveries: dict[str, DeliveryStatus] = attrs.field(factory=dict)
+    history: list[StatusEvent] = attrs.field(factory=list)
+    # History entries added since load; repositories append these and clear the list.
+    new_events: list[StatusEvent] = attrs.field(factory=list)
+
+    @classmethod
+    def accept(cls, draft: MessageDraft, now: datetime) -> Message:
+        message = cls(
+            id=draft.message_id,
+            conversation_id=draft.conversation_id,
+            sender_id=draft.sender_id,
+            recipient_id=draft.recipient_id,
+            channels=draft.channels,
+            payload=draft.payload,
+            priority=draft.priority,
+            fingerprint=draft.fingerprint(),
+            status=MessageStatus.ACCEPTED,
+            created_at=now,
+            deliveries={channel: DeliveryStatus.PENDING for channel in draft.channels},
+        )
+        message._record(StatusEvent(MessageStatus.ACCEPTED.value, now))
+        return message
+
+    def _record(self, event: StatusEvent) -> None:
+        self.history.append(event)
+        self.new_events.append(event)
+
+    def mark_routed(self, now: datetime) -> bool:
+        """Returns False when the message was already routed (a redelivered routing request)."""
+        if not can_transition(self.status, MessageStatus.ROUTED):
+            return False
+        self.status = MessageStatus.ROUTED
+        self._record(StatusEvent(MessageStatus.ROUTED.value, now, detail=", ".join(self.channels)))
+        return True
+
+    def pending_channels(self) -> list[str]:
+        return [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.PENDING]
+
+    def record_delivery(self, channel: str, *, delivered: bool, now: datetime, detail: str | None = None) -> bool:
+        """Records one channel's outcome once; returns False if that channel had already ended."""
+        if self.deliveries.get(channel) is not DeliveryStatus.PENDING:
+            return False
+        if self.status is MessageStatus.ACCEPTED:
+            self.mark_routed(now)
+        outcome = DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED
+        self.deliveries[channel] = outcome
+        self._record(StatusEvent(outcome.value, now, channel=channel, detail=detail))
+        if not self.pending_channels():
+            self._finish(now)
+        return True
+
+    def _finish(self, now: datetime) -> None:
+        all_delivered = all(status is DeliveryStatus.DELIVERED for status in self.deliveries.values())
+        final = MessageStatus.DELIVERED if all_delivered else MessageStatus.FAILED
+        if can_transition(self.status, final):
+            self.status = final
+            failed = [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.FAILED]
+            detail = None if all_delivered else "failed on: " + ", ".join(failed)
+            self._record(StatusEvent(final.value, now, detail=detail))
