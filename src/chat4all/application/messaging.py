@@ -8,7 +8,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateMessage
-from chat4all.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.ports import Clock, OutboxSignal, UnitOfWork, UnitOfWorkFactory
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -44,6 +44,7 @@ class SendMessage:
     uow: UnitOfWorkFactory
     clock: Clock
     channels: Collection[str]
+    outbox_signal: OutboxSignal | None = None
 
     async def execute(self, caller: UUID, request: SendRequest) -> Message:
         if request.sender_id != caller:
@@ -71,9 +72,12 @@ class SendMessage:
                     await uow.conversations.record_file_share(draft.payload.file_id, conversation.id)
                 await uow.outbox.add(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
                 await uow.commit()
-                return message
             except DuplicateMessage:
                 pass  # a concurrent request with the same id won; answer as a replay
+            else:
+                if self.outbox_signal is not None:
+                    self.outbox_signal.notify()
+                return message
         async with self.uow() as uow:
             existing = await uow.messages.get(request.message_id)
             if existing is None:

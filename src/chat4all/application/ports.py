@@ -186,6 +186,12 @@ class FileStorage(Protocol):
     async def check(self) -> None: ...
 
 
+class OutboxSignal(Protocol):
+    """Tells the relay that new outbox events were committed, so it need not wait for its next poll."""
+
+    def notify(self) -> None: ...
+
+
 class ChannelConnector(Protocol):
     name: str
     display_name: str

@@ -1,0 +1,176 @@
+"""The composition root: the one place that picks adapters for a profile and wires use cases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from chat4all.adapters.connectors import mock_connectors
+from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
+from chat4all.adapters.system import RandomIds, SystemClock
+from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
+from chat4all.application.conversations import CreateConversation, ViewConversations
+from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
+from chat4all.application.messaging import ReadMessages, SendMessage
+from chat4all.application.ports import (
+    ChannelConnector,
+    Clock,
+    EventPublisher,
+    FileStorage,
+    IdGenerator,
+    OutboxReader,
+    PasswordHasher,
+    UnitOfWorkFactory,
+)
+from chat4all.application.relay import RelayOutbox
+from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
+from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
+from chat4all.entrypoints.settings import Settings
+
+Check = Callable[[], Awaitable[None]]
+
+
+@attrs.define
+class Adapters:
+    uow: UnitOfWorkFactory
+    storage: FileStorage
+    publisher: EventPublisher
+    outbox_reader: OutboxReader
+    connectors: Mapping[str, ChannelConnector]
+    hasher: PasswordHasher
+    clock: Clock = attrs.field(factory=SystemClock)
+    ids: IdGenerator = attrs.field(factory=RandomIds)
+    checks: dict[str, Check] = attrs.field(factory=dict)
+    on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+
+
+@attrs.define
+class Hub:
+    """Every use case, wired, plus the lifecycle of what the process runs in the background."""
+
+    settings: Settings
+    adapters: Adapters
+    register_user: RegisterUser
+    authenticate: Authenticate
+    resolve_token: ResolveToken
+    logout: Logout
+    find_users: FindUsers
+    create_conversation: CreateConversation
+    view_conversations: ViewConversations
+    send_message: SendMessage
+    read_messages: ReadMessages
+    initiate_upload: InitiateUpload
+    upload_chunk: UploadChunk
+    complete_upload: CompleteUpload
+    view_upload: ViewUpload
+    expire_uploads: ExpireUploads
+    route_message: RouteMessage
+    deliver_message: DeliverMessage
+    relay: RelayOutbox
+    wake_relay: WakeSignal
+    background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
+
+    async def handle_event(self, topic: str, payload: Mapping[str, Any]) -> None:
+        """Runs the use case an event asks for; shared by the in-process bus and the Kafka worker."""
+        message_id = UUID(str(payload["message_id"]))
+        if topic == MESSAGE_PROCESSING:
+            await self.route_message.execute(message_id)
+        else:
+            await self.deliver_message.execute(message_id, str(payload["channel"]))
+
+    async def start(self) -> None:
+        for hook in self.adapters.on_start:
+            await hook()
+        await self.background.start()
+
+    async def stop(self) -> None:
+        await self.background.stop()
+        for hook in reversed(self.adapters.on_stop):
+            await hook()
+
+    async def readiness(self) -> dict[str, str]:
+        async def probe(check: Check) -> str:
+            try:
+                await asyncio.wait_for(check(), timeout=2.0)
+                return "ok"
+            except Exception as error:  # any failure means "not ready"; the kind is enough for operators
+                return f"unavailable: {type(error).__name__}"
+
+        names = list(self.adapters.checks)
+        results = await asyncio.gather(*(probe(self.adapters.checks[name]) for name in names))
+        return dict(zip(names, results, strict=True))
+
+
+def wire(settings: Settings, adapters: Adapters) -> Hub:
+    a = adapters
+    wake = WakeSignal()
+    return Hub(
+        settings=settings,
+        adapters=a,
+        register_user=RegisterUser(a.uow, a.hasher, a.ids, a.clock),
+        authenticate=Authenticate(a.uow, a.hasher, OpaqueTokenIssuer(), a.clock, settings.token_lifetime),
+        resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock),
+        logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock),
+        find_users=FindUsers(a.uow),
+        create_conversation=CreateConversation(a.uow, a.ids, a.clock),
+        view_conversations=ViewConversations(a.uow),
+        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake),
+        read_messages=ReadMessages(a.uow),
+        initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),
+        upload_chunk=UploadChunk(a.uow, a.storage, a.clock),
+        complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
+        view_upload=ViewUpload(a.uow, a.storage, a.clock),
+        expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
+        route_message=RouteMessage(a.uow, a.clock, a.publisher),
+        deliver_message=DeliverMessage(a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy()),
+        relay=RelayOutbox(a.outbox_reader, a.publisher),
+        wake_relay=wake,
+    )
+
+
+def add_api_background(hub: Hub) -> None:
+    hub.background.add("outbox-relay", lambda: relay_forever(hub.relay.execute, hub.wake_relay))
+    hub.background.add("upload-expiry", lambda: every(60.0, hub.expire_uploads.execute, "upload-expiry"))
+
+
+def hasher_for(settings: Settings) -> Argon2PasswordHasher:
+    return Argon2PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=2
+    )
+
+
+def build_embedded(settings: Settings, **overrides: Any) -> Hub:
+    """One process: SQLite, files on local disk, and an in-process bus running router and connectors."""
+    from chat4all.adapters.bus import InProcessEventBus
+    from chat4all.adapters.sql.engine import check_database, create_engine
+    from chat4all.adapters.sql.outbox import SqlOutboxReader
+    from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+    from chat4all.adapters.storage.local import LocalFileStorage
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    bus = InProcessEventBus()
+    storage = LocalFileStorage(settings.data_dir / "files")
+    adapters = Adapters(
+        uow=SqlUnitOfWorkFactory(engine),
+        storage=storage,
+        publisher=bus,
+        outbox_reader=SqlOutboxReader(engine),
+        connectors=overrides.pop("connectors", None) or mock_connectors(failure_rate=settings.connector_failure_rate),
+        hasher=overrides.pop("hasher", None) or hasher_for(settings),
+        checks={"database": lambda: check_database(engine), "storage": storage.check},
+        on_stop=[bus.stop, engine.dispose],
+        **overrides,
+    )
+    hub = wire(settings, adapters)
+    for topic in [MESSAGE_PROCESSING, *(channel_topic(name) for name in adapters.connectors)]:
+        bus.subscribe(topic, lambda payload, topic=topic: hub.handle_event(topic, payload))
+    adapters.on_start.append(bus.start)
+    add_api_background(hub)
+    return hub

@@ -1,0 +1,162 @@
+"""`chat4all` command line: serve the API, run workers, migrate, manage users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import sys
+from collections.abc import Sequence
+
+from chat4all.domain.errors import DomainError
+from chat4all.entrypoints.settings import Settings, SettingsError, load_settings
+
+DEMO_USERS = ("alice", "bob", "carol")
+DEMO_PASSWORD = "chat4all-demo"
+
+
+def build_hub(settings: Settings):
+    from chat4all.entrypoints.bootstrap import build_embedded
+
+    if settings.distributed:
+        from chat4all.entrypoints.distributed import build_distributed_api
+
+        return build_distributed_api(settings)
+    return build_embedded(settings)
+
+
+async def migrate(settings: Settings) -> None:
+    from chat4all.adapters.sql.migrations import upgrade_database
+
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    outcome = upgrade_database(settings.database_url)
+    if inspect.isawaitable(outcome):
+        await outcome
+    if settings.distributed:
+        from chat4all.entrypoints.distributed import prepare_distributed_services
+
+        await prepare_distributed_services(settings)
+
+
+async def add_user(settings: Settings, username: str, password: str) -> str:
+    if not settings.distributed:
+        await migrate(settings)
+    hub = build_hub(settings)
+    try:
+        user = await hub.register_user.execute(username, password)
+        return str(user.id)
+    finally:
+        await hub.stop()
+
+
+async def list_users(settings: Settings) -> list[tuple[str, str]]:
+    if not settings.distributed:
+        await migrate(settings)
+    hub = build_hub(settings)
+    try:
+        users = await hub.find_users.execute(limit=100)
+        return [(str(user.id), user.username) for user in users]
+    finally:
+        await hub.stop()
+
+
+async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
+    from chat4all.domain.errors import Conflict
+
+    hub = build_hub(settings)
+    try:
+        seeded = []
+        for name in DEMO_USERS:
+            try:
+                user = await hub.register_user.execute(name, DEMO_PASSWORD)
+                seeded.append((name, str(user.id)))
+            except Conflict:
+                found = await hub.find_users.execute(username=name)
+                seeded.append((name, str(found[0].id)))
+        return seeded
+    finally:
+        await hub.stop()
+
+
+def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
+    import uvicorn
+
+    from chat4all.entrypoints.http.app import create_app
+
+    if not settings.distributed:
+        asyncio.run(migrate(settings))
+    if demo:
+        users = asyncio.run(seed_demo(settings))
+        print(_demo_banner(users, host, port), flush=True)
+    app = create_app(build_hub(settings))
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on"
+    )
+    print(f"Chat4All ({settings.profile}) listening on http://{host}:{port} — API docs at /docs", file=sys.stderr, flush=True)
+    uvicorn.Server(config).run()
+
+
+def _demo_banner(users: list[tuple[str, str]], host: str, port: int) -> str:
+    lines = [f"Demo users (password '{DEMO_PASSWORD}'):"]
+    lines += [f"  {name:<6} {user_id}" for name, user_id in users]
+    lines.append(
+        f"Log in:  curl -s -X POST http://{host}:{port}/auth/token -H 'Content-Type: application/json' "
+        f"-d '{{\"username\": \"alice\", \"password\": \"{DEMO_PASSWORD}\"}}'"
+    )
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="chat4all", description="Chat4All messaging hub")
+    commands = root.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the HTTP API (embedded profile: also router and connectors)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--demo", action="store_true", help=f"create users {', '.join(DEMO_USERS)} first")
+    commands.add_parser("worker", help="distributed profile: run the Kafka router and channel connectors")
+    commands.add_parser("migrate", help="create or upgrade the database schema (and the bucket and topics when distributed)")
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="create a user and print its id")
+    add.add_argument("username")
+    add.add_argument("--password", required=True)
+    users.add_parser("list", help="list users")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    from chat4all.entrypoints.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            serve(settings, args.host, args.port, args.demo)
+        elif args.command == "worker":
+            from chat4all.entrypoints.worker import run_worker
+
+            run_worker(settings)
+        elif args.command == "migrate":
+            asyncio.run(migrate(settings))
+            print("database schema is up to date")
+        elif args.users_command == "add":
+            print(asyncio.run(add_user(settings, args.username, args.password)))
+        else:
+            for user_id, username in asyncio.run(list_users(settings)):
+                print(f"{user_id}  {username}")
+    except DomainError as error:
+        print(f"error: {error.detail}", file=sys.stderr)
+        return 1
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

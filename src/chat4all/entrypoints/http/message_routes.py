@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, get, post
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
+
+from chat4all.application.messaging import SendRequest
+from chat4all.domain.messages import Priority
+from chat4all.domain.users import User
+from chat4all.entrypoints.bootstrap import Hub
+from chat4all.entrypoints.http import schemas, views
+from chat4all.entrypoints.http.dependencies import provide_user
+
+
+class MessageController(Controller):
+    path = "/v1/messages"
+    tags = ["messages"]
+    dependencies = {"user": Provide(provide_user)}
+
+    @post(
+        "/",
+        status_code=HTTP_200_OK,
+        summary="Accept a message for delivery",
+        description="Answers once the message is durably stored; routing and delivery follow asynchronously. "
+        "Re-sending with the same message_id and content is safe and returns the same answer.",
+    )
+    async def send(self, data: schemas.MessageCreate, user: User, hub: Hub) -> schemas.MessageAccepted:
+        payload = data.payload
+        request = SendRequest(
+            message_id=data.message_id,
+            conversation_id=data.conversation_id,
+            sender_id=data.from_,
+            recipient_id=data.to,
+            channels=tuple(data.channels),
+            text=payload.text if isinstance(payload, schemas.TextPayloadIn) else None,
+            file_id=payload.file_id if isinstance(payload, schemas.FilePayloadIn) else None,
+            priority=Priority(data.priority),
+        )
+        message = await hub.send_message.execute(user.id, request)
+        return schemas.MessageAccepted(message_id=message.id)
+
+    @get("/{message_id:uuid}", summary="A message with its full status history (members only)")
+    async def get_one(self, message_id: UUID, user: User, hub: Hub) -> schemas.MessageDetail:
+        return views.message_detail(await hub.read_messages.get(user.id, message_id))

@@ -1,0 +1,193 @@
+"""Wire formats of the HTTP API (separate from domain classes on purpose)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+Username = Annotated[str, Meta(min_length=1, max_length=64, examples=["alice"])]
+Password = Annotated[str, Meta(min_length=1, max_length=256, examples=["correct horse battery staple"])]
+UserId = Annotated[UUID, Meta(examples=["5f0c3a8e-2b7e-4d8f-9a55-0a1e6c1f8b11"])]
+Channel = Annotated[str, Meta(max_length=32, examples=["whatsapp"])]
+
+
+class ErrorBody(Struct, omit_defaults=True):
+    detail: str
+    error_code: str
+    field_errors: dict[str, list[str]] | None = None
+
+
+class TokenRequest(Struct, forbid_unknown_fields=True):
+    username: Username
+    password: Password
+
+
+class TokenResponse(Struct):
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+class UserOut(Struct):
+    user_id: UUID
+    username: str
+    created_at: datetime
+
+
+class UserList(Struct):
+    users: list[UserOut]
+
+
+class ConversationMetadataIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(max_length=128, examples=["Project Falcon"])] | None = None
+    description: Annotated[str, Meta(max_length=1024)] | None = None
+
+
+class ConversationCreate(Struct, forbid_unknown_fields=True):
+    type: Literal["private", "group"]
+    members: Annotated[list[UserId], Meta(min_length=1, max_length=100)]
+    metadata: ConversationMetadataIn | None = None
+
+
+class ConversationMetadataOut(Struct):
+    name: str | None
+    description: str | None
+
+
+class ConversationOut(Struct):
+    conversation_id: UUID
+    type: str
+    members: list[UUID]
+    metadata: ConversationMetadataOut
+    created_at: datetime
+    last_activity_at: datetime
+
+
+class ConversationPage(Struct):
+    conversations: list[ConversationOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TextPayloadIn(Struct, tag_field="type", tag="text", forbid_unknown_fields=True):
+    text: Annotated[str, Meta(max_length=4096, examples=["Olá! The report is attached."])]
+
+
+class FilePayloadIn(Struct, tag_field="type", tag="file", forbid_unknown_fields=True):
+    file_id: UUID
+
+
+class MessageCreate(Struct, forbid_unknown_fields=True):
+    message_id: Annotated[UUID, Meta(description="Client-chosen id; re-sending the same message with it is safe.")]
+    conversation_id: UUID
+    from_: UserId = field(name="from")
+    channels: Annotated[list[Channel], Meta(min_length=1, max_length=8, examples=[["whatsapp", "instagram"], ["all"]])]
+    payload: TextPayloadIn | FilePayloadIn
+    to: UUID | None = None
+    priority: Literal["low", "normal", "high"] = "normal"
+
+
+class MessageAccepted(Struct):
+    message_id: UUID
+    status: str = "accepted"
+
+
+class PayloadOut(Struct, omit_defaults=True):
+    type: str
+    text: str | None = None
+    file_id: UUID | None = None
+    filename: str | None = None
+    file_size: int | None = None
+    content_type: str | None = None
+    checksum: str | None = None
+
+
+class StatusEntry(Struct):
+    status: str
+    channel: str | None
+    at: datetime
+    detail: str | None
+
+
+class MessageOut(Struct, rename={"from_": "from"}):
+    message_id: UUID
+    conversation_id: UUID
+    from_: UUID
+    to: UUID | None
+    channels: list[str]
+    payload: PayloadOut
+    priority: str
+    status: str
+    created_at: datetime
+    deliveries: dict[str, str]
+
+
+class MessageDetail(MessageOut, rename={"from_": "from"}):
+    history: list[StatusEntry] = msgspec.field(default_factory=list)
+
+
+class MessagePage(Struct):
+    conversation_id: UUID
+    messages: list[MessageOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class FileInitiate(Struct, forbid_unknown_fields=True):
+    filename: Annotated[str, Meta(max_length=1024, examples=["report.pdf"])]
+    file_size: Annotated[int, Meta(examples=[104857600])]
+    content_type: Annotated[str, Meta(max_length=200, examples=["application/pdf"])] | None = None
+
+
+class FileInitiated(Struct):
+    file_id: UUID
+    chunk_size: int
+    total_chunks: int
+    upload_url: str
+    expires_at: datetime
+
+
+class ChunkReceived(Struct):
+    file_id: UUID
+    chunk_id: int
+    received_chunks: int
+    total_chunks: int
+    next_upload_url: str | None
+    status: str = "uploaded"
+
+
+class FileComplete(Struct, forbid_unknown_fields=True):
+    file_id: UUID
+    checksum: Annotated[str, Meta(max_length=128, description="Hex SHA-256 of the whole file")]
+
+
+class FileCompleted(Struct):
+    file_id: UUID
+    status: str
+    filename: str
+    file_size: int
+    checksum: str
+
+
+class FileOut(Struct):
+    file_id: UUID
+    filename: str
+    file_size: int
+    content_type: str
+    status: str
+    chunk_size: int
+    total_chunks: int
+    received_chunks: int
+    missing_chunks: list[int]
+    checksum: str | None
+    created_at: datetime
+    expires_at: datetime
+    completed_at: datetime | None
+    download_url: str | None
+    next_upload_url: str | None

@@ -1,0 +1,83 @@
+"""Domain objects to wire formats."""
+
+from __future__ import annotations
+
+from chat4all.application.uploads import UploadView
+from chat4all.domain.conversations import Conversation
+from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.users import User
+from chat4all.entrypoints.http import schemas
+
+
+def user_out(user: User) -> schemas.UserOut:
+    return schemas.UserOut(user_id=user.id, username=user.username, created_at=user.created_at)
+
+
+def conversation_out(conversation: Conversation) -> schemas.ConversationOut:
+    return schemas.ConversationOut(
+        conversation_id=conversation.id,
+        type=conversation.type.value,
+        members=list(conversation.members),
+        metadata=schemas.ConversationMetadataOut(conversation.metadata.name, conversation.metadata.description),
+        created_at=conversation.created_at,
+        last_activity_at=conversation.last_activity_at,
+    )
+
+
+def _payload_out(message: Message) -> schemas.PayloadOut:
+    payload = message.payload
+    if isinstance(payload, FilePayload):
+        return schemas.PayloadOut(
+            type="file",
+            file_id=payload.file_id,
+            filename=payload.filename,
+            file_size=payload.file_size,
+            content_type=payload.content_type,
+            checksum=payload.checksum,
+        )
+    return schemas.PayloadOut(type="text", text=payload.text)
+
+
+def _fields(message: Message) -> dict:
+    return dict(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        from_=message.sender_id,
+        to=message.recipient_id,
+        channels=list(message.channels),
+        payload=_payload_out(message),
+        priority=message.priority.value,
+        status=message.status.value,
+        created_at=message.created_at,
+        deliveries={channel: status.value for channel, status in message.deliveries.items()},
+    )
+
+
+def message_out(message: Message) -> schemas.MessageOut:
+    return schemas.MessageOut(**_fields(message))
+
+
+def message_detail(message: Message) -> schemas.MessageDetail:
+    history = [schemas.StatusEntry(e.status, e.channel, e.at, e.detail) for e in message.history]
+    return schemas.MessageDetail(**_fields(message), history=history)
+
+
+def file_out(view: UploadView, download_url: str | None, next_upload_url: str | None) -> schemas.FileOut:
+    upload = view.upload
+    return schemas.FileOut(
+        file_id=upload.id,
+        filename=upload.filename,
+        file_size=upload.file_size,
+        content_type=upload.content_type,
+        status=upload.status.value,
+        chunk_size=upload.chunk_size,
+        total_chunks=upload.total_chunks,
+        received_chunks=len(upload.received_chunks),
+        missing_chunks=view.missing_chunks,
+        checksum=upload.checksum,
+        created_at=upload.created_at,
+        expires_at=upload.expires_at,
+        completed_at=upload.completed_at,
+        download_url=download_url,
+        next_upload_url=next_upload_url,
+    )

@@ -1,0 +1,150 @@
+"""Configuration from CHAT4ALL_* environment variables, checked once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import attrs
+
+EMBEDDED = "embedded"
+DISTRIBUTED = "distributed"
+MIN_S3_PART = 5 * 1024 * 1024
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "chat4all"
+
+
+@attrs.frozen
+class S3Settings:
+    endpoint_url: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    region: str
+    public_endpoint_url: str
+
+
+@attrs.frozen
+class Settings:
+    profile: str
+    data_dir: Path
+    database_url: str
+    kafka_bootstrap: str | None
+    s3: S3Settings | None
+    token_lifetime: timedelta
+    upload_lifetime: timedelta
+    chunk_size: int
+    public_url: str | None
+    connector_failure_rate: float
+    cors_origins: tuple[str, ...]
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    log_level: str
+
+    @property
+    def distributed(self) -> bool:
+        return self.profile == DISTRIBUTED
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+    profile = reader.choice("CHAT4ALL_PROFILE", (EMBEDDED, DISTRIBUTED), EMBEDDED)
+    data_dir = Path(reader.text("CHAT4ALL_DATA_DIR", str(default_data_dir()))).expanduser()
+    distributed = profile == DISTRIBUTED
+    database_url = reader.text(
+        "CHAT4ALL_DATABASE_URL", None if distributed else f"sqlite+aiosqlite:///{data_dir / 'chat4all.db'}"
+    )
+    if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+        raise SettingsError("CHAT4ALL_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+psycopg://")
+    chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
+    s3 = None
+    if distributed:
+        if chunk_size < MIN_S3_PART:
+            raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
+        endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
+        s3 = S3Settings(
+            endpoint_url=endpoint,
+            bucket=reader.text("CHAT4ALL_S3_BUCKET", None),
+            access_key=reader.text("CHAT4ALL_S3_ACCESS_KEY", None),
+            secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
+            region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
+            public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
+        )
+    public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
+    if public_url:
+        reader.url("CHAT4ALL_PUBLIC_URL", None)
+    return Settings(
+        profile=profile,
+        data_dir=data_dir,
+        database_url=database_url,
+        kafka_bootstrap=reader.text("CHAT4ALL_KAFKA_BOOTSTRAP", None) if distributed else None,
+        s3=s3,
+        token_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_TTL_SECONDS", 3600, minimum=60)),
+        upload_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_UPLOAD_TTL_SECONDS", 86400, minimum=60)),
+        chunk_size=chunk_size,
+        public_url=public_url.rstrip("/") if public_url else None,
+        connector_failure_rate=reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        cors_origins=tuple(origin for origin in reader.text("CHAT4ALL_CORS_ORIGINS", "").split(",") if origin),
+        argon2_time_cost=reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
+        argon2_memory_kib=reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
+        log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+    )
+
+
+@attrs.define
+class _Reader:
+    env: Mapping[str, str]
+
+    def text(self, name: str, default: str | None) -> str:
+        value = self.env.get(name) or default
+        if value is None:
+            raise SettingsError(f"{name} is required for this profile")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self.env.get(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise SettingsError(f"{name} must be between {minimum} and {maximum or 'any'}, got {value}")
+        return value
+
+    def fraction(self, name: str, default: float) -> float:
+        raw = self.env.get(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.env.get(name) or default
+        if value not in options:
+            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def url(self, name: str, default: str | None) -> str:
+        value = self.text(name, default)
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
