@@ -1,0 +1,189 @@
+"""Upload bytes on the local disk (the embedded profile).
+
+Layout under `base_dir`: `uploads/<upload_id>/<index>.part` for chunks and `files/<file_id>` for
+verified files. Paths are built only from UUIDs and integers, never from client-supplied names.
+Every write goes to a temporary file in the target directory first and is then renamed into place,
+so readers see either the old bytes or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+from uuid import UUID
+
+from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+
+BLOCK_SIZE = 1024 * 1024
+CHUNK_SUFFIX = ".part"
+TEMP_SUFFIX = ".tmp"
+
+T = TypeVar("T")
+
+
+class LocalFileStorage:
+    def __init__(self, base_dir: Path, *, executor: Executor | None = None):
+        self._base = Path(base_dir)
+        self._chunks_root = self._base / "uploads"
+        self._files_root = self._base / "files"
+        self._executor = executor
+
+    async def begin(self, upload_id: UUID) -> None:
+        await self._run(self._chunk_dir(upload_id).mkdir, parents=True, exist_ok=True)
+
+    async def put_chunk(self, upload_id: UUID, index: int, data: bytes) -> None:
+        await self._run(self._put_chunk, self._chunk_dir(upload_id), _index(index), data)
+
+    async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
+        return await self._run(_list_chunks, self._chunk_dir(upload_id))
+
+    async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        return await self._run(self._assemble, upload_id, total_chunks, checksum.strip().lower())
+
+    async def file_exists(self, file_id: UUID) -> bool:
+        return await self._run(self._file_path(file_id).is_file)
+
+    async def discard(self, upload_id: UUID) -> None:
+        await self._run(self._discard, upload_id)
+
+    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+        return None
+
+    def download_url(self, file_id: UUID, filename: str) -> str | None:
+        return None
+
+    async def read_file(self, file_id: UUID) -> AsyncIterator[bytes]:
+        path = self._file_path(file_id)
+        try:
+            handle = await self._run(open, path, "rb")
+        except FileNotFoundError:
+            raise NotFound("no such file", code="file_not_found") from None
+        try:
+            while block := await self._run(handle.read, BLOCK_SIZE):
+                yield block
+        finally:
+            await self._run(handle.close)
+
+    async def check(self) -> None:
+        try:
+            await self._run(self._check)
+        except OSError as error:
+            raise Unavailable(f"file storage is not writable: {error.strerror or error}") from error
+
+    async def _run(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
+        call = functools.partial(function, *args, **kwargs)
+        if self._executor is None:
+            return await asyncio.to_thread(call)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _chunk_dir(self, upload_id: UUID) -> Path:
+        return self._chunks_root / str(_uuid(upload_id))
+
+    def _file_path(self, file_id: UUID) -> Path:
+        return self._files_root / str(_uuid(file_id))
+
+    # Everything below runs in a worker thread.
+
+    def _put_chunk(self, directory: Path, index: int, data: bytes) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        # No fsync: a chunk lost in a crash shows up as missing or short, or fails the checksum.
+        with _temp_file(directory, f".{index}.") as (handle, temp_path):
+            handle.write(data)
+            handle.close()
+            os.replace(temp_path, directory / f"{index}{CHUNK_SUFFIX}")
+
+    def _assemble(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        chunk_dir = self._chunk_dir(upload_id)
+        final_path = self._file_path(upload_id)
+        self._files_root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with _temp_file(self._files_root, f".{final_path.name}.") as (out, temp_path):
+            for index in range(total_chunks):
+                try:
+                    chunk = open(chunk_dir / f"{index}{CHUNK_SUFFIX}", "rb")
+                except FileNotFoundError:
+                    if final_path.is_file():
+                        raise Conflict("this upload is already completed", code="upload_completed") from None
+                    raise InvalidInput(f"chunk {index} is missing", code="missing_chunks") from None
+                with chunk:
+                    while block := chunk.read(BLOCK_SIZE):
+                        digest.update(block)
+                        out.write(block)
+            actual = digest.hexdigest()
+            if actual != checksum:
+                return actual
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            os.replace(temp_path, final_path)
+        _fsync_dir(self._files_root)
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        return actual
+
+    def _discard(self, upload_id: UUID) -> None:
+        shutil.rmtree(self._chunk_dir(upload_id), ignore_errors=True)
+        for leftover in self._files_root.glob(f".{_uuid(upload_id)}.*{TEMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+
+    def _check(self) -> None:
+        for directory in (self._chunks_root, self._files_root):
+            directory.mkdir(parents=True, exist_ok=True)
+            with _temp_file(directory, ".check."):
+                pass
+
+
+def _list_chunks(directory: Path) -> dict[int, int]:
+    sizes: dict[int, int] = {}
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return sizes
+    with entries:
+        for entry in entries:
+            stem, dot, suffix = entry.name.partition(".")
+            if dot and "." + suffix == CHUNK_SUFFIX and stem.isascii() and stem.isdigit():
+                with contextlib.suppress(FileNotFoundError):
+                    sizes[int(stem)] = entry.stat().st_size
+    return sizes
+
+
+@contextlib.contextmanager
+def _temp_file(directory: Path, prefix: str) -> Iterator[tuple[BinaryIO, Path]]:
+    """Yields an open temporary file in `directory`; it is removed unless renamed away first."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=TEMP_SUFFIX)
+    path = Path(name)
+    handle = os.fdopen(fd, "wb")
+    try:
+        yield handle, path
+    finally:
+        handle.close()
+        path.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _uuid(value: UUID) -> UUID:
+    if not isinstance(value, UUID):
+        raise TypeError(f"expected a UUID, got {type(value).__name__}")
+    return value
+
+
+def _index(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"chunk index must be a non-negative int, got {value!r}")
+    return value

@@ -1,0 +1,479 @@
+"""Upload bytes in an S3-compatible object store (the distributed profile).
+
+Only plain S3 calls are used (no versioning, no checksum extensions, path-style addressing), the
+subset AWS S3, MinIO, Ceph, SeaweedFS and the Versity S3 Gateway (which the tests run against) share.
+Each chunk is its own object, `uploads/<upload_id>/chunks/<index:05d>`, so a re-sent chunk simply
+replaces one object and a failed checksum is fixed by re-sending only the bad chunks. Completing
+hashes the chunks in order and, on a match, joins them server-side into `files/<file_id>` with
+UploadPartCopy, each copy conditional on the ETag seen while hashing: a chunk replaced in between
+makes the completion fail instead of storing bytes that were never hashed.
+
+boto3 is blocking; every call runs in a bounded thread pool so the event loop never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, TypeVar
+from uuid import UUID
+
+import attrs
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from chat4all.adapters.storage.disposition import attachment_disposition
+from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+
+logger = logging.getLogger(__name__)
+
+BLOCK_SIZE = 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+DELETE_BATCH = 1000
+DEFAULT_WORKERS = 16
+FILE_CONTENT_TYPE = "application/octet-stream"
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class S3Settings:
+    bucket: str
+    endpoint_url: str | None = None
+    access_key: str | None = attrs.field(default=None, repr=False)
+    secret_key: str | None = attrs.field(default=None, repr=False)
+    region: str = "us-east-1"
+    presign_endpoint: str | None = None
+    url_ttl_seconds: int = 900
+    key_prefix: str = ""
+
+
+def make_s3_client(settings: S3Settings, *, endpoint_url: str | None = None) -> Any:
+    """A thread-safe client; credentials fall back to boto3's usual chain when not given."""
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        max_pool_connections=32,
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        # Default CRC checksums and aws-chunked bodies are not understood by every S3-compatible server.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url or settings.endpoint_url,
+        aws_access_key_id=settings.access_key,
+        aws_secret_access_key=settings.secret_key,
+        region_name=settings.region,
+        config=config,
+    )
+
+
+@attrs.frozen
+class _HashedChunk:
+    key: str
+    etag: str
+    size: int
+
+
+class S3FileStorage:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        presign_client: Any | None = None,
+        url_ttl_seconds: int = 900,
+        key_prefix: str = "",
+        executor: Executor | None = None,
+        copy_concurrency: int = 4,
+    ):
+        self._client = client
+        self._presigner = presign_client or client
+        self._bucket = bucket
+        self._ttl = url_ttl_seconds
+        self._prefix = key_prefix
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="s3")
+        self._copy_concurrency = copy_concurrency
+        self._owned_clients: list[Any] = []
+
+    @classmethod
+    def from_settings(cls, settings: S3Settings, *, executor: Executor | None = None) -> S3FileStorage:
+        client = make_s3_client(settings)
+        presigner = make_s3_client(settings, endpoint_url=settings.presign_endpoint) if settings.presign_endpoint else None
+        storage = cls(
+            client,
+            settings.bucket,
+            presign_client=presigner,
+            url_ttl_seconds=settings.url_ttl_seconds,
+            key_prefix=settings.key_prefix,
+            executor=executor,
+        )
+        storage._owned_clients = [client, *([presigner] if presigner else [])]
+        return storage
+
+    async def close(self) -> None:
+        """Releases the thread pool and clients this instance created (not those passed in)."""
+        if self._owns_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        for client in self._owned_clients:
+            client.close()
+
+    # FileStorage
+
+    async def begin(self, upload_id: UUID) -> None:
+        """Nothing to prepare: the chunk prefix exists as soon as a chunk is stored."""
+
+    async def put_chunk(self, upload_id: UUID, index: int, data: bytes) -> None:
+        await self._call(self._client.put_object, Bucket=self._bucket, Key=self.chunk_key(upload_id, index), Body=data)
+
+    async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
+        prefix = self._chunk_prefix(upload_id)
+        objects = await self._call(self._list_objects, prefix)
+        sizes: dict[int, int] = {}
+        for key, size in objects:
+            name = key[len(prefix) :]
+            if name.isascii() and name.isdigit():
+                sizes[int(name)] = size
+        return sizes
+
+    async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        try:
+            digest, chunks = await self._hash_chunks(upload_id, total_chunks)
+            if digest != checksum.strip().lower():
+                return digest
+            if chunks and len(chunks) <= MAX_PARTS and all(chunk.size >= MIN_PART_SIZE for chunk in chunks[:-1]):
+                await self._join_by_copy(self.file_key(upload_id), chunks)
+            else:
+                await self._join_by_upload(self.file_key(upload_id), chunks)
+        except ClientError as error:
+            if _error_code(error) in _NOT_FOUND:
+                await self._raise_missing(upload_id, error)
+            raise
+        try:
+            await self._delete_keys([chunk.key for chunk in chunks])
+        except Exception:
+            logger.warning("upload %s is complete but some chunk objects could not be deleted", upload_id, exc_info=True)
+        return digest
+
+    async def file_exists(self, file_id: UUID) -> bool:
+        try:
+            await self._call(self._client.head_object, Bucket=self._bucket, Key=self.file_key(file_id))
+        except ClientError as error:
+            if _error_code(error) in _NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def discard(self, upload_id: UUID) -> None:
+        for prefix in (self.file_key(upload_id), self._upload_prefix(upload_id)):
+            for key, multipart_id in await self._call(self._list_multipart_uploads, prefix):
+                with contextlib.suppress(ClientError):
+                    await self._call(self._abort, key, multipart_id)
+        objects = await self._call(self._list_objects, self._upload_prefix(upload_id))
+        await self._delete_keys([key for key, _ in objects])
+
+    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+        return self._presigner.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self._bucket, "Key": self.chunk_key(upload_id, index)},
+            ExpiresIn=self._ttl,
+        )
+
+    def download_url(self, file_id: UUID, filename: str) -> str | None:
+        return self._presigner.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": self.file_key(file_id),
+                "ResponseContentDisposition": attachment_disposition(filename),
+            },
+            ExpiresIn=self._ttl,
+        )
+
+    async def read_file(self, file_id: UUID) -> AsyncIterator[bytes]:
+        try:
+            response = await self._call(self._client.get_object, Bucket=self._bucket, Key=self.file_key(file_id))
+        except ClientError as error:
+            if _error_code(error) in _NOT_FOUND:
+                raise NotFound("no such file", code="file_not_found") from None
+            raise
+        body = response["Body"]
+        try:
+            while block := await self._call(body.read, BLOCK_SIZE):
+                yield block
+        finally:
+            body.close()
+
+    async def check(self) -> None:
+        try:
+            await self._call(self._client.head_bucket, Bucket=self._bucket)
+        except ClientError as error:
+            raise Unavailable(f"object storage bucket {self._bucket!r} is not usable ({_error_code(error)})") from error
+
+    async def ensure_bucket(self) -> None:
+        """Creates the bucket if it does not exist yet (for `migrate` and tests)."""
+        try:
+            await self._call(self._client.head_bucket, Bucket=self._bucket)
+            return
+        except ClientError as error:
+            if _error_code(error) not in _NOT_FOUND:
+                raise
+        region = self._client.meta.region_name
+        options: dict[str, Any] = {}
+        if region and region != "us-east-1":
+            options["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            await self._call(self._client.create_bucket, Bucket=self._bucket, **options)
+        except ClientError as error:
+            if _error_code(error) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    # Keys: built only from UUIDs and integers.
+
+    def chunk_key(self, upload_id: UUID, index: int) -> str:
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"chunk index must be a non-negative int, got {index!r}")
+        return f"{self._chunk_prefix(upload_id)}{index:05d}"
+
+    def file_key(self, file_id: UUID) -> str:
+        return f"{self._prefix}files/{_uuid(file_id)}"
+
+    def _upload_prefix(self, upload_id: UUID) -> str:
+        return f"{self._prefix}uploads/{_uuid(upload_id)}/"
+
+    def _chunk_prefix(self, upload_id: UUID) -> str:
+        return f"{self._upload_prefix(upload_id)}chunks/"
+
+    # Assembly
+
+    async def _hash_chunks(self, upload_id: UUID, total_chunks: int) -> tuple[str, list[_HashedChunk]]:
+        """Streams the chunks in order through SHA-256 in 1 MiB blocks, recording the ETag of the
+        bytes actually hashed. The GET of chunk i+1 is already answered while chunk i is hashed,
+        which hides the store's time to first byte without holding whole chunks in memory."""
+        digest = hashlib.sha256()
+        chunks: list[_HashedChunk] = []
+        keys = [self.chunk_key(upload_id, index) for index in range(total_chunks)]
+        pending = self._open_soon(keys[0]) if keys else None
+        try:
+            for position, key in enumerate(keys):
+                assert pending is not None
+                response = await pending
+                pending = self._open_soon(keys[position + 1]) if position + 1 < len(keys) else None
+                size = await self._call(_stream_into, response["Body"], digest)
+                chunks.append(_HashedChunk(key, response["ETag"], size))
+        finally:
+            if pending is not None:
+                pending.add_done_callback(_close_response)
+        return digest.hexdigest(), chunks
+
+    def _open_soon(self, key: str) -> asyncio.Future[dict[str, Any]]:
+        return asyncio.ensure_future(self._call(self._client.get_object, Bucket=self._bucket, Key=key))
+
+    async def _join_by_copy(self, file_key: str, chunks: Sequence[_HashedChunk]) -> None:
+        """Server-side join: one UploadPartCopy per chunk, each conditional on the hashed ETag."""
+
+        async def copy_all(multipart_id: str) -> list[dict[str, Any]]:
+            gate = asyncio.Semaphore(self._copy_concurrency)
+            failed = False
+
+            async def copy(number: int, chunk: _HashedChunk) -> dict[str, Any] | None:
+                nonlocal failed
+                async with gate:
+                    if failed:
+                        return None
+                    try:
+                        result = await self._call(
+                            self._client.upload_part_copy,
+                            Bucket=self._bucket,
+                            Key=file_key,
+                            UploadId=multipart_id,
+                            PartNumber=number,
+                            CopySource={"Bucket": self._bucket, "Key": chunk.key},
+                            CopySourceIfMatch=chunk.etag,
+                        )
+                    except BaseException:
+                        failed = True
+                        raise
+                return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
+
+            outcomes = await asyncio.gather(
+                *(copy(number, chunk) for number, chunk in enumerate(chunks, start=1)), return_exceptions=True
+            )
+            errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if errors:
+                raise _changed_chunk(errors) or errors[0]
+            return [outcome for outcome in outcomes if isinstance(outcome, dict)]
+
+        await self._multipart(file_key, copy_all)
+
+    async def _join_by_upload(self, file_key: str, chunks: Sequence[_HashedChunk]) -> None:
+        """For chunks below S3's 5 MiB part minimum: re-read each chunk (conditional on its hashed
+        ETag) and upload the bytes in parts of at least 5 MiB."""
+
+        async def upload_all(multipart_id: str) -> list[dict[str, Any]]:
+            parts: list[dict[str, Any]] = []
+            buffer: list[bytes] = []
+            buffered = 0
+
+            async def flush() -> None:
+                nonlocal buffer, buffered
+                number = len(parts) + 1
+                result = await self._call(
+                    self._client.upload_part,
+                    Bucket=self._bucket,
+                    Key=file_key,
+                    UploadId=multipart_id,
+                    PartNumber=number,
+                    Body=b"".join(buffer),
+                )
+                parts.append({"PartNumber": number, "ETag": result["ETag"]})
+                buffer, buffered = [], 0
+
+            for chunk in chunks:
+                try:
+                    blocks = await self._call(self._read_unchanged, chunk)
+                except ClientError as error:
+                    raise _changed_chunk([error]) or error
+                buffer.extend(blocks)
+                buffered += chunk.size
+                if buffered >= 2 * MIN_PART_SIZE:
+                    await flush()
+            if buffer or not parts:
+                await flush()
+            return parts
+
+        await self._multipart(file_key, upload_all)
+
+    def _read_unchanged(self, chunk: _HashedChunk) -> list[bytes]:
+        response = self._client.get_object(Bucket=self._bucket, Key=chunk.key, IfMatch=chunk.etag)
+        with contextlib.closing(response["Body"]) as body:
+            return list(iter(functools.partial(body.read, BLOCK_SIZE), b""))
+
+    async def _multipart(self, file_key: str, add_parts: Callable[[str], Any]) -> None:
+        created = await self._call(
+            self._client.create_multipart_upload, Bucket=self._bucket, Key=file_key, ContentType=FILE_CONTENT_TYPE
+        )
+        multipart_id = created["UploadId"]
+        try:
+            parts = await add_parts(multipart_id)
+            await self._call(
+                self._client.complete_multipart_upload,
+                Bucket=self._bucket,
+                Key=file_key,
+                UploadId=multipart_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            try:
+                await self._call(self._abort, file_key, multipart_id)
+            except Exception:
+                logger.warning("could not abort multipart upload %s of %s", multipart_id, file_key, exc_info=True)
+            raise
+
+    async def _raise_missing(self, upload_id: UUID, error: ClientError) -> None:
+        if await self.file_exists(upload_id):
+            raise Conflict("this upload is already completed", code="upload_completed") from error
+        raise InvalidInput(
+            "a chunk disappeared while the upload was being completed; re-send missing chunks",
+            code="missing_chunks",
+        ) from error
+
+    # Blocking helpers, run in the pool.
+
+    def _list_objects(self, prefix: str) -> list[tuple[str, int]]:
+        found = []
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            found.extend((item["Key"], item["Size"]) for item in page.get("Contents", ()))
+        return found
+
+    def _list_multipart_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        found = []
+        for page in self._client.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=prefix):
+            found.extend((item["Key"], item["UploadId"]) for item in page.get("Uploads", ()))
+        return found
+
+    def _abort(self, key: str, multipart_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=multipart_id)
+        except ClientError as error:
+            if _error_code(error) != "NoSuchUpload":
+                raise
+
+    async def _delete_keys(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            result = await self._call(
+                self._client.delete_objects,
+                Bucket=self._bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            failures = [item for item in result.get("Errors", ()) if item.get("Code") != "NoSuchKey"]
+            if failures:
+                raise Unavailable(f"object storage refused to delete {len(failures)} object(s): {failures[0].get('Code')}")
+
+    async def _call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+        except (BotoConnectionError, HTTPClientError) as error:
+            raise Unavailable("object storage unavailable") from error
+        except ClientError as error:
+            if _error_code(error) in _UNAVAILABLE or _status(error) >= 500:
+                raise Unavailable("object storage unavailable") from error
+            raise
+
+
+def _stream_into(body: Any, digest: Any) -> int:
+    size = 0
+    with contextlib.closing(body):
+        while block := body.read(BLOCK_SIZE):
+            digest.update(block)
+            size += len(block)
+    return size
+
+
+def _close_response(opened: asyncio.Future[dict[str, Any]]) -> None:
+    """Releases the connection of a GET that was opened ahead but will not be read."""
+    if not opened.cancelled() and opened.exception() is None:
+        opened.result()["Body"].close()
+
+
+def _changed_chunk(errors: Sequence[BaseException]) -> Conflict | None:
+    """A failed ETag precondition, as the domain error it stands for."""
+    for error in errors:
+        if isinstance(error, ClientError) and (_error_code(error) in {"PreconditionFailed", "412"} or _status(error) == 412):
+            changed = Conflict(
+                "a chunk was replaced while the upload was being completed; complete it again", code="chunk_changed"
+            )
+            changed.__cause__ = error
+            return changed
+    return None
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _uuid(value: UUID) -> UUID:
+    if not isinstance(value, UUID):
+        raise TypeError(f"expected a UUID, got {type(value).__name__}")
+    return value

@@ -1,0 +1,320 @@
+"""S3FileStorage against a real S3 server (Versity S3 Gateway from scripts/services.sh)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
+
+import attrs
+import httpx
+import pytest
+
+from chat4all.adapters.storage.disposition import attachment_disposition
+from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
+from chat4all.domain.errors import Conflict, NotFound, Unavailable
+from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
+    multipart_uploads,
+    object_bytes,
+    s3_client,
+    s3_prefix,
+    s3_settings,
+    s3_storage,
+)
+
+pytestmark = pytest.mark.services
+
+MiB = 1024 * 1024
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def put_all(storage: S3FileStorage, upload_id: UUID, chunks: list[bytes], order: list[int]) -> None:
+    for index in order:
+        await storage.put_chunk(upload_id, index, chunks[index])
+
+
+async def read_all(storage: S3FileStorage, file_id: UUID) -> bytes:
+    return b"".join([block async for block in storage.read_file(file_id)])
+
+
+def three_chunks() -> list[bytes]:
+    return [os.urandom(8 * MiB), os.urandom(8 * MiB), os.urandom(1 * MiB)]
+
+
+async def test_chunks_sent_out_of_order_are_joined_with_part_copies(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id = uuid4()
+    chunks = three_chunks()
+    whole = b"".join(chunks)
+    await s3_storage.begin(upload_id)
+    await put_all(s3_storage, upload_id, chunks, [2, 0, 1])
+
+    assert await s3_storage.stored_chunks(upload_id) == {0: 8 * MiB, 1: 8 * MiB, 2: 1 * MiB}
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
+    assert await read_all(s3_storage, upload_id) == whole
+    assert await s3_storage.file_exists(upload_id)
+    assert await s3_storage.stored_chunks(upload_id) == {}
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
+async def test_a_mismatch_keeps_the_chunks_until_the_bad_one_is_resent(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id = uuid4()
+    chunks = three_chunks()
+    whole = b"".join(chunks)
+    damaged = bytearray(chunks[1])
+    damaged[12345] ^= 0xFF
+    await put_all(s3_storage, upload_id, [chunks[0], bytes(damaged), chunks[2]], [0, 1, 2])
+
+    actual = await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole))
+
+    assert actual == sha256(chunks[0] + bytes(damaged) + chunks[2])
+    assert await s3_storage.stored_chunks(upload_id) == {0: 8 * MiB, 1: 8 * MiB, 2: 1 * MiB}
+    assert not await s3_storage.file_exists(upload_id)
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+    await s3_storage.put_chunk(upload_id, 1, chunks[1])
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_a_chunk_put_to_a_presigned_url_is_seen_and_assembled(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(777)]
+    await put_all(s3_storage, upload_id, chunks, [0, 2])
+    url = s3_storage.chunk_upload_url(upload_id, 1)
+    assert url is not None
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.put(url, content=chunks[1])
+    assert response.status_code == 200, response.text
+
+    assert await s3_storage.stored_chunks(upload_id) == {0: 5 * MiB, 1: 5 * MiB, 2: 777}
+    whole = b"".join(chunks)
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_a_presigned_url_refuses_a_different_key(s3_storage: S3FileStorage) -> None:
+    url = s3_storage.chunk_upload_url(uuid4(), 0)
+    assert url is not None
+    tampered = url.replace("/chunks/00000?", "/chunks/00001?")
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.put(tampered, content=b"x")
+
+    assert response.status_code == 403
+
+
+async def test_a_presigned_download_returns_the_bytes_as_an_attachment(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    data = os.urandom(3 * MiB + 5)
+    await s3_storage.put_chunk(upload_id, 0, data)
+    assert await s3_storage.assemble_if_matches(upload_id, 1, sha256(data)) == sha256(data)
+    filename = 'résumé "final" 100%.pdf'
+
+    url = s3_storage.download_url(upload_id, filename)
+    assert url is not None
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(url)
+
+    assert response.status_code == 200
+    assert response.content == data
+    disposition = response.headers["content-disposition"]
+    assert disposition == attachment_disposition(filename)
+    assert disposition.startswith('attachment; filename="r_sum_ _final_ 100_.pdf"; ')
+    assert disposition.endswith("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%20100%25.pdf")
+
+
+async def test_urls_are_signed_for_the_public_endpoint(s3_client: Any, s3_settings: S3Settings) -> None:
+    public = attrs.evolve(s3_settings, presign_endpoint="https://files.example.test:8443")
+    storage = S3FileStorage.from_settings(public)
+    try:
+        upload_url = storage.chunk_upload_url(uuid4(), 3)
+        download_url = storage.download_url(uuid4(), "a.txt")
+    finally:
+        await storage.close()
+
+    for url in (upload_url, download_url):
+        assert url is not None
+        assert urlsplit(url).netloc == "files.example.test:8443"
+        assert "X-Amz-Expires=900" in url
+        assert "X-Amz-SignedHeaders=host" in url
+
+
+async def test_discard_removes_chunks_and_aborts_partial_objects(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id = uuid4()
+    await put_all(s3_storage, upload_id, [b"a" * 10, b"b" * 10], [0, 1])
+    s3_client.create_multipart_upload(Bucket=s3_settings.bucket, Key=s3_storage.file_key(upload_id))
+    assert len(multipart_uploads(s3_client, s3_settings.bucket, s3_prefix)) == 1
+
+    await s3_storage.discard(upload_id)
+    await s3_storage.discard(upload_id)
+
+    assert await s3_storage.stored_chunks(upload_id) == {}
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    assert not await s3_storage.file_exists(upload_id)
+
+
+async def test_discard_leaves_other_uploads_alone(s3_storage: S3FileStorage) -> None:
+    doomed, kept = uuid4(), uuid4()
+    await s3_storage.put_chunk(doomed, 0, b"x")
+    await s3_storage.put_chunk(kept, 0, b"y")
+
+    await s3_storage.discard(doomed)
+
+    assert await s3_storage.stored_chunks(kept) == {0: 1}
+
+
+async def test_a_deleted_file_no_longer_exists(s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings) -> None:
+    upload_id = uuid4()
+    await s3_storage.put_chunk(upload_id, 0, b"short-lived")
+    await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"short-lived"))
+    assert await s3_storage.file_exists(upload_id)
+
+    s3_client.delete_object(Bucket=s3_settings.bucket, Key=s3_storage.file_key(upload_id))
+
+    assert not await s3_storage.file_exists(upload_id)
+    with pytest.raises(NotFound):
+        await read_all(s3_storage, upload_id)
+
+
+async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = three_chunks()
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    intruder = os.urandom(8 * MiB)
+    hash_chunks = s3_storage._hash_chunks
+
+    async def hash_then_replace(*args: Any) -> Any:
+        result = await hash_chunks(*args)
+        await s3_storage.put_chunk(upload_id, 1, intruder)
+        return result
+
+    monkeypatch.setattr(s3_storage, "_hash_chunks", hash_then_replace)
+
+    with pytest.raises(Conflict) as failure:
+        await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole))
+
+    assert failure.value.code == "chunk_changed"
+    assert not await s3_storage.file_exists(upload_id)
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    assert await s3_storage.stored_chunks(upload_id) == {0: 8 * MiB, 1: 8 * MiB, 2: 1 * MiB}
+
+    monkeypatch.undo()
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(chunks[0] + intruder + chunks[2])
+    assert not await s3_storage.file_exists(upload_id)
+
+
+async def test_chunks_below_the_part_minimum_are_joined_by_upload(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(1 * MiB) for _ in range(12)] + [b"tail"]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(reversed(range(len(chunks)))))
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert await read_all(s3_storage, upload_id) == whole
+    assert await s3_storage.stored_chunks(upload_id) == {}
+
+
+async def test_a_small_chunk_replaced_after_hashing_fails_the_assembly(
+    s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [b"a" * 1000, b"b" * 1000]
+    await put_all(s3_storage, upload_id, chunks, [0, 1])
+    hash_chunks = s3_storage._hash_chunks
+
+    async def hash_then_replace(*args: Any) -> Any:
+        result = await hash_chunks(*args)
+        await s3_storage.put_chunk(upload_id, 0, b"c" * 1000)
+        return result
+
+    monkeypatch.setattr(s3_storage, "_hash_chunks", hash_then_replace)
+
+    with pytest.raises(Conflict) as failure:
+        await s3_storage.assemble_if_matches(upload_id, 2, sha256(b"".join(chunks)))
+
+    assert failure.value.code == "chunk_changed"
+    assert not await s3_storage.file_exists(upload_id)
+
+
+async def test_a_single_small_chunk_becomes_the_file(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    await s3_storage.put_chunk(upload_id, 0, b"tiny")
+
+    assert await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"tiny")) == sha256(b"tiny")
+    assert await read_all(s3_storage, upload_id) == b"tiny"
+
+
+async def test_completing_twice_reports_the_upload_as_completed(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    await s3_storage.put_chunk(upload_id, 0, b"once")
+    await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
+
+    with pytest.raises(Conflict) as failure:
+        await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
+
+    assert failure.value.code == "upload_completed"
+
+
+async def test_concurrent_completions_store_the_file_once(s3_storage: S3FileStorage) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB), os.urandom(100)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1])
+
+    outcomes = await asyncio.gather(
+        *(s3_storage.assemble_if_matches(upload_id, 2, sha256(whole)) for _ in range(3)), return_exceptions=True
+    )
+
+    assert any(outcome == sha256(whole) for outcome in outcomes)
+    for outcome in outcomes:
+        assert outcome == sha256(whole) or (isinstance(outcome, Conflict) and outcome.code == "upload_completed"), outcome
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_check_and_ensure_bucket(s3_client: Any, s3_settings: S3Settings) -> None:
+    bucket = f"chat4all-check-{uuid4().hex[:10]}"
+    storage = S3FileStorage(s3_client, bucket)
+    try:
+        with pytest.raises(Unavailable):
+            await storage.check()
+        await storage.ensure_bucket()
+        await storage.ensure_bucket()
+        await storage.check()
+    finally:
+        await storage.close()
+        s3_client.delete_bucket(Bucket=bucket)
+
+
+async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3Settings) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    dead = attrs.evolve(s3_settings, endpoint_url=f"http://127.0.0.1:{closed_port}")
+    storage = S3FileStorage(make_s3_client(dead), dead.bucket)
+    try:
+        with pytest.raises(Unavailable, match="object storage unavailable"):
+            await storage.check()
+        with pytest.raises(Unavailable):
+            await storage.stored_chunks(uuid4())
+    finally:
+        await storage.close()

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat4all.adapters.storage.local import LocalFileStorage
+from chat4all.domain.errors import NotFound, Unavailable
+
+MiB = 1024 * 1024
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[start : start + size] for start in range(0, len(data), size)]
+
+
+async def read_all(storage: LocalFileStorage, file_id: UUID) -> bytes:
+    return b"".join([block async for block in storage.read_file(file_id)])
+
+
+def leftovers(base: Path) -> list[Path]:
+    return [path for path in base.rglob("*") if path.is_file()]
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalFileStorage:
+    return LocalFileStorage(tmp_path)
+
+
+async def test_chunks_in_any_order_assemble_into_the_file(storage: LocalFileStorage, tmp_path: Path) -> None:
+    upload_id = uuid4()
+    data = os.urandom(3 * MiB + 123)
+    chunks = split(data, MiB)
+    await storage.begin(upload_id)
+    for index in (3, 1, 0, 2):
+        await storage.put_chunk(upload_id, index, chunks[index])
+
+    assert await storage.stored_chunks(upload_id) == {0: MiB, 1: MiB, 2: MiB, 3: 123}
+    assert await storage.assemble_if_matches(upload_id, 4, sha256(data)) == sha256(data)
+
+    assert (tmp_path / "files" / str(upload_id)).read_bytes() == data
+    assert await storage.file_exists(upload_id)
+    assert await storage.stored_chunks(upload_id) == {}
+    assert not (tmp_path / "uploads" / str(upload_id)).exists()
+    assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]
+
+
+async def test_a_resent_chunk_replaces_the_old_one(storage: LocalFileStorage) -> None:
+    upload_id = uuid4()
+    await storage.begin(upload_id)
+    await storage.put_chunk(upload_id, 0, b"first")
+    await storage.put_chunk(upload_id, 0, b"again!")
+
+    assert await storage.stored_chunks(upload_id) == {0: 6}
+    assert await storage.assemble_if_matches(upload_id, 1, sha256(b"again!")) == sha256(b"again!")
+    assert await read_all(storage, upload_id) == b"again!"
+
+
+async def test_mismatch_keeps_the_chunks_and_stores_no_file(storage: LocalFileStorage, tmp_path: Path) -> None:
+    upload_id = uuid4()
+    await storage.begin(upload_id)
+    await storage.put_chunk(upload_id, 0, b"hello ")
+    await storage.put_chunk(upload_id, 1, b"wrold")
+
+    actual = await storage.assemble_if_matches(upload_id, 2, sha256(b"hello world"))
+
+    assert actual == sha256(b"hello wrold")
+    assert not await storage.file_exists(upload_id)
+    assert await storage.stored_chunks(upload_id) == {0: 6, 1: 5}
+    assert not list((tmp_path / "files").iterdir())
+
+    await storage.put_chunk(upload_id, 1, b"world")
+    assert await storage.assemble_if_matches(upload_id, 2, sha256(b"hello world")) == sha256(b"hello world")
+    assert await read_all(storage, upload_id) == b"hello world"
+
+
+async def test_checksum_comparison_ignores_case(storage: LocalFileStorage) -> None:
+    upload_id = uuid4()
+    await storage.put_chunk(upload_id, 0, b"abc")
+    assert await storage.assemble_if_matches(upload_id, 1, sha256(b"abc").upper()) == sha256(b"abc")
+    assert await storage.file_exists(upload_id)
+
+
+async def test_discard_removes_the_chunks_and_tolerates_a_missing_upload(storage: LocalFileStorage, tmp_path: Path) -> None:
+    upload_id = uuid4()
+    await storage.begin(upload_id)
+    await storage.put_chunk(upload_id, 0, b"data")
+
+    await storage.discard(upload_id)
+    await storage.discard(upload_id)
+    await storage.discard(uuid4())
+
+    assert await storage.stored_chunks(upload_id) == {}
+    assert leftovers(tmp_path) == []
+
+
+async def test_read_file_streams_blocks_of_one_mebibyte(storage: LocalFileStorage) -> None:
+    upload_id = uuid4()
+    data = os.urandom(2 * MiB + 1)
+    await storage.put_chunk(upload_id, 0, data)
+    await storage.assemble_if_matches(upload_id, 1, sha256(data))
+
+    blocks = [block async for block in storage.read_file(upload_id)]
+
+    assert [len(block) for block in blocks] == [MiB, MiB, 1]
+    assert b"".join(blocks) == data
+
+
+async def test_read_file_of_an_unknown_file_is_not_found(storage: LocalFileStorage) -> None:
+    with pytest.raises(NotFound):
+        await read_all(storage, uuid4())
+
+
+async def test_no_urls_because_the_api_serves_the_bytes(storage: LocalFileStorage) -> None:
+    assert storage.chunk_upload_url(uuid4(), 0) is None
+    assert storage.download_url(uuid4(), "report.pdf") is None
+
+
+async def test_paths_come_only_from_uuids_and_integers(storage: LocalFileStorage) -> None:
+    with pytest.raises(TypeError):
+        await storage.put_chunk("../../etc", 0, b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        await storage.put_chunk(uuid4(), -1, b"x")
+    with pytest.raises(ValueError):
+        await storage.put_chunk(uuid4(), "0/../x", b"x")  # type: ignore[arg-type]
+
+
+async def test_check_passes_on_a_writable_directory(storage: LocalFileStorage) -> None:
+    await storage.check()
+
+
+async def test_check_fails_when_the_directory_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    with pytest.raises(Unavailable):
+        await LocalFileStorage(blocker / "storage").check()
+
+
+async def test_io_runs_on_the_given_executor(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    used: list[str] = []
+
+    class RecordingExecutor(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            used.append(getattr(fn, "func", fn).__name__)
+            return super().submit(fn, *args, **kwargs)
+
+    with RecordingExecutor(max_workers=1) as executor:
+        storage = LocalFileStorage(tmp_path, executor=executor)
+        upload_id = uuid4()
+        await storage.put_chunk(upload_id, 0, b"abc")
+        await storage.assemble_if_matches(upload_id, 1, sha256(b"abc"))
+
+    assert used == ["_put_chunk", "_assemble"]
+
+
+async def test_concurrent_resends_of_one_chunk_leave_one_whole_version(storage: LocalFileStorage, tmp_path: Path) -> None:
+    upload_id = uuid4()
+    versions = [bytes([value]) * (256 * 1024) for value in range(8)]
+    await asyncio.gather(*(storage.put_chunk(upload_id, 0, version) for version in versions))
+
+    assert await storage.stored_chunks(upload_id) == {0: 256 * 1024}
+    assert (tmp_path / "uploads" / str(upload_id) / "0.part").read_bytes() in versions
+    assert leftovers(tmp_path) == [tmp_path / "uploads" / str(upload_id) / "0.part"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(min_size=1, max_size=4096),
+    chunk_size=st.integers(min_value=1, max_value=700),
+    order=st.randoms(use_true_random=False),
+    repeats=st.lists(st.integers(min_value=0, max_value=10_000), max_size=6),
+)
+def test_any_order_with_repeats_assembles_exactly_the_bytes(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk_size: int, order, repeats: list[int]
+) -> None:
+    base = tmp_path_factory.mktemp("storage")
+    storage = LocalFileStorage(base)
+    chunks = split(data, chunk_size)
+    sends = list(range(len(chunks))) + [repeat % len(chunks) for repeat in repeats]
+    order.shuffle(sends)
+
+    async def scenario() -> tuple[str, bytes]:
+        upload_id = uuid4()
+        await storage.begin(upload_id)
+        for index in sends:
+            await storage.put_chunk(upload_id, index, chunks[index])
+        digest = await storage.assemble_if_matches(upload_id, len(chunks), sha256(data))
+        return digest, await read_all(storage, upload_id)
+
+    digest, stored = asyncio.run(scenario())
+
+    assert digest == sha256(data)
+    assert stored == data
