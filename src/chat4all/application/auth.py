@@ -7,6 +7,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound
 from chat4all.domain.users import AccessToken, User, validate_new_password, validate_username
@@ -36,8 +37,11 @@ class RegisterUser:
             if await uow.users.get_by_username(username):
                 raise Conflict(f"username {username!r} is taken", code="username_taken")
             user = User(self.ids.new_id(), username, password_hash, self.clock.now())
-            await uow.users.add(user)
-            await uow.commit()
+            try:
+                await uow.users.add(user)
+                await uow.commit()
+            except DuplicateKey:  # a concurrent registration took the name first
+                raise Conflict(f"username {username!r} is taken", code="username_taken") from None
         return user
 
 

@@ -15,7 +15,7 @@ from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooL
 MAX_FILE_SIZE = 2 * 1024**3
 MAX_FILENAME_LENGTH = 255
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+_FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
 
 
 class UploadStatus(str, enum.Enum):
