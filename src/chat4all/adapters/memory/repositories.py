@@ -1,0 +1,211 @@
+"""In-memory twins of the SQL repositories, for unit tests and the embedded app's tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from chat4all.adapters.memory.outbox import InMemoryOutbox
+from chat4all.adapters.memory.store import InMemoryStore, Transaction
+from chat4all.application.errors import DuplicateKey, DuplicateMessage
+from chat4all.domain.conversations import Conversation, ConversationType
+from chat4all.domain.messages import Message
+from chat4all.domain.uploads import Upload, UploadStatus
+from chat4all.domain.users import AccessToken, User
+
+
+class InMemoryUserRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._users = tx.table(tx.store.users)
+
+    async def add(self, user: User) -> None:
+        if self._users.has(user.id) or await self.get_by_username(user.username):
+            raise self._tx.duplicate(DuplicateKey(f"user {user.username!r} exists"))
+        self._users.put(user.id, user)
+        self._tx.check_at_commit(lambda: self._check_committed(user))
+
+    def _check_committed(self, user: User) -> None:
+        if user.id in self._users.rows or any(row.username == user.username for row in self._users.rows.values()):
+            raise DuplicateKey(f"user {user.username!r} exists")
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self._users.get(user_id)
+
+    async def get_by_username(self, username: str) -> User | None:
+        return next(iter(self._users.select(lambda user: user.username == username)), None)
+
+    async def existing_ids(self, user_ids: list[UUID]) -> set[UUID]:
+        return {user_id for user_id in user_ids if self._users.has(user_id)}
+
+    async def list(self, *, username: str | None, limit: int, offset: int) -> list[User]:
+        """Ordered by username; `username` filters on an exact match."""
+        users = self._users.select(lambda user: username is None or user.username == username)
+        return sorted(users, key=lambda user: user.username)[offset : offset + limit]
+
+
+class InMemoryTokenRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tokens = tx.table(tx.store.tokens)
+
+    async def add(self, token: AccessToken) -> None:
+        self._tokens.put(token.token_hash, token)
+
+    async def get(self, token_hash: str) -> AccessToken | None:
+        return self._tokens.get(token_hash)
+
+    async def revoke(self, token_hash: str, at: datetime) -> None:
+        token = self._tokens.get(token_hash)
+        if token is not None and token.revoked_at is None:
+            self._tokens.put(token_hash, attrs.evolve(token, revoked_at=at))
+
+
+class InMemoryConversationRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._conversations = tx.table(tx.store.conversations)
+        self._shares = tx.set(tx.store.file_shares)
+
+    async def add(self, conversation: Conversation) -> None:
+        key = conversation.private_key
+        if self._conversations.has(conversation.id) or (key is not None and await self.get_private(key)):
+            raise self._tx.duplicate(DuplicateKey(f"conversation {conversation.id} or its private pair exists"))
+        self._conversations.put(conversation.id, conversation)
+        self._tx.check_at_commit(lambda: self._check_committed(conversation))
+
+    def _check_committed(self, conversation: Conversation) -> None:
+        rows = self._conversations.rows
+        key = conversation.private_key
+        if conversation.id in rows or (key is not None and any(row.private_key == key for row in rows.values())):
+            raise DuplicateKey(f"conversation {conversation.id} or its private pair exists")
+
+    async def get(self, conversation_id: UUID) -> Conversation | None:
+        return self._conversations.get(conversation_id)
+
+    async def get_private(self, pair_key: str) -> Conversation | None:
+        found = self._conversations.select(lambda row: row.type is ConversationType.PRIVATE and row.private_key == pair_key)
+        return next(iter(found), None)
+
+    async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]:
+        """Most recently active first."""
+        mine = self._conversations.select(lambda row: row.has_member(user_id))
+        mine.sort(key=lambda row: str(row.id))
+        mine.sort(key=lambda row: row.last_activity_at, reverse=True)
+        return mine[offset : offset + limit], len(mine)
+
+    async def touch(self, conversation_id: UUID, at: datetime) -> None:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None and at > conversation.last_activity_at:
+            conversation.last_activity_at = at
+            self._conversations.put(conversation_id, conversation)
+
+    async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
+        for shared_file, conversation_id in self._shares.all():
+            conversation = self._conversations.get(conversation_id) if shared_file == file_id else None
+            if conversation is not None and conversation.has_member(user_id):
+                return True
+        return False
+
+    async def record_file_share(self, file_id: UUID, conversation_id: UUID) -> None:
+        self._shares.add((file_id, conversation_id))
+
+
+class InMemoryMessageRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._messages = tx.table(tx.store.messages)
+
+    async def add(self, message: Message) -> None:
+        if self._messages.has(message.id):
+            raise self._tx.duplicate(DuplicateMessage(f"message {message.id} exists"))
+        self._messages.put(message.id, attrs.evolve(message, new_events=[]))
+        message.new_events.clear()
+        self._tx.check_at_commit(lambda: self._check_committed(message.id))
+
+    def _check_committed(self, message_id: UUID) -> None:
+        if message_id in self._messages.rows:
+            raise DuplicateMessage(f"message {message_id} exists")
+
+    async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None:
+        if for_update:
+            await self._tx.lock(("message", message_id))
+        return self._messages.get(message_id)
+
+    async def update(self, message: Message) -> None:
+        stored = self._messages.get(message.id)
+        if stored is None:
+            raise LookupError(f"message {message.id} is not stored")
+        stored.status = message.status
+        stored.deliveries = dict(message.deliveries)
+        stored.history.extend(message.new_events)
+        self._messages.put(message.id, stored)
+        message.new_events.clear()
+
+    async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
+        """In the order they were stored."""
+        rows = self._messages.select(lambda row: row.conversation_id == conversation_id)
+        return rows[offset : offset + limit], len(rows)
+
+
+class InMemoryUploadRepository:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._uploads = tx.table(tx.store.uploads)
+
+    async def add(self, upload: Upload) -> None:
+        if self._uploads.has(upload.id):
+            raise self._tx.duplicate(DuplicateKey(f"upload {upload.id} exists"))
+        self._uploads.put(upload.id, upload)
+
+    async def get(self, upload_id: UUID, *, for_update: bool = False) -> Upload | None:
+        if for_update:
+            await self._tx.lock(("upload", upload_id))
+        return self._uploads.get(upload_id)
+
+    async def update(self, upload: Upload) -> None:
+        self._uploads.put(upload.id, upload)
+
+    async def add_chunk(self, upload_id: UUID, index: int) -> None:
+        upload = self._uploads.get(upload_id)
+        if upload is None:
+            raise LookupError(f"upload {upload_id} is not stored")
+        upload.received_chunks.add(index)
+        self._uploads.put(upload_id, upload)
+
+    async def expired_before(self, now: datetime, limit: int) -> list[Upload]:
+        """Pending uploads whose expiry has come, soonest expired first."""
+        stale = self._uploads.select(lambda row: row.status is UploadStatus.PENDING and row.expires_at <= now)
+        stale.sort(key=lambda row: row.expires_at)
+        return stale[:limit]
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._tx = Transaction(store)
+        self.users = InMemoryUserRepository(self._tx)
+        self.tokens = InMemoryTokenRepository(self._tx)
+        self.conversations = InMemoryConversationRepository(self._tx)
+        self.messages = InMemoryMessageRepository(self._tx)
+        self.uploads = InMemoryUploadRepository(self._tx)
+        self.outbox = InMemoryOutbox(self._tx)
+
+    async def __aenter__(self) -> InMemoryUnitOfWork:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._tx.close()
+
+    async def commit(self) -> None:
+        await asyncio.sleep(0)  # let concurrent units of work interleave, as they would against a database
+        self._tx.commit()
+
+
+class InMemoryUnitOfWorkFactory:
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        self.store = store if store is not None else InMemoryStore()
+
+    def __call__(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self.store)

@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooLarge
+from chat4all.domain.uploads import MAX_FILE_SIZE, UploadStatus
+
+DATA = b"0123456789abcdefXYZ"  # 19 bytes: chunks of 4, the last one 3 bytes long
+
+
+@pytest.fixture
+async def alice(hub):
+    return await hub.user("alice")
+
+
+@pytest.fixture
+async def mallory(hub):
+    return await hub.user("mallory")
+
+
+async def test_initiated_upload_is_pending_with_its_layout_and_deadline(hub, alice):
+    upload = await hub.initiate_upload.execute(alice.id, "notes.txt", len(DATA), None)
+    stored = await hub.upload(upload.id)
+    assert stored.status is UploadStatus.PENDING
+    assert stored.owner_id == alice.id
+    assert stored.content_type == "application/octet-stream"
+    assert (stored.total_chunks, stored.chunk_size) == (5, hub.chunk_size)
+    assert stored.expires_at == hub.clock.now() + hub.upload_lifetime
+
+
+async def test_file_of_exactly_2_gib_may_be_uploaded(hub, alice):
+    upload = await hub.initiate_upload.execute(alice.id, "disk.img", MAX_FILE_SIZE, "application/octet-stream")
+    assert upload.file_size == MAX_FILE_SIZE
+
+
+async def test_file_over_2_gib_is_too_large(hub, alice):
+    with pytest.raises(TooLarge) as raised:
+        await hub.initiate_upload.execute(alice.id, "disk.img", MAX_FILE_SIZE + 1, None)
+    assert raised.value.code == "file_too_large"
+    assert hub.store.uploads == {}
+
+
+@pytest.mark.parametrize(
+    "filename, size, content_type",
+    [("../x", 10, None), ("ok.txt", 0, None), ("ok.txt", -5, None), ("ok.txt", 10, "not a type"), ("a\x00b", 10, None)],
+)
+async def test_invalid_initiation_is_rejected(hub, alice, filename, size, content_type):
+    with pytest.raises(InvalidInput):
+        await hub.initiate_upload.execute(alice.id, filename, size, content_type)
+    assert hub.store.uploads == {}
+
+
+# --- chunks ----------------------------------------------------------------------------------
+
+
+async def test_chunk_of_the_wrong_size_is_rejected(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    for index, data in [(0, b"012"), (0, b"01234"), (4, b"XYZW")]:
+        with pytest.raises(InvalidInput) as raised:
+            await hub.upload_chunk.execute(alice.id, upload.id, index, data)
+        assert raised.value.code == "invalid_chunk_size"
+    assert await hub.storage.stored_chunks(upload.id) == {}
+
+
+@pytest.mark.parametrize("index", [-1, 5])
+async def test_chunk_index_outside_the_file_is_rejected(hub, alice, index):
+    upload = await hub.start_upload(alice, DATA)
+    with pytest.raises(InvalidInput) as raised:
+        await hub.upload_chunk.execute(alice.id, upload.id, index, b"0123")
+    assert raised.value.code == "invalid_chunk_id"
+    with pytest.raises(InvalidInput):
+        await hub.upload_chunk.expected_size(alice.id, upload.id, index)
+
+
+async def test_expected_chunk_size_is_announced(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    assert await hub.upload_chunk.expected_size(alice.id, upload.id, 0) == 4
+    assert await hub.upload_chunk.expected_size(alice.id, upload.id, 4) == 3
+
+
+async def test_only_the_uploader_may_send_chunks(hub, alice, mallory):
+    upload = await hub.start_upload(alice, DATA)
+    with pytest.raises(Forbidden):
+        await hub.upload_chunk.execute(mallory.id, upload.id, 0, b"0123")
+    assert await hub.storage.stored_chunks(upload.id) == {}
+
+
+async def test_no_chunks_after_completion(hub, alice):
+    upload = await hub.uploaded_file(alice, DATA)
+    with pytest.raises(Conflict) as raised:
+        await hub.upload_chunk.execute(alice.id, upload.id, 0, b"0123")
+    assert raised.value.code == "upload_completed"
+
+
+async def test_no_chunks_after_expiry(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    hub.clock.advance(hub.upload_lifetime)
+    with pytest.raises(Gone) as raised:
+        await hub.upload_chunk.execute(alice.id, upload.id, 0, b"0123")
+    assert raised.value.code == "upload_expired"
+
+
+async def test_chunks_are_recorded_once_and_a_resent_chunk_replaces_the_old_bytes(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.upload_chunk.execute(alice.id, upload.id, 2, b"????")
+    await hub.upload_chunk.execute(alice.id, upload.id, 2, b"89ab")
+    assert (await hub.upload(upload.id)).received_chunks == {2}
+    assert hub.storage.chunks[upload.id] == {2: b"89ab"}
+
+
+# --- completion ------------------------------------------------------------------------------
+
+
+async def test_completion_verifies_the_checksum_and_makes_the_file_usable(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA, indices=[4, 0, 3, 1, 2])
+    hub.clock.advance()
+    done = await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA).upper())
+    stored = await hub.upload(upload.id)
+    assert stored.status is UploadStatus.COMPLETED and done.status is UploadStatus.COMPLETED
+    assert stored.checksum == hub.sha256(DATA)
+    assert stored.completed_at == hub.clock.now()
+    assert hub.storage.files[upload.id] == DATA
+    assert upload.id not in hub.storage.chunks
+
+
+async def test_completion_lists_missing_chunks(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA, indices=[0, 2])
+    with pytest.raises(InvalidInput) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert raised.value.code == "missing_chunks"
+    assert raised.value.field_errors == {"missing_chunks": ["1", "3", "4"]}
+    assert "1, 3-4" in raised.value.detail
+    assert (await hub.upload(upload.id)).status is UploadStatus.PENDING
+
+
+async def test_checksum_mismatch_keeps_the_upload_open_until_the_bad_chunk_is_resent(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    corrupted = DATA[:4] + b"????" + DATA[8:]
+    await hub.send_chunks(alice, upload, corrupted)
+    with pytest.raises(InvalidInput) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert raised.value.code == "checksum_mismatch"
+    assert raised.value.field_errors == {"checksum": [f"stored bytes hash to {hub.sha256(corrupted)}"]}
+    assert (await hub.upload(upload.id)).status is UploadStatus.PENDING
+    assert upload.id not in hub.storage.files
+    await hub.upload_chunk.execute(alice.id, upload.id, 1, DATA[4:8])
+    await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert hub.storage.files[upload.id] == DATA
+    assert (await hub.upload(upload.id)).status is UploadStatus.COMPLETED
+
+
+async def test_second_completion_conflicts(hub, alice):
+    upload = await hub.uploaded_file(alice, DATA)
+    with pytest.raises(Conflict) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert raised.value.code == "upload_completed"
+    assert hub.storage.files[upload.id] == DATA
+
+
+async def test_only_the_uploader_may_complete(hub, alice, mallory):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    with pytest.raises(Forbidden):
+        await hub.complete_upload.execute(mallory.id, upload.id, hub.sha256(DATA))
+    assert (await hub.upload(upload.id)).status is UploadStatus.PENDING
+
+
+async def test_malformed_checksum_is_rejected(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    with pytest.raises(InvalidInput) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, "abc")
+    assert "checksum" in raised.value.field_errors
+
+
+async def test_expired_upload_cannot_be_completed(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    hub.clock.advance(hub.upload_lifetime)
+    with pytest.raises(Gone):
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=1, max_size=40), order=st.data())
+async def test_chunks_in_any_order_with_repeats_assemble_the_original_file(make_hub, data, order):
+    hub = make_hub()
+    alice = await hub.user("alice")
+    upload = await hub.start_upload(alice, data)
+    indices = list(range(upload.total_chunks))
+    sequence = order.draw(st.permutations(indices)) + order.draw(st.lists(st.sampled_from(indices), max_size=5))
+    await hub.send_chunks(alice, upload, data, indices=sequence)
+    await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(data))
+    assert hub.storage.files[upload.id] == data
+
+
+# --- viewing ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sent=st.sets(st.integers(0, 4)))
+async def test_view_shows_what_is_still_missing(make_hub, sent):
+    hub = make_hub()
+    alice = await hub.user("alice")
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA, indices=sorted(sent))
+    view = await hub.view_upload.execute(alice.id, upload.id)
+    assert view.missing_chunks == sorted({0, 1, 2, 3, 4} - sent)
+    assert view.upload.received_chunks == sent
+    assert view.download_url is None
+
+
+async def test_view_of_a_completed_upload_has_nothing_missing(hub, alice):
+    upload = await hub.uploaded_file(alice, DATA)
+    view = await hub.view_upload.execute(alice.id, upload.id)
+    assert view.missing_chunks == [] and view.upload.status is UploadStatus.COMPLETED
+    assert (await hub.view_upload.readable(alice.id, upload.id)).id == upload.id
+
+
+async def test_pending_upload_is_not_readable(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    with pytest.raises(Conflict) as raised:
+        await hub.view_upload.readable(alice.id, upload.id)
+    assert raised.value.code == "file_not_completed"
+
+
+async def test_outsiders_may_not_view_an_upload(hub, alice, mallory):
+    upload = await hub.uploaded_file(alice, DATA)
+    with pytest.raises(Forbidden) as raised:
+        await hub.view_upload.execute(mallory.id, upload.id)
+    assert raised.value.code == "file_forbidden"
+
+
+async def test_viewing_an_expired_pending_upload_is_gone(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    hub.clock.advance(hub.upload_lifetime)
+    with pytest.raises(Gone):
+        await hub.view_upload.execute(alice.id, upload.id)
+
+
+# --- expiry ----------------------------------------------------------------------------------
+
+
+async def test_expiry_discards_stale_pending_uploads_and_leaves_the_rest(hub, alice):
+    stale = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, stale, DATA, indices=[0, 1])
+    completed = await hub.uploaded_file(alice, DATA)
+    hub.clock.advance(timedelta(hours=1))
+    fresh = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, fresh, DATA, indices=[0])
+    hub.clock.set(stale.expires_at)
+
+    assert await hub.expire_uploads.execute() == 1
+
+    assert (await hub.upload(stale.id)).status is UploadStatus.EXPIRED
+    assert stale.id not in hub.storage.chunks
+    assert (await hub.upload(completed.id)).status is UploadStatus.COMPLETED
+    assert hub.storage.files[completed.id] == DATA
+    assert (await hub.upload(fresh.id)).status is UploadStatus.PENDING
+    assert hub.storage.chunks[fresh.id] == {0: DATA[:4]}
+    assert await hub.expire_uploads.execute() == 0
+
+
+async def test_expiry_works_in_batches(hub, alice):
+    uploads = [await hub.start_upload(alice, DATA) for _ in range(3)]
+    hub.clock.advance(hub.upload_lifetime)
+    assert await hub.expire_uploads.execute(batch=2) == 2
+    assert await hub.expire_uploads.execute(batch=2) == 1
+    assert {(await hub.upload(upload.id)).status for upload in uploads} == {UploadStatus.EXPIRED}
