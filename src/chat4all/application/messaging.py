@@ -96,6 +96,8 @@ class SendMessage:
                 field_errors={"channels": [f"allowed: {allowed}"]},
             )
         if ALL_CHANNELS in requested:
+            if not self.channels:
+                raise InvalidInput("no delivery channels are configured", code="unknown_channel")
             return tuple(sorted(self.channels))
         return tuple(dict.fromkeys(requested))
 

@@ -161,7 +161,7 @@ class ViewUpload:
                 shared = await uow.conversations.shares_file(upload_id, caller)
             if not shared:
                 raise Forbidden("only the uploader and members of conversations it was sent to may see this file", code="file_forbidden")
-        if upload.status is UploadStatus.PENDING:
+        if upload.status is not UploadStatus.COMPLETED:
             upload.require_open(self.clock.now())
             stored = await self.storage.stored_chunks(upload_id)
             upload.received_chunks = {
