@@ -134,8 +134,6 @@ class Deployment:
 
 @asynccontextmanager
 async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
-    from litestar.testing import AsyncTestClient
-
     from chat4all.entrypoints.bootstrap import build_embedded
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.http.app import create_app
@@ -144,8 +142,14 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"})
     await migrate(settings)
     hub = build_embedded(settings)
-    async with AsyncTestClient(create_app(hub), base_url="http://testserver") as client:
-        yield Deployment("embedded", client, hub, tmp_path)
+    # The hub runs on the test's own event loop (Litestar's test client would start it on another).
+    transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
+    await hub.start()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+            yield Deployment("embedded", client, hub, tmp_path)
+    finally:
+        await hub.stop()
 
 
 @asynccontextmanager

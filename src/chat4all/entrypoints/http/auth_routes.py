@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get, post
 from litestar.di import Provide
+from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from chat4all.domain.users import User
-from chat4all.entrypoints.bootstrap import Hub
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import bearer_secret, provide_user
+from chat4all.entrypoints.http.dependencies import HubDep, UserDep, bearer_secret, provide_user
 
 
 class AuthController(Controller):
@@ -15,12 +14,12 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/token", status_code=HTTP_200_OK, summary="Log in: trade username and password for a bearer token")
-    async def issue_token(self, data: schemas.TokenRequest, hub: Hub) -> schemas.TokenResponse:
+    async def issue_token(self, data: JSONBody[schemas.TokenRequest], hub: HubDep) -> schemas.TokenResponse:
         issued = await hub.authenticate.execute(data.username, data.password)
         return schemas.TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, dependencies={"user": Provide(provide_user)}, summary="Revoke the caller's token")
-    async def logout(self, request: Request, user: User, hub: Hub) -> None:
+    async def logout(self, request: Request, user: UserDep, hub: HubDep) -> None:
         await hub.logout.execute(bearer_secret(request))
 
 
@@ -30,12 +29,12 @@ class UserController(Controller):
     dependencies = {"user": Provide(provide_user)}
 
     @get("/me", summary="The authenticated user")
-    async def me(self, user: User) -> schemas.UserOut:
+    async def me(self, user: UserDep) -> schemas.UserOut:
         return views.user_out(user)
 
     @get("/", summary="Find users (exact username match when given)")
     async def find(
-        self, user: User, hub: Hub, username: str | None = None, limit: int = 50, offset: int = 0
+        self, user: UserDep, hub: HubDep, username: FromQuery[str | None] = None, limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
     ) -> schemas.UserList:
         found = await hub.find_users.execute(username=username, limit=max(1, min(limit, 100)), offset=max(offset, 0))
         return schemas.UserList([views.user_out(each) for each in found])

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from chat4all.domain.errors import NotAuthenticated
 from chat4all.domain.users import User
 from chat4all.entrypoints.bootstrap import Hub
 
 MAX_TOKEN_LENGTH = 512
+
+HubDep = NamedDependency[Hub]
+UserDep = NamedDependency[User]
 
 
 def provide_hub(state: State) -> Hub:
@@ -23,5 +27,5 @@ def bearer_secret(request: Request) -> str:
     return secret
 
 
-async def provide_user(request: Request, hub: Hub) -> User:
+async def provide_user(request: Request, hub: HubDep) -> User:
     return await hub.resolve_token.execute(bearer_secret(request))

@@ -6,25 +6,24 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from chat4all.domain.errors import InvalidInput
 from chat4all.domain.uploads import Upload, UploadStatus
-from chat4all.domain.users import User
-from chat4all.entrypoints.bootstrap import Hub
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import provide_user
+from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
 
 # The largest chunk size the settings allow, plus room for multipart framing.
 MAX_CHUNK_REQUEST = 64 * 1024 * 1024 + 64 * 1024
 
 
-def _base_url(request: Request, hub: Hub) -> str:
+def _base_url(request: Request, hub: HubDep) -> str:
     return hub.settings.public_url or str(request.base_url).rstrip("/")
 
 
-def chunk_url(request: Request, hub: Hub, upload: Upload, index: int | None) -> str | None:
+def chunk_url(request: Request, hub: HubDep, upload: Upload, index: int | None) -> str | None:
     if index is None:
         return None
     direct = hub.adapters.storage.chunk_upload_url(upload.id, index)
@@ -65,7 +64,7 @@ class FileController(Controller):
     dependencies = {"user": Provide(provide_user)}
 
     @post("/initiate", status_code=HTTP_201_CREATED, summary="Start a chunked upload (up to 2 GiB)")
-    async def initiate(self, data: schemas.FileInitiate, request: Request, user: User, hub: Hub) -> schemas.FileInitiated:
+    async def initiate(self, data: JSONBody[schemas.FileInitiate], request: Request, user: UserDep, hub: HubDep) -> schemas.FileInitiated:
         upload = await hub.initiate_upload.execute(user.id, data.filename, data.file_size, data.content_type)
         return schemas.FileInitiated(
             file_id=upload.id,
@@ -82,7 +81,7 @@ class FileController(Controller):
         description="Chunks are 0-based, may arrive in any order, and must be exactly chunk_size bytes except the "
         "last. Re-sending a chunk replaces it.",
     )
-    async def upload_chunk(self, request: Request, user: User, hub: Hub, file_id: UUID, chunk_id: int) -> schemas.ChunkReceived:
+    async def upload_chunk(self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: FromQuery[int]) -> schemas.ChunkReceived:
         expected = await hub.upload_chunk.expected_size(user.id, file_id, chunk_id)
         upload = await hub.upload_chunk.execute(user.id, file_id, chunk_id, await read_chunk(request, expected))
         return schemas.ChunkReceived(
@@ -94,12 +93,12 @@ class FileController(Controller):
         )
 
     @post("/complete", status_code=HTTP_200_OK, summary="Verify the whole file's SHA-256 and make it sendable")
-    async def complete(self, data: schemas.FileComplete, user: User, hub: Hub) -> schemas.FileCompleted:
+    async def complete(self, data: JSONBody[schemas.FileComplete], user: UserDep, hub: HubDep) -> schemas.FileCompleted:
         upload = await hub.complete_upload.execute(user.id, data.file_id, data.checksum)
         return schemas.FileCompleted(upload.id, upload.status.value, upload.filename, upload.file_size, upload.checksum or "")
 
     @get("/{file_id:uuid}", summary="Upload status, missing chunks (to resume) and, once completed, a download URL")
-    async def status(self, file_id: UUID, request: Request, user: User, hub: Hub) -> schemas.FileOut:
+    async def status(self, file_id: FromPath[UUID], request: Request, user: UserDep, hub: HubDep) -> schemas.FileOut:
         view = await hub.view_upload.execute(user.id, file_id)
         download = None
         if view.upload.status is UploadStatus.COMPLETED:
@@ -108,7 +107,7 @@ class FileController(Controller):
         return views.file_out(view, download, chunk_url(request, hub, view.upload, next_chunk))
 
     @get("/{file_id:uuid}/content", summary="Download a completed file")
-    async def content(self, file_id: UUID, user: User, hub: Hub) -> Response:
+    async def content(self, file_id: FromPath[UUID], user: UserDep, hub: HubDep) -> Response:
         upload = await hub.view_upload.readable(user.id, file_id)
         direct = hub.adapters.storage.download_url(upload.id, upload.filename)
         if direct:

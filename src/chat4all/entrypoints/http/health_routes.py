@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from litestar import Response, get
 
-from chat4all.entrypoints.bootstrap import Hub
+from chat4all.entrypoints.http.dependencies import HubDep
 
 
 @get("/health", tags=["health"], summary="Liveness: the process answers")
@@ -11,7 +11,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", tags=["health"], summary="Readiness: database, storage (and broker) reachable")
-async def ready(hub: Hub) -> Response[dict]:
+async def ready(hub: HubDep) -> Response[dict]:
     checks = await hub.readiness()
     healthy = all(result == "ok" for result in checks.values())
     body = {"status": "ready" if healthy else "unavailable", "checks": checks}

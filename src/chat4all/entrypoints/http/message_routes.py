@@ -4,14 +4,13 @@ from uuid import UUID
 
 from litestar import Controller, get, post
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from chat4all.application.messaging import SendRequest
 from chat4all.domain.messages import Priority
-from chat4all.domain.users import User
-from chat4all.entrypoints.bootstrap import Hub
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import provide_user
+from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
 
 
 class MessageController(Controller):
@@ -26,7 +25,7 @@ class MessageController(Controller):
         description="Answers once the message is durably stored; routing and delivery follow asynchronously. "
         "Re-sending with the same message_id and content is safe and returns the same answer.",
     )
-    async def send(self, data: schemas.MessageCreate, user: User, hub: Hub) -> schemas.MessageAccepted:
+    async def send(self, data: JSONBody[schemas.MessageCreate], user: UserDep, hub: HubDep) -> schemas.MessageAccepted:
         payload = data.payload
         request = SendRequest(
             message_id=data.message_id,
@@ -42,5 +41,5 @@ class MessageController(Controller):
         return schemas.MessageAccepted(message_id=message.id)
 
     @get("/{message_id:uuid}", summary="A message with its full status history (members only)")
-    async def get_one(self, message_id: UUID, user: User, hub: Hub) -> schemas.MessageDetail:
+    async def get_one(self, message_id: FromPath[UUID], user: UserDep, hub: HubDep) -> schemas.MessageDetail:
         return views.message_detail(await hub.read_messages.get(user.id, message_id))
