@@ -1,0 +1,40 @@
+"""What every SQL repository shares: one connection inside the unit of work's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+from chat4all.adapters.sql.errors import translate_errors
+
+
+class SqlRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    @property
+    def _dialect(self) -> str:
+        return self._connection.dialect.name
+
+    async def _execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        with translate_errors():
+            return await self._connection.execute(statement, parameters)
+
+    def _upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that can take ON CONFLICT clauses (both dialects spell them the same way)."""
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        if self._dialect == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"no upsert for dialect {self._dialect!r}")
+
+    def _insert_ignoring_duplicates(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        return self._upsert(table).on_conflict_do_nothing()

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, exc, func, insert, literal_column, select, update
+
+from chat4all.adapters.sql.base import SqlRepository
+from chat4all.adapters.sql.errors import is_unique_violation
+from chat4all.adapters.sql.tables import message_deliveries, message_events, messages
+from chat4all.application.errors import DuplicateMessage
+from chat4all.domain.messages import (
+    DeliveryStatus,
+    FilePayload,
+    Message,
+    MessageStatus,
+    Payload,
+    Priority,
+    StatusEvent,
+    TextPayload,
+)
+
+
+def payload_to_json(payload: Payload) -> dict[str, Any]:
+    if isinstance(payload, TextPayload):
+        return {"type": "text", "text": payload.text}
+    return {
+        "type": "file",
+        "file_id": str(payload.file_id),
+        "filename": payload.filename,
+        "file_size": payload.file_size,
+        "content_type": payload.content_type,
+        "checksum": payload.checksum,
+    }
+
+
+def payload_from_json(data: dict[str, Any]) -> Payload:
+    if data["type"] == "text":
+        return TextPayload(data["text"])
+    return FilePayload(
+        file_id=UUID(data["file_id"]),
+        filename=data["filename"],
+        file_size=data["file_size"],
+        content_type=data["content_type"],
+        checksum=data["checksum"],
+    )
+
+
+def _message(row: Row, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
+    channels = tuple(row.channels)
+    ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
+    ordered.update(deliveries)
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        sender_id=row.sender_id,
+        recipient_id=row.recipient_id,
+        channels=channels,
+        payload=payload_from_json(row.payload),
+        priority=Priority(row.priority),
+        fingerprint=row.fingerprint,
+        status=MessageStatus(row.status),
+        created_at=row.created_at,
+        deliveries=ordered,
+        history=history,
+    )
+
+
+_MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
+
+
+class SqlMessageRepository(SqlRepository):
+    async def add(self, message: Message) -> None:
+        values: dict[str, Any] = {
+            "id": message.id,
+            "conversation_id": message.conversation_id,
+            "sender_id": message.sender_id,
+            "recipient_id": message.recipient_id,
+            "channels": list(message.channels),
+            "payload": payload_to_json(message.payload),
+            "priority": message.priority.value,
+            "status": message.status.value,
+            "fingerprint": message.fingerprint,
+            "created_at": message.created_at,
+        }
+        if self._dialect == "sqlite":
+            # SQLite cannot generate a second increasing column; writes are serialized there,
+            # so the next rowid (O(1) to find) is a safe, strictly increasing sequence number.
+            values["seq"] = (
+                select(func.coalesce(func.max(literal_column("rowid")), 0) + 1).select_from(messages).scalar_subquery()
+            )
+        try:
+            await self._execute(insert(messages).values(values))
+        except exc.IntegrityError as error:
+            if is_unique_violation(error):
+                raise DuplicateMessage(f"message {message.id} already exists") from error
+            raise
+        if message.deliveries:
+            at = message.new_events[-1].at if message.new_events else message.created_at
+            await self._execute(
+                insert(message_deliveries),
+                [
+                    {"message_id": message.id, "channel": channel, "status": status.value, "updated_at": at}
+                    for channel, status in message.deliveries.items()
+                ],
+            )
+        await self._append_events(message)
+
+    async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None:
+        query = select(*_MESSAGE_COLUMNS).where(messages.c.id == message_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._execute(query)).first()
+        if row is None:
+            return None
+        deliveries = await self._deliveries_of([message_id])
+        events = await self._execute(
+            select(message_events).where(message_events.c.message_id == message_id).order_by(message_events.c.id)
+        )
+        history = [StatusEvent(event.status, event.at, event.channel, event.detail) for event in events]
+        return _message(row, deliveries[message_id], history)
+
+    async def update(self, message: Message) -> None:
+        await self._execute(update(messages).where(messages.c.id == message.id).values(status=message.status.value))
+        if message.deliveries:
+            changed_at = {event.channel: event.at for event in message.new_events if event.channel is not None}
+            fallback = message.new_events[-1].at if message.new_events else datetime.now(UTC)
+            insert_delivery = self._upsert(message_deliveries)
+            upsert = insert_delivery.on_conflict_do_update(
+                index_elements=[message_deliveries.c.message_id, message_deliveries.c.channel],
+                set_={"status": insert_delivery.excluded.status, "updated_at": insert_delivery.excluded.updated_at},
+                where=message_deliveries.c.status != insert_delivery.excluded.status,
+            )
+            await self._execute(
+                upsert,
+                [
+                    {
+                        "message_id": message.id,
+                        "channel": channel,
+                        "status": status.value,
+                        "updated_at": changed_at.get(channel, fallback),
+                    }
+                    for channel, status in message.deliveries.items()
+                ],
+            )
+        await self._append_events(message)
+
+    async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
+        total = (
+            await self._execute(select(func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id))
+        ).scalar_one()
+        rows = (
+            await self._execute(
+                select(*_MESSAGE_COLUMNS)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.seq)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+        deliveries = await self._deliveries_of([row.id for row in rows])
+        return [_message(row, deliveries[row.id], []) for row in rows], total
+
+    async def _deliveries_of(self, message_ids: list[UUID]) -> dict[UUID, dict[str, DeliveryStatus]]:
+        found: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
+        if not message_ids:
+            return found
+        rows = await self._execute(
+            select(message_deliveries.c.message_id, message_deliveries.c.channel, message_deliveries.c.status).where(
+                message_deliveries.c.message_id.in_(message_ids)
+            )
+        )
+        for message_id, channel, status in rows:
+            found[message_id][channel] = DeliveryStatus(status)
+        return found
+
+    async def _append_events(self, message: Message) -> None:
+        if not message.new_events:
+            return
+        await self._execute(
+            insert(message_events),
+            [
+                {
+                    "message_id": message.id,
+                    "status": event.status,
+                    "channel": event.channel,
+                    "at": event.at,
+                    "detail": event.detail,
+                }
+                for event in message.new_events
+            ],
+        )
+        message.new_events.clear()

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Row, exc, insert, select, update
+
+from chat4all.adapters.sql.base import SqlRepository
+from chat4all.adapters.sql.errors import is_unique_violation
+from chat4all.adapters.sql.tables import access_tokens, users
+from chat4all.application.errors import DuplicateKey
+from chat4all.domain.users import AccessToken, User
+
+
+def _user(row: Row) -> User:
+    return User(row.id, row.username, row.password_hash, row.created_at)
+
+
+class SqlUserRepository(SqlRepository):
+    async def add(self, user: User) -> None:
+        try:
+            await self._execute(
+                insert(users).values(
+                    id=user.id, username=user.username, password_hash=user.password_hash, created_at=user.created_at
+                )
+            )
+        except exc.IntegrityError as error:
+            if is_unique_violation(error):
+                raise DuplicateKey("a user with this id or username already exists") from error
+            raise
+
+    async def get(self, user_id: UUID) -> User | None:
+        row = (await self._execute(select(users).where(users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def get_by_username(self, username: str) -> User | None:
+        row = (await self._execute(select(users).where(users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def existing_ids(self, user_ids: builtins.list[UUID]) -> set[UUID]:
+        if not user_ids:
+            return set()
+        result = await self._execute(select(users.c.id).where(users.c.id.in_(set(user_ids))))
+        return set(result.scalars())
+
+    async def list(self, *, username: str | None, limit: int, offset: int) -> builtins.list[User]:
+        query = select(users).order_by(users.c.username).limit(limit).offset(offset)
+        if username is not None:
+            query = query.where(users.c.username == username)
+        return [_user(row) for row in await self._execute(query)]
+
+
+class SqlTokenRepository(SqlRepository):
+    async def add(self, token: AccessToken) -> None:
+        try:
+            await self._execute(
+                insert(access_tokens).values(
+                    token_hash=token.token_hash,
+                    user_id=token.user_id,
+                    issued_at=token.issued_at,
+                    expires_at=token.expires_at,
+                    revoked_at=token.revoked_at,
+                )
+            )
+        except exc.IntegrityError as error:
+            if is_unique_violation(error):
+                raise DuplicateKey("this token already exists") from error
+            raise
+
+    async def get(self, token_hash: str) -> AccessToken | None:
+        row = (await self._execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash))).first()
+        if row is None:
+            return None
+        return AccessToken(row.token_hash, row.user_id, row.issued_at, row.expires_at, row.revoked_at)
+
+    async def revoke(self, token_hash: str, at: datetime) -> None:
+        await self._execute(
+            update(access_tokens)
+            .where(access_tokens.c.token_hash == token_hash, access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )

@@ -1,0 +1,87 @@
+"""The migrations build exactly the schema in `tables.metadata`, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chat4all.adapters.sql.engine import create_engine
+from chat4all.adapters.sql.migrations import current_revision, downgrade_database, upgrade_database
+from chat4all.adapters.sql.tables import metadata
+from tests.integration.sql_fixtures import create_scratch_database, drop_scratch_database
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = create_scratch_database("chat4all_mig")
+    try:
+        yield url
+    finally:
+        drop_scratch_database(url)
+
+
+async def schema_differences(engine: AsyncEngine, target: MetaData = metadata) -> list:
+    async with engine.connect() as connection:
+        return await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), target)
+        )
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def test_migrated_schema_matches_the_tables(empty_database: str) -> None:
+    await upgrade_database(empty_database)
+    await upgrade_database(empty_database)  # at head already: nothing to do
+    engine = create_engine(empty_database)
+    try:
+        assert await current_revision(engine) == "0001"
+        assert await schema_differences(engine) == []
+
+        # The comparison does notice drift.
+        drifted = MetaData()
+        for table in metadata.sorted_tables:
+            table.to_metadata(drifted)
+        drifted.tables["users"].append_column(Column("nickname", Integer))
+        assert [diff[0] for diff in await schema_differences(engine, drifted)] == ["add_column"]
+
+        await downgrade_database(engine, "base")
+        assert await table_names(engine) <= {"alembic_version"}
+        assert await current_revision(engine) is None
+        await upgrade_database(engine)
+        assert await schema_differences(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_upgrades_take_turns(empty_database: str) -> None:
+    await asyncio.gather(*(upgrade_database(empty_database) for _ in range(3)))
+    engine = create_engine(empty_database)
+    try:
+        assert await current_revision(engine) == "0001"
+        assert await schema_differences(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_in_memory_sqlite_migrates_through_its_engine() -> None:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        await upgrade_database(engine)
+        assert await schema_differences(engine) == []
+    finally:
+        await engine.dispose()
