@@ -24,7 +24,7 @@ from chat4all.adapters.memory import (
 )
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
+from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.uploads import (
@@ -85,6 +85,7 @@ class Hub:
         self.view_upload = ViewUpload(self.uow, self.storage, self.clock)
         self.expire_uploads = ExpireUploads(self.uow, self.storage, self.clock)
         self.relay = RelayOutbox(InMemoryOutboxReader(self.store), self.publisher)
+        self.redrive = RedriveUnfinished(self.uow, self.clock, self.publisher, older_than=timedelta(seconds=30))
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from uuid import UUID
 
 import attrs
 
 from chat4all.application.ports import ChannelConnector, Clock, EventPublisher, FileStorage, UnitOfWorkFactory
-from chat4all.application.topics import channel_topic
+from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import FilePayload, Message
 
@@ -107,3 +108,26 @@ class DeliverMessage:
         if isinstance(message.payload, FilePayload):
             if not await self.storage.file_exists(message.payload.file_id):
                 raise PermanentDeliveryFailure("file bytes are missing from storage")
+
+
+@attrs.define
+class RedriveUnfinished:
+    """Re-sends the routing event of messages that have sat unfinished for too long.
+
+    Events can be lost between processes (a crash after commit and before publish, a bus
+    handler that failed); routing and delivery are idempotent, so sending again is safe.
+    """
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    publisher: EventPublisher
+    older_than: timedelta = timedelta(seconds=30)
+    batch: int = 500
+
+    async def execute(self) -> int:
+        async with self.uow() as uow:
+            stuck = await uow.messages.unfinished_before(self.clock.now() - self.older_than, self.batch)
+        for message in stuck:
+            log.warning("re-driving message %s, still %s", message.id, message.status.value)
+            await self.publisher.publish(MESSAGE_PROCESSING, str(message.conversation_id), {"message_id": str(message.id)})
+        return len(stuck)

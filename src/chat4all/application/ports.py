@@ -88,6 +88,11 @@ class MessageRepository(Protocol):
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
 
+    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
+        """Messages accepted before `before` that have not reached a terminal status, oldest first
+        (deliveries loaded, history left empty)."""
+        ...
+
 
 class UploadRepository(Protocol):
     async def add(self, upload: Upload) -> None: ...

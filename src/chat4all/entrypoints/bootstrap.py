@@ -14,7 +14,7 @@ from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
+from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
     ChannelConnector,
@@ -72,6 +72,7 @@ class Hub:
     expire_uploads: ExpireUploads
     route_message: RouteMessage
     deliver_message: DeliverMessage
+    redrive_unfinished: RedriveUnfinished
     relay: RelayOutbox
     wake_relay: WakeSignal
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
@@ -129,6 +130,7 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
         route_message=RouteMessage(a.uow, a.clock, a.publisher),
         deliver_message=DeliverMessage(a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy()),
+        redrive_unfinished=RedriveUnfinished(a.uow, a.clock, a.publisher),
         relay=RelayOutbox(a.outbox_reader, a.publisher),
         wake_relay=wake,
     )
@@ -137,6 +139,11 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
 def add_api_background(hub: Hub) -> None:
     hub.background.add("outbox-relay", lambda: relay_forever(hub.relay.execute, hub.wake_relay))
     hub.background.add("upload-expiry", lambda: every(60.0, hub.expire_uploads.execute, "upload-expiry"))
+
+
+def add_delivery_background(hub: Hub) -> None:
+    """Where routing and delivery run (the embedded process, or each worker)."""
+    hub.background.add("redrive-unfinished", lambda: every(15.0, hub.redrive_unfinished.execute, "redrive-unfinished"))
 
 
 def hasher_for(settings: Settings) -> Argon2PasswordHasher:
@@ -173,4 +180,5 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
         bus.subscribe(topic, lambda payload, topic=topic: hub.handle_event(topic, payload))
     adapters.on_start.append(bus.start)
     add_api_background(hub)
+    add_delivery_background(hub)
     return hub

@@ -163,6 +163,19 @@ class SqlMessageRepository(SqlRepository):
         deliveries = await self._deliveries_of([row.id for row in rows])
         return [_message(row, deliveries[row.id], []) for row in rows], total
 
+    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
+        unfinished = [MessageStatus.ACCEPTED.value, MessageStatus.ROUTED.value]
+        rows = (
+            await self._execute(
+                select(*_MESSAGE_COLUMNS)
+                .where(messages.c.status.in_(unfinished), messages.c.created_at < before)
+                .order_by(messages.c.created_at)
+                .limit(limit)
+            )
+        ).all()
+        deliveries = await self._deliveries_of([row.id for row in rows])
+        return [_message(row, deliveries[row.id], []) for row in rows]
+
     async def _deliveries_of(self, message_ids: list[UUID]) -> dict[UUID, dict[str, DeliveryStatus]]:
         found: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
         if not message_ids:

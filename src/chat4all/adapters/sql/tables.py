@@ -128,6 +128,8 @@ messages = Table(
     # sequence; on SQLite the repository sets it to the next rowid (writes are serialized there).
     Column("seq", BigInteger, Identity(), nullable=False),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
+    # The sweep that re-drives unfinished messages looks them up by status and age.
+    Index("ix_messages_status_created_at", "status", "created_at"),
 )
 
 message_deliveries = Table(

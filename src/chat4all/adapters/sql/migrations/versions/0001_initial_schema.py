@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_messages"),
     )
     op.create_index("ix_messages_conversation_id_seq", "messages", ["conversation_id", "seq"])
+    op.create_index("ix_messages_status_created_at", "messages", ["status", "created_at"])
     op.create_table(
         "uploads",
         sa.Column("id", sa.Uuid(), nullable=False),
