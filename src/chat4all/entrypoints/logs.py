@@ -20,5 +20,5 @@ def configure_logging(level: str = "INFO") -> None:
     connectors.addHandler(plain)
     connectors.setLevel(logging.INFO)
     connectors.propagate = False
-    for noisy in ("aiokafka", "faust", "mode", "botocore", "urllib3"):
+    for noisy in ("aiokafka", "faust", "mode", "botocore", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

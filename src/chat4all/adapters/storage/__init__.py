@@ -1,6 +1,5 @@
-"""Where upload bytes live: the local disk (embedded profile) or an S3-compatible store (distributed)."""
+"""Where upload bytes live: the local disk (embedded profile) or an S3-compatible store (distributed).
 
-from chat4all.adapters.storage.local import LocalFileStorage
-from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
-
-__all__ = ["LocalFileStorage", "S3FileStorage", "S3Settings", "make_s3_client"]
+Import the adapter you need from its module (`.local` or `.s3`); the S3 one pulls in boto3,
+which the embedded profile does not need to load.
+"""
