@@ -49,7 +49,7 @@ async def test_migrated_schema_matches_the_tables(empty_database: str) -> None:
     await upgrade_database(empty_database)  # at head already: nothing to do
     engine = create_engine(empty_database)
     try:
-        assert await current_revision(engine) == "0001"
+        assert await current_revision(engine) == "0002"
         assert await schema_differences(engine) == []
 
         # The comparison does notice drift.
@@ -72,7 +72,7 @@ async def test_concurrent_upgrades_take_turns(empty_database: str) -> None:
     await asyncio.gather(*(upgrade_database(empty_database) for _ in range(3)))
     engine = create_engine(empty_database)
     try:
-        assert await current_revision(engine) == "0001"
+        assert await current_revision(engine) == "0002"
         assert await schema_differences(engine) == []
     finally:
         await engine.dispose()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import ipaddress
+import math
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import attrs
 
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
-from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound
+from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
 from chat4all.domain.users import AccessToken, User, validate_new_password, validate_username
 
 MAX_USERS_PAGE = 100
+MAX_KEY_PART = 100
 
 
 @attrs.frozen
@@ -45,12 +48,45 @@ class RegisterUser:
         return user
 
 
+@attrs.frozen
+class LoginThrottle:
+    """How many failed logins a username, and a client address, may have within the sliding window."""
+
+    max_failures_per_user: int = 5
+    max_failures_per_address: int = 20
+    window: timedelta = timedelta(minutes=15)
+
+
+def address_key(address: str) -> str:
+    """The throttling key of a client address. IPv6 clients are counted per /64, the block a single
+    subscriber usually holds, so rotating through one's own addresses gains nothing."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return "addr:" + address[:MAX_KEY_PART]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return "addr:" + str(parsed.ipv4_mapped)
+        return "addr:" + str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return "addr:" + str(parsed)
+
+
+def user_key(username: str) -> str:
+    return "user:" + username[:MAX_KEY_PART]
+
+
 @attrs.define
 class Authenticate:
     """Trades a username and password for a bearer token.
 
     Unknown users and wrong passwords cost the same argon2 verification and get the
     same answer, so timing and wording reveal nothing about which usernames exist.
+
+    Failed logins are throttled per username and per client address (`LoginThrottle`). The
+    throttle is checked before the password is looked at, so a throttled caller learns nothing
+    about it; and every attempt is counted as a failure *before* verification (then withdrawn
+    if it succeeds), so a burst of parallel guesses cannot slip past the limit while the slow
+    hashes run. A successful login clears the username's count.
     """
 
     uow: UnitOfWorkFactory
@@ -58,23 +94,53 @@ class Authenticate:
     tokens: TokenIssuer
     clock: Clock
     token_lifetime: timedelta
+    throttle: LoginThrottle = attrs.field(factory=LoginThrottle)
     _decoy_hash: str | None = None
 
-    async def execute(self, username: str, password: str) -> IssuedToken:
+    async def execute(self, username: str, password: str, client_address: str | None = None) -> IssuedToken:
+        now = self.clock.now()
+        limits = [(user_key(username), self.throttle.max_failures_per_user)]
+        if client_address:
+            limits.append((address_key(client_address), self.throttle.max_failures_per_address))
         async with self.uow() as uow:
+            waits = []
+            for key, limit in limits:
+                count, oldest = await uow.login_attempts.failures_since(key, now - self.throttle.window)
+                if count >= limit:
+                    waits.append(self._seconds_until_free(oldest, now))
+            if waits:
+                raise Throttled("too many failed logins; try again later", retry_after_seconds=max(waits))
+            for key, _ in limits:
+                await uow.login_attempts.record_failure(key, now)
             user = await uow.users.get_by_username(username)
+            await uow.commit()
         if user is None:
             await self.hasher.verify(await self._decoy(), password)
             raise NotAuthenticated("invalid username or password", code="invalid_credentials")
         if not await self.hasher.verify(user.password_hash, password):
             raise NotAuthenticated("invalid username or password", code="invalid_credentials")
         secret = self.tokens.new_secret()
-        now = self.clock.now()
         token = AccessToken(self.tokens.digest(secret), user.id, now, now + self.token_lifetime)
         async with self.uow() as uow:
             await uow.tokens.add(token)
+            await uow.login_attempts.clear(limits[0][0])
+            for key, _ in limits[1:]:
+                await uow.login_attempts.withdraw(key, now)
             await uow.commit()
         return IssuedToken(secret, int(self.token_lifetime.total_seconds()), user.id)
+
+    async def forget_stale_failures(self) -> int:
+        """Deletes failures too old to count any more (run periodically)."""
+        async with self.uow() as uow:
+            purged = await uow.login_attempts.purge_before(self.clock.now() - self.throttle.window)
+            await uow.commit()
+        return purged
+
+    def _seconds_until_free(self, oldest: datetime | None, now: datetime) -> int:
+        """Seconds until the oldest counted failure leaves the window (at least 1)."""
+        if oldest is None:
+            return math.ceil(self.throttle.window.total_seconds())
+        return max(1, math.ceil((oldest + self.throttle.window - now).total_seconds()))
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:

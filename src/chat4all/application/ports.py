@@ -57,6 +57,27 @@ class TokenRepository(Protocol):
     async def revoke(self, token_hash: str, at: datetime) -> None: ...
 
 
+class LoginAttemptRepository(Protocol):
+    """Failed logins per throttling key ("user:<name>", "addr:<ip>"), shared by every API process."""
+
+    async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures `key` has after `since`, and the oldest of those. Holds a lock on
+        `key` until the unit of work ends, so concurrent logins count and record one after another."""
+        ...
+
+    async def record_failure(self, key: str, at: datetime) -> None: ...
+
+    async def withdraw(self, key: str, at: datetime) -> None:
+        """Removes one failure recorded for `key` at `at` (an attempt that turned out to succeed)."""
+        ...
+
+    async def clear(self, key: str) -> None: ...
+
+    async def purge_before(self, before: datetime) -> int:
+        """Deletes every failure older than `before`; returns how many."""
+        ...
+
+
 class ConversationRepository(Protocol):
     async def add(self, conversation: Conversation) -> None: ...
 
@@ -115,6 +136,7 @@ class Outbox(Protocol):
 class UnitOfWork(Protocol):
     users: UserRepository
     tokens: TokenRepository
+    login_attempts: LoginAttemptRepository
     conversations: ConversationRepository
     messages: MessageRepository
     uploads: UploadRepository

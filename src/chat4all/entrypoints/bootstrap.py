@@ -12,7 +12,7 @@ import attrs
 from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
+from chat4all.application.auth import Authenticate, FindUsers, LoginThrottle, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage
@@ -115,7 +115,9 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         settings=settings,
         adapters=a,
         register_user=RegisterUser(a.uow, a.hasher, a.ids, a.clock),
-        authenticate=Authenticate(a.uow, a.hasher, OpaqueTokenIssuer(), a.clock, settings.token_lifetime),
+        authenticate=Authenticate(
+            a.uow, a.hasher, OpaqueTokenIssuer(), a.clock, settings.token_lifetime, login_throttle(settings)
+        ),
         resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock),
         logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock),
         find_users=FindUsers(a.uow),
@@ -136,9 +138,18 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
     )
 
 
+def login_throttle(settings: Settings) -> LoginThrottle:
+    return LoginThrottle(
+        settings.login_max_failures_per_user, settings.login_max_failures_per_address, settings.login_window
+    )
+
+
 def add_api_background(hub: Hub) -> None:
     hub.background.add("outbox-relay", lambda: relay_forever(hub.relay.execute, hub.wake_relay))
     hub.background.add("upload-expiry", lambda: every(60.0, hub.expire_uploads.execute, "upload-expiry"))
+    hub.background.add(
+        "login-failure-purge", lambda: every(300.0, hub.authenticate.forget_stale_failures, "login-failure-purge")
+    )
 
 
 def add_delivery_background(hub: Hub) -> None:

@@ -50,6 +50,10 @@ class Settings:
     argon2_time_cost: int
     argon2_memory_kib: int
     log_level: str
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_window: timedelta = timedelta(minutes=15)
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -99,6 +103,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         argon2_time_cost=reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
         argon2_memory_kib=reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        login_max_failures_per_user=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1),
+        login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
+        trusted_proxies=tuple(
+            proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
+        ),
     )
 
 

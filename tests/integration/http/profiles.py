@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 
 FAST_ARGON2 = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
+# A short throttling window, so a test can watch it free up; the per-user limit stays at its default.
+LOGIN_THROTTLE = {"CHAT4ALL_LOGIN_WINDOW_SECONDS": "3", "CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}
 PASSWORD = "pass-word-123"
 
 
@@ -48,6 +50,7 @@ def distributed_env(tag: str) -> dict[str, str]:
     ).create_bucket(Bucket=bucket)
     return {
         **FAST_ARGON2,
+        **LOGIN_THROTTLE,
         "CHAT4ALL_PROFILE": "distributed",
         "CHAT4ALL_DATABASE_URL": base_url.rsplit("/", 1)[0] + f"/{database}",
         "CHAT4ALL_KAFKA_BOOTSTRAP": os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092"),
@@ -106,12 +109,24 @@ async def wait_ready(client: httpx.AsyncClient, logs: list[Path], timeout: float
 class Deployment:
     """A running hub reached over HTTP, plus a direct line to register users (there is no signup endpoint)."""
 
-    def __init__(self, profile: str, client: httpx.AsyncClient, hub, workdir: Path, logs: list[Path] = ()):
+    def __init__(self, profile: str, client: httpx.AsyncClient, hub, workdir: Path, logs: list[Path] = (), app=None):
         self.profile = profile
         self.client = client
         self.hub = hub
         self.workdir = workdir
         self.logs = list(logs)
+        self.app = app  # the ASGI app when it runs in-process
+
+    @asynccontextmanager
+    async def client_from(self, address: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client whose requests come from another loopback address, e.g. 127.0.0.7 (login throttling
+        counts failures per client address)."""
+        if self.app is not None:
+            transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        else:
+            transport = httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(transport=transport, base_url=self.client.base_url, timeout=30) as client:
+            yield client
 
     async def add_user(self, username: str | None = None) -> tuple[str, str]:
         username = username or f"user_{uuid.uuid4().hex[:10]}"
@@ -139,15 +154,18 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
 
-    settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"})
+    settings = load_settings(
+        {**FAST_ARGON2, **LOGIN_THROTTLE, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
+    )
     await migrate(settings)
     hub = build_embedded(settings)
     # The hub runs on the test's own event loop (Litestar's test client would start it on another).
-    transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
+    app = create_app(hub, manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app)
     await hub.start()
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
-            yield Deployment("embedded", client, hub, tmp_path)
+            yield Deployment("embedded", client, hub, tmp_path, app=app)
     finally:
         await hub.stop()
 

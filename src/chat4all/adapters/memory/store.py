@@ -7,6 +7,7 @@ import copy
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -27,6 +28,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.users: dict[UUID, User] = {}
         self.tokens: dict[str, AccessToken] = {}
+        self.login_failures: list[tuple[str, datetime]] = []  # (throttling key, failed at)
         self.conversations: dict[UUID, Conversation] = {}
         self.file_shares: set[tuple[UUID, UUID]] = set()  # (file_id, conversation_id)
         self.messages: dict[UUID, Message] = {}

@@ -89,6 +89,18 @@ access_tokens = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+# One row per failed (or still being verified) login, per throttling key ("user:<name>", "addr:<ip>").
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False),
+    Column("failed_at", UtcDateTime, nullable=False),
+    Index("ix_login_failures_key_failed_at", "key", "failed_at"),
+    # The purge of old rows looks them up by age alone.
+    Index("ix_login_failures_failed_at", "failed_at"),
+)
+
 conversations = Table(
     "conversations",
     metadata,

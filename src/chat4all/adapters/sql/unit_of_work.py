@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chat4all.adapters.sql.conversations import SqlConversationRepository
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import close_quietly, translate_errors
+from chat4all.adapters.sql.login_attempts import SqlLoginAttemptRepository
 from chat4all.adapters.sql.messages import SqlMessageRepository
 from chat4all.adapters.sql.outbox import SqlOutbox
 from chat4all.adapters.sql.uploads import SqlUploadRepository
@@ -23,6 +24,7 @@ class SqlUnitOfWork:
 
     users: SqlUserRepository
     tokens: SqlTokenRepository
+    login_attempts: SqlLoginAttemptRepository
     conversations: SqlConversationRepository
     messages: SqlMessageRepository
     uploads: SqlUploadRepository
@@ -49,6 +51,7 @@ class SqlUnitOfWork:
         self._connection = connection
         self.users = SqlUserRepository(connection)
         self.tokens = SqlTokenRepository(connection)
+        self.login_attempts = SqlLoginAttemptRepository(connection)
         self.conversations = SqlConversationRepository(connection)
         self.messages = SqlMessageRepository(connection)
         self.uploads = SqlUploadRepository(connection)

@@ -14,8 +14,11 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/token", status_code=HTTP_200_OK, summary="Log in: trade username and password for a bearer token")
-    async def issue_token(self, data: JSONBody[schemas.TokenRequest], hub: HubDep) -> schemas.TokenResponse:
-        issued = await hub.authenticate.execute(data.username, data.password)
+    async def issue_token(self, data: JSONBody[schemas.TokenRequest], request: Request, hub: HubDep) -> schemas.TokenResponse:
+        # The peer address of the connection. Behind a reverse proxy, start the server with
+        # CHAT4ALL_TRUSTED_PROXIES so the proxy's forwarded header is used; it is never trusted by default.
+        address = request.client.host if request.client else None
+        issued = await hub.authenticate.execute(data.username, data.password, address)
         return schemas.TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, dependencies={"user": Provide(provide_user)}, summary="Revoke the caller's token")
