@@ -1,0 +1,123 @@
+"""EventPublisher on Kafka: JSON values, the conversation id as key, acknowledged by all in-sync replicas.
+
+Keying by conversation keeps a conversation's events on one partition, so consumers see them
+in the order they were published. The idempotent producer keeps that order (and avoids
+duplicates) across the producer's own retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from chat4all.application.ports import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def encode_event(payload: Mapping[str, Any]) -> bytes:
+    return _encoder.encode(dict(payload))
+
+
+def decode_event(raw: bytes) -> dict[str, Any]:
+    return _decoder.decode(raw)
+
+
+class KafkaEventPublisher:
+    """Implements the EventPublisher port with one long-lived idempotent producer.
+
+    `start()` connects; if the broker is away it only logs, and every publish retries the
+    connection, so an API process can start (and keep events in its outbox) during an outage.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "chat4all",
+        linger_ms: int = 2,
+        request_timeout_ms: int = 10_000,
+        check_timeout: float = 2.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._linger_ms = linger_ms
+        self._request_timeout_ms = request_timeout_ms
+        self._check_timeout = check_timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._closed = False
+        try:
+            await self._ensure_producer()
+        except (KafkaError, OSError) as error:
+            log.warning(
+                "Kafka at %s not reachable yet (%s); will retry on first publish", self.bootstrap_servers, error
+            )
+
+    async def stop(self) -> None:
+        self._closed = True
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def publish(self, topic: str, key: str, payload: Mapping[str, Any]) -> None:
+        producer = await self._ensure_producer()
+        delivered = await producer.send(topic, encode_event(payload), key=key.encode("utf-8"))
+        await delivered
+
+    async def publish_batch(self, events: Sequence[OutboxEvent]) -> None:
+        """Hands every event to the producer first (they batch per partition, in order), then waits
+        until the broker acknowledged each one; raises if any was not acknowledged."""
+        if not events:
+            return
+        producer = await self._ensure_producer()
+        pending = [
+            await producer.send(event.topic, encode_event(event.payload), key=event.key.encode("utf-8"))
+            for event in events
+        ]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def check(self) -> None:
+        """Readiness: the broker answers a metadata request within a short timeout."""
+        producer = await asyncio.wait_for(self._ensure_producer(), self._check_timeout)
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), self._check_timeout)
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        if self._closed:
+            raise RuntimeError("publisher is stopped")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self._client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=self._linger_ms,
+                    request_timeout_ms=self._request_timeout_ms,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+        return self._producer

@@ -1,0 +1,134 @@
+"""The distributed profile's composition: PostgreSQL, S3-compatible object storage and Kafka.
+
+The API process (`chat4all serve`) accepts messages into PostgreSQL and its outbox relay moves
+the committed events to Kafka; worker processes (`chat4all worker`) consume them, route each
+message to its per-channel topics and deliver through the channel connectors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from chat4all.adapters.connectors import mock_connectors
+from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.entrypoints.bootstrap import (
+    Adapters,
+    Hub,
+    add_api_background,
+    add_delivery_background,
+    hasher_for,
+    wire,
+)
+from chat4all.entrypoints.settings import S3Settings, Settings, SettingsError
+
+DEFAULT_PARTITIONS = 6
+
+
+def kafka_partitions(env: Mapping[str, str] | None = None) -> int:
+    """CHAT4ALL_KAFKA_PARTITIONS: partitions of each topic created by `migrate` (default 6).
+
+    Partitions bound how many worker processes share the load of one topic; changing it on an
+    existing deployment does not resize topics that already exist.
+    """
+    return _positive(env, "CHAT4ALL_KAFKA_PARTITIONS", DEFAULT_PARTITIONS)
+
+
+def kafka_replication(env: Mapping[str, str] | None = None) -> int:
+    """CHAT4ALL_KAFKA_REPLICATION: replicas of each topic created by `migrate` (default 1)."""
+    return _positive(env, "CHAT4ALL_KAFKA_REPLICATION", 1)
+
+
+def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
+    raw = (os.environ if env is None else env).get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= 1000:
+        raise SettingsError(f"{name} must be between 1 and 1000, got {value}")
+    return value
+
+
+def event_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """Every topic the hub uses: the routing topic and one outgoing topic per channel."""
+    names = channels if channels is not None else tuple(mock_connectors())
+    return [MESSAGE_PROCESSING, *(channel_topic(name) for name in names)]
+
+
+def _require_services(settings: Settings) -> tuple[str, S3Settings]:
+    if not settings.kafka_bootstrap or settings.s3 is None:
+        raise SettingsError("the distributed profile needs CHAT4ALL_KAFKA_BOOTSTRAP and the CHAT4ALL_S3_* settings")
+    return settings.kafka_bootstrap, settings.s3
+
+
+def make_storage(settings: Settings):
+    from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings
+
+    _, s3 = _require_services(settings)
+    return S3FileStorage.from_settings(
+        S3Settings(
+            bucket=s3.bucket,
+            endpoint_url=s3.endpoint_url,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+            region=s3.region,
+            presign_endpoint=s3.public_endpoint_url if s3.public_endpoint_url != s3.endpoint_url else None,
+        )
+    )
+
+
+def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
+    from chat4all.adapters.kafka import KafkaEventPublisher
+    from chat4all.adapters.sql.engine import check_database, create_engine
+    from chat4all.adapters.sql.outbox import SqlOutboxReader
+    from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+
+    bootstrap, _ = _require_services(settings)
+    engine = create_engine(settings.database_url)
+    storage = make_storage(settings)
+    publisher = KafkaEventPublisher(bootstrap, client_id=client_id)
+
+    return Adapters(
+        uow=SqlUnitOfWorkFactory(engine),
+        storage=storage,
+        publisher=publisher,
+        outbox_reader=SqlOutboxReader(engine),
+        connectors=mock_connectors(failure_rate=settings.connector_failure_rate),
+        hasher=hasher_for(settings),
+        checks={"database": lambda: check_database(engine), "broker": publisher.check, "storage": storage.check},
+        on_start=[publisher.start],
+        on_stop=[publisher.stop, storage.close, engine.dispose],
+    )
+
+
+def build_distributed_api(settings: Settings) -> Hub:
+    """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
+    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-api"))
+    add_api_background(hub)
+    return hub
+
+
+def build_distributed_worker(settings: Settings) -> Hub:
+    """A worker process: the same adapters, no outbox relay (RouteMessage publishes straight to
+    Kafka), plus the periodic re-drive of messages left unfinished."""
+    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-worker"))
+    add_delivery_background(hub)
+    return hub
+
+
+async def prepare_distributed_services(settings: Settings) -> None:
+    """Creates the bucket and the topics if missing (run by `chat4all migrate`); idempotent."""
+    from chat4all.adapters.kafka import ensure_topics
+
+    bootstrap, _ = _require_services(settings)
+    storage = make_storage(settings)
+    try:
+        await storage.ensure_bucket()
+    finally:
+        await storage.close()
+    await ensure_topics(
+        bootstrap, event_topics(), partitions=kafka_partitions(), replication_factor=kafka_replication()
+    )

@@ -1,0 +1,298 @@
+"""`chat4all worker`: the distributed profile's router and channel connectors, as a Faust app.
+
+One agent consumes `message_processing` and runs the route use case, which publishes one event
+per pending channel to `<channel>_outgoing`; one agent per channel topic runs the deliver use case.
+Within an agent, the events of one partition are handled one at a time, in order, while different
+partitions proceed concurrently (`PartitionLanes`). Events are keyed by conversation, so a
+conversation's events keep their order; more partitions and more worker processes give more
+parallelism. An offset is committed only after its event was handled (at-least-once), and both
+use cases are idempotent, so an event seen twice after a crash or rebalance does no harm.
+
+Also usable as `faust -A chat4all.entrypoints.worker worker` (settings from the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+import faust
+import mode
+from aiokafka.errors import KafkaError
+
+from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.domain.errors import DomainError, Unavailable
+from chat4all.entrypoints.bootstrap import Hub
+from chat4all.entrypoints.distributed import (
+    build_distributed_worker,
+    event_topics,
+    kafka_partitions,
+    kafka_replication,
+)
+from chat4all.entrypoints.settings import Settings, SettingsError
+
+log = logging.getLogger("chat4all.worker")
+
+DEFAULT_GROUP = "chat4all-worker"
+RETRY_FIRST_DELAY = 0.1
+RETRY_MAX_DELAY = 5.0
+LANE_DEPTH = 16
+
+Handler = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+
+
+def worker_group(env: Mapping[str, str] | None = None) -> str:
+    """CHAT4ALL_WORKER_GROUP: the Kafka consumer group (and Faust app id) the workers share."""
+    return (os.environ if env is None else env).get("CHAT4ALL_WORKER_GROUP") or DEFAULT_GROUP
+
+
+class HubService(mode.Service):
+    """Starts the hub's adapters (database pool, object storage, Kafka publisher) before the
+    Faust app starts consuming, and stops them after it stopped. Also makes sure the topics
+    exist with the configured partition count, so a worker started before `migrate` does not
+    have them auto-created by the broker with another count."""
+
+    def __init__(self, hub: Hub, topics: list[str], partitions: int, replication: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hub = hub
+        self.topics = topics
+        self.partitions = partitions
+        self.replication = replication
+
+    async def on_start(self) -> None:
+        from chat4all.adapters.kafka import ensure_topics
+
+        bootstrap = self.hub.settings.kafka_bootstrap
+        assert bootstrap is not None
+        delay = 0.5
+        while True:  # a broker that is still starting (or restarting) is waited for, not a crash
+            try:
+                await ensure_topics(
+                    bootstrap, self.topics, partitions=self.partitions, replication_factor=self.replication
+                )
+                break
+            except (KafkaError, OSError, TimeoutError) as error:
+                if self.should_stop:
+                    return
+                log.warning("Kafka at %s is not reachable (%s); retrying in %.1fs", bootstrap, error, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self.hub.start()
+        log.info("hub started; consuming %s", ", ".join(self.topics))
+
+    async def on_stop(self) -> None:
+        await self.hub.stop()
+
+
+def well_formed(topic: str, payload: Any) -> bool:
+    if not isinstance(payload, Mapping):
+        return False
+    try:
+        UUID(str(payload["message_id"]))
+    except (KeyError, ValueError):
+        return False
+    return topic == MESSAGE_PROCESSING or isinstance(payload.get("channel"), str)
+
+
+async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping: Callable[[], bool]) -> None:
+    """Runs one event's use case until it succeeds.
+
+    A failure here is the database, storage or broker being away (connector failures are
+    already retried and recorded by the use case), and skipping the event would strand the
+    message, so the partition waits and retries with backoff. A malformed event, or one a use
+    case rejects as invalid, is logged and skipped. While the worker shuts down, the failure is
+    raised instead, and the message's state in the database is left as it was.
+    """
+    if not well_formed(topic, payload):
+        log.error("skipping malformed event on %s: %r", topic, payload)
+        return
+    delay = RETRY_FIRST_DELAY
+    while True:
+        try:
+            await handle(topic, payload)
+            return
+        except DomainError as error:
+            if not isinstance(error, Unavailable):
+                log.error("skipping event on %s rejected by the use case (%s): %r", topic, error.detail, payload)
+                return
+            failure: Exception = error
+        except Exception as error:
+            failure = error
+        if stopping():
+            raise failure
+        log.warning(
+            "handling %s event for message %s failed (%s: %s); retrying in %.1fs",
+            topic,
+            payload["message_id"],
+            type(failure).__name__,
+            failure,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+
+
+class PartitionLanes:
+    """Handles the events of different partitions concurrently and those of one partition in order.
+
+    Each partition gets a lane: a short queue and a task that runs the use case for one event
+    at a time and acknowledges it only once handled, so its offset is committed only then.
+    A conversation's events share a key, hence a partition, hence a lane: they stay in order.
+    A full lane makes the agent wait, which leaves the backlog in Kafka.
+    """
+
+    def __init__(self, topic: str, handle: Handler, stopping: Callable[[], bool], depth: int = LANE_DEPTH) -> None:
+        self.topic = topic
+        self._handle = handle
+        self._stopping = stopping
+        self._depth = depth
+        self._lanes: dict[int, tuple[asyncio.Queue[Any], asyncio.Task[None]]] = {}
+
+    async def put(self, event: Any) -> None:
+        partition = event.message.partition
+        lane = self._lanes.get(partition)
+        if lane is None or lane[1].done():
+            queue: asyncio.Queue[Any] = asyncio.Queue(self._depth)
+            task = asyncio.create_task(self._run(queue), name=f"{self.topic}[{partition}]")
+            lane = self._lanes[partition] = (queue, task)
+        await lane[0].put(event)
+
+    async def _run(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            event = await queue.get()
+            await handle_with_retry(self._handle, self.topic, event.value, self._stopping)
+            event.ack()
+
+    async def close(self) -> None:
+        """Stops the lanes; events not handled yet stay unacknowledged and will be redelivered."""
+        tasks = [task for _, task in self._lanes.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lanes.clear()
+
+
+def create_faust_app(
+    settings: Settings,
+    hub: Hub,
+    *,
+    group: str | None = None,
+    partitions: int | None = None,
+    auto_offset_reset: str = "earliest",
+) -> faust.App:
+    """A Faust app whose agents feed `hub.handle_event`; starting the app starts the hub."""
+    if not settings.kafka_bootstrap:
+        raise SettingsError("CHAT4ALL_KAFKA_BOOTSTRAP is required for the worker")
+    partitions = partitions or kafka_partitions()
+    replication = kafka_replication()
+    topics = event_topics(tuple(hub.adapters.connectors))
+    datadir = settings.data_dir / "worker"  # Faust insists on one; with in-memory stores it stays empty
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        group or worker_group(),
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,  # HubService creates the topics; nothing is auto-declared
+        topic_partitions=partitions,
+        topic_replication_factor=replication,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset=auto_offset_reset,
+        key_serializer="raw",
+        value_serializer="json",
+        # Commit handled offsets often: fewer events are seen twice after a crash. Commits run
+        # beside processing and add no latency.
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        # Events wait in the stream buffer only while an agent is busy; a bounded buffer keeps
+        # a backlog in Kafka (visible as consumer lag) rather than in this process's memory.
+        stream_buffer_maxsize=1024,
+        producer_acks=-1,
+        producer_linger_ms=2,
+    )
+    app.add_dependency(HubService(hub, topics, partitions, replication))
+
+    def stopping() -> bool:
+        return bool(app.should_stop)
+
+    for name in topics:
+        topic = app.topic(name, partitions=partitions, key_serializer="raw", value_serializer="json")
+
+        async def consume(stream: faust.StreamT, name: str = name) -> None:
+            lanes = PartitionLanes(name, hub.handle_event, stopping)
+            try:
+                async for event in stream.noack().events():
+                    await lanes.put(event)
+            finally:
+                await lanes.close()
+
+        # concurrency=1: Faust spreads a concurrent agent's events over its instances regardless of
+        # partition, which would reorder a conversation's events; PartitionLanes parallelizes safely.
+        app.agent(topic, name=f"chat4all.{name}", concurrency=1)(consume)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: set, **kwargs: Any) -> None:
+        log.info(
+            "partitions assigned: %d (%s)",
+            len(assigned),
+            ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)) or "none",
+        )
+
+    return app
+
+
+class _Worker(faust.Worker):
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        log.info("worker started (consumer group %s)", self.app.conf.id)
+
+
+def run_worker(settings: Settings) -> None:
+    """Runs until SIGINT/SIGTERM, then stops consuming, commits and closes the hub's adapters."""
+    if not settings.distributed:
+        raise SettingsError("`chat4all worker` runs the distributed profile: set CHAT4ALL_PROFILE=distributed")
+    loop = _new_event_loop()
+    hub = build_distributed_worker(settings)
+    app = create_faust_app(settings, hub)
+    worker = _Worker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level,
+        override_logging=False,  # keep chat4all's logging: connector lines on stdout, the rest on stderr
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    worker.spinner = None  # it would draw on stdout, where the connector lines go
+    worker.execute_from_commandline()
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is absent on Windows only
+        loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def __getattr__(name: str) -> Any:
+    """`faust -A chat4all.entrypoints.worker` looks up `app`; it is built on first use from the environment."""
+    if name != "app":
+        raise AttributeError(name)
+    from chat4all.entrypoints.logs import configure_logging
+    from chat4all.entrypoints.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    app = create_faust_app(settings, build_distributed_worker(settings))
+    globals()["app"] = app
+    return app

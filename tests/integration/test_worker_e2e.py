@@ -1,0 +1,494 @@
+"""The distributed profile end to end, as an operator runs it: `chat4all migrate`, `chat4all serve`
+and `chat4all worker` as separate processes on the real PostgreSQL, Kafka and S3 servers.
+
+The deployment gets a database and a bucket of its own. Topic names are fixed, so the topics are
+shared with other runs; the worker gets a consumer group of its own, whose offsets start at the
+topics' current ends, and the assertions look only at this deployment's message ids.
+An unreachable server fails the tests; it is never a reason to skip them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import httpx
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from chat4all.adapters.kafka import decode_event
+from chat4all.adapters.storage.s3 import S3FileStorage
+from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+
+pytestmark = pytest.mark.services
+
+KAFKA = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
+DATABASE_URL = os.environ.get(
+    "CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test"
+)
+S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070")
+S3_ACCESS = os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all")
+S3_SECRET = os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret")
+S3_REGION = os.environ.get("CHAT4ALL_TEST_S3_REGION", "us-east-1")
+TOPICS = [MESSAGE_PROCESSING, channel_topic("whatsapp"), channel_topic("instagram")]
+PASSWORD = "worker-e2e-pass"
+DELIVERY_TIMEOUT = 5.0
+CONNECTOR_LINE = re.compile(
+    r"^INFO: Mensagem [0-9a-f-]{36} enviada para o usuário [0-9a-f-]{36} no (WhatsApp|Instagram)$"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chat4all.entrypoints.cli", *args]
+
+
+class Deployment:
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.workdir = workdir
+        self.env = env
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.users: dict[str, str] = {}
+        self.base_url = ""
+        self.timings: dict[str, float] = {}
+        self.latencies: list[float] = []
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(command(*args), env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"chat4all {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            command(*args),
+            env=self.env,
+            stdout=(self.workdir / f"{name}.out").open("w"),
+            stderr=(self.workdir / f"{name}.err").open("w"),
+        )
+        self.processes[name] = process
+        return process
+
+    def output(self, name: str) -> str:
+        return (self.workdir / f"{name}.out").read_text()
+
+    def errors(self, name: str) -> str:
+        return (self.workdir / f"{name}.err").read_text()
+
+    def diagnostics(self) -> str:
+        return "\n".join(
+            f"--- {name} stdout ---\n{self.output(name)[-3000:]}\n--- {name} stderr ---\n{self.errors(name)[-5000:]}"
+            for name in self.processes
+        )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def fresh_database() -> str:
+    name = f"c4a_worker_e2e_{uuid.uuid4().hex[:10]}"
+    admin_url = DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL at {admin_url} did not answer ({error}); run `bash scripts/services.sh up`", pytrace=False
+        )
+    return name
+
+
+def drop_database(name: str) -> None:
+    admin_url = DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def s3_client():
+    return boto3.client(
+        "s3",
+        endpoint_url=S3_ENDPOINT,
+        aws_access_key_id=S3_ACCESS,
+        aws_secret_access_key=S3_SECRET,
+        region_name=S3_REGION,
+    )
+
+
+async def partition_counts(topics: list[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=10_000)
+    await asyncio.wait_for(admin.start(), 10)
+    try:
+        return {entry["topic"]: len(entry["partitions"]) for entry in await admin.describe_topics(topics)}
+    finally:
+        await admin.close()
+
+
+async def start_group_at_end(group: str, topics: list[str]) -> None:
+    """Commits the current end offsets for a new consumer group, so the worker in it handles only
+    events published from now on (the topics hold other runs' events, for other databases)."""
+    counts = await partition_counts(topics)
+    partitions = [TopicPartition(topic, index) for topic in topics for index in range(counts[topic])]
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({partition: offset for partition, offset in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+async def topic_events(topic: str) -> list[tuple[str, dict]]:
+    """(key, payload) of every record in the topic now, read from the beginning with no group."""
+    count = (await partition_counts([topic]))[topic]
+    partitions = [TopicPartition(topic, index) for index in range(count)]
+    # auto_offset_reset="earliest" rather than seek_to_beginning(): right after assign(), a pending
+    # reset to the default ("latest") may otherwise land after the seek.
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        events = []
+        deadline = time.monotonic() + 15
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                events += [(record.key.decode(), decode_event(record.value)) for record in records]
+        return events
+    finally:
+        await consumer.stop()
+
+
+def wait_for(predicate, timeout: float, what: str, deployment: Deployment) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        for name, process in deployment.processes.items():
+            assert process.poll() is None, f"{name} exited with {process.returncode}\n{deployment.diagnostics()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{deployment.diagnostics()}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("worker-e2e")
+    database = fresh_database()
+    bucket = f"c4a-worker-e2e-{uuid.uuid4().hex[:10]}"
+    group = f"chat4all-worker-e2e-{uuid.uuid4().hex[:10]}"
+    env = {
+        **{
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("CHAT4ALL_") or key.startswith("CHAT4ALL_TEST_")
+        },
+        "PYTHONUNBUFFERED": "1",
+        "CHAT4ALL_PROFILE": "distributed",
+        "CHAT4ALL_DATA_DIR": str(workdir / "data"),
+        "CHAT4ALL_DATABASE_URL": DATABASE_URL.rsplit("/", 1)[0] + f"/{database}",
+        "CHAT4ALL_KAFKA_BOOTSTRAP": KAFKA,
+        "CHAT4ALL_S3_ENDPOINT": S3_ENDPOINT,
+        "CHAT4ALL_S3_BUCKET": bucket,
+        "CHAT4ALL_S3_ACCESS_KEY": S3_ACCESS,
+        "CHAT4ALL_S3_SECRET_KEY": S3_SECRET,
+        "CHAT4ALL_S3_REGION": S3_REGION,
+        "CHAT4ALL_WORKER_GROUP": group,
+        "CHAT4ALL_ARGON2_TIME_COST": "1",
+        "CHAT4ALL_ARGON2_MEMORY_KIB": "8192",
+        "CHAT4ALL_LOG_LEVEL": "INFO",
+    }
+    running = Deployment(workdir, env)
+    try:
+        started = time.monotonic()
+        running.run("migrate")  # schema, bucket and topics
+        running.timings["migrate"] = time.monotonic() - started
+        s3_client().head_bucket(Bucket=bucket)  # migrate created it
+        asyncio.run(start_group_at_end(group, TOPICS))
+
+        port = free_port()
+        running.base_url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        running.start("api", "serve", "--port", str(port))
+        running.start("worker", "worker")
+        adders = {
+            name: subprocess.Popen(
+                command("users", "add", name, "--password", PASSWORD), env=env, stdout=subprocess.PIPE, text=True
+            )
+            for name in ("ana", "bruno", "carla")
+        }
+        for name, adder in adders.items():
+            out, _ = adder.communicate(timeout=120)
+            assert adder.returncode == 0, f"users add {name} failed"
+            running.users[name] = out.strip()
+
+        def api_ready() -> bool:
+            try:
+                return httpx.get(f"{running.base_url}/ready", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(
+            lambda: (
+                "partitions assigned: " in running.errors("worker")
+                and "partitions assigned: 0 " not in running.errors("worker")
+            ),
+            60,
+            "the worker's partitions",
+            running,
+        )
+        running.timings["worker start-up"] = time.monotonic() - started
+        wait_for(api_ready, 60, "the API's readiness", running)
+        running.timings["api start-up"] = time.monotonic() - started
+        yield running
+    finally:
+        running.stop()
+        print(f"\nworker e2e timings: { {k: round(v, 2) for k, v in running.timings.items()} }")
+        if running.latencies:
+            ordered = sorted(running.latencies)
+            print(
+                f"accept->delivered over {len(ordered)} messages: min {ordered[0] * 1000:.0f} ms, "
+                f"median {ordered[len(ordered) // 2] * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+            )
+        try:
+            drop_database(database)
+        except psycopg.Error:
+            pass
+
+
+@pytest.fixture
+async def api(deployment):
+    async with httpx.AsyncClient(base_url=deployment.base_url, timeout=30) as client:
+        yield client
+
+
+async def login(api: httpx.AsyncClient, name: str) -> dict[str, str]:
+    response = await api.post("/auth/token", json={"username": name, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def create_conversation(api, headers, kind: str, members: list[str]) -> str:
+    response = await api.post("/v1/conversations", json={"type": kind, "members": members}, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()["conversation_id"]
+
+
+async def send(api, headers, conversation_id: str, sender: str, channels: list[str], payload: dict) -> str:
+    message_id = str(uuid.uuid4())
+    body = {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "from": sender,
+        "channels": channels,
+        "payload": payload,
+    }
+    response = await api.post("/v1/messages", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return message_id
+
+
+async def settle(api, headers, message_id: str, deployment: Deployment, accepted_at: float) -> dict:
+    """Polls the message until delivered or failed, within DELIVERY_TIMEOUT of its acceptance."""
+    while True:
+        body = (await api.get(f"/v1/messages/{message_id}", headers=headers)).json()
+        if body["status"] in ("delivered", "failed"):
+            deployment.latencies.append(time.monotonic() - accepted_at)
+            return body
+        assert time.monotonic() - accepted_at < DELIVERY_TIMEOUT, (
+            f"message {message_id} not settled within {DELIVERY_TIMEOUT}s: {body}\n{deployment.diagnostics()}"
+        )
+        await asyncio.sleep(0.02)
+
+
+async def send_and_settle(api, headers, deployment, conversation_id, sender, channels, payload=None) -> dict:
+    accepted_at = time.monotonic()
+    message_id = await send(api, headers, conversation_id, sender, channels, payload or {"type": "text", "text": "olá"})
+    return await settle(api, headers, message_id, deployment, accepted_at)
+
+
+def connector_line(message_id: str, user_id: str, channel: str) -> str:
+    return f"INFO: Mensagem {message_id} enviada para o usuário {user_id} no {channel}"
+
+
+def lines_about(deployment: Deployment, message_id: str) -> list[str]:
+    return [line for line in deployment.output("worker").splitlines() if message_id in line]
+
+
+async def test_api_reports_database_broker_and_storage_ready(api):
+    response = await api.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+
+
+async def test_private_conversation_messages_reach_each_channel_once(api, deployment):
+    users = deployment.users
+    headers = await login(api, "ana")
+    conversation_id = await create_conversation(api, headers, "private", [users["ana"], users["bruno"]])
+
+    whatsapp = await send_and_settle(api, headers, deployment, conversation_id, users["ana"], ["whatsapp"])
+    instagram = await send_and_settle(api, headers, deployment, conversation_id, users["ana"], ["instagram"])
+    both = await send_and_settle(api, headers, deployment, conversation_id, users["ana"], ["all"])
+
+    for message in (whatsapp, instagram, both):
+        assert message["status"] == "delivered", message
+    assert whatsapp["deliveries"] == {"whatsapp": "delivered"}
+    assert instagram["deliveries"] == {"instagram": "delivered"}
+    assert both["deliveries"] == {"whatsapp": "delivered", "instagram": "delivered"}
+
+    assert lines_about(deployment, whatsapp["message_id"]) == [
+        connector_line(whatsapp["message_id"], users["bruno"], "WhatsApp")
+    ]
+    assert lines_about(deployment, instagram["message_id"]) == [
+        connector_line(instagram["message_id"], users["bruno"], "Instagram")
+    ]
+    assert sorted(lines_about(deployment, both["message_id"])) == sorted(
+        [
+            connector_line(both["message_id"], users["bruno"], "WhatsApp"),
+            connector_line(both["message_id"], users["bruno"], "Instagram"),
+        ]
+    )
+
+
+async def test_group_conversation_reaches_every_other_member_on_every_channel(api, deployment):
+    users = deployment.users
+    headers = await login(api, "bruno")
+    conversation_id = await create_conversation(api, headers, "group", [users["ana"], users["bruno"], users["carla"]])
+    messages = await asyncio.gather(
+        *(send_and_settle(api, headers, deployment, conversation_id, users["bruno"], ["all"]) for _ in range(5))
+    )
+    for message in messages:
+        assert message["status"] == "delivered", message
+        expected = [
+            connector_line(message["message_id"], users[member], channel)
+            for member in ("ana", "carla")
+            for channel in ("WhatsApp", "Instagram")
+        ]
+        assert sorted(lines_about(deployment, message["message_id"])) == sorted(expected)
+
+
+async def test_worker_stdout_carries_only_connector_lines(deployment, api):
+    headers = await login(api, "carla")
+    users = deployment.users
+    conversation_id = await create_conversation(api, headers, "private", [users["carla"], users["ana"]])
+    await send_and_settle(api, headers, deployment, conversation_id, users["carla"], ["whatsapp"])
+    lines = deployment.output("worker").splitlines()
+    assert lines, "the worker printed no connector line"
+    assert [line for line in lines if not CONNECTOR_LINE.match(line)] == []
+
+
+async def test_routed_events_go_through_the_per_channel_topics_keyed_by_conversation(api, deployment):
+    users = deployment.users
+    headers = await login(api, "ana")
+    conversation_id = await create_conversation(api, headers, "private", [users["ana"], users["carla"]])
+    message = await send_and_settle(api, headers, deployment, conversation_id, users["ana"], ["all"])
+    assert message["status"] == "delivered"
+
+    for topic, channel in ((channel_topic("whatsapp"), "whatsapp"), (channel_topic("instagram"), "instagram")):
+        found = [
+            (key, event) for key, event in await topic_events(topic) if event.get("message_id") == message["message_id"]
+        ]
+        assert found, f"{topic} never carried message {message['message_id']}"
+        assert {key for key, _ in found} == {conversation_id}
+        assert all(event["channel"] == channel for _, event in found)
+    routing = [
+        (key, event)
+        for key, event in await topic_events(MESSAGE_PROCESSING)
+        if event.get("message_id") == message["message_id"]
+    ]
+    assert routing and {key for key, _ in routing} == {conversation_id}
+
+
+async def upload(api, headers, data: bytes, filename: str = "report.pdf") -> str:
+    started = await api.post("/v1/files/initiate", json={"filename": filename, "file_size": len(data)}, headers=headers)
+    assert started.status_code == 201, started.text
+    info = started.json()
+    size = info["chunk_size"]
+    for index in range(info["total_chunks"]):
+        response = await api.patch(
+            "/v1/files/upload",
+            params={"file_id": info["file_id"], "chunk_id": index},
+            content=data[index * size : (index + 1) * size],
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        assert response.status_code == 200, response.text
+    done = await api.post(
+        "/v1/files/complete",
+        json={"file_id": info["file_id"], "checksum": hashlib.sha256(data).hexdigest()},
+        headers=headers,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    return info["file_id"]
+
+
+async def test_file_message_is_delivered(api, deployment):
+    users = deployment.users
+    headers = await login(api, "ana")
+    conversation_id = await create_conversation(api, headers, "private", [users["ana"], users["bruno"]])
+    file_id = await upload(api, headers, os.urandom(300_000))
+    message = await send_and_settle(
+        api, headers, deployment, conversation_id, users["ana"], ["whatsapp"], {"type": "file", "file_id": file_id}
+    )
+    assert message["status"] == "delivered", message
+    assert message["payload"]["file_id"] == file_id
+    assert lines_about(deployment, message["message_id"]) == [
+        connector_line(message["message_id"], users["bruno"], "WhatsApp")
+    ]
+
+
+async def test_file_missing_from_storage_fails_with_a_reason(api, deployment):
+    users = deployment.users
+    headers = await login(api, "ana")
+    conversation_id = await create_conversation(api, headers, "private", [users["ana"], users["carla"]])
+    file_id = await upload(api, headers, b"short-lived bytes" * 100, filename="gone.txt")
+    bucket = deployment.env["CHAT4ALL_S3_BUCKET"]
+    client = s3_client()
+    key = S3FileStorage(client, bucket).file_key(uuid.UUID(file_id))
+    client.head_object(Bucket=bucket, Key=key)
+    client.delete_object(Bucket=bucket, Key=key)
+
+    message = await send_and_settle(
+        api, headers, deployment, conversation_id, users["ana"], ["whatsapp"], {"type": "file", "file_id": file_id}
+    )
+    assert message["status"] == "failed", message
+    assert message["deliveries"] == {"whatsapp": "failed"}
+    failures = [entry for entry in message["history"] if entry["status"] == "failed"]
+    assert failures and all(entry["detail"] for entry in failures), message["history"]
+    assert any("missing" in entry["detail"] for entry in failures), message["history"]
+    assert lines_about(deployment, message["message_id"]) == []
+
+
+async def test_worker_stops_cleanly_on_sigterm(deployment):
+    worker = deployment.processes["worker"]
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    try:
+        code = worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker ignored SIGTERM for 20s\n{deployment.diagnostics()}")
+    deployment.timings["worker stop"] = time.monotonic() - started
+    assert code == 0, deployment.diagnostics()
+    assert "Traceback" not in deployment.errors("worker"), deployment.errors("worker")
