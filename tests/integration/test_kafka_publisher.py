@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from chat4all.adapters.kafka import KafkaEventPublisher, check_broker, decode_event, ensure_topics
+from chat4all.adapters.kafka import KafkaEventPublisher, check_broker, commit_end_offsets, decode_event, ensure_topics
 from chat4all.application.ports import OutboxEvent
 
 pytestmark = pytest.mark.services
@@ -147,6 +147,32 @@ async def test_ensure_topics_creates_missing_topics_once_with_the_partition_coun
     assert sum(outcome.count(third) for outcome in outcomes) <= 1
     assert all(first not in outcome for outcome in outcomes)
     assert await partition_counts(bootstrap, [first, third]) == {first: 4, third: 2}
+
+
+async def test_a_group_started_at_the_end_sees_only_later_events(bootstrap, publisher, fresh_topics):
+    [topic] = fresh_topics()
+    await ensure_topics(bootstrap, [topic], partitions=3)
+    await publisher.publish_batch([OutboxEvent(topic, f"k{i}", {"message_id": f"old-{i}"}) for i in range(6)])
+    group = f"test-c4a-group-{uuid.uuid4().hex[:8]}"
+    await commit_end_offsets(bootstrap, group, [topic])
+    await publisher.publish_batch([OutboxEvent(topic, f"k{i}", {"message_id": f"new-{i}"}) for i in range(4)])
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        seen: list[str] = []
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(seen) < 4 and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                seen += [decode_event(record.value)["message_id"] for record in records]
+        await asyncio.sleep(0.5)
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            seen += [decode_event(record.value)["message_id"] for record in records]
+    finally:
+        await consumer.stop()
+    assert sorted(seen) == [f"new-{i}" for i in range(4)]
 
 
 def closed_port() -> int:

@@ -28,7 +28,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from chat4all.adapters.kafka import decode_event
+from chat4all.adapters.kafka import commit_end_offsets, decode_event
 from chat4all.adapters.storage.s3 import S3FileStorage
 from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
 
@@ -147,21 +147,6 @@ async def partition_counts(topics: list[str]) -> dict[str, int]:
         await admin.close()
 
 
-async def start_group_at_end(group: str, topics: list[str]) -> None:
-    """Commits the current end offsets for a new consumer group, so the worker in it handles only
-    events published from now on (the topics hold other runs' events, for other databases)."""
-    counts = await partition_counts(topics)
-    partitions = [TopicPartition(topic, index) for topic in topics for index in range(counts[topic])]
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({partition: offset for partition, offset in ends.items()})
-    finally:
-        await consumer.stop()
-
-
 async def topic_events(topic: str) -> list[tuple[str, dict]]:
     """(key, payload) of every record in the topic now, read from the beginning with no group."""
     count = (await partition_counts([topic]))[topic]
@@ -174,7 +159,7 @@ async def topic_events(topic: str) -> list[tuple[str, dict]]:
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         events = []
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while [p for p in partitions if await consumer.position(p) < ends[p]]:
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
             for records in (await consumer.getmany(timeout_ms=500)).values():
@@ -220,13 +205,17 @@ def deployment(tmp_path_factory):
         "CHAT4ALL_ARGON2_MEMORY_KIB": "8192",
         "CHAT4ALL_LOG_LEVEL": "INFO",
     }
+    # Six Python processes start here; letting them cache bytecode (in the gitignored __pycache__
+    # directories) saves each one seconds of compiling on a small machine.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     running = Deployment(workdir, env)
     try:
         started = time.monotonic()
         running.run("migrate")  # schema, bucket and topics
         running.timings["migrate"] = time.monotonic() - started
         s3_client().head_bucket(Bucket=bucket)  # migrate created it
-        asyncio.run(start_group_at_end(group, TOPICS))
+        # The topics hold other runs' events, for other databases: this worker starts at their ends.
+        asyncio.run(commit_end_offsets(KAFKA, group, TOPICS))
 
         port = free_port()
         running.base_url = f"http://127.0.0.1:{port}"
@@ -397,6 +386,7 @@ async def test_worker_stdout_carries_only_connector_lines(deployment, api):
     lines = deployment.output("worker").splitlines()
     assert lines, "the worker printed no connector line"
     assert [line for line in lines if not CONNECTOR_LINE.match(line)] == []
+    assert "Mensagem" not in deployment.output("api"), "the API process delivered instead of the worker"
 
 
 async def test_routed_events_go_through_the_per_channel_topics_keyed_by_conversation(api, deployment):

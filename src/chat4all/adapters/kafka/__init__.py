@@ -1,6 +1,6 @@
 """Kafka adapters for the distributed profile: the event publisher and topic administration."""
 
-from chat4all.adapters.kafka.admin import check_broker, ensure_topics
+from chat4all.adapters.kafka.admin import check_broker, commit_end_offsets, ensure_topics
 from chat4all.adapters.kafka.publisher import KafkaEventPublisher, decode_event, encode_event
 
-__all__ = ["KafkaEventPublisher", "check_broker", "decode_event", "encode_event", "ensure_topics"]
+__all__ = ["KafkaEventPublisher", "check_broker", "commit_end_offsets", "decode_event", "encode_event", "ensure_topics"]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -94,3 +95,40 @@ async def check_broker(bootstrap_servers: str, timeout: float = 2.0) -> None:
         await asyncio.wait_for(admin.describe_cluster(), timeout)
     finally:
         await admin.close()
+
+
+async def commit_end_offsets(
+    bootstrap_servers: str, group: str, topics: Iterable[str], *, timeout: float = 30.0
+) -> None:
+    """Sets a consumer group's committed offsets to the current end of every partition of `topics`.
+
+    For a new group that should handle only events published from now on (a worker group for a
+    fresh deployment that shares a broker, e.g. in tests), instead of every retained event.
+    Only safe while no member of the group is consuming.
+    """
+    wanted = list(dict.fromkeys(topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        described = await admin.describe_topics(wanted)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(entry["topic"], partition["partition"])
+        for entry in described
+        if entry["error_code"] == 0
+        for partition in entry["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout * 1000),
+    )
+    await asyncio.wait_for(consumer.start(), timeout)
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
