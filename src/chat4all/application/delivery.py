@@ -13,8 +13,16 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.ports import ChannelConnector, Clock, EventPublisher, FileStorage, UnitOfWorkFactory
-from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.application.ports import (
+    ChannelConnector,
+    Clock,
+    DeliveryMetrics,
+    EventPublisher,
+    FileStorage,
+    NoMetrics,
+    UnitOfWorkFactory,
+)
+from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import FilePayload, Message
 
@@ -26,6 +34,7 @@ class RouteMessage:
     uow: UnitOfWorkFactory
     clock: Clock
     publisher: EventPublisher
+    metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
 
     async def execute(self, message_id: UUID) -> None:
         async with self.uow() as uow:
@@ -36,6 +45,7 @@ class RouteMessage:
             if message.mark_routed(self.clock.now()):
                 await uow.messages.update(message)
                 await uow.commit()
+                self.metrics.message_routed()
         # Re-publishing pending channels on a redelivered request is safe: delivery is idempotent.
         for channel in message.pending_channels():
             await self.publisher.publish(
@@ -53,12 +63,19 @@ class RetryPolicy:
         return self.first_delay_seconds * self.multiplier ** (attempt - 2)
 
 
+@attrs.frozen
+class _Outcome:
+    failure: str | None
+    attempts: int
+
+
 @attrs.define
 class DeliverMessage:
     """Hands one message to one channel's connector for each recipient, then records the outcome.
 
     Transient connector failures are retried with exponential backoff; when the retry budget
-    is spent, or on a permanent failure such as a file missing from storage, the channel fails.
+    is spent, or on a permanent failure such as a file missing from storage, the channel fails
+    and the delivery is published to the dead-letter topic with its reason.
     """
 
     uow: UnitOfWorkFactory
@@ -67,6 +84,8 @@ class DeliverMessage:
     storage: FileStorage
     sleep: Callable[[float], Awaitable[None]]
     retry: RetryPolicy = RetryPolicy()
+    dead_letters: EventPublisher | None = None
+    metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
 
     async def execute(self, message_id: UUID, channel: str) -> None:
         async with self.uow() as uow:
@@ -74,35 +93,55 @@ class DeliverMessage:
             conversation = await uow.conversations.get(message.conversation_id) if message else None
         if message is None or conversation is None or channel not in message.pending_channels():
             return
-        failure = await self._attempt(message, conversation.recipients_of(message.sender_id, message.recipient_id), channel)
+        outcome = await self._attempt(message, conversation.recipients_of(message.sender_id, message.recipient_id), channel)
         async with self.uow() as uow:
             current = await uow.messages.get(message_id, for_update=True)
             if current is None:
                 return
-            if current.record_delivery(channel, delivered=failure is None, now=self.clock.now(), detail=failure):
+            recorded = current.record_delivery(
+                channel, delivered=outcome.failure is None, now=self.clock.now(), detail=outcome.failure
+            )
+            if recorded:
                 await uow.messages.update(current)
                 await uow.commit()
+        if recorded:
+            await self._report(current, channel, outcome)
 
-    async def _attempt(self, message: Message, recipients: tuple[UUID, ...], channel: str) -> str | None:
+    async def _report(self, message: Message, channel: str, outcome: _Outcome) -> None:
+        self.metrics.channel_finished(channel, delivered=outcome.failure is None)
+        if message.status.is_terminal:
+            latency = (self.clock.now() - message.created_at).total_seconds()
+            self.metrics.message_finished(message.status.value, latency)
+        if outcome.failure is not None and self.dead_letters is not None:
+            await self.dead_letters.publish(
+                DEAD_LETTERS,
+                str(message.conversation_id),
+                {"message_id": str(message.id), "channel": channel, "reason": outcome.failure, "attempts": outcome.attempts},
+            )
+            self.metrics.dead_lettered(channel)
+
+    async def _attempt(self, message: Message, recipients: tuple[UUID, ...], channel: str) -> _Outcome:
         connector = self.connectors.get(channel)
         if connector is None:
-            return f"no connector for channel {channel!r}"
+            return _Outcome(f"no connector for channel {channel!r}", 0)
         pending = list(recipients)
+        last_error = ""
         for attempt in range(1, self.retry.attempts + 1):
             if attempt > 1:
+                self.metrics.delivery_retried(channel)
                 await self.sleep(self.retry.delay_before(attempt))
             try:
                 await self._check_file(message)
                 while pending:
                     await connector.deliver(message, pending[0])
                     pending.pop(0)
-                return None
+                return _Outcome(None, attempt)
             except PermanentDeliveryFailure as error:
-                return error.detail
+                return _Outcome(error.detail, attempt)
             except TransientDeliveryFailure as error:
                 last_error = error.detail
                 log.info("delivery of %s on %s failed (attempt %d): %s", message.id, channel, attempt, error.detail)
-        return f"gave up after {self.retry.attempts} attempts: {last_error}"
+        return _Outcome(f"gave up after {self.retry.attempts} attempts: {last_error}", self.retry.attempts)
 
     async def _check_file(self, message: Message) -> None:
         if isinstance(message.payload, FilePayload):

@@ -8,7 +8,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateMessage
-from chat4all.application.ports import Clock, OutboxSignal, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.ports import Clock, DeliveryMetrics, NoMetrics, OutboxSignal, UnitOfWork, UnitOfWorkFactory
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -45,6 +45,7 @@ class SendMessage:
     clock: Clock
     channels: Collection[str]
     outbox_signal: OutboxSignal | None = None
+    metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
 
     async def execute(self, caller: UUID, request: SendRequest) -> Message:
         if request.sender_id != caller:
@@ -75,6 +76,7 @@ class SendMessage:
             except DuplicateMessage:
                 pass  # a concurrent request with the same id won; answer as a replay
             else:
+                self.metrics.message_accepted()
                 if self.outbox_signal is not None:
                     self.outbox_signal.notify()
                 return message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -10,6 +11,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.adapters.connectors import mock_connectors
+from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
 from chat4all.application.auth import Authenticate, FindUsers, LoginThrottle, Logout, RegisterUser, ResolveToken
@@ -27,12 +29,13 @@ from chat4all.application.ports import (
     UnitOfWorkFactory,
 )
 from chat4all.application.relay import RelayOutbox
-from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
 from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
 from chat4all.entrypoints.settings import Settings
 
 Check = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -45,6 +48,7 @@ class Adapters:
     hasher: PasswordHasher
     clock: Clock = attrs.field(factory=SystemClock)
     ids: IdGenerator = attrs.field(factory=RandomIds)
+    metrics: PrometheusMetrics = attrs.field(factory=PrometheusMetrics)
     checks: dict[str, Check] = attrs.field(factory=dict)
     on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
@@ -123,15 +127,17 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         find_users=FindUsers(a.uow),
         create_conversation=CreateConversation(a.uow, a.ids, a.clock),
         view_conversations=ViewConversations(a.uow),
-        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake),
+        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics),
         read_messages=ReadMessages(a.uow),
         initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),
         upload_chunk=UploadChunk(a.uow, a.storage, a.clock),
         complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
         view_upload=ViewUpload(a.uow, a.storage, a.clock),
         expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
-        route_message=RouteMessage(a.uow, a.clock, a.publisher),
-        deliver_message=DeliverMessage(a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy()),
+        route_message=RouteMessage(a.uow, a.clock, a.publisher, a.metrics),
+        deliver_message=DeliverMessage(
+            a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics
+        ),
         redrive_unfinished=RedriveUnfinished(a.uow, a.clock, a.publisher),
         relay=RelayOutbox(a.outbox_reader, a.publisher),
         wake_relay=wake,
@@ -142,6 +148,10 @@ def login_throttle(settings: Settings) -> LoginThrottle:
     return LoginThrottle(
         settings.login_max_failures_per_user, settings.login_max_failures_per_address, settings.login_window
     )
+
+
+async def log_dead_letter(payload: Mapping[str, Any]) -> None:
+    log.warning("dead letter: message %s on %s: %s", payload["message_id"], payload["channel"], payload["reason"])
 
 
 def add_api_background(hub: Hub) -> None:
@@ -167,6 +177,7 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     """One process: SQLite, files on local disk, and an in-process bus running router and connectors."""
     from chat4all.adapters.bus import InProcessEventBus
     from chat4all.adapters.sql.engine import check_database, create_engine
+    from chat4all.adapters.sql.ledger import SqlSendLedger
     from chat4all.adapters.sql.outbox import SqlOutboxReader
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.adapters.storage.local import LocalFileStorage
@@ -180,7 +191,8 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
         storage=storage,
         publisher=bus,
         outbox_reader=SqlOutboxReader(engine),
-        connectors=overrides.pop("connectors", None) or mock_connectors(failure_rate=settings.connector_failure_rate),
+        connectors=overrides.pop("connectors", None)
+        or mock_connectors(ledger=SqlSendLedger(engine), failure_rate=settings.connector_failure_rate),
         hasher=overrides.pop("hasher", None) or hasher_for(settings),
         checks={"database": lambda: check_database(engine), "storage": storage.check},
         on_stop=[bus.stop, engine.dispose],
@@ -189,6 +201,7 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     hub = wire(settings, adapters)
     for topic in [MESSAGE_PROCESSING, *(channel_topic(name) for name in adapters.connectors)]:
         bus.subscribe(topic, lambda payload, topic=topic: hub.handle_event(topic, payload))
+    bus.subscribe(DEAD_LETTERS, log_dead_letter)
     adapters.on_start.append(bus.start)
     add_api_background(hub)
     add_delivery_background(hub)

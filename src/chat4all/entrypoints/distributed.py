@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 
 from chat4all.adapters.connectors import mock_connectors
-from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.entrypoints.bootstrap import (
     Adapters,
     Hub,
@@ -83,6 +83,7 @@ def make_storage(settings: Settings):
 def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
     from chat4all.adapters.kafka import KafkaEventPublisher
     from chat4all.adapters.sql.engine import check_database, create_engine
+    from chat4all.adapters.sql.ledger import SqlSendLedger
     from chat4all.adapters.sql.outbox import SqlOutboxReader
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 
@@ -96,7 +97,7 @@ def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
         storage=storage,
         publisher=publisher,
         outbox_reader=SqlOutboxReader(engine),
-        connectors=mock_connectors(failure_rate=settings.connector_failure_rate),
+        connectors=mock_connectors(ledger=SqlSendLedger(engine), failure_rate=settings.connector_failure_rate),
         hasher=hasher_for(settings),
         checks={"database": lambda: check_database(engine), "broker": publisher.check, "storage": storage.check},
         on_start=[publisher.start],
@@ -130,5 +131,5 @@ async def prepare_distributed_services(settings: Settings) -> None:
     finally:
         await storage.close()
     await ensure_topics(
-        bootstrap, event_topics(), partitions=kafka_partitions(), replication_factor=kafka_replication()
+        bootstrap, [*event_topics(), DEAD_LETTERS], partitions=kafka_partitions(), replication_factor=kafka_replication()
     )

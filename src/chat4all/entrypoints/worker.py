@@ -24,7 +24,7 @@ import faust
 import mode
 from aiokafka.errors import KafkaError
 
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING
 from chat4all.domain.errors import DomainError, Unavailable
 from chat4all.entrypoints.bootstrap import Hub
 from chat4all.entrypoints.distributed import (
@@ -72,7 +72,7 @@ class HubService(mode.Service):
         while True:  # a broker that is still starting (or restarting) is waited for, not a crash
             try:
                 await ensure_topics(
-                    bootstrap, self.topics, partitions=self.partitions, replication_factor=self.replication
+                    bootstrap, [*self.topics, DEAD_LETTERS], partitions=self.partitions, replication_factor=self.replication
                 )
                 break
             except (KafkaError, OSError, TimeoutError) as error:
@@ -261,6 +261,10 @@ def run_worker(settings: Settings) -> None:
     loop = _new_event_loop()
     hub = build_distributed_worker(settings)
     app = create_faust_app(settings, hub)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1", registry=hub.adapters.metrics.registry)
     worker = _Worker(
         app,
         loop=loop,

@@ -79,3 +79,21 @@ async def test_responses_carry_security_headers(client):
     response = await client.get("/health")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_metrics_in_prometheus_text_format(deployment, client):
+    from tests.integration.http.helpers import conversation, text_message, wait_for_status
+
+    alice, headers = await deployment.user()
+    bob, _ = await deployment.add_user()
+    body = text_message(await conversation(deployment, headers, [alice, bob]), alice)
+    await client.post("/v1/messages", json=body, headers=headers)
+    await wait_for_status(client, headers, body["message_id"])
+    response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in response.text.splitlines() if line and not line.startswith("#")}
+    assert samples["chat4all_messages_accepted_total"] >= 1
+    assert "chat4all_outbox_backlog" in samples
+    if deployment.profile == "embedded":  # in the distributed profile deliveries are counted by the workers
+        assert samples['chat4all_channel_deliveries_total{channel="whatsapp",outcome="delivered"}'] >= 1
+        assert samples['chat4all_accept_to_final_seconds_count{status="delivered"}'] >= 1

@@ -46,3 +46,6 @@ class InMemoryOutboxReader:
         finally:
             store.outbox_claimed -= claimed
         return len(batch)
+
+    async def backlog(self) -> int:
+        return len(self._store.outbox)

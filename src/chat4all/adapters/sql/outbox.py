@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.base import SqlRepository
@@ -54,3 +54,9 @@ class SqlOutboxReader:
                 return len(rows)
             finally:
                 await close_quietly(connection)
+
+    async def backlog(self) -> int:
+        async with exclusive_use(self._engine):
+            with translate_errors():
+                async with self._engine.connect() as connection:
+                    return (await connection.execute(select(func.count()).select_from(outbox))).scalar_one()

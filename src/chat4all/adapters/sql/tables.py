@@ -206,3 +206,14 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False, default=lambda: datetime.now(UTC)),
     sqlite_autoincrement=True,
 )
+
+# What the mock channel providers have already sent, by idempotency key (channel, message,
+# recipient): a redelivered event finds its key here and the provider does not send twice.
+connector_sends = Table(
+    "connector_sends",
+    metadata,
+    Column("channel", String(32), primary_key=True),
+    Column("message_id", Uuid, primary_key=True),
+    Column("recipient_id", Uuid, primary_key=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+)

@@ -18,6 +18,7 @@ from chat4all.entrypoints.http.errors import EXCEPTION_HANDLERS
 from chat4all.entrypoints.http.file_routes import FileController
 from chat4all.entrypoints.http.health_routes import health, ready
 from chat4all.entrypoints.http.message_routes import MessageController
+from chat4all.entrypoints.http.metrics_routes import metrics
 from chat4all.entrypoints.http.security_headers import security_headers
 
 MAX_JSON_BODY = 256 * 1024
@@ -31,7 +32,6 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> Litestar:
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="POST /auth/token")}
         ),
-        security=[{"BearerToken": []}],
         path="/docs",
         render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
     )
@@ -40,6 +40,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> Litestar:
         route_handlers=[
             health,
             ready,
+            metrics,
             AuthController,
             UserController,
             ConversationController,
