@@ -1,19 +1,29 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Request, get, post
 from litestar.di import Provide
-from litestar.params import FromQuery, JSONBody
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from chat4all.entrypoints.http import schemas, views
+from chat4all.entrypoints.http.conversation_routes import Limit, Offset
 from chat4all.entrypoints.http.dependencies import HubDep, UserDep, bearer_secret, provide_user
+from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 
 
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/token", status_code=HTTP_200_OK, summary="Log in: trade username and password for a bearer token")
+    @post(
+        "/token",
+        status_code=HTTP_200_OK,
+        summary="Log in: trade username and password for a bearer token",
+        description="Failed logins are throttled per username and per client address (429 with Retry-After).",
+        responses=errors(400, 401, 413, 429),
+    )
     async def issue_token(self, data: JSONBody[schemas.TokenRequest], request: Request, hub: HubDep) -> schemas.TokenResponse:
         # The peer address of the connection. Behind a reverse proxy, start the server with
         # CHAT4ALL_TRUSTED_PROXIES so the proxy's forwarded header is used; it is never trusted by default.
@@ -21,7 +31,14 @@ class AuthController(Controller):
         issued = await hub.authenticate.execute(data.username, data.password, address)
         return schemas.TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, dependencies={"user": Provide(provide_user)}, summary="Revoke the caller's token")
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        dependencies={"user": Provide(provide_user)},
+        summary="Revoke the caller's token",
+        security=BEARER,
+        responses=errors(401),
+    )
     async def logout(self, request: Request, user: UserDep, hub: HubDep) -> None:
         await hub.logout.execute(bearer_secret(request))
 
@@ -29,15 +46,21 @@ class AuthController(Controller):
 class UserController(Controller):
     path = "/v1/users"
     tags = ["users"]
+    security = BEARER
     dependencies = {"user": Provide(provide_user)}
 
-    @get("/me", summary="The authenticated user")
+    @get("/me", summary="The authenticated user", responses=errors(401))
     async def me(self, user: UserDep) -> schemas.UserOut:
         return views.user_out(user)
 
-    @get("/", summary="Find users (exact username match when given)")
+    @get("/", summary="Find users (exact username match when given)", responses=errors(400, 401))
     async def find(
-        self, user: UserDep, hub: HubDep, username: FromQuery[str | None] = None, limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
+        self,
+        user: UserDep,
+        hub: HubDep,
+        username: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> schemas.UserList:
-        found = await hub.find_users.execute(username=username, limit=max(1, min(limit, 100)), offset=max(offset, 0))
+        found = await hub.find_users.execute(username=username, limit=limit, offset=offset)
         return schemas.UserList([views.user_out(each) for each in found])

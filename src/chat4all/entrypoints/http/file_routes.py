@@ -6,6 +6,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -14,6 +15,7 @@ from chat4all.domain.errors import InvalidInput
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.entrypoints.http import schemas, views
 from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
+from chat4all.entrypoints.http.openapi_docs import BEARER, ChunkUploadOperation, errors
 
 # The largest chunk size the settings allow, plus room for multipart framing.
 MAX_CHUNK_REQUEST = 64 * 1024 * 1024 + 64 * 1024
@@ -61,9 +63,15 @@ async def read_chunk(request: Request, expected: int) -> bytes:
 class FileController(Controller):
     path = "/v1/files"
     tags = ["files"]
+    security = BEARER
     dependencies = {"user": Provide(provide_user)}
 
-    @post("/initiate", status_code=HTTP_201_CREATED, summary="Start a chunked upload (up to 2 GiB)")
+    @post(
+        "/initiate",
+        status_code=HTTP_201_CREATED,
+        summary="Start a chunked upload (up to 2 GiB)",
+        responses=errors(400, 401, 413),
+    )
     async def initiate(self, data: JSONBody[schemas.FileInitiate], request: Request, user: UserDep, hub: HubDep) -> schemas.FileInitiated:
         upload = await hub.initiate_upload.execute(user.id, data.filename, data.file_size, data.content_type)
         return schemas.FileInitiated(
@@ -79,7 +87,9 @@ class FileController(Controller):
         request_max_body_size=MAX_CHUNK_REQUEST,
         summary="Send one chunk (raw application/octet-stream body, or multipart field 'file')",
         description="Chunks are 0-based, may arrive in any order, and must be exactly chunk_size bytes except the "
-        "last. Re-sending a chunk replaces it.",
+        "last. Re-sending a chunk replaces it. Only the uploader may send chunks.",
+        operation_class=ChunkUploadOperation,
+        responses=errors(400, 401, 403, 404, 409, 410, 413),
     )
     async def upload_chunk(self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: FromQuery[int]) -> schemas.ChunkReceived:
         expected = await hub.upload_chunk.expected_size(user.id, file_id, chunk_id)
@@ -92,12 +102,22 @@ class FileController(Controller):
             next_upload_url=chunk_url(request, hub, upload, upload.next_missing_chunk(after=chunk_id)),
         )
 
-    @post("/complete", status_code=HTTP_200_OK, summary="Verify the whole file's SHA-256 and make it sendable")
+    @post(
+        "/complete",
+        status_code=HTTP_200_OK,
+        summary="Verify the whole file's SHA-256 and make it sendable (uploader only)",
+        responses=errors(400, 401, 403, 404, 409, 410, 413),
+    )
     async def complete(self, data: JSONBody[schemas.FileComplete], user: UserDep, hub: HubDep) -> schemas.FileCompleted:
         upload = await hub.complete_upload.execute(user.id, data.file_id, data.checksum)
         return schemas.FileCompleted(upload.id, upload.status.value, upload.filename, upload.file_size, upload.checksum or "")
 
-    @get("/{file_id:uuid}", summary="Upload status, missing chunks (to resume) and, once completed, a download URL")
+    @get(
+        "/{file_id:uuid}",
+        summary="Upload status, missing chunks (to resume) and, once completed, a download URL",
+        description="For the uploader, and for members of conversations the file was sent into.",
+        responses=errors(401, 403, 404, 410),
+    )
     async def status(self, file_id: FromPath[UUID], request: Request, user: UserDep, hub: HubDep) -> schemas.FileOut:
         view = await hub.view_upload.execute(user.id, file_id)
         download = None
@@ -106,7 +126,18 @@ class FileController(Controller):
         next_chunk = view.missing_chunks[0] if view.missing_chunks and view.upload.owner_id == user.id else None
         return views.file_out(view, download, chunk_url(request, hub, view.upload, next_chunk))
 
-    @get("/{file_id:uuid}/content", summary="Download a completed file")
+    @get(
+        "/{file_id:uuid}/content",
+        summary="Download a completed file",
+        description="For the uploader, and for members of conversations the file was sent into.",
+        responses={
+            200: ResponseSpec(
+                bytes, description="The file's bytes", media_type="application/octet-stream", generate_examples=False
+            ),
+            307: ResponseSpec(None, description="Redirect to a short-lived presigned URL (object storage)"),
+            **errors(401, 403, 404, 409, 410),
+        },
+    )
     async def content(self, file_id: FromPath[UUID], user: UserDep, hub: HubDep) -> Response:
         upload = await hub.view_upload.readable(user.id, file_id)
         direct = hub.adapters.storage.download_url(upload.id, upload.filename)

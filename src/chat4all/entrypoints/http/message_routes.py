@@ -11,11 +11,13 @@ from chat4all.application.messaging import SendRequest
 from chat4all.domain.messages import Priority
 from chat4all.entrypoints.http import schemas, views
 from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
+from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 
 
 class MessageController(Controller):
     path = "/v1/messages"
     tags = ["messages"]
+    security = BEARER
     dependencies = {"user": Provide(provide_user)}
 
     @post(
@@ -24,6 +26,7 @@ class MessageController(Controller):
         summary="Accept a message for delivery",
         description="Answers once the message is durably stored; routing and delivery follow asynchronously. "
         "Re-sending with the same message_id and content is safe and returns the same answer.",
+        responses=errors(400, 401, 403, 404, 409, 413),
     )
     async def send(self, data: JSONBody[schemas.MessageCreate], user: UserDep, hub: HubDep) -> schemas.MessageAccepted:
         payload = data.payload
@@ -40,6 +43,8 @@ class MessageController(Controller):
         message = await hub.send_message.execute(user.id, request)
         return schemas.MessageAccepted(message_id=message.id)
 
-    @get("/{message_id:uuid}", summary="A message with its full status history (members only)")
+    @get(
+        "/{message_id:uuid}", summary="A message with its full status history (members only)", responses=errors(401, 403, 404)
+    )
     async def get_one(self, message_id: FromPath[UUID], user: UserDep, hub: HubDep) -> schemas.MessageDetail:
         return views.message_detail(await hub.read_messages.get(user.id, message_id))

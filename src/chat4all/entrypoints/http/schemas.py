@@ -21,6 +21,11 @@ class ErrorBody(Struct, omit_defaults=True):
     field_errors: dict[str, list[str]] | None = None
 
 
+class Readiness(Struct):
+    status: Annotated[str, Meta(examples=["ready"])]
+    checks: Annotated[dict[str, str], Meta(examples=[{"database": "ok", "storage": "ok"}])]
+
+
 class TokenRequest(Struct, forbid_unknown_fields=True):
     username: Username
     password: Password
