@@ -4,10 +4,16 @@ from litestar import Response, get
 
 from chat4all.entrypoints.http.dependencies import HubDep
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar appends "; charset=utf-8" to text/* media types itself (naming it here sent it twice).
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
-@get("/metrics", tags=["health"], summary="Pipeline counters, outbox backlog and delivery latency (Prometheus text format)")
+@get(
+    "/metrics",
+    tags=["health"],
+    media_type=PROMETHEUS_TEXT,  # documented as such, not as JSON
+    summary="Pipeline counters, outbox backlog and delivery latency (Prometheus text format)",
+)
 async def metrics(hub: HubDep) -> Response[bytes]:
     try:
         backlog = await hub.adapters.outbox_reader.backlog()
