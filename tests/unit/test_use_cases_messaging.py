@@ -249,3 +249,22 @@ async def test_a_member_reads_one_message_with_its_history(hub, trio):
     assert [event.status for event in seen.history] == ["accepted"]
     with pytest.raises(NotFound):
         await hub.read.get(bob.id, hub.ids.new_id())
+
+
+async def test_reusing_someone_elses_message_id_obeys_the_access_rule_first(hub):
+    alice, bob, carol = await hub.users("alice", "bob", "carol")
+    private = await hub.conversation(alice, bob)
+    theirs = await hub.conversation(carol, bob)
+    sent = await hub.send_text(alice, private, "secret")
+    # carol is not in alice's conversation: 403, exactly as for a new message, whatever the content
+    for text in ("secret", "guess"):
+        with pytest.raises(Forbidden):
+            await hub.send.execute(carol.id, hub.request(carol, private, text, message_id=sent.id))
+    unknown_conversation = attrs.evolve(hub.request(carol, private, "x", message_id=sent.id), conversation_id=hub.ids.new_id())
+    with pytest.raises(NotFound):
+        await hub.send.execute(carol.id, unknown_conversation)
+    # in a conversation of her own the id is simply taken
+    with pytest.raises(Conflict):
+        await hub.send.execute(carol.id, hub.request(carol, theirs, "secret", message_id=sent.id))
+    # and alice's own retry is still answered with her message
+    assert (await hub.send.execute(alice.id, hub.request(alice, private, "secret", message_id=sent.id))).id == sent.id

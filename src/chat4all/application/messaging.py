@@ -135,6 +135,10 @@ class SendMessage:
     async def _replay(
         self, uow: UnitOfWork, caller: UUID, request: SendRequest, channels: tuple[str, ...], existing: Message
     ) -> Message:
+        if existing.sender_id != caller:
+            # Someone else's message id: the access rule comes first (404 for an unknown conversation,
+            # 403 for a non-member, as for any send), so the answer says nothing about the stored message.
+            await self._conversation_for(uow, caller, request)
         payload: TextPayload | FilePayload
         if request.file_id is not None:
             payload = FilePayload(request.file_id, "", 0, "", "")
