@@ -310,12 +310,17 @@ def main() -> int:
     args = cli.parse_args()
     if args.services_up and args.profile == "distributed":
         services_up()
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill PID` stops the deployment cleanly too
     with Deployment(args.profile, port=args.port) as deployment:
         if args.env_out:
             Path(args.env_out).write_text(deployment.env_lines() + "\n")
         print(f"{deployment.profile} deployment at {deployment.base_url}; pids {deployment.pids()}")
         print(deployment.env_lines())
-        print("Ctrl-C stops it", flush=True)
+        print(f"Ctrl-C (or kill {os.getpid()}) stops it", flush=True)
         try:
             signal.pause()
         except KeyboardInterrupt:

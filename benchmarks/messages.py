@@ -467,10 +467,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling": ceiling_report,
         "send": send,
         "delivery": delivery,
-        "processes": sampler.report(),
+        "processes": _with_cost(sampler.report(), accepted),
         "machine_cpu_during_send": machine.result,
         "profiles": profiles,
     }
+
+
+def _with_cost(processes: dict[str, Any], accepted: int) -> dict[str, Any]:
+    """Adds each process's CPU milliseconds per accepted message (over the sending window)."""
+    for entry in processes.values():
+        if accepted and entry.get("cpu_seconds") is not None:
+            entry["cpu_ms_per_accepted_message"] = round(1000 * entry["cpu_seconds"] / accepted, 2)
+    return processes
 
 
 def run_async(coroutine: Any) -> Any:
@@ -511,6 +519,7 @@ def render(report: dict[str, Any]) -> str:
                      f"{c['generator_cpu_percent_of_one_core']}%"])
     for name, process in report["processes"].items():
         rows.append([f"cpu {name}", f"{process.get('cpu_percent_of_one_core')}%",
+                     f"{process.get('cpu_ms_per_accepted_message')} ms CPU per accepted message; "
                      f"rss {process.get('rss_baseline_mib')} -> peak {process.get('rss_peak_mib')} MiB"])
     cpu = report.get("machine_cpu_during_send") or {}
     if cpu:
