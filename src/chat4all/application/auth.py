@@ -12,7 +12,7 @@ import attrs
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
-from chat4all.domain.users import AccessToken, User, validate_new_password, validate_username
+from chat4all.domain.users import AccessToken, User, is_valid_username, validate_new_password, validate_username
 
 MAX_USERS_PAGE = 100
 MAX_KEY_PART = 100
@@ -72,7 +72,11 @@ def address_key(address: str) -> str:
 
 
 def user_key(username: str) -> str:
-    return "user:" + username[:MAX_KEY_PART]
+    """Valid usernames are kept as they are; anything else (it can belong to no one) is escaped to
+    printable ASCII, so no byte a client sends ends up raw in the database."""
+    if is_valid_username(username):
+        return "user:" + username
+    return "user:" + username[:MAX_KEY_PART].encode("unicode_escape").decode("ascii")[:MAX_KEY_PART]
 
 
 @attrs.define
@@ -112,7 +116,8 @@ class Authenticate:
                 raise Throttled("too many failed logins; try again later", retry_after_seconds=max(waits))
             for key, _ in limits:
                 await uow.login_attempts.record_failure(key, now)
-            user = await uow.users.get_by_username(username)
+            # A name that breaks the username rules cannot have been registered: no need to look it up.
+            user = await uow.users.get_by_username(username) if is_valid_username(username) else None
             await uow.commit()
         if user is None:
             await self.hasher.verify(await self._decoy(), password)
@@ -182,6 +187,8 @@ class FindUsers:
     uow: UnitOfWorkFactory
 
     async def execute(self, *, username: str | None = None, limit: int = 50, offset: int = 0) -> list[User]:
+        if username is not None and not is_valid_username(username):
+            return []  # no user can have it
         async with self.uow() as uow:
             return await uow.users.list(username=username, limit=min(limit, MAX_USERS_PAGE), offset=offset)
 

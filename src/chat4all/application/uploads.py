@@ -19,7 +19,9 @@ from chat4all.domain.uploads import (
 )
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-CONTENT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}(\s*;.{0,120})?$")
+# type/subtype (RFC 6838 characters) and optional parameters in printable ASCII. The value is only
+# stored and echoed back in JSON; downloads are always served as application/octet-stream.
+CONTENT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}( *;[\x20-\x7e]{0,120})?$")
 
 
 @attrs.frozen

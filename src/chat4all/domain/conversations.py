@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
@@ -13,6 +14,7 @@ MAX_GROUP_MEMBERS = 100
 MIN_GROUP_MEMBERS = 3
 MAX_NAME_LENGTH = 128
 MAX_DESCRIPTION_LENGTH = 1024
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ConversationType(str, enum.Enum):
@@ -32,6 +34,16 @@ class ConversationMetadata:
             raise InvalidInput(
                 "metadata.description is too long",
                 field_errors={"metadata.description": [f"at most {MAX_DESCRIPTION_LENGTH} characters"]},
+            )
+        if self.name is not None and _CONTROL_CHARS.search(self.name):
+            raise InvalidInput(
+                "metadata.name must not contain control characters",
+                field_errors={"metadata.name": ["no control characters"]},
+            )
+        if self.description is not None and "\x00" in self.description:
+            raise InvalidInput(
+                "metadata.description must not contain NUL characters",
+                field_errors={"metadata.description": ["no NUL characters"]},
             )
 
 

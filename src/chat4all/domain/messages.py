@@ -61,6 +61,8 @@ class TextPayload:
                 f"text must be 1-{MAX_TEXT_LENGTH} characters",
                 field_errors={"payload.text": [f"1-{MAX_TEXT_LENGTH} characters"]},
             )
+        if "\x00" in self.text:
+            raise InvalidInput("text must not contain NUL characters", field_errors={"payload.text": ["no NUL characters"]})
 
     def canonical(self) -> dict:
         return {"type": "text", "text": self.text}

@@ -15,7 +15,9 @@ from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooL
 MAX_FILE_SIZE = 2 * 1024**3
 MAX_FILENAME_LENGTH = 255
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
+# Path separators, control characters, and the bidirectional overrides and isolates that can make
+# "invoice\u202egpj.exe" display as "invoiceexe.jpg".
+_FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u202a-\u202e\u2066-\u2069]")
 
 
 class UploadStatus(str, enum.Enum):
@@ -31,7 +33,7 @@ def validate_filename(filename: str) -> str:
     if len(filename) > MAX_FILENAME_LENGTH:
         problems.append(f"at most {MAX_FILENAME_LENGTH} characters")
     if _FORBIDDEN_FILENAME_CHARS.search(filename):
-        problems.append("must not contain path separators or control characters")
+        problems.append("must not contain path separators, control characters or bidirectional overrides")
     if filename in {".", ".."}:
         problems.append("must be a file name, not a path")
     if problems:

@@ -13,6 +13,10 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 
 
+def is_valid_username(username: str) -> bool:
+    return USERNAME_PATTERN.fullmatch(username) is not None
+
+
 def validate_username(username: str) -> str:
     if not USERNAME_PATTERN.fullmatch(username):
         raise InvalidInput(

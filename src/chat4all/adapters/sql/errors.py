@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chat4all.domain.errors import Unavailable
+from chat4all.domain.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,16 @@ def _is_unavailable(error: BaseException) -> bool:
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Raises `Unavailable` for an unreachable, overloaded or locked database."""
+    """Raises `Unavailable` for an unreachable, overloaded or locked database, and `InvalidInput` for a
+    value the database cannot hold (a NUL character in text on PostgreSQL, an integer beyond 64 bits):
+    the use cases validate input first, this is the net under them, so bad input never becomes a 500."""
     try:
         yield
-    except Unavailable:
+    except (Unavailable, InvalidInput):
         raise
+    except (sa_exc.DataError, OverflowError) as error:
+        log.warning("database refused a value: %s", type(getattr(error, "orig", None) or error).__name__)
+        raise InvalidInput("a value in the request cannot be stored", code="unstorable_value") from error
     except Exception as error:
         if not _is_unavailable(error):
             raise

@@ -19,7 +19,8 @@ from chat4all.entrypoints.http.file_routes import FileController
 from chat4all.entrypoints.http.health_routes import health, ready
 from chat4all.entrypoints.http.message_routes import MessageController
 from chat4all.entrypoints.http.metrics_routes import metrics
-from chat4all.entrypoints.http.security_headers import security_headers
+from chat4all.entrypoints.http.request import GuardedRequest
+from chat4all.entrypoints.http.security_headers import secure_response
 
 MAX_JSON_BODY = 256 * 1024
 
@@ -53,7 +54,8 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True) -> Litestar:
         openapi_config=openapi,
         cors_config=cors,
         request_max_body_size=MAX_JSON_BODY,
-        middleware=[security_headers],
+        request_class=GuardedRequest,
+        before_send=[secure_response],
         on_startup=[hub.start] if manage_lifecycle else [],
         on_shutdown=[hub.stop] if manage_lifecycle else [],
     )

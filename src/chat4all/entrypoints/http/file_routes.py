@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import quote
 from uuid import UUID
 
@@ -7,7 +8,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -17,6 +18,7 @@ from chat4all.entrypoints.http import schemas, views
 from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
 from chat4all.entrypoints.http.openapi_docs import BEARER, ChunkUploadOperation, errors
 
+ChunkIndex = Annotated[int, QueryParameter(ge=0, le=2**31 - 1, description="0-based chunk number")]
 # The largest chunk size the settings allow, plus room for multipart framing.
 MAX_CHUNK_REQUEST = 64 * 1024 * 1024 + 64 * 1024
 
@@ -91,7 +93,9 @@ class FileController(Controller):
         operation_class=ChunkUploadOperation,
         responses=errors(400, 401, 403, 404, 409, 410, 413),
     )
-    async def upload_chunk(self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: FromQuery[int]) -> schemas.ChunkReceived:
+    async def upload_chunk(
+        self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: ChunkIndex
+    ) -> schemas.ChunkReceived:
         expected = await hub.upload_chunk.expected_size(user.id, file_id, chunk_id)
         upload = await hub.upload_chunk.execute(user.id, file_id, chunk_id, await read_chunk(request, expected))
         return schemas.ChunkReceived(

@@ -1,7 +1,13 @@
+"""A `before_send` hook, so it sees every response the app sends: those of the routes, and also
+the router's 404/405 and the CORS layer's preflight answers, which app middleware never sees."""
+
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
+
 from litestar.datastructures import MutableScopeHeaders
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 
 HEADERS = {
     "x-content-type-options": "nosniff",
@@ -10,21 +16,33 @@ HEADERS = {
     "cache-control": "no-store",
 }
 
+_REPLACED_BODY = "chat4all.replaced_error_body"
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
-            await send(message)
+async def secure_response(message: Message, scope: Scope) -> None:
+    """Adds the security headers to every HTTP response, and turns any error answer that is not
+    already a JSON error body (Litestar's CORS rejection is plain text) into one."""
+    if scope["type"] != "http":
+        return
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        for name, value in HEADERS.items():
+            if name not in headers:
+                headers[name] = value
+        status = message["status"]
+        if status >= 400 and not (headers.get("content-type") or "").startswith("application/json"):
+            body = _error_body(status, scope)
+            scope[_REPLACED_BODY] = body  # type: ignore[literal-required]
+            headers["content-type"] = "application/json"
+            headers["content-length"] = str(len(body))
+    elif message["type"] == "http.response.body" and _REPLACED_BODY in scope:
+        message["body"] = scope.pop(_REPLACED_BODY)  # type: ignore[misc]
+        message["more_body"] = False
 
-        await app(scope, receive, send_with_headers)
 
-    return middleware
+def _error_body(status: int, scope: Scope) -> bytes:
+    if scope.get("method") == "OPTIONS" and status == 400:
+        detail, code = "CORS preflight refused: origin, method or header not allowed", "cors_rejected"
+    else:
+        detail, code = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error", "http_error"
+    return json.dumps({"detail": detail, "error_code": code}).encode()
