@@ -14,7 +14,13 @@ from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from chat4all.application.ports import OutboxEvent
 
@@ -22,6 +28,11 @@ log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(dict[str, Any])
+
+# After one of these the idempotent producer's sequence numbers no longer match the broker's
+# (seen after a broker restart with batches in flight): every later send to that partition fails
+# the same way, for good. Only a new producer (a new producer id) can send again.
+BROKEN_PRODUCER = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 
 
 def encode_event(payload: Mapping[str, Any]) -> bytes:
@@ -74,8 +85,12 @@ class KafkaEventPublisher:
 
     async def publish(self, topic: str, key: str, payload: Mapping[str, Any]) -> None:
         producer = await self._ensure_producer()
-        delivered = await producer.send(topic, encode_event(payload), key=key.encode("utf-8"))
-        await delivered
+        try:
+            delivered = await producer.send(topic, encode_event(payload), key=key.encode("utf-8"))
+            await delivered
+        except BROKEN_PRODUCER as error:
+            await self._replace(producer, error)
+            raise
 
     async def publish_batch(self, events: Sequence[OutboxEvent]) -> None:
         """Hands every event to the producer first (they batch per partition, in order), then waits
@@ -89,6 +104,9 @@ class KafkaEventPublisher:
         ]
         results = await asyncio.gather(*pending, return_exceptions=True)
         for result in results:
+            if isinstance(result, BROKEN_PRODUCER):
+                await self._replace(producer, result)
+        for result in results:
             if isinstance(result, BaseException):
                 raise result
 
@@ -96,6 +114,18 @@ class KafkaEventPublisher:
         """Readiness: the broker answers a metadata request within a short timeout."""
         producer = await asyncio.wait_for(self._ensure_producer(), self._check_timeout)
         await asyncio.wait_for(producer.client.fetch_all_metadata(), self._check_timeout)
+
+    async def _replace(self, producer: AIOKafkaProducer, error: BaseException) -> None:
+        """Drops a producer that cannot send any more; the next publish starts a new one. The
+        caller still raises, so its events are sent again (the outbox keeps them, handlers retry)."""
+        if self._producer is not producer:
+            return  # a concurrent publish already replaced it
+        self._producer = None
+        log.warning("Kafka producer state lost (%s: %s); starting a new producer", type(error).__name__, error)
+        try:
+            await asyncio.wait_for(producer.stop(), self._request_timeout_ms / 1000)
+        except Exception as stop_error:  # it is being discarded; its pending sends fail with it
+            log.debug("stopping the discarded producer failed: %r", stop_error)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is not None:
