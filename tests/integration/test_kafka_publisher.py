@@ -131,6 +131,21 @@ async def test_publish_single_event_and_readiness_check(bootstrap, publisher, fr
     assert decode_event(record.value) == {"message_id": "m-1", "channel": "whatsapp"}
 
 
+async def test_topic_prefix_keeps_a_deployments_events_in_its_own_topics(bootstrap, fresh_topics):
+    [prefixed] = fresh_topics()
+    prefix, name = prefixed[:-8], prefixed[-8:]
+    await ensure_topics(bootstrap, [prefixed], partitions=1)
+    publisher = KafkaEventPublisher(bootstrap, topic_prefix=prefix)
+    await publisher.start()
+    try:
+        await publisher.publish(name, "k", {"message_id": "one"})
+        await publisher.publish_batch([OutboxEvent(name, "k", {"message_id": "two"})])
+    finally:
+        await publisher.stop()
+    records = await read_all(bootstrap, prefixed, 2)
+    assert [decode_event(record.value)["message_id"] for record in records] == ["one", "two"]
+
+
 async def test_empty_batch_is_a_no_op(publisher):
     await publisher.publish_batch([])
 

@@ -1,10 +1,10 @@
 """The distributed profile end to end, as an operator runs it: `chat4all migrate`, `chat4all serve`
 and `chat4all worker` as separate processes on the real PostgreSQL, Kafka and S3 servers.
 
-The deployment gets a database and a bucket of its own. Topic names are fixed, so the topics are
-shared with other runs; the worker gets a consumer group of its own, whose offsets start at the
-topics' current ends, and the assertions look only at this deployment's message ids.
-An unreachable server fails the tests; it is never a reason to skip them.
+The deployment gets a database, a bucket, a consumer group and a topic prefix of its own
+(CHAT4ALL_KAFKA_TOPIC_PREFIX), so other deployments on the same servers, such as a benchmark
+running meanwhile, neither see its events nor slow it down; `migrate` creates its topics and the
+test deletes them afterwards. An unreachable server fails the tests; it is never a reason to skip them.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from chat4all.adapters.kafka import commit_end_offsets, decode_event
+from chat4all.adapters.kafka import decode_event
 from chat4all.adapters.storage.s3 import S3FileStorage
-from chat4all.application.topics import MESSAGE_PROCESSING, channel_topic
+from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 
 pytestmark = pytest.mark.services
 
@@ -42,7 +42,7 @@ S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:5707
 S3_ACCESS = os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all")
 S3_SECRET = os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret")
 S3_REGION = os.environ.get("CHAT4ALL_TEST_S3_REGION", "us-east-1")
-TOPICS = [MESSAGE_PROCESSING, channel_topic("whatsapp"), channel_topic("instagram")]
+PREFIX = f"c4a-e2e-{uuid.uuid4().hex[:10]}."
 PASSWORD = "worker-e2e-pass"
 DELIVERY_TIMEOUT = 5.0
 CONNECTOR_LINE = re.compile(
@@ -147,6 +147,23 @@ async def partition_counts(topics: list[str]) -> dict[str, int]:
         await admin.close()
 
 
+def deployment_topics() -> list[str]:
+    return [
+        PREFIX + name for name in (MESSAGE_PROCESSING, *map(channel_topic, ("whatsapp", "instagram")), DEAD_LETTERS)
+    ]
+
+
+async def delete_topics(topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=10_000)
+    await asyncio.wait_for(admin.start(), 10)
+    try:
+        present = set(await admin.list_topics())
+        if doomed := [name for name in topics if name in present]:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
 async def topic_events(topic: str) -> list[tuple[str, dict]]:
     """(key, payload) of every record in the topic now, read from the beginning with no group."""
     count = (await partition_counts([topic]))[topic]
@@ -201,6 +218,7 @@ def deployment(tmp_path_factory):
         "CHAT4ALL_S3_SECRET_KEY": S3_SECRET,
         "CHAT4ALL_S3_REGION": S3_REGION,
         "CHAT4ALL_WORKER_GROUP": group,
+        "CHAT4ALL_KAFKA_TOPIC_PREFIX": PREFIX,
         "CHAT4ALL_ARGON2_TIME_COST": "1",
         "CHAT4ALL_ARGON2_MEMORY_KIB": "8192",
         "CHAT4ALL_LOG_LEVEL": "INFO",
@@ -214,8 +232,8 @@ def deployment(tmp_path_factory):
         running.run("migrate")  # schema, bucket and topics
         running.timings["migrate"] = time.monotonic() - started
         s3_client().head_bucket(Bucket=bucket)  # migrate created it
-        # The topics hold other runs' events, for other databases: this worker starts at their ends.
-        asyncio.run(commit_end_offsets(KAFKA, group, TOPICS))
+        counts = asyncio.run(partition_counts(deployment_topics()))
+        assert counts == {name: 6 for name in deployment_topics()}, counts  # CHAT4ALL_KAFKA_PARTITIONS default
 
         port = free_port()
         running.base_url = f"http://127.0.0.1:{port}"
@@ -265,6 +283,7 @@ def deployment(tmp_path_factory):
             drop_database(database)
         except psycopg.Error:
             pass
+        asyncio.run(delete_topics(deployment_topics()))
 
 
 @pytest.fixture
@@ -397,6 +416,7 @@ async def test_routed_events_go_through_the_per_channel_topics_keyed_by_conversa
     assert message["status"] == "delivered"
 
     for topic, channel in ((channel_topic("whatsapp"), "whatsapp"), (channel_topic("instagram"), "instagram")):
+        topic = PREFIX + topic  # this deployment's whatsapp_outgoing / instagram_outgoing
         found = [
             (key, event) for key, event in await topic_events(topic) if event.get("message_id") == message["message_id"]
         ]
@@ -405,7 +425,7 @@ async def test_routed_events_go_through_the_per_channel_topics_keyed_by_conversa
         assert all(event["channel"] == channel for _, event in found)
     routing = [
         (key, event)
-        for key, event in await topic_events(MESSAGE_PROCESSING)
+        for key, event in await topic_events(PREFIX + MESSAGE_PROCESSING)
         if event.get("message_id") == message["message_id"]
     ]
     assert routing and {key for key, _ in routing} == {conversation_id}

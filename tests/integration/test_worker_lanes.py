@@ -1,6 +1,6 @@
-"""The worker's event handling: per-partition order, parallel partitions, ack after handling, retries.
+"""The worker's event handling: per-key order, keys in parallel, ack after handling, retries.
 
-These drive PartitionLanes and handle_with_retry with stand-in Faust events; the Kafka path
+These drive KeyLanes and handle_with_retry with stand-in Faust events; the Kafka path
 itself is covered end to end by test_worker_e2e.py.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from chat4all.domain.errors import InvalidInput, Unavailable
 from chat4all.entrypoints import worker as worker_module
-from chat4all.entrypoints.worker import PartitionLanes, handle_with_retry
+from chat4all.entrypoints.worker import KeyLanes, handle_with_retry
 
 
 class Message:
@@ -24,8 +24,9 @@ class Message:
 
 
 class Event:
-    def __init__(self, partition: int, offset: int, value: dict):
+    def __init__(self, partition: int, offset: int, value: dict, key: bytes | None = None):
         self.message = Message(partition, offset)
+        self.key = key
         self.value = value
         self.acked = False
         self.handled = False
@@ -36,44 +37,81 @@ class Event:
         return True
 
 
-def event(partition: int, offset: int) -> Event:
-    return Event(partition, offset, {"message_id": str(uuid.uuid4()), "channel": "whatsapp", "offset": offset})
+def event(partition: int, offset: int, key: bytes | None = None) -> Event:
+    value = {"message_id": str(uuid.uuid4()), "channel": "whatsapp", "offset": offset}
+    return Event(partition, offset, value, key)
 
 
-async def test_lanes_keep_partition_order_run_partitions_in_parallel_and_ack_after_handling():
-    seen: dict[int, list[int]] = defaultdict(list)
+async def test_lanes_keep_each_keys_order_run_keys_in_parallel_and_ack_after_handling():
+    keys = [str(uuid.uuid4()).encode() for _ in range(12)]
+    partition_of = {key: index % 3 for index, key in enumerate(keys)}
+    events = [event(partition_of[key], offset, key) for offset in range(15) for key in keys]
+    by_id = {e.value["message_id"]: e for e in events}
+    seen: dict[bytes, list[int]] = defaultdict(list)
+    in_flight: dict[bytes, int] = defaultdict(int)
+    overlaps = []
     running = 0
     peak = 0
-    in_flight: dict[int, int] = defaultdict(int)
-    events = [event(partition, offset) for offset in range(20) for partition in range(4)]
-    by_id = {e.value["message_id"]: e for e in events}
 
     async def handle(topic, payload):
         nonlocal running, peak
         target = by_id[payload["message_id"]]
-        partition = target.message.partition
-        in_flight[partition] += 1
-        assert in_flight[partition] == 1, "one partition had two events in flight"
+        in_flight[target.key] += 1
+        if in_flight[target.key] > 1:
+            overlaps.append(target.key)
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.005)
-        seen[partition].append(payload["offset"])
+        await asyncio.sleep(0.003)
+        seen[target.key].append(payload["offset"])
         target.handled = True
         running -= 1
-        in_flight[partition] -= 1
+        in_flight[target.key] -= 1
 
-    lanes = PartitionLanes("whatsapp_outgoing", handle, lambda: False, depth=4)
+    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=8, depth=4)
     for each in events:
         await lanes.put(each)
-    for _ in range(200):
+    for _ in range(300):
         if all(each.acked for each in events):
             break
         await asyncio.sleep(0.01)
     await lanes.close()
 
     assert all(each.acked for each in events)
-    assert {partition: offsets for partition, offsets in seen.items()} == {p: list(range(20)) for p in range(4)}
-    assert peak > 1, "partitions were not handled concurrently"
+    assert overlaps == [], "two events of one key were handled at the same time"
+    assert dict(seen) == {key: list(range(15)) for key in keys}, "a key's events were handled out of order"
+    assert peak > 1, "different keys were not handled concurrently"
+
+
+async def test_a_stuck_key_does_not_hold_up_other_keys_of_its_partition():
+    release = asyncio.Event()
+    handled = []
+    stuck_key, other_key = b"conversation-a", b"conversation-b"
+    lanes = KeyLanes("message_processing", None, lambda: False, width=16)  # type: ignore[arg-type]
+    assert lanes.lane_of(event(0, 0, stuck_key)) != lanes.lane_of(event(0, 1, other_key))
+
+    first, second = event(0, 0, stuck_key), event(0, 1, other_key)
+
+    async def handle(topic, payload):
+        if payload["offset"] == 0:
+            await release.wait()
+        handled.append(payload["offset"])
+        (first if payload["offset"] == 0 else second).handled = True
+
+    lanes._handle = handle
+    await lanes.put(first)
+    await lanes.put(second)
+    for _ in range(100):
+        if second.acked:
+            break
+        await asyncio.sleep(0.01)
+    assert second.acked and not first.acked
+    release.set()
+    for _ in range(100):
+        if first.acked:
+            break
+        await asyncio.sleep(0.01)
+    await lanes.close()
+    assert handled == [1, 0]
 
 
 async def test_closing_lanes_leaves_unhandled_events_unacknowledged():
@@ -82,8 +120,8 @@ async def test_closing_lanes_leaves_unhandled_events_unacknowledged():
     async def handle(topic, payload):
         await gate.wait()
 
-    lanes = PartitionLanes("message_processing", handle, lambda: False)
-    pending = [event(0, offset) for offset in range(3)]
+    lanes = KeyLanes("message_processing", handle, lambda: False)
+    pending = [event(0, offset, b"same-conversation") for offset in range(3)]
     for each in pending:
         await lanes.put(each)
     await asyncio.sleep(0.01)

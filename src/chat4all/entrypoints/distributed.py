@@ -8,6 +8,7 @@ message to its per-channel topics and deliver through the channel connectors.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from chat4all.adapters.connectors import mock_connectors
@@ -39,6 +40,16 @@ def kafka_replication(env: Mapping[str, str] | None = None) -> int:
     return _positive(env, "CHAT4ALL_KAFKA_REPLICATION", 1)
 
 
+def kafka_topic_prefix(env: Mapping[str, str] | None = None) -> str:
+    """CHAT4ALL_KAFKA_TOPIC_PREFIX: put before every topic name (default none: `message_processing`,
+    `whatsapp_outgoing`, ...), so several deployments, e.g. staging and test runs, can share a
+    Kafka cluster without seeing each other's events."""
+    prefix = (os.environ if env is None else env).get("CHAT4ALL_KAFKA_TOPIC_PREFIX", "")
+    if prefix and (len(prefix) > 100 or not re.fullmatch(r"[A-Za-z0-9._-]+", prefix)):
+        raise SettingsError("CHAT4ALL_KAFKA_TOPIC_PREFIX may hold only letters, digits, '.', '_' and '-' (100 at most)")
+    return prefix
+
+
 def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
     raw = (os.environ if env is None else env).get(name)
     if not raw:
@@ -53,9 +64,14 @@ def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
 
 
 def event_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
-    """Every topic the hub uses: the routing topic and one outgoing topic per channel."""
+    """The topics the worker consumes: the routing topic and one outgoing topic per channel."""
     names = channels if channels is not None else tuple(mock_connectors())
     return [MESSAGE_PROCESSING, *(channel_topic(name) for name in names)]
+
+
+def all_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """Every topic the hub publishes to: the consumed ones and the dead letters."""
+    return [*event_topics(channels), DEAD_LETTERS]
 
 
 def _require_services(settings: Settings) -> tuple[str, S3Settings]:
@@ -90,7 +106,7 @@ def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
     bootstrap, _ = _require_services(settings)
     engine = create_engine(settings.database_url)
     storage = make_storage(settings)
-    publisher = KafkaEventPublisher(bootstrap, client_id=client_id)
+    publisher = KafkaEventPublisher(bootstrap, client_id=client_id, topic_prefix=kafka_topic_prefix())
 
     return Adapters(
         uow=SqlUnitOfWorkFactory(engine),
@@ -130,6 +146,10 @@ async def prepare_distributed_services(settings: Settings) -> None:
         await storage.ensure_bucket()
     finally:
         await storage.close()
+    prefix = kafka_topic_prefix()
     await ensure_topics(
-        bootstrap, [*event_topics(), DEAD_LETTERS], partitions=kafka_partitions(), replication_factor=kafka_replication()
+        bootstrap,
+        [prefix + name for name in all_topics()],
+        partitions=kafka_partitions(),
+        replication_factor=kafka_replication(),
     )

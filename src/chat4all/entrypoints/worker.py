@@ -2,11 +2,13 @@
 
 One agent consumes `message_processing` and runs the route use case, which publishes one event
 per pending channel to `<channel>_outgoing`; one agent per channel topic runs the deliver use case.
-Within an agent, the events of one partition are handled one at a time, in order, while different
-partitions proceed concurrently (`PartitionLanes`). Events are keyed by conversation, so a
-conversation's events keep their order; more partitions and more worker processes give more
-parallelism. An offset is committed only after its event was handled (at-least-once), and both
-use cases are idempotent, so an event seen twice after a crash or rebalance does no harm.
+Within an agent, events are spread over a fixed set of lanes by their key (the conversation id):
+a lane handles one event at a time, in arrival order, and lanes run concurrently (`KeyLanes`).
+So a conversation's events keep their order, while a slow or busy conversation does not hold up
+the others in its partition. An event is acknowledged only once handled, and Faust commits a
+partition's offsets only up to its first unacknowledged event (at-least-once); both use cases are
+idempotent, so an event seen twice after a crash or rebalance does no harm. More partitions and
+more worker processes scale out further.
 
 Also usable as `faust -A chat4all.entrypoints.worker worker` (settings from the environment).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -24,14 +27,16 @@ import faust
 import mode
 from aiokafka.errors import KafkaError
 
-from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING
+from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.errors import DomainError, Unavailable
 from chat4all.entrypoints.bootstrap import Hub
 from chat4all.entrypoints.distributed import (
+    all_topics,
     build_distributed_worker,
     event_topics,
     kafka_partitions,
     kafka_replication,
+    kafka_topic_prefix,
 )
 from chat4all.entrypoints.settings import Settings, SettingsError
 
@@ -41,6 +46,8 @@ DEFAULT_GROUP = "chat4all-worker"
 RETRY_FIRST_DELAY = 0.1
 RETRY_MAX_DELAY = 5.0
 LANE_DEPTH = 16
+# Lanes per agent: with three agents, up to 48 use cases in flight, about the database pool's size.
+LANES_PER_AGENT = 16
 
 Handler = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 
@@ -56,10 +63,13 @@ class HubService(mode.Service):
     exist with the configured partition count, so a worker started before `migrate` does not
     have them auto-created by the broker with another count."""
 
-    def __init__(self, hub: Hub, topics: list[str], partitions: int, replication: int, **kwargs: Any) -> None:
+    def __init__(
+        self, hub: Hub, topics: list[str], partitions: int, replication: int, *, consumed: list[str], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.hub = hub
         self.topics = topics
+        self.consumed = consumed
         self.partitions = partitions
         self.replication = replication
 
@@ -72,7 +82,7 @@ class HubService(mode.Service):
         while True:  # a broker that is still starting (or restarting) is waited for, not a crash
             try:
                 await ensure_topics(
-                    bootstrap, [*self.topics, DEAD_LETTERS], partitions=self.partitions, replication_factor=self.replication
+                    bootstrap, self.topics, partitions=self.partitions, replication_factor=self.replication
                 )
                 break
             except (KafkaError, OSError, TimeoutError) as error:
@@ -82,7 +92,7 @@ class HubService(mode.Service):
                 await self.sleep(delay)
                 delay = min(delay * 2, 10.0)
         await self.hub.start()
-        log.info("hub started; consuming %s", ", ".join(self.topics))
+        log.info("hub started; consuming %s", ", ".join(self.consumed))
 
     async def on_stop(self) -> None:
         await self.hub.stop()
@@ -103,7 +113,7 @@ async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping:
 
     A failure here is the database, storage or broker being away (connector failures are
     already retried and recorded by the use case), and skipping the event would strand the
-    message, so the partition waits and retries with backoff. A malformed event, or one a use
+    message, so the event's lane waits and retries with backoff. A malformed event, or one a use
     case rejects as invalid, is logged and skipped. While the worker shuts down, the failure is
     raised instead, and the message's state in the database is left as it was.
     """
@@ -136,29 +146,47 @@ async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping:
         delay = min(delay * 2, RETRY_MAX_DELAY)
 
 
-class PartitionLanes:
-    """Handles the events of different partitions concurrently and those of one partition in order.
+class KeyLanes:
+    """Handles events with the same key one at a time and in order; events with other keys concurrently.
 
-    Each partition gets a lane: a short queue and a task that runs the use case for one event
-    at a time and acknowledges it only once handled, so its offset is committed only then.
-    A conversation's events share a key, hence a partition, hence a lane: they stay in order.
-    A full lane makes the agent wait, which leaves the backlog in Kafka.
+    A fixed number of lanes, each a short queue and a task; an event goes to the lane its key
+    hashes to (events without a key go by partition). Each event is acknowledged only once its
+    use case is done, so its offset is committed only then; acknowledgements may come out of
+    offset order across lanes, and Faust commits only up to a partition's first unacknowledged
+    offset. A full lane makes the agent wait, which leaves the backlog in Kafka.
     """
 
-    def __init__(self, topic: str, handle: Handler, stopping: Callable[[], bool], depth: int = LANE_DEPTH) -> None:
+    def __init__(
+        self,
+        topic: str,
+        handle: Handler,
+        stopping: Callable[[], bool],
+        *,
+        width: int = LANES_PER_AGENT,
+        depth: int = LANE_DEPTH,
+    ) -> None:
         self.topic = topic
         self._handle = handle
         self._stopping = stopping
+        self._width = width
         self._depth = depth
         self._lanes: dict[int, tuple[asyncio.Queue[Any], asyncio.Task[None]]] = {}
 
+    def lane_of(self, event: Any) -> int:
+        key = event.key
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        if not key:
+            return event.message.partition % self._width
+        return zlib.crc32(key) % self._width
+
     async def put(self, event: Any) -> None:
-        partition = event.message.partition
-        lane = self._lanes.get(partition)
+        index = self.lane_of(event)
+        lane = self._lanes.get(index)
         if lane is None or lane[1].done():
             queue: asyncio.Queue[Any] = asyncio.Queue(self._depth)
-            task = asyncio.create_task(self._run(queue), name=f"{self.topic}[{partition}]")
-            lane = self._lanes[partition] = (queue, task)
+            task = asyncio.create_task(self._run(queue), name=f"{self.topic}-lane-{index}")
+            lane = self._lanes[index] = (queue, task)
         await lane[0].put(event)
 
     async def _run(self, queue: asyncio.Queue[Any]) -> None:
@@ -189,7 +217,9 @@ def create_faust_app(
         raise SettingsError("CHAT4ALL_KAFKA_BOOTSTRAP is required for the worker")
     partitions = partitions or kafka_partitions()
     replication = kafka_replication()
-    topics = event_topics(tuple(hub.adapters.connectors))
+    channels = tuple(hub.adapters.connectors)
+    prefix = kafka_topic_prefix()
+    topics = event_topics(channels)
     datadir = settings.data_dir / "worker"  # Faust insists on one; with in-memory stores it stays empty
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -217,16 +247,25 @@ def create_faust_app(
         producer_acks=-1,
         producer_linger_ms=2,
     )
-    app.add_dependency(HubService(hub, topics, partitions, replication))
+    app.add_dependency(
+        HubService(
+            hub,
+            [prefix + name for name in all_topics(channels)],
+            partitions,
+            replication,
+            consumed=[prefix + name for name in topics],
+        )
+    )
 
     def stopping() -> bool:
         return bool(app.should_stop)
 
     for name in topics:
-        topic = app.topic(name, partitions=partitions, key_serializer="raw", value_serializer="json")
+        # The use cases know topics by name; only the Kafka side sees the deployment's prefix.
+        topic = app.topic(prefix + name, partitions=partitions, key_serializer="raw", value_serializer="json")
 
         async def consume(stream: faust.StreamT, name: str = name) -> None:
-            lanes = PartitionLanes(name, hub.handle_event, stopping)
+            lanes = KeyLanes(name, hub.handle_event, stopping)
             try:
                 async for event in stream.noack().events():
                     await lanes.put(event)
@@ -234,7 +273,7 @@ def create_faust_app(
                 await lanes.close()
 
         # concurrency=1: Faust spreads a concurrent agent's events over its instances regardless of
-        # partition, which would reorder a conversation's events; PartitionLanes parallelizes safely.
+        # key, which would reorder a conversation's events; KeyLanes parallelizes by key instead.
         app.agent(topic, name=f"chat4all.{name}", concurrency=1)(consume)
 
     @app.on_partitions_assigned.connect

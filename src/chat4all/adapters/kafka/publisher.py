@@ -48,6 +48,7 @@ class KafkaEventPublisher:
 
     `start()` connects; if the broker is away it only logs, and every publish retries the
     connection, so an API process can start (and keep events in its outbox) during an outage.
+    `topic_prefix` is put before every topic name (see CHAT4ALL_KAFKA_TOPIC_PREFIX).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class KafkaEventPublisher:
         linger_ms: int = 2,
         request_timeout_ms: int = 10_000,
         check_timeout: float = 2.0,
+        topic_prefix: str = "",
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.topic_prefix = topic_prefix
         self._client_id = client_id
         self._linger_ms = linger_ms
         self._request_timeout_ms = request_timeout_ms
@@ -86,7 +89,7 @@ class KafkaEventPublisher:
     async def publish(self, topic: str, key: str, payload: Mapping[str, Any]) -> None:
         producer = await self._ensure_producer()
         try:
-            delivered = await producer.send(topic, encode_event(payload), key=key.encode("utf-8"))
+            delivered = await producer.send(self.topic_prefix + topic, encode_event(payload), key=key.encode("utf-8"))
             await delivered
         except BROKEN_PRODUCER as error:
             await self._replace(producer, error)
@@ -99,7 +102,9 @@ class KafkaEventPublisher:
             return
         producer = await self._ensure_producer()
         pending = [
-            await producer.send(event.topic, encode_event(event.payload), key=event.key.encode("utf-8"))
+            await producer.send(
+                self.topic_prefix + event.topic, encode_event(event.payload), key=event.key.encode("utf-8")
+            )
             for event in events
         ]
         results = await asyncio.gather(*pending, return_exceptions=True)
