@@ -22,4 +22,6 @@ find_uv() {
 
 UV="$(find_uv)"
 export UV
-(cd "$ROOT" && "$UV" sync --frozen --quiet)
+# Byte-compiled once here, so every `chat4all` process (tests start many) skips compiling.
+unset PYTHONDONTWRITEBYTECODE
+(cd "$ROOT" && "$UV" sync --frozen --quiet --compile-bytecode)

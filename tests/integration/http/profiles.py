@@ -48,10 +48,14 @@ def distributed_env(tag: str) -> dict[str, str]:
     boto3.client(
         "s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret, region_name="us-east-1"
     ).create_bucket(Bucket=bucket)
+    suffix = uuid.uuid4().hex[:8]
     return {
         **FAST_ARGON2,
         **LOGIN_THROTTLE,
         "CHAT4ALL_PROFILE": "distributed",
+        # Own topics and consumer group: deployments sharing the servers never consume each other's events.
+        "CHAT4ALL_KAFKA_TOPIC_PREFIX": f"t{tag}{suffix}.",
+        "CHAT4ALL_WORKER_GROUP": f"chat4all-{tag}-{suffix}",
         "CHAT4ALL_DATABASE_URL": base_url.rsplit("/", 1)[0] + f"/{database}",
         "CHAT4ALL_KAFKA_BOOTSTRAP": os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092"),
         "CHAT4ALL_S3_ENDPOINT": endpoint,
@@ -188,3 +192,32 @@ async def distributed(tmp_path: Path) -> AsyncIterator[Deployment]:
     finally:
         processes.stop()
         await hub.stop()
+        await discard_distributed(env)
+
+
+async def discard_distributed(env: dict[str, str]) -> None:
+    """Drops the deployment's database, bucket and topics so repeated runs leave nothing behind."""
+    import boto3
+    import psycopg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    database_url = env["CHAT4ALL_DATABASE_URL"]
+    admin_url = database_url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    bucket = boto3.resource(
+        "s3", endpoint_url=env["CHAT4ALL_S3_ENDPOINT"], aws_access_key_id=env["CHAT4ALL_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["CHAT4ALL_S3_SECRET_KEY"], region_name="us-east-1",
+    ).Bucket(env["CHAT4ALL_S3_BUCKET"])
+    bucket.objects.all().delete()
+    for upload in bucket.multipart_uploads.all():
+        upload.abort()
+    bucket.delete()
+    admin = AIOKafkaAdminClient(bootstrap_servers=env["CHAT4ALL_KAFKA_BOOTSTRAP"], request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        prefix = env["CHAT4ALL_KAFKA_TOPIC_PREFIX"]
+        if doomed := [name for name in await admin.list_topics() if name.startswith(prefix)]:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
