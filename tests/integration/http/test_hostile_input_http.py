@@ -295,7 +295,9 @@ async def test_no_password_or_token_reaches_any_log_line(deployment, client, cap
     await client.post("/auth/logout", headers=auth)
     await client.get("/v1/users/me", headers=auth)  # revoked now
     logged = caplog.text + "".join(log.read_text(errors="replace") for log in deployment.logs)
-    assert len(caplog.records) > 0
+    assert "/auth/token" in caplog.text  # the capture did see the traffic
+    if deployment.profile == "embedded":
+        assert "SELECT" in caplog.text  # ... down to the SQL statements, parameters included
     for secret in (password, wrong, token):
         assert secret not in logged
     for response in (login,):
