@@ -41,7 +41,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.integration.http.profiles import FAST_ARGON2, Processes, distributed_env, free_port
+from tests.integration.http.profiles import FAST_ARGON2, Processes, discard_distributed, distributed_env, free_port
 
 pytestmark = pytest.mark.services
 
@@ -128,7 +128,8 @@ def _embedded(workdir: Path) -> Iterator[Target]:
 
 
 def _distributed(workdir: Path) -> Iterator[Target]:
-    processes = Processes({**distributed_env("fuzz"), **SETTINGS}, workdir)
+    env = {**distributed_env("fuzz"), **SETTINGS}
+    processes = Processes(env, workdir)
     processes.cli("migrate")
     for name in ("fuzzer", "fuzz_friend"):
         processes.cli("users", "add", name, "--password", PASSWORD)
@@ -142,6 +143,7 @@ def _distributed(workdir: Path) -> Iterator[Target]:
             yield Target("distributed", schema, session)
     finally:
         processes.stop()
+        asyncio.run(discard_distributed(env))
 
 
 def _wait_ready(base_url: str, logs: list[Path], timeout: float = 60.0) -> None:
