@@ -93,10 +93,12 @@ async def test_a_chunk_put_to_a_presigned_url_is_seen_and_assembled(s3_storage: 
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(777)]
     await put_all(s3_storage, upload_id, chunks, [0, 2])
-    url = s3_storage.chunk_upload_url(upload_id, 1)
+    url = s3_storage.chunk_upload_url(upload_id, 1, 5 * MiB)
     assert url is not None
 
     async with httpx.AsyncClient(timeout=30) as http:
+        for wrong_size in (b"", b"x" * 1000):  # the signed Content-Length holds
+            assert (await http.put(url, content=wrong_size)).status_code == 403
         response = await http.put(url, content=chunks[1])
     assert response.status_code == 200, response.text
 
@@ -107,7 +109,7 @@ async def test_a_chunk_put_to_a_presigned_url_is_seen_and_assembled(s3_storage: 
 
 
 async def test_a_presigned_url_refuses_a_different_key(s3_storage: S3FileStorage) -> None:
-    url = s3_storage.chunk_upload_url(uuid4(), 0)
+    url = s3_storage.chunk_upload_url(uuid4(), 0, 1)
     assert url is not None
     tampered = url.replace("/chunks/00000?", "/chunks/00001?")
 
@@ -141,16 +143,16 @@ async def test_urls_are_signed_for_the_public_endpoint(s3_client: Any, s3_settin
     public = attrs.evolve(s3_settings, presign_endpoint="https://files.example.test:8443")
     storage = S3FileStorage.from_settings(public)
     try:
-        upload_url = storage.chunk_upload_url(uuid4(), 3)
+        upload_url = storage.chunk_upload_url(uuid4(), 3, 5 * MiB)
         download_url = storage.download_url(uuid4(), "a.txt")
     finally:
         await storage.close()
 
-    for url in (upload_url, download_url):
+    for url, signed in ((upload_url, "content-length%3Bhost"), (download_url, "host")):
         assert url is not None
         assert urlsplit(url).netloc == "files.example.test:8443"
         assert "X-Amz-Expires=900" in url
-        assert "X-Amz-SignedHeaders=host" in url
+        assert f"X-Amz-SignedHeaders={signed}&" in url
 
 
 async def test_discard_removes_chunks_and_aborts_partial_objects(

@@ -122,7 +122,7 @@ async def test_read_file_of_an_unknown_file_is_not_found(storage: LocalFileStora
 
 
 async def test_no_urls_because_the_api_serves_the_bytes(storage: LocalFileStorage) -> None:
-    assert storage.chunk_upload_url(uuid4(), 0) is None
+    assert storage.chunk_upload_url(uuid4(), 0, 10) is None
     assert storage.download_url(uuid4(), "report.pdf") is None
 
 

@@ -204,8 +204,9 @@ class FileStorage(Protocol):
         """Deletes chunks and any partial object of an upload that will never complete."""
         ...
 
-    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
-        """A short-lived URL a client may PUT one chunk to, or None if chunks go through the API."""
+    def chunk_upload_url(self, upload_id: UUID, index: int, size: int) -> str | None:
+        """A short-lived URL a client may PUT one chunk of exactly `size` bytes to, or None if chunks
+        go through the API."""
         ...
 
     def download_url(self, file_id: UUID, filename: str) -> str | None:

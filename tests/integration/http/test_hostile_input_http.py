@@ -222,10 +222,15 @@ async def test_links_are_short_lived_and_scoped_to_one_object(deployment, client
         query = parse_qs(parsed.query)
         assert query["X-Amz-Expires"] == ["900"], url
         assert parsed.path.startswith(f"/{bucket}/{key}"), url
+    assert parse_qs(urlparse(started["upload_url"]).query)["X-Amz-SignedHeaders"] == ["content-length;host"]
     async with httpx.AsyncClient() as outside:
         assert (await outside.get(download)).content == data
         elsewhere = download.replace(f"files/{file_id}", f"files/{uuid.uuid4()}")
         assert (await outside.get(elsewhere)).status_code == 403  # the signature covers the key
+        # and the chunk URL its size: 10 bytes, no more, no less
+        for wrong in (b"x" * 9, b"x" * 11):
+            assert (await outside.put(started["upload_url"], content=wrong)).status_code == 403
+        assert (await outside.put(started["upload_url"], content=b"x" * 10)).status_code == 200
 
 
 # --- CORS and headers --------------------------------------------------------------------------

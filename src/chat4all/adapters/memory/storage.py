@@ -48,7 +48,7 @@ class InMemoryFileStorage:
     async def discard(self, upload_id: UUID) -> None:
         self.chunks.pop(upload_id, None)
 
-    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+    def chunk_upload_url(self, upload_id: UUID, index: int, size: int) -> str | None:
         return None
 
     def download_url(self, file_id: UUID, filename: str) -> str | None:

@@ -55,7 +55,7 @@ class LocalFileStorage:
     async def discard(self, upload_id: UUID) -> None:
         await self._run(self._discard, upload_id)
 
-    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+    def chunk_upload_url(self, upload_id: UUID, index: int, size: int) -> str | None:
         return None
 
     def download_url(self, file_id: UUID, filename: str) -> str | None:

@@ -186,10 +186,11 @@ class S3FileStorage:
         objects = await self._call(self._list_objects, self._upload_prefix(upload_id))
         await self._delete_keys([key for key, _ in objects])
 
-    def chunk_upload_url(self, upload_id: UUID, index: int) -> str | None:
+    def chunk_upload_url(self, upload_id: UUID, index: int, size: int) -> str | None:
+        # Content-Length is signed: the store refuses a PUT of any other size.
         return self._presigner.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self._bucket, "Key": self.chunk_key(upload_id, index)},
+            Params={"Bucket": self._bucket, "Key": self.chunk_key(upload_id, index), "ContentLength": size},
             ExpiresIn=self._ttl,
         )
 

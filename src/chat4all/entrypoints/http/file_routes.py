@@ -30,7 +30,7 @@ def _base_url(request: Request, hub: HubDep) -> str:
 def chunk_url(request: Request, hub: HubDep, upload: Upload, index: int | None) -> str | None:
     if index is None:
         return None
-    direct = hub.adapters.storage.chunk_upload_url(upload.id, index)
+    direct = hub.adapters.storage.chunk_upload_url(upload.id, index, upload.layout.expected_size(index))
     return direct or f"{_base_url(request, hub)}/v1/files/upload?file_id={upload.id}&chunk_id={index}"
 
 
