@@ -173,3 +173,24 @@ async def test_stale_failures_are_purged(hub):
 
 async def test_the_default_policy_is_five_per_user_and_twenty_per_address_in_fifteen_minutes():
     assert LoginThrottle() == LoginThrottle(5, 20, timedelta(minutes=15))
+
+
+def test_the_limits_come_from_settings():
+    from chat4all.entrypoints.bootstrap import login_throttle
+    from chat4all.entrypoints.settings import SettingsError, load_settings
+
+    settings = load_settings(
+        {
+            "CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER": "3",
+            "CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS": "50",
+            "CHAT4ALL_LOGIN_WINDOW_SECONDS": "60",
+            "CHAT4ALL_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2",
+        }
+    )
+    assert login_throttle(settings) == LoginThrottle(3, 50, timedelta(seconds=60))
+    assert settings.trusted_proxies == ("10.0.0.1", "10.0.0.2")
+    defaults = load_settings({})
+    assert login_throttle(defaults) == LoginThrottle() and defaults.trusted_proxies == ()
+    for name, value in (("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", "0"), ("CHAT4ALL_LOGIN_WINDOW_SECONDS", "soon")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings({name: value})
