@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -278,6 +279,8 @@ class Deployment:
                 self._empty_bucket()
             except Exception as error:
                 print(f"could not remove bucket {self.bucket}: {error}", file=sys.stderr)
+        if drop:
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)  # SQLite file and uploaded bytes; logs stay
 
     def _empty_bucket(self) -> None:
         client = _s3_client()
