@@ -17,6 +17,7 @@ from chat4all.adapters.sql.migrations import current_revision, downgrade_databas
 from chat4all.adapters.sql.tables import metadata
 from tests.integration.sql_fixtures import create_scratch_database, drop_scratch_database
 
+
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 

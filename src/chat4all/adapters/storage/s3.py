@@ -348,7 +348,7 @@ class S3FileStorage:
                 try:
                     blocks = await self._call(self._read_unchanged, chunk)
                 except ClientError as error:
-                    raise _changed_chunk([error]) or error
+                    raise (_changed_chunk([error]) or error) from error
                 buffer.extend(blocks)
                 buffered += chunk.size
                 if buffered >= 2 * MIN_PART_SIZE:
