@@ -109,6 +109,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     env = {**os.environ, **(load_env_file(args.env_file) if args.env_file else {})}
     settings = load_settings(env)
+    if not settings.distributed:
+        from chat4all.entrypoints.cli import migrate
+
+        await migrate(settings)
     publisher = RecordingPublisher()
     hub, engine = build(settings, publisher)
     counter = {"n": 0}
