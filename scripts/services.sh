@@ -7,6 +7,8 @@
 #                                running, return once every server answered a
 #                                real client (idempotent: a second run is fast)
 #   scripts/services.sh down     stop the servers this script started
+#   up and down also take service names (postgres, kafka, s3) to act on those
+#   only, e.g. `down kafka` then `up kafka` for a broker outage in a fault test
 #   scripts/services.sh status   print up/down for each server (exit 3 if any is down)
 #   scripts/services.sh env      print export lines for a test run:
 #                                    eval "$(scripts/services.sh env)"
@@ -544,23 +546,36 @@ s3_status() {
 # ----------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------
+SERVICES=(postgres kafka s3)
+
+# WANTED: the services named in "$@" (every one when none is named), in start order.
+wanted() {
+    local name
+    for name in "$@"; do
+        [[ " ${SERVICES[*]} " == *" $name "* ]] || die "unknown service '$name' (one of: ${SERVICES[*]})"
+    done
+    WANTED=()
+    for name in "${SERVICES[@]}"; do
+        if (($# == 0)) || [[ " $* " == *" $name "* ]]; then WANTED+=("$name"); fi
+    done
+}
+
 cmd_up() {
-    local t0
+    local t0 name
     t0="$(now)"
+    wanted "$@"
     take_lock
     mkdir -p "$CACHE_DIR"
     ensure_project_env
-    postgres_up
-    kafka_up
-    s3_up
-    log "all services ready ($(since "$t0")); for a test run: eval \"\$($0 env)\""
+    for name in "${WANTED[@]}"; do "${name}_up"; done
+    log "ready: ${WANTED[*]} ($(since "$t0")); for a test run: eval \"\$($0 env)\""
 }
 
 cmd_down() {
+    local i
+    wanted "$@"
     take_lock
-    s3_down
-    kafka_down
-    postgres_down
+    for ((i = ${#WANTED[@]} - 1; i >= 0; i--)); do "${WANTED[i]}_down"; done
 }
 
 cmd_status() {
@@ -585,12 +600,12 @@ EOF
 
 main() {
     case "${1:-}" in
-    up) cmd_up ;;
-    down) cmd_down ;;
+    up) shift && cmd_up "$@" ;;
+    down) shift && cmd_down "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 up|down|status|env" >&2
+        echo "usage: $0 up|down [postgres|kafka|s3]... | status | env" >&2
         exit 2
         ;;
     esac

@@ -1,0 +1,93 @@
+"""Kafka stopped while clients keep sending.
+
+The API keeps answering 200 (it only writes PostgreSQL: message, history entry and outbox row in
+one transaction) and reports the broker unavailable on /ready; once Kafka is started again, the
+outbox drains and every message is delivered exactly once. The broker is the shared one of
+`scripts/services.sh`; it is started again in `finally`, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from tests.integration.faults.harness import (
+    Load,
+    Stack,
+    assert_nothing_lost_nothing_doubled,
+    final_check,
+    plan,
+    print_figures,
+    say,
+    services,
+    settle,
+)
+
+pytestmark = pytest.mark.services
+
+MESSAGES = 600
+CLIENTS = 50
+STOP_AFTER = 150  # answers before the broker is stopped
+OUTAGE_SECONDS = 10.0  # at least this long, and until OUTAGE_MESSAGES more were answered
+OUTAGE_MESSAGES = 150
+SETTLE_TIMEOUT = 240.0
+STALL = 60.0
+
+
+async def readiness(url: str) -> tuple[int, dict, str | None]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/ready", timeout=aiohttp.ClientTimeout(total=15)) as response:
+            return response.status, await response.json(), response.headers.get("Retry-After")
+
+
+async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_path):
+    async with Stack(tmp_path, "broker") as stack:
+        conversations = await stack.deploy()
+        api = stack.processes["api"]
+        planned = plan(conversations, MESSAGES)
+        load = Load(stack, planned, CLIENTS, lambda _: api.url)
+        burst = asyncio.create_task(load.run())
+        await load.until(STOP_AFTER)
+        stopped = time.monotonic()
+        try:
+            await asyncio.to_thread(services, "down", "kafka")
+            down_at = load.figures()
+            say(f"Kafka stopped after {time.monotonic() - stopped:.1f}s, with {down_at['accepted']} accepted")
+            ready_during = await readiness(api.url)
+            await load.until(load.answered + OUTAGE_MESSAGES)
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
+            during = {key: load.figures()[key] - down_at[key] for key in down_at}
+        finally:
+            restarting = time.monotonic()
+            await asyncio.to_thread(services, "up", "kafka")
+            outage = time.monotonic() - stopped
+            say(f"Kafka started again in {time.monotonic() - restarting:.1f}s; the outage lasted {outage:.1f}s")
+        await burst
+        figures = load.figures()
+        settled = await settle(stack, figures["accepted"], timeout=SETTLE_TIMEOUT, stall=STALL, what="broker outage")
+        report = await final_check(stack, planned, load.ids("accepted"))
+        ready_after = await readiness(api.url)
+
+        summary = print_figures(
+            "Kafka outage",
+            load,
+            report,
+            outage=f"{outage:.1f}s",
+            accepted_during_outage=during["accepted"],
+            errors_during_outage=during["errors"] + during["no_answer"],
+            ready_during_outage=f"{ready_during[0]} {ready_during[1].get('checks')}",
+            settled_after_burst=f"{settled:.1f}s",
+            producers_replaced=stack.count_in_logs("producer state lost", prefix=""),
+            redriven=stack.count_in_logs("re-driving message"),
+        )
+        assert figures["errors"] == figures["no_answer"] == 0, f"{summary}\n{load.unanswered()}"
+        assert during["accepted"] >= OUTAGE_MESSAGES, f"too few messages were sent during the outage: {summary}"
+        assert ready_during[0] == 503 and ready_during[1]["checks"]["broker"] != "ok", summary
+        assert ready_during[2], f"no Retry-After on the 503 from /ready: {summary}"
+        assert ready_after[0] == 200, f"{summary}\n/ready after the outage: {ready_after}"
+        assert report.unfinished == 0 and report.outbox_left == 0, f"unfinished: {summary}"
+        assert report.delivered == report.messages == MESSAGES and report.failed == 0, summary
+        assert_nothing_lost_nothing_doubled(summary, report, stack)

@@ -1,0 +1,58 @@
+"""Two API processes (two outbox relays claiming rows with SKIP LOCKED) and two workers sharing
+the consumer group, all at once: exactly one connector line per recipient and channel, exactly
+one history entry per transition."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.faults.harness import (
+    Load,
+    Stack,
+    assert_nothing_lost_nothing_doubled,
+    connector_lines,
+    final_check,
+    plan,
+    print_figures,
+    settle,
+)
+
+pytestmark = pytest.mark.services
+
+MESSAGES = 600
+CLIENTS = 50
+SETTLE_TIMEOUT = 240.0
+STALL = 60.0
+
+
+async def test_two_relays_and_two_workers_double_nothing(tmp_path):
+    async with Stack(tmp_path, "twice") as stack:
+        conversations = await stack.deploy(apis=("api", "api2"), workers=("worker", "worker2"))
+        urls = [stack.processes["api"].url, stack.processes["api2"].url]
+        planned = plan(conversations, MESSAGES)
+        load = Load(stack, planned, CLIENTS, lambda client: urls[client % 2])
+        await load.run()
+        figures = load.figures()
+        settled = await settle(stack, figures["accepted"], timeout=SETTLE_TIMEOUT, stall=STALL, what="two of each")
+        report = await final_check(stack, planned, load.ids("accepted"))
+        per_worker = {
+            name: sum(connector_lines([stack.processes[name].out]).values()) for name in ("worker", "worker2")
+        }
+        per_api = {url: sum(1 for a in load.answers.values() if a.api == url and a.outcome == "accepted") for url in urls}
+
+        summary = print_figures(
+            "2 APIs + 2 workers",
+            load,
+            report,
+            burst=f"{load.finished - load.started:.1f}s ({load.rate():.0f}/s)",
+            accepted_per_api=list(per_api.values()),
+            lines_per_worker=list(per_worker.values()),
+            settled_after_burst=f"{settled:.1f}s",
+            redriven=stack.count_in_logs("re-driving message"),
+        )
+        assert figures["accepted"] == MESSAGES, f"{summary}\n{load.unanswered()}"
+        assert all(per_api.values()), f"one API accepted nothing: {summary}"
+        assert all(per_worker.values()), f"one worker delivered nothing: {summary}"
+        assert report.unfinished == 0, f"unfinished: {summary}"
+        assert report.delivered == report.messages == MESSAGES and report.failed == 0, summary
+        assert_nothing_lost_nothing_doubled(summary, report, stack)
