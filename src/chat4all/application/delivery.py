@@ -155,13 +155,15 @@ class RedriveUnfinished:
 
     Events can be lost between processes (a crash after commit and before publish, a bus
     handler that failed); routing and delivery are idempotent, so sending again is safe.
+    A message merely queued behind a backlog would be sent again too, so the threshold is
+    long and each sweep bounded: re-drives stay a trickle however large the backlog grows.
     """
 
     uow: UnitOfWorkFactory
     clock: Clock
     publisher: EventPublisher
-    older_than: timedelta = timedelta(seconds=30)
-    batch: int = 500
+    older_than: timedelta = timedelta(seconds=120)
+    batch: int = 100
 
     async def execute(self) -> int:
         async with self.uow() as uow:
