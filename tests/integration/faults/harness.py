@@ -17,11 +17,13 @@ and returns the figures the tests print and assert on.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,12 +102,118 @@ def require_services() -> None:
         pytest.fail("servers unreachable, run `bash scripts/services.sh up`:\n" + "\n".join(problems), pytrace=False)
 
 
-def services(*args: str, timeout: float = 120) -> None:
+def services(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> None:
     """Runs scripts/services.sh (e.g. `down kafka`, `up kafka`)."""
     done = subprocess.run(
-        ["bash", str(SERVICES_SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        ["bash", str(SERVICES_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, f"services.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def quiet_port() -> int:
+    """A free port below the kernel's ephemeral range. While a server is down, a client retrying
+    its connection to an ephemeral-range port can be connected to itself (same source and
+    destination port) and hold the port, so the server cannot listen there again: seen with
+    aiokafka clients and a restarted broker."""
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port below {low}")
+
+
+class PrivateBroker:
+    """A Kafka broker of the test's own, run by scripts/services.sh with a state directory and
+    ports of its own: stopping it is an outage for this test alone, never for other runs sharing
+    the servers of `scripts/services.sh up`."""
+
+    def __init__(self, state_dir: Path):
+        port, controller = quiet_port(), quiet_port()
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.env = {
+            "CHAT4ALL_STATE_DIR": str(state_dir),
+            "CHAT4ALL_KAFKA_PORT": str(port),
+            "CHAT4ALL_KAFKA_CONTROLLER_PORT": str(controller),
+        }
+
+    async def start(self) -> float:
+        started = time.monotonic()
+        await asyncio.to_thread(services, "up", "kafka", env=self.env)
+        return time.monotonic() - started
+
+    async def stop(self) -> float:
+        started = time.monotonic()
+        await asyncio.to_thread(services, "down", "kafka", env=self.env)
+        return time.monotonic() - started
+
+    async def __aenter__(self) -> PrivateBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+class PublishProbe:
+    """Publishes without pause from a few concurrent loops through `KafkaEventPublisher`, the class
+    the outbox relay and the workers publish with, so that batches are in flight whenever the
+    broker goes away; records when publishing works again after it came back."""
+
+    def __init__(self, bootstrap: str, topic: str, loops: int = 10):
+        from chat4all.adapters.kafka import KafkaEventPublisher
+
+        self.publisher = KafkaEventPublisher(bootstrap, client_id="faults-probe")
+        self.topic = topic
+        self.loops = loops
+        self.sent: list[float] = []  # monotonic times of acknowledged sends
+        self.errors: Counter[str] = Counter()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> PublishProbe:
+        await self.publisher.start()
+        self._tasks = [asyncio.create_task(self._loop(index)) for index in range(self.loops)]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.publisher.stop()
+
+    async def _loop(self, index: int) -> None:
+        while True:
+            try:
+                await self.publisher.publish(self.topic, f"probe-{index}", {"probe": index})
+                self.sent.append(time.monotonic())
+                await asyncio.sleep(0.01)
+            except Exception as error:
+                self.errors[type(error).__name__] += 1
+                await asyncio.sleep(0.1)
+
+    async def recovered(self, since: float, timeout: float) -> float | None:
+        """Seconds from `since` to the first acknowledged send after it, or None within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            first = bisect.bisect_left(self.sent, since)
+            if first < len(self.sent):
+                return self.sent[first] - since
+            await asyncio.sleep(0.1)
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

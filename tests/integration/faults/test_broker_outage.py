@@ -2,8 +2,13 @@
 
 The API keeps answering 200 (it only writes PostgreSQL: message, history entry and outbox row in
 one transaction) and reports the broker unavailable on /ready; once Kafka is started again, the
-outbox drains and every message is delivered exactly once. The broker is the shared one of
-`scripts/services.sh`; it is started again in `finally`, whatever happens.
+outbox drains and every message is delivered exactly once. A publisher busy throughout the outage
+sends again soon after the broker is back (an idempotent producer with batches in flight when the
+broker stopped used to fail with OutOfOrderSequenceNumber for good).
+
+The deployment runs on a broker of its own (`scripts/services.sh up kafka` with a private state
+directory and ports): stopping the shared broker would be an outage for every other run using it
+at the same time. It is started again in `finally`, whatever happens, and stopped at the end.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import pytest
 
 from tests.integration.faults.harness import (
     Load,
+    PrivateBroker,
+    PublishProbe,
     Stack,
     assert_nothing_lost_nothing_doubled,
     final_check,
     plan,
     print_figures,
     say,
-    services,
     settle,
 )
 
@@ -34,6 +40,7 @@ STOP_AFTER = 150  # answers before the broker is stopped
 OUTAGE_SECONDS = 10.0  # at least this long, and until OUTAGE_MESSAGES more were answered
 OUTAGE_MESSAGES = 150
 SETTLE_TIMEOUT = 240.0
+PROBE_TIMEOUT = 30.0  # a publisher sends again within this long after the broker is back
 STALL = 60.0
 
 
@@ -44,27 +51,34 @@ async def readiness(url: str) -> tuple[int, dict, str | None]:
 
 
 async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_path):
-    async with Stack(tmp_path, "broker") as stack:
+    async with (
+        PrivateBroker(tmp_path / "broker") as broker,
+        Stack(tmp_path, "broker", CHAT4ALL_KAFKA_BOOTSTRAP=broker.bootstrap) as stack,
+    ):
         conversations = await stack.deploy()
         api = stack.processes["api"]
         planned = plan(conversations, MESSAGES)
         load = Load(stack, planned, CLIENTS, lambda _: api.url)
         burst = asyncio.create_task(load.run())
         await load.until(STOP_AFTER)
-        stopped = time.monotonic()
-        try:
-            await asyncio.to_thread(services, "down", "kafka")
-            down_at = load.figures()
-            say(f"Kafka stopped after {time.monotonic() - stopped:.1f}s, with {down_at['accepted']} accepted")
-            ready_during = await readiness(api.url)
-            await load.until(load.answered + OUTAGE_MESSAGES)
-            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
-            during = {key: load.figures()[key] - down_at[key] for key in down_at}
-        finally:
-            restarting = time.monotonic()
-            await asyncio.to_thread(services, "up", "kafka")
-            outage = time.monotonic() - stopped
-            say(f"Kafka started again in {time.monotonic() - restarting:.1f}s; the outage lasted {outage:.1f}s")
+        async with PublishProbe(broker.bootstrap, stack.topic("faults_probe")) as probe:
+            await asyncio.sleep(1.0)  # the probe's batches are in flight when the broker goes
+            stopped = time.monotonic()
+            try:
+                took = await broker.stop()
+                down_at = load.figures()
+                say(f"Kafka stopped in {took:.1f}s, with {down_at['accepted']} messages accepted")
+                ready_during = await readiness(api.url)
+                await load.until(load.answered + OUTAGE_MESSAGES)
+                await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
+                during = {key: load.figures()[key] - down_at[key] for key in down_at}
+            finally:
+                took = await broker.start()
+                back = time.monotonic()
+                outage = back - stopped
+                say(f"Kafka started again in {took:.1f}s; the outage lasted {outage:.1f}s")
+            probe_recovery = await probe.recovered(back, PROBE_TIMEOUT)
+            probe_errors = dict(probe.errors)
         await burst
         figures = load.figures()
         settled = await settle(stack, figures["accepted"], timeout=SETTLE_TIMEOUT, stall=STALL, what="broker outage")
@@ -81,9 +95,12 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
             ready_during_outage=f"{ready_during[0]} {ready_during[1].get('checks')}",
             settled_after_burst=f"{settled:.1f}s",
             producers_replaced=stack.count_in_logs("producer state lost", prefix=""),
+            probe_publisher_errors=probe_errors,
+            probe_publisher_sends_again_after=f"{probe_recovery:.1f}s" if probe_recovery is not None else "never",
             redriven=stack.count_in_logs("re-driving message"),
         )
         assert figures["errors"] == figures["no_answer"] == 0, f"{summary}\n{load.unanswered()}"
+        assert probe_recovery is not None, f"a publisher never sent again after the broker came back: {summary}"
         assert during["accepted"] >= OUTAGE_MESSAGES, f"too few messages were sent during the outage: {summary}"
         assert ready_during[0] == 503 and ready_during[1]["checks"]["broker"] != "ok", summary
         assert ready_during[2], f"no Retry-After on the 503 from /ready: {summary}"
