@@ -481,13 +481,22 @@ class Planned:
 CHANNEL_MIX = (("whatsapp",), ("instagram",), ("all",))
 
 
-def plan(conversations: list[tuple[str, str, str]], count: int, seed: int = 7) -> list[Planned]:
+def plan(
+    conversations: list[tuple[str, str, str]], count: int, seed: int = 7, *, per_client: int | None = None
+) -> list[Planned]:
     """`count` text messages over the conversations, each from one of its two members, on a
-    whatsapp / instagram / all mix."""
+    whatsapp / instagram / all mix. With `per_client=N`, message j goes to conversation j % N:
+    sent by a `Load(..., sticky=True)` of N clients, each conversation then has one client
+    sending its messages one after the other, so their acceptance order is known."""
     rng = random.Random(seed)
+    if per_client is not None:
+        assert per_client <= len(conversations), f"{per_client} clients need as many conversations"
     planned = []
-    for _ in range(count):
-        conversation_id, first, second = rng.choice(conversations)
+    for index in range(count):
+        if per_client is None:
+            conversation_id, first, second = rng.choice(conversations)
+        else:
+            conversation_id, first, second = conversations[index % per_client]
         planned.append(
             Planned(str(uuid.uuid4()), conversation_id, rng.choice((first, second)), rng.choice(CHANNEL_MIX))
         )
@@ -515,6 +524,7 @@ class Load:
         *,
         on_no_answer: Callable[[int], None] | None = None,
         timeout: float = 30.0,
+        sticky: bool = False,
     ):
         self.stack = stack
         self.planned = planned
@@ -526,6 +536,7 @@ class Load:
         self.started = 0.0
         self.finished = 0.0
         self._next = iter(planned)
+        self.sticky = sticky  # client i sends planned[i], planned[i + clients], ... in that order
         self._progress = asyncio.Event()
 
     @property
@@ -542,7 +553,7 @@ class Load:
         self.finished = time.monotonic()
 
     async def _client(self, session: aiohttp.ClientSession, index: int) -> None:
-        for message in self._next:
+        for message in self.planned[index :: self.clients] if self.sticky else self._next:
             self.answers[message.message_id] = await send(session, self.targets(index), self.stack, message)
             self._progress.set()
             if self.answers[message.message_id].outcome == "no_answer" and self.on_no_answer is not None:
@@ -606,6 +617,7 @@ class Report:
     history_anomalies: list[str] = field(default_factory=list)
     failed_without_reason: list[str] = field(default_factory=list)
     failed_channels: list[tuple[str, str, str]] = field(default_factory=list)  # (message, channel, reason)
+    out_of_order: list[str] | None = None  # checked only for loads with a known order per conversation
     lines: int = 0
     outbox_left: int = 0
 
@@ -619,6 +631,7 @@ class Report:
             "stray_lines": len(self.stray_lines),
             "history_anomalies": len(self.history_anomalies),
             "failed_without_reason": len(self.failed_without_reason),
+            **({"out_of_order": len(self.out_of_order)} if self.out_of_order is not None else {}),
         }
 
     def summary(self) -> str:
@@ -636,8 +649,9 @@ class Report:
             "stray_lines",
             "history_anomalies",
             "failed_without_reason",
+            "out_of_order",
         ):
-            values = getattr(self, name)
+            values = getattr(self, name) or []
             if values:
                 parts.append(f"{name}: {values[:limit]}")
         return "; ".join(parts)
@@ -687,15 +701,18 @@ def connector_lines(paths: Iterable[Path]) -> Counter[tuple[str, str, str]]:
     return counts
 
 
-def check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str]) -> Report:
+def check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str], *, ordered: bool = False) -> Report:
     """Everything the database and the worker logs say about this deployment's messages.
 
-    `must_exist`: the ids the API answered 200 for (each must be in the database)."""
+    `must_exist`: the ids the API answered 200 for (each must be in the database). `ordered`:
+    each conversation's messages were sent one after the other (see `plan(per_client=...)`), so
+    they must have been routed, and handled on each channel, in acceptance order."""
     planned_ids = {message.message_id for message in planned}
     report = Report()
     with psycopg.connect(admin_dsn(stack.database), connect_timeout=5) as connection:
         rows = connection.execute(
-            "SELECT id::text, conversation_id::text, sender_id::text, recipient_id::text, channels, status FROM messages"
+            "SELECT id::text, conversation_id::text, sender_id::text, recipient_id::text, channels, status"
+            " FROM messages ORDER BY seq"
         ).fetchall()
         members: dict[str, set[str]] = defaultdict(set)
         for conversation_id, user_id in connection.execute(
@@ -708,10 +725,13 @@ def check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str]) -
         ):
             deliveries[message_id][channel] = status
         history: dict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)
-        for message_id, status, channel, detail in connection.execute(
-            "SELECT message_id::text, status, channel, detail FROM message_events ORDER BY id"
+        handled_at: dict[tuple[str, str | None], int] = {}  # (message, channel or None for routing) -> event id
+        for event_id, message_id, status, channel, detail in connection.execute(
+            "SELECT id, message_id::text, status, channel, detail FROM message_events ORDER BY id"
         ):
             history[message_id].append((status, channel, detail))
+            if status == "routed" or (channel is not None and status in ("delivered", "failed")):
+                handled_at.setdefault((message_id, channel), event_id)
         report.outbox_left = connection.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     lines = connector_lines(stack.worker_logs())
@@ -745,6 +765,8 @@ def check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str]) -
                     report.failed_without_reason.append(message_id)
                 report.failed_channels.append((message_id, channel, (reasons or [""])[0] or ""))
     report.lost = sorted(set(must_exist) - in_db)
+    if ordered:
+        report.out_of_order = _out_of_order(rows, handled_at)
     for key, count in lines.items():
         if count > 1:
             report.duplicate_lines.append((*key, count))
@@ -752,6 +774,24 @@ def check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str]) -
             report.stray_lines.append(key)
     report.missing_lines = sorted(owed - set(lines))
     return report
+
+
+def _out_of_order(rows: list[tuple], handled_at: dict[tuple[str, str | None], int]) -> list[str]:
+    """Per conversation (rows come in acceptance order), the routing and each channel's outcome
+    must be recorded in that order too."""
+    found = []
+    last: dict[tuple[str, str | None], tuple[int, str]] = {}  # (conversation, channel) -> (event id, message)
+    for message_id, conversation_id, _, _, channels, _ in rows:
+        for channel in [None, *channels]:
+            at = handled_at.get((message_id, channel))
+            if at is None:
+                continue
+            previous = last.get((conversation_id, channel))
+            if previous is not None and previous[0] > at:
+                found.append(f"{conversation_id} {channel or 'routing'}: {message_id} handled before {previous[1]}, accepted earlier")
+            if previous is None or previous[0] < at:
+                last[(conversation_id, channel)] = (at, message_id)
+    return found
 
 
 def _history_anomalies(
@@ -790,11 +830,13 @@ def assert_nothing_lost_nothing_doubled(figures: str, report: Report, stack: Sta
     assert not problems, f"{figures}\nproblems: {problems}\n{report.examples()}\n{stack.diagnostics(1500)}"
 
 
-async def final_check(stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str], grace: float = 2.0) -> Report:
+async def final_check(
+    stack: Stack, planned: Iterable[Planned], must_exist: Iterable[str], *, grace: float = 2.0, ordered: bool = False
+) -> Report:
     """`check` after a short grace, so a connector line written just after the last status
     change (a concurrent duplicate delivery) is counted too."""
     await asyncio.sleep(grace)
-    return await asyncio.to_thread(check, stack, list(planned), list(must_exist))
+    return await asyncio.to_thread(check, stack, list(planned), list(must_exist), ordered=ordered)
 
 
 # ---------------------------------------------------------------------------------------------

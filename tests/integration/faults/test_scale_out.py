@@ -1,6 +1,8 @@
 """Two API processes (two outbox relays claiming rows with SKIP LOCKED) and two workers sharing
 the consumer group, all at once: exactly one connector line per recipient and channel, exactly
-one history entry per transition."""
+one history entry per transition. Each client sends into a conversation of its own, one message
+after the other, so each conversation's acceptance order is known and checked too: routing and
+each channel's outcome are recorded in that order."""
 
 from __future__ import annotations
 
@@ -21,20 +23,21 @@ pytestmark = pytest.mark.services
 
 MESSAGES = 600
 CLIENTS = 50
+USERS = 11  # 55 private conversations: one for each client
 SETTLE_TIMEOUT = 240.0
 STALL = 60.0
 
 
 async def test_two_relays_and_two_workers_double_nothing(tmp_path):
     async with Stack(tmp_path, "twice") as stack:
-        conversations = await stack.deploy(apis=("api", "api2"), workers=("worker", "worker2"))
+        conversations = await stack.deploy(apis=("api", "api2"), workers=("worker", "worker2"), users=USERS)
         urls = [stack.processes["api"].url, stack.processes["api2"].url]
-        planned = plan(conversations, MESSAGES)
-        load = Load(stack, planned, CLIENTS, lambda client: urls[client % 2])
+        planned = plan(conversations, MESSAGES, per_client=CLIENTS)
+        load = Load(stack, planned, CLIENTS, lambda client: urls[client % 2], sticky=True)
         await load.run()
         figures = load.figures()
         settled = await settle(stack, figures["accepted"], timeout=SETTLE_TIMEOUT, stall=STALL, what="two of each")
-        report = await final_check(stack, planned, load.ids("accepted"))
+        report = await final_check(stack, planned, load.ids("accepted"), ordered=True)
         per_worker = {
             name: sum(connector_lines([stack.processes[name].out]).values()) for name in ("worker", "worker2")
         }
