@@ -43,11 +43,13 @@ class SetLedger:
     def __init__(self):
         self.keys = set()
 
-    async def claim(self, channel, message_id, recipient_id) -> bool:
+    async def send_once(self, channel, message_id, recipient_id, send) -> bool:
         key = (channel, message_id, recipient_id)
-        fresh = key not in self.keys
+        if key in self.keys:
+            return False
+        send()
         self.keys.add(key)
-        return fresh
+        return True
 
 
 @attrs.define
@@ -78,3 +80,20 @@ async def test_injected_failures_do_not_consume_the_key():
     else:
         raise AssertionError("a failure rate of 1 must fail every attempt")
     assert ledger.keys == set()
+
+
+async def test_a_dead_letter_whose_publish_failed_is_published_on_the_retry(hub):
+    alice, bob = await hub.users("alice", "bob")
+    message = await hub.send_text(alice, await hub.conversation(alice, bob), channels=("whatsapp",))
+    hub.connectors["whatsapp"].fail_permanently("number does not exist")
+    hub.publisher.fail_next(1)
+    deliver = with_dead_letters(hub)
+    try:
+        await deliver.execute(message.id, "whatsapp")
+    except Exception:
+        pass  # the worker retries the event
+    else:
+        raise AssertionError("the failed publish must surface so the event is retried")
+    await deliver.execute(message.id, "whatsapp")
+    assert [letter.payload["message_id"] for letter in hub.publisher.on(DEAD_LETTERS)] == [str(message.id)]
+    assert (await hub.message(message.id)).status.value == "failed"

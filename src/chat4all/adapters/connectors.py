@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Protocol
 from uuid import UUID
 
@@ -15,7 +15,7 @@ log = logging.getLogger("chat4all.connectors")
 
 
 class SendLedger(Protocol):
-    async def claim(self, channel: str, message_id: UUID, recipient_id: UUID) -> bool: ...
+    async def send_once(self, channel: str, message_id: UUID, recipient_id: UUID, send: Callable[[], None]) -> bool: ...
 
 
 class MockConnector:
@@ -49,9 +49,13 @@ class MockConnector:
             raise TransientDeliveryFailure(f"{self.display_name} rejected recipient {recipient_id}")
         if self._failure_rate and self._rng.random() < self._failure_rate:
             raise TransientDeliveryFailure(f"{self.display_name} is temporarily unavailable (injected)")
-        if self._ledger is not None and not await self._ledger.claim(self.name, message.id, recipient_id):
-            return  # already sent before a crash or redelivery: the provider would drop the duplicate
-        log.info("Mensagem %s enviada para o usuário %s no %s", message.id, recipient_id, self.display_name)
+        def send() -> None:
+            log.info("Mensagem %s enviada para o usuário %s no %s", message.id, recipient_id, self.display_name)
+
+        if self._ledger is None:
+            send()
+        else:  # a key sent before a crash or redelivery is not sent again
+            await self._ledger.send_once(self.name, message.id, recipient_id, send)
 
 
 def mock_connectors(

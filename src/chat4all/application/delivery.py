@@ -75,7 +75,7 @@ class DeliverMessage:
 
     Transient connector failures are retried with exponential backoff; when the retry budget
     is spent, or on a permanent failure such as a file missing from storage, the channel fails
-    and the delivery is published to the dead-letter topic with its reason.
+    and the delivery is published to the dead-letter topic with its reason (at least once).
     """
 
     uow: UnitOfWorkFactory
@@ -94,6 +94,10 @@ class DeliverMessage:
         if message is None or conversation is None or channel not in message.pending_channels():
             return
         outcome = await self._attempt(message, conversation.recipients_of(message.sender_id, message.recipient_id), channel)
+        if outcome.failure is not None:
+            # Published before the failure is recorded: if publishing fails, the event is retried
+            # and publishes again, instead of finding the channel ended and the letter lost.
+            await self._dead_letter(message, channel, outcome)
         async with self.uow() as uow:
             current = await uow.messages.get(message_id, for_update=True)
             if current is None:
@@ -112,13 +116,16 @@ class DeliverMessage:
         if message.status.is_terminal:
             latency = (self.clock.now() - message.created_at).total_seconds()
             self.metrics.message_finished(message.status.value, latency)
-        if outcome.failure is not None and self.dead_letters is not None:
-            await self.dead_letters.publish(
-                DEAD_LETTERS,
-                str(message.conversation_id),
-                {"message_id": str(message.id), "channel": channel, "reason": outcome.failure, "attempts": outcome.attempts},
-            )
-            self.metrics.dead_lettered(channel)
+
+    async def _dead_letter(self, message: Message, channel: str, outcome: _Outcome) -> None:
+        if self.dead_letters is None:
+            return
+        await self.dead_letters.publish(
+            DEAD_LETTERS,
+            str(message.conversation_id),
+            {"message_id": str(message.id), "channel": channel, "reason": outcome.failure, "attempts": outcome.attempts},
+        )
+        self.metrics.dead_lettered(channel)
 
     async def _attempt(self, message: Message, recipients: tuple[UUID, ...], channel: str) -> _Outcome:
         connector = self.connectors.get(channel)

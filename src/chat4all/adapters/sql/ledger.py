@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -18,8 +19,12 @@ class SqlSendLedger:
         self._engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
-    async def claim(self, channel: str, message_id: UUID, recipient_id: UUID) -> bool:
-        """Records the key and returns True only the first time it is seen."""
+    async def send_once(self, channel: str, message_id: UUID, recipient_id: UUID, send: Callable[[], None]) -> bool:
+        """Calls `send` only if the key is new, inside the transaction that records the key.
+
+        Sending before the commit means a crash while the commit is on its way can at worst
+        send twice; sending after it could record a send that never happened.
+        """
         statement = (
             self._insert(connector_sends)
             .values(channel=channel, message_id=message_id, recipient_id=recipient_id, sent_at=datetime.now(UTC))
@@ -29,4 +34,7 @@ class SqlSendLedger:
         async with exclusive_use(self._engine):
             with translate_errors():
                 async with self._engine.begin() as connection:
-                    return (await connection.execute(statement)).first() is not None
+                    if (await connection.execute(statement)).first() is None:
+                        return False
+                    send()
+                    return True
