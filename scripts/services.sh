@@ -19,7 +19,8 @@
 #   CHAT4ALL_PG_PORT (55432), CHAT4ALL_KAFKA_PORT (59092),
 #   CHAT4ALL_KAFKA_CONTROLLER_PORT (59093), CHAT4ALL_S3_PORT (57070)
 #   CHAT4ALL_TEST_S3_ACCESS_KEY (chat4all), CHAT4ALL_TEST_S3_SECRET_KEY (chat4all-secret)
-#   CHAT4ALL_READY_TIMEOUT   seconds each server may take to become ready (60)
+#   CHAT4ALL_READY_TIMEOUT   seconds each server may take to become ready (180; a broker
+#                            killed with the machine replays its logs first)
 set -euo pipefail
 
 # ----------------------------------------------------------------------------
@@ -37,7 +38,7 @@ S3_PORT="${CHAT4ALL_S3_PORT:-57070}"
 S3_ACCESS_KEY="${CHAT4ALL_TEST_S3_ACCESS_KEY:-chat4all}"
 S3_SECRET_KEY="${CHAT4ALL_TEST_S3_SECRET_KEY:-chat4all-secret}"
 S3_REGION=us-east-1
-READY_TIMEOUT="${CHAT4ALL_READY_TIMEOUT:-60}"
+READY_TIMEOUT="${CHAT4ALL_READY_TIMEOUT:-180}"
 
 PG_DATABASES=(chat4all chat4all_test)
 S3_BUCKETS=(chat4all chat4all-test)
