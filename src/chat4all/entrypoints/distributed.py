@@ -21,7 +21,7 @@ from chat4all.entrypoints.bootstrap import (
     hasher_for,
     wire,
 )
-from chat4all.entrypoints.settings import S3Settings, Settings, SettingsError
+from chat4all.entrypoints.settings import EnvReader, S3Settings, Settings, SettingsError
 
 DEFAULT_PARTITIONS = 6
 
@@ -51,16 +51,7 @@ def kafka_topic_prefix(env: Mapping[str, str] | None = None) -> str:
 
 
 def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
-    raw = (os.environ if env is None else env).get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if not 1 <= value <= 1000:
-        raise SettingsError(f"{name} must be between 1 and 1000, got {value}")
-    return value
+    return EnvReader(os.environ if env is None else env).integer(name, default, minimum=1, maximum=1000)
 
 
 def event_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:

@@ -63,7 +63,7 @@ class Settings:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    reader = _Reader(env)
+    reader = EnvReader(env)
     profile = reader.choice("CHAT4ALL_PROFILE", (EMBEDDED, DISTRIBUTED), EMBEDDED)
     data_dir = Path(reader.text("CHAT4ALL_DATA_DIR", str(default_data_dir()))).expanduser()
     distributed = profile == DISTRIBUTED
@@ -115,7 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 @attrs.define
-class _Reader:
+class EnvReader:
     env: Mapping[str, str]
 
     def text(self, name: str, default: str | None) -> str:
