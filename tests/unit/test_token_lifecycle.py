@@ -82,3 +82,48 @@ def test_production_secrets_carry_256_random_bits():
     for secret in list(secrets)[:50]:
         assert len(base64.urlsafe_b64decode(secret + "=")) == TOKEN_BYTES == 32
     assert issuer.digest("abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+CACHE_FOR = timedelta(seconds=5)
+
+
+def cached_resolver_and_logout(hub):
+    from chat4all.application.auth import Logout, ResolveToken, token_cache
+
+    cache = token_cache()
+    return ResolveToken(hub.uow, hub.tokens, hub.clock, CACHE_FOR, cache), Logout(hub.uow, hub.tokens, hub.clock, cache)
+
+
+async def test_a_cached_token_still_stops_working_at_its_expiry(hub):
+    alice = await hub.user("alice")
+    resolve, _ = cached_resolver_and_logout(hub)
+    issued = await hub.authenticate.execute("alice", PASSWORD)
+    expiry = hub.clock.now() + timedelta(seconds=issued.expires_in)
+    hub.clock.set(expiry - timedelta(seconds=1))
+    assert await resolve.execute(issued.access_token) == alice  # cached now, for less than CACHE_FOR
+    hub.clock.set(expiry)
+    with pytest.raises(NotAuthenticated):
+        await resolve.execute(issued.access_token)
+
+
+async def test_a_logout_through_the_same_process_is_not_hidden_by_the_cache(hub):
+    await hub.user("alice")
+    resolve, logout = cached_resolver_and_logout(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    await resolve.execute(token)
+    await logout.execute(token)
+    with pytest.raises(NotAuthenticated):
+        await resolve.execute(token)
+
+
+async def test_a_revocation_by_another_process_takes_effect_within_the_cache_time(hub):
+    alice = await hub.user("alice")
+    resolve, _ = cached_resolver_and_logout(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+    await hub.logout.execute(token)  # another API process: its own cache, same database
+    hub.clock.advance(CACHE_FOR - timedelta(microseconds=1))
+    assert await resolve.execute(token) == alice
+    hub.clock.advance(timedelta(microseconds=1))
+    with pytest.raises(NotAuthenticated):
+        await resolve.execute(token)

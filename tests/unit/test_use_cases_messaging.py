@@ -49,6 +49,15 @@ async def test_sender_must_be_a_member(hub, trio):
     assert error.code == "not_a_member"
 
 
+async def test_membership_is_checked_on_every_send_not_only_the_first(hub, trio):
+    alice, _, carol, chat = trio
+    await hub.send_text(alice, chat, "the conversation is known to this process now")
+    with pytest.raises(Forbidden) as raised:
+        await hub.send.execute(carol.id, hub.request(carol, chat))
+    assert raised.value.code == "not_a_member"
+    assert len(hub.store.messages) == 1
+
+
 async def test_unknown_conversation_is_not_found(hub, trio):
     alice, _, _, chat = trio
     request = attrs.evolve(hub.request(alice, chat), conversation_id=hub.ids.new_id())

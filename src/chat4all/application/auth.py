@@ -9,6 +9,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.application.caching import ExpiringCache
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
@@ -153,20 +154,45 @@ class Authenticate:
         return self._decoy_hash
 
 
+TOKEN_CACHE_SIZE = 10_000
+
+
+def token_cache() -> ExpiringCache[str, User]:
+    """Who each recently seen token digest belongs to, shared by ResolveToken and Logout."""
+    return ExpiringCache(TOKEN_CACHE_SIZE)
+
+
 @attrs.define
 class ResolveToken:
+    """Finds the user a bearer token belongs to.
+
+    With `cache_for` above zero, a valid token's user is remembered for that long (never past the
+    token's expiry), so most requests cost no database query. The price: a token revoked through
+    *another* API process, or whose user was deleted, keeps working here for up to `cache_for`.
+    A logout through this process takes effect at once (`Logout` forgets the token here).
+    """
+
     uow: UnitOfWorkFactory
     tokens: TokenIssuer
     clock: Clock
+    cache_for: timedelta = timedelta(0)
+    cache: ExpiringCache[str, User] = attrs.field(factory=token_cache)
 
     async def execute(self, secret: str) -> User:
+        digest = self.tokens.digest(secret)
+        now = self.clock.now()
+        cached = self.cache.get(digest, now)
+        if cached is not None:
+            return cached
         async with self.uow() as uow:
-            token = await uow.tokens.get(self.tokens.digest(secret))
-            if token is None or not token.is_valid_at(self.clock.now()):
+            token = await uow.tokens.get(digest)
+            if token is None or not token.is_valid_at(now):
                 raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
             user = await uow.users.get(token.user_id)
         if user is None:
             raise NotAuthenticated("the access token's user no longer exists", code="invalid_token")
+        if self.cache_for > timedelta(0):
+            self.cache.put(digest, user, until=min(now + self.cache_for, token.expires_at))
         return user
 
 
@@ -175,11 +201,14 @@ class Logout:
     uow: UnitOfWorkFactory
     tokens: TokenIssuer
     clock: Clock
+    cache: ExpiringCache[str, User] = attrs.field(factory=token_cache)
 
     async def execute(self, secret: str) -> None:
+        digest = self.tokens.digest(secret)
         async with self.uow() as uow:
-            await uow.tokens.revoke(self.tokens.digest(secret), self.clock.now())
+            await uow.tokens.revoke(digest, self.clock.now())
             await uow.commit()
+        self.cache.forget(digest)
 
 
 @attrs.define

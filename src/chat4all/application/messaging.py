@@ -8,7 +8,17 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateMessage
-from chat4all.application.ports import Clock, DeliveryMetrics, NoMetrics, OutboxSignal, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.caching import ExpiringCache
+from chat4all.application.ports import (
+    Clock,
+    DeliveryMetrics,
+    MessageIntake,
+    NoMetrics,
+    OutboxEvent,
+    OutboxSignal,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -31,6 +41,33 @@ class SendRequest:
     priority: Priority
 
 
+MEMBERSHIP_CACHE_SIZE = 10_000
+
+
+@attrs.define
+class UnitOfWorkIntake:
+    """The `MessageIntake` of any unit of work: the writes of one accepted message in one transaction.
+    (An adapter may do the same in fewer round trips; the PostgreSQL one does it in one statement.)"""
+
+    uow: UnitOfWorkFactory
+
+    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
+        async with self.uow() as uow:
+            try:
+                await uow.messages.add(message)
+            except DuplicateMessage:
+                return False
+            await uow.conversations.touch(message.conversation_id, message.created_at)
+            if file_shared_with is not None and isinstance(message.payload, FilePayload):
+                await uow.conversations.record_file_share(message.payload.file_id, file_shared_with)
+            await uow.outbox.add(routing.topic, routing.key, routing.payload)
+            try:
+                await uow.commit()
+            except DuplicateMessage:  # a concurrent request with the same id committed first
+                return False
+        return True
+
+
 @attrs.define
 class SendMessage:
     """Stores a message and its routing event in one transaction.
@@ -39,6 +76,9 @@ class SendMessage:
     member if `to` is given, over known channels (`all` = every connector), with 1-4096
     characters of text or a completed upload they may share. The same message_id with the
     same content is accepted again without creating anything; with other content it conflicts.
+
+    A conversation's members never change once it exists, so they are read from the database
+    once per process and kept (up to MEMBERSHIP_CACHE_SIZE conversations).
     """
 
     uow: UnitOfWorkFactory
@@ -46,45 +86,50 @@ class SendMessage:
     channels: Collection[str]
     outbox_signal: OutboxSignal | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
+    intake: MessageIntake | None = None
+    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
+        init=False, factory=lambda: ExpiringCache(MEMBERSHIP_CACHE_SIZE)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.intake is None:
+            self.intake = UnitOfWorkIntake(self.uow)
 
     async def execute(self, caller: UUID, request: SendRequest) -> Message:
         if request.sender_id != caller:
             raise Forbidden("'from' must be the authenticated user", code="sender_mismatch")
         channels = self._resolve_channels(request.channels)
+        conversation = await self._conversation_for(caller, request)
+        if request.file_id is None:
+            payload: TextPayload | FilePayload = TextPayload(request.text or "")
+        else:
+            async with self.uow() as uow:
+                payload = await self._file_payload(uow, caller, request.file_id)
+        draft = MessageDraft(
+            request.message_id,
+            request.conversation_id,
+            caller,
+            request.recipient_id,
+            channels,
+            payload,
+            request.priority,
+        )
+        message = Message.accept(draft, self.clock.now())
+        routing = OutboxEvent(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
+        shared_with = conversation.id if isinstance(payload, FilePayload) else None
+        assert self.intake is not None
+        if await self.intake.accept(message, routing, shared_with):
+            self.metrics.message_accepted()
+            if self.outbox_signal is not None:
+                self.outbox_signal.notify()
+            return message
         async with self.uow() as uow:
             existing = await uow.messages.get(request.message_id)
-            if existing is not None:
-                return await self._replay(uow, caller, request, channels, existing)
-            conversation = await self._conversation_for(uow, caller, request)
-            draft = MessageDraft(
-                request.message_id,
-                request.conversation_id,
-                caller,
-                request.recipient_id,
-                channels,
-                await self._payload(uow, caller, request),
-                request.priority,
-            )
-            message = Message.accept(draft, self.clock.now())
-            try:
-                await uow.messages.add(message)
-                await uow.conversations.touch(conversation.id, message.created_at)
-                if isinstance(draft.payload, FilePayload):
-                    await uow.conversations.record_file_share(draft.payload.file_id, conversation.id)
-                await uow.outbox.add(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
-                await uow.commit()
-            except DuplicateMessage:
-                pass  # a concurrent request with the same id won; answer as a replay
-            else:
-                self.metrics.message_accepted()
-                if self.outbox_signal is not None:
-                    self.outbox_signal.notify()
-                return message
-        async with self.uow() as uow:
-            existing = await uow.messages.get(request.message_id)
-            if existing is None:
-                raise RuntimeError("message vanished after a duplicate-key clash")
-            return await self._replay(uow, caller, request, channels, existing)
+        if existing is None:
+            raise RuntimeError("message vanished after a duplicate-key clash")
+        if draft.fingerprint() != existing.fingerprint:
+            raise Conflict("message_id was already used for a different message", code="message_id_conflict")
+        return existing
 
     def _resolve_channels(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         if not requested:
@@ -103,10 +148,14 @@ class SendMessage:
             return tuple(sorted(self.channels))
         return tuple(dict.fromkeys(requested))
 
-    async def _conversation_for(self, uow: UnitOfWork, caller: UUID, request: SendRequest) -> Conversation:
-        conversation = await uow.conversations.get(request.conversation_id)
+    async def _conversation_for(self, caller: UUID, request: SendRequest) -> Conversation:
+        conversation = self._conversations.get(request.conversation_id, self.clock.now())
         if conversation is None:
-            raise NotFound("no such conversation", code="conversation_not_found")
+            async with self.uow() as uow:
+                conversation = await uow.conversations.get(request.conversation_id)
+            if conversation is None:
+                raise NotFound("no such conversation", code="conversation_not_found")
+            self._conversations.put(conversation.id, conversation)
         conversation.require_member(caller)
         if request.recipient_id is not None and (
             request.recipient_id == caller or not conversation.has_member(request.recipient_id)
@@ -118,10 +167,8 @@ class SendMessage:
             )
         return conversation
 
-    async def _payload(self, uow: UnitOfWork, caller: UUID, request: SendRequest) -> TextPayload | FilePayload:
-        if request.file_id is None:
-            return TextPayload(request.text or "")
-        upload = await uow.uploads.get(request.file_id)
+    async def _file_payload(self, uow: UnitOfWork, caller: UUID, file_id: UUID) -> FilePayload:
+        upload = await uow.uploads.get(file_id)
         if upload is None:
             raise NotFound("no such file", code="file_not_found")
         if upload.owner_id != caller and not await uow.conversations.shares_file(upload.id, caller):
@@ -131,27 +178,6 @@ class SendMessage:
                 "the file upload is not completed", code="file_not_completed", field_errors={"payload.file_id": ["not completed"]}
             )
         return FilePayload(upload.id, upload.filename, upload.file_size, upload.content_type, upload.checksum)
-
-    async def _replay(
-        self, uow: UnitOfWork, caller: UUID, request: SendRequest, channels: tuple[str, ...], existing: Message
-    ) -> Message:
-        if existing.sender_id != caller:
-            # Someone else's message id: the access rule comes first (404 for an unknown conversation,
-            # 403 for a non-member, as for any send), so the answer says nothing about the stored message.
-            await self._conversation_for(uow, caller, request)
-        payload: TextPayload | FilePayload
-        if request.file_id is not None:
-            payload = FilePayload(request.file_id, "", 0, "", "")
-        else:
-            payload = TextPayload(request.text or "")
-        draft = MessageDraft(
-            request.message_id, request.conversation_id, caller, request.recipient_id, channels, payload, request.priority
-        )
-        if draft.fingerprint() != existing.fingerprint:
-            raise Conflict(
-                "message_id was already used for a different message", code="message_id_conflict"
-            )
-        return existing
 
 
 @attrs.define

@@ -160,6 +160,17 @@ class OutboxEvent:
     payload: Mapping[str, Any]
 
 
+class MessageIntake(Protocol):
+    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
+        """Stores a just-accepted message atomically with everything that must exist with it: its
+        channel deliveries and first history entry, the conversation's new activity time, the share
+        of its file with `file_shared_with` (a conversation id) and its `routing` outbox event.
+
+        Returns False, storing nothing, when a message with the same id already exists.
+        """
+        ...
+
+
 class EventPublisher(Protocol):
     async def publish(self, topic: str, key: str, payload: Mapping[str, Any]) -> None: ...
 

@@ -14,7 +14,15 @@ from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import Authenticate, FindUsers, LoginThrottle, Logout, RegisterUser, ResolveToken
+from chat4all.application.auth import (
+    Authenticate,
+    FindUsers,
+    LoginThrottle,
+    Logout,
+    RegisterUser,
+    ResolveToken,
+    token_cache,
+)
 from chat4all.application.conversations import CreateConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage
@@ -24,6 +32,7 @@ from chat4all.application.ports import (
     EventPublisher,
     FileStorage,
     IdGenerator,
+    MessageIntake,
     OutboxReader,
     PasswordHasher,
     UnitOfWorkFactory,
@@ -50,6 +59,7 @@ class Adapters:
     ids: IdGenerator = attrs.field(factory=RandomIds)
     metrics: PrometheusMetrics = attrs.field(factory=PrometheusMetrics)
     checks: dict[str, Check] = attrs.field(factory=dict)
+    intake: MessageIntake | None = None  # None: the writes of SendMessage in a unit of work
     on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
@@ -115,6 +125,7 @@ class Hub:
 def wire(settings: Settings, adapters: Adapters) -> Hub:
     a = adapters
     wake = WakeSignal()
+    tokens = token_cache()
     return Hub(
         settings=settings,
         adapters=a,
@@ -122,12 +133,12 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         authenticate=Authenticate(
             a.uow, a.hasher, OpaqueTokenIssuer(), a.clock, settings.token_lifetime, login_throttle(settings)
         ),
-        resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock),
-        logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock),
+        resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock, settings.token_cache, tokens),
+        logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock, tokens),
         find_users=FindUsers(a.uow),
         create_conversation=CreateConversation(a.uow, a.ids, a.clock),
         view_conversations=ViewConversations(a.uow),
-        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics),
+        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
         read_messages=ReadMessages(a.uow),
         initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),
         upload_chunk=UploadChunk(a.uow, a.storage, a.clock),

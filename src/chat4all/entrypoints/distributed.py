@@ -114,7 +114,14 @@ def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
 
 def build_distributed_api(settings: Settings) -> Hub:
     """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
-    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-api"))
+    from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
+
+    adapters = distributed_adapters(settings, client_id="chat4all-api")
+    intake = PostgresMessageIntake(settings.database_url)
+    adapters.intake = intake
+    adapters.on_start.append(intake.start)
+    adapters.on_stop.insert(0, intake.stop)
+    hub = wire(settings, adapters)
     add_api_background(hub)
     return hub
 

@@ -1,0 +1,196 @@
+"""The message intake (the hot write path of SendMessage) on real databases: the one-statement
+PostgreSQL intake must store exactly what the unit-of-work intake stores, once, and survive a
+connection the server dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake, conninfo_of
+from chat4all.adapters.sql.tables import conversations, file_shares, message_deliveries, message_events, messages, outbox
+from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from chat4all.application.messaging import UnitOfWorkIntake
+from chat4all.application.ports import MessageIntake, OutboxEvent
+from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
+from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
+from chat4all.domain.uploads import Upload, UploadStatus
+from chat4all.domain.users import User
+from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
+    database_url,
+    engine,
+    postgres_url,
+    sqlite_template,
+)
+
+pytestmark = pytest.mark.services
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+# The unit-of-work intake runs on both databases; the one-statement intake exists for PostgreSQL only.
+CASES = [("sqlite", "unit-of-work"), ("postgresql", "unit-of-work"), ("postgresql", "one-statement")]
+ONE_STATEMENT = [CASES[2]]
+
+
+@pytest.fixture(params=CASES, ids=["-".join(case) for case in CASES])
+def case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+@pytest.fixture
+def backend(case: tuple[str, str]) -> str:
+    return case[0]
+
+
+@pytest.fixture
+async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:  # noqa: F811
+    if case[1] == "unit-of-work":
+        yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
+        return
+    postgres = PostgresMessageIntake(database_url, max_connections=4)
+    await postgres.start()
+    try:
+        yield postgres
+    finally:
+        await postgres.stop()
+
+
+async def seed(engine: AsyncEngine) -> tuple[User, User, Conversation]:
+    uow = SqlUnitOfWorkFactory(engine)
+    alice, bob = User(uuid4(), "alice", "h", START), User(uuid4(), "bob", "h", START)
+    conversation = Conversation.start(
+        conversation_id=uuid4(),
+        type=ConversationType.PRIVATE,
+        members=[alice.id, bob.id],
+        creator=alice.id,
+        metadata=ConversationMetadata(),
+        now=START,
+    )
+    async with uow() as tx:
+        await tx.users.add(alice)
+        await tx.users.add(bob)
+        await tx.conversations.add(conversation)
+        await tx.commit()
+    return alice, bob, conversation
+
+
+def accepted(conversation: Conversation, sender: UUID, payload: Any, at: datetime, message_id: UUID | None = None) -> Message:
+    draft = MessageDraft(
+        message_id or uuid4(), conversation.id, sender, None, ("whatsapp", "instagram"), payload, Priority.HIGH
+    )
+    return Message.accept(draft, at)
+
+
+def routing_of(message: Message) -> OutboxEvent:
+    return OutboxEvent(MESSAGE_PROCESSING, str(message.conversation_id), {"message_id": str(message.id)})
+
+
+async def rows(engine: AsyncEngine, table: Any, *columns: Any) -> list[tuple[Any, ...]]:
+    async with engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(select(*columns) if columns else select(table))]
+
+
+async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    message = accepted(conversation, alice.id, TextPayload("hello"), START + timedelta(minutes=1))
+
+    assert await intake.accept(message, routing_of(message)) is True
+
+    repository_view = await _read_back(engine, message.id)
+    assert repository_view.payload == TextPayload("hello")
+    assert repository_view.channels == ("whatsapp", "instagram")
+    assert repository_view.priority is Priority.HIGH
+    assert repository_view.fingerprint == message.fingerprint
+    assert [(event.status, event.at) for event in repository_view.history] == [("accepted", message.created_at)]
+    assert {channel: status.value for channel, status in repository_view.deliveries.items()} == {
+        "whatsapp": "pending",
+        "instagram": "pending",
+    }
+    assert await rows(engine, outbox, outbox.c.topic, outbox.c.key, outbox.c.payload) == [
+        (MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
+    ]
+    assert await rows(engine, conversations, conversations.c.last_activity_at) == [(message.created_at,)]
+
+
+async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    first = accepted(conversation, alice.id, TextPayload("first"), START + timedelta(minutes=1))
+    again = accepted(conversation, alice.id, TextPayload("other text"), START + timedelta(minutes=2), first.id)
+    assert await intake.accept(first, routing_of(first)) is True
+
+    assert await intake.accept(again, routing_of(again)) is False
+
+    assert (await _read_back(engine, first.id)).payload == TextPayload("first")
+    assert len(await rows(engine, outbox)) == 1
+    assert len(await rows(engine, message_events)) == 1
+    assert len(await rows(engine, message_deliveries)) == 2
+    assert await rows(engine, conversations, conversations.c.last_activity_at) == [(first.created_at,)]
+
+
+async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    message_id = uuid4()
+    copies = [accepted(conversation, alice.id, TextPayload("once"), START, message_id) for _ in range(20)]
+
+    results = await asyncio.gather(*(intake.accept(copy, routing_of(copy)) for copy in copies))
+
+    assert sorted(results) == [False] * 19 + [True]
+    assert len(await rows(engine, messages)) == 1
+    assert len(await rows(engine, outbox)) == 1
+    assert len(await rows(engine, message_events)) == 1
+
+
+async def test_a_file_message_records_the_share_with_its_conversation(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    upload = Upload(
+        uuid4(), alice.id, "a.pdf", 10, "application/pdf", 8, UploadStatus.COMPLETED, START, START + timedelta(hours=1)
+    )
+    async with SqlUnitOfWorkFactory(engine)() as tx:
+        await tx.uploads.add(upload)
+        await tx.commit()
+    payload = FilePayload(upload.id, "a.pdf", 10, "application/pdf", "0" * 64)
+    message = accepted(conversation, alice.id, payload, START + timedelta(minutes=1))
+
+    assert await intake.accept(message, routing_of(message), conversation.id) is True
+
+    assert await rows(engine, file_shares) == [(upload.id, conversation.id)]
+    assert (await _read_back(engine, message.id)).payload == payload
+
+
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    intake = PostgresMessageIntake(database_url, max_connections=1)
+    await intake.start()
+    try:
+        first = accepted(conversation, alice.id, TextPayload("before"), START)
+        assert await intake.accept(first, routing_of(first)) is True
+        with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
+            terminated = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'chat4all-intake' AND datname = current_database()"
+            ).fetchone()
+        assert terminated is not None and terminated[0] >= 1
+
+        second = accepted(conversation, alice.id, TextPayload("after"), START + timedelta(seconds=1))
+        assert await intake.accept(second, routing_of(second)) is True
+    finally:
+        await intake.stop()
+    assert len(await rows(engine, messages)) == 2
+
+
+async def _read_back(engine: AsyncEngine, message_id: UUID) -> Message:
+    async with SqlUnitOfWorkFactory(engine)() as tx:
+        message = await tx.messages.get(message_id)
+    assert message is not None
+    return message
