@@ -43,15 +43,29 @@ class RecordingPublisher:
         return None
 
 
-def build(settings: Any, publisher: RecordingPublisher) -> tuple[Any, Any]:
+class CountedIntake:
+    """The PostgreSQL intake runs one statement per call on its own psycopg pool, out of sight of
+    the engine's statement counter; this counts it."""
+
+    def __init__(self, intake: Any, counter: dict[str, int]) -> None:
+        self.intake, self.counter = intake, counter
+
+    async def accept(self, *args: Any) -> bool:
+        self.counter["n"] += 1
+        return await self.intake.accept(*args)
+
+
+def build(settings: Any, publisher: RecordingPublisher, counter: dict[str, int]) -> tuple[Any, Any]:
     """The hub wired as the API/worker wire it, with the recording publisher; returns (hub, engine)."""
     from chat4all.entrypoints.bootstrap import build_embedded, wire
 
     if settings.distributed:
-        from chat4all.entrypoints.distributed import distributed_adapters
+        from chat4all.entrypoints.distributed import add_message_intake, distributed_adapters
 
         adapters = distributed_adapters(settings, client_id="chat4all-sql-cost")
         adapters.publisher = publisher
+        add_message_intake(settings, adapters)
+        adapters.intake = CountedIntake(adapters.intake, counter)
         hub = wire(settings, adapters)
     else:
         hub = build_embedded(settings)
@@ -114,8 +128,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         await migrate(settings)
     publisher = RecordingPublisher()
-    hub, engine = build(settings, publisher)
     counter = {"n": 0}
+    hub, engine = build(settings, publisher, counter)
+    if isinstance(hub.adapters.intake, CountedIntake):
+        await hub.adapters.intake.intake.start()  # only the intake's pool: no relay, no background loops
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def count(*_: Any) -> None:

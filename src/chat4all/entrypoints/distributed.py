@@ -112,15 +112,20 @@ def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
     )
 
 
-def build_distributed_api(settings: Settings) -> Hub:
-    """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
+def add_message_intake(settings: Settings, adapters: Adapters) -> None:
+    """Accepted messages go in through PostgreSQL's one-statement intake (before `wire`)."""
     from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
 
-    adapters = distributed_adapters(settings, client_id="chat4all-api")
     intake = PostgresMessageIntake(settings.database_url)
     adapters.intake = intake
     adapters.on_start.append(intake.start)
     adapters.on_stop.insert(0, intake.stop)
+
+
+def build_distributed_api(settings: Settings) -> Hub:
+    """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
+    adapters = distributed_adapters(settings, client_id="chat4all-api")
+    add_message_intake(settings, adapters)
     hub = wire(settings, adapters)
     add_api_background(hub)
     return hub
