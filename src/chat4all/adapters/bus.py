@@ -1,7 +1,9 @@
 """The embedded profile's event bus: one in-process queue and consumer per topic.
 
 One consumer per topic keeps a topic's events in publish order, as a single Kafka
-partition would; handlers are the same use cases the Kafka worker runs.
+partition would; handlers are the same use cases the Kafka worker runs. A handler gets every
+event that queued up while it was busy (up to `max_batch`) at once, so under load the use
+cases work in batches, as the worker's lanes give them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from chat4all.application.ports import OutboxEvent
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Mapping[str, Any]], Awaitable[None]]
+Handler = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
+
+MAX_BATCH = 128
 
 
 class InProcessEventBus:
-    def __init__(self) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+        self._max_batch = max_batch
         self._queues: dict[str, asyncio.Queue[Mapping[str, Any]]] = {}
         self._handlers: dict[str, Handler] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -54,9 +59,19 @@ class InProcessEventBus:
     async def _consume(self, topic: str, handler: Handler) -> None:
         queue = self._queues[topic]
         while True:
-            payload = await queue.get()
+            batch = [await queue.get()]
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await handler(payload)
+                await handler(batch)
             except Exception:
-                # The event stays recorded in the database; the periodic sweep re-drives it.
-                log.exception("handler for %s failed on %s", topic, payload)
+                if len(batch) == 1:
+                    # The event stays recorded in the database; the periodic sweep re-drives it.
+                    log.exception("handler for %s failed on %s", topic, batch[0])
+                    continue
+                log.warning("handler for %s failed on a batch of %d; handling them one by one", topic, len(batch))
+                for payload in batch:  # one event the use case cannot take must not hold up the others
+                    try:
+                        await handler([payload])
+                    except Exception:
+                        log.exception("handler for %s failed on %s", topic, payload)

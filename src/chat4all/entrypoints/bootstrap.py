@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -91,6 +91,10 @@ class Hub:
     wake_relay: WakeSignal
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
 
+    async def handle_events(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        for payload in payloads:  # until the use cases take batches
+            await self.handle_event(topic, payload)
+
     async def handle_event(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Runs the use case an event asks for; shared by the in-process bus and the Kafka worker."""
         message_id = UUID(str(payload["message_id"]))
@@ -161,8 +165,9 @@ def login_throttle(settings: Settings) -> LoginThrottle:
     )
 
 
-async def log_dead_letter(payload: Mapping[str, Any]) -> None:
-    log.warning("dead letter: message %s on %s: %s", payload["message_id"], payload["channel"], payload["reason"])
+async def log_dead_letters(payloads: Sequence[Mapping[str, Any]]) -> None:
+    for payload in payloads:
+        log.warning("dead letter: message %s on %s: %s", payload["message_id"], payload["channel"], payload["reason"])
 
 
 def add_api_background(hub: Hub) -> None:
@@ -211,8 +216,8 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     )
     hub = wire(settings, adapters)
     for topic in [MESSAGE_PROCESSING, *(channel_topic(name) for name in adapters.connectors)]:
-        bus.subscribe(topic, lambda payload, topic=topic: hub.handle_event(topic, payload))
-    bus.subscribe(DEAD_LETTERS, log_dead_letter)
+        bus.subscribe(topic, lambda payloads, topic=topic: hub.handle_events(topic, payloads))
+    bus.subscribe(DEAD_LETTERS, log_dead_letters)
     adapters.on_start.append(bus.start)
     add_api_background(hub)
     add_delivery_background(hub)
