@@ -230,6 +230,10 @@ class S3FileStorage:
         try:
             listed = _chunk_entries(prefix, await self._call(self._list_objects, prefix))
             state, known = self._known_prefix(upload_id, total_chunks, listed)
+            logger.info(
+                "completing upload %s: %d of %d chunks hashed on arrival, reading back the rest",
+                upload_id, len(known), total_chunks,
+            )
             sizes = [listed.get(index, (0, ""))[0] for index in range(total_chunks)]
             if 0 < total_chunks <= MAX_PARTS and all(size >= MIN_PART_SIZE for size in sizes[:-1]):
                 try:
