@@ -1,7 +1,11 @@
 """How long completing an upload takes on S3: hashing the chunks and joining them with part copies.
 
     eval "$(bash scripts/services.sh env)"
-    uv run python -m benchmarks.s3_assemble --chunks 32 --chunk-mib 8 --rounds 3
+    uv run python -m benchmarks.s3_assemble --chunks 32 --chunk-mib 8 --rounds 3 [--completer same|other]
+
+--completer same completes with the instance that stored the chunks (in order, so it hashed them
+as they arrived and only copies); other completes with a fresh instance, as another API process
+would, which reads every chunk back and hashes it while the copies run.
 
 Uses CHAT4ALL_TEST_S3_* (as the integration tests do) and a throw-away key prefix it removes afterwards.
 """
@@ -27,28 +31,33 @@ MiB = 1024 * 1024
 def timed(storage: S3FileStorage, name: str, spent: dict[str, float]) -> None:
     original: Callable[..., Awaitable[Any]] = getattr(storage, name)
 
-    async def wrapper(*args: Any) -> Any:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await original(*args)
+            return await original(*args, **kwargs)
         finally:
             spent[name] = time.perf_counter() - started
 
     setattr(storage, name, wrapper)
 
 
-async def one_round(storage: S3FileStorage, chunks: list[bytes], checksum: str) -> dict[str, float]:
+STEPS = ("_hash_chunks", "_hash_and_copy", "_delete_keys")
+
+
+async def one_round(
+    storage: S3FileStorage, completer: S3FileStorage, chunks: list[bytes], checksum: str
+) -> dict[str, float]:
     upload_id = uuid4()
     started = time.perf_counter()
     await asyncio.gather(*(storage.put_chunk(upload_id, index, chunk) for index, chunk in enumerate(chunks)))
     spent = {"put chunks": time.perf_counter() - started}
-    for name in ("_hash_chunks", "_join_by_copy", "_delete_keys"):
-        timed(storage, name, spent)
+    for name in STEPS:
+        timed(completer, name, spent)
     started = time.perf_counter()
-    assert await storage.assemble_if_matches(upload_id, len(chunks), checksum) == checksum
+    assert await completer.assemble_if_matches(upload_id, len(chunks), checksum) == checksum
     spent["assemble total"] = time.perf_counter() - started
-    for name in ("_hash_chunks", "_join_by_copy", "_delete_keys"):
-        delattr(storage, name)
+    for name in STEPS:
+        delattr(completer, name)
     return spent
 
 
@@ -58,12 +67,16 @@ async def main() -> None:
     parser.add_argument("--chunk-mib", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--copy-concurrency", type=int, default=4)
+    parser.add_argument("--completer", choices=("same", "other"), default="same")
     args = parser.parse_args()
 
     settings = s3_test_settings()
     client = make_s3_client(settings)
     prefix = f"bench-{uuid4().hex[:12]}/"
     storage = S3FileStorage(client, settings.bucket, key_prefix=prefix, copy_concurrency=args.copy_concurrency)
+    completer = storage
+    if args.completer == "other":
+        completer = S3FileStorage(client, settings.bucket, key_prefix=prefix, copy_concurrency=args.copy_concurrency)
     await storage.ensure_bucket()
     chunks = [os.urandom(args.chunk_mib * MiB) for _ in range(args.chunks)]
     total_mib = args.chunks * args.chunk_mib
@@ -78,13 +91,15 @@ async def main() -> None:
     rounds: list[dict[str, float]] = []
     try:
         for _ in range(args.rounds):
-            rounds.append(await one_round(storage, chunks, checksum))
+            rounds.append(await one_round(storage, completer, chunks, checksum))
     finally:
         await storage.close()
+        await completer.close()
         remove_prefix(client, settings.bucket, prefix)
 
     print(f"{args.chunks} chunks x {args.chunk_mib} MiB = {total_mib} MiB at {settings.endpoint_url}, {args.rounds} rounds")
     print(f"sha256 in memory, one thread: {in_memory:.0f} MB/s")
+    print(f"completed by the {args.completer} instance; _hash_chunks runs inside _hash_and_copy")
     for name in rounds[0]:
         seconds = statistics.median(entry[name] for entry in rounds)
         print(f"{name:>20}: median {seconds:6.2f} s  ({total_mib / seconds:6.0f} MiB/s)")

@@ -202,14 +202,17 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
     whole = b"".join(chunks)
     await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
     intruder = os.urandom(8 * MiB)
-    hash_chunks = s3_storage._hash_chunks
+    copy_part = s3_storage._copy_part
+    replaced = False
 
-    async def hash_then_replace(*args: Any) -> Any:
-        result = await hash_chunks(*args)
-        await s3_storage.put_chunk(upload_id, 1, intruder)
-        return result
+    async def replace_then_copy(*args: Any) -> Any:
+        nonlocal replaced
+        if not replaced:
+            replaced = True
+            s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=intruder)
+        return await copy_part(*args)
 
-    monkeypatch.setattr(s3_storage, "_hash_chunks", hash_then_replace)
+    monkeypatch.setattr(s3_storage, "_copy_part", replace_then_copy)
 
     with pytest.raises(Conflict) as failure:
         await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole))
@@ -222,6 +225,133 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
     monkeypatch.undo()
     assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(chunks[0] + intruder + chunks[2])
     assert not await s3_storage.file_exists(upload_id)
+
+
+def record_reads(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The chunk indices completing reads back from S3, in order."""
+    read: list[int] = []
+    open_soon = storage._open_soon
+
+    def recording(key: str) -> Any:
+        read.append(int(key.rsplit("/", 1)[1]))
+        return open_soon(key)
+
+    monkeypatch.setattr(storage, "_open_soon", recording)
+    return read
+
+
+async def test_chunks_stored_in_order_are_not_read_back(s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(4)] + [os.urandom(1000)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2, 3, 4])
+    await s3_storage.put_chunk(upload_id, 2, chunks[2])  # re-sent with the same bytes
+    read = record_reads(s3_storage, monkeypatch)
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert read == []
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_concurrent_chunks_are_hashed_in_order(s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(6)] + [os.urandom(3)]
+    whole = b"".join(chunks)
+    await asyncio.gather(*(s3_storage.put_chunk(upload_id, index, chunk) for index, chunk in enumerate(chunks)))
+    read = record_reads(s3_storage, monkeypatch)
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert await read_all(s3_storage, upload_id) == whole
+    assert read == list(range(len(chunks) - len(read), len(chunks)))  # at most a tail is read back
+
+
+async def test_only_chunks_after_a_gap_are_read_back(s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(4)] + [os.urandom(10)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 3, 4, 2])
+    read = record_reads(s3_storage, monkeypatch)
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert read == [3, 4]  # chunk 2 came in turn at last; 3 and 4 had come before it
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_a_hashed_chunk_replaced_behind_the_api_is_hashed_again(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)] + [os.urandom(10)]
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2, 3])
+    # Same size, other bytes, PUT the way a presigned URL or another API process would.
+    other = os.urandom(5 * MiB)
+    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=other)
+    read = record_reads(s3_storage, monkeypatch)
+    stored = chunks[0] + other + chunks[2] + chunks[3]
+
+    assert await s3_storage.assemble_if_matches(upload_id, 4, sha256(b"".join(chunks))) == sha256(stored)
+    assert not await s3_storage.file_exists(upload_id)
+    assert read == [1, 2, 3]
+
+    assert await s3_storage.assemble_if_matches(upload_id, 4, sha256(stored)) == sha256(stored)
+    assert await read_all(s3_storage, upload_id) == stored
+
+
+async def test_a_resent_chunk_with_other_bytes_is_hashed_again(
+    s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)]
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    chunks[2] = os.urandom(5 * MiB)
+    await s3_storage.put_chunk(upload_id, 2, chunks[2])
+    read = record_reads(s3_storage, monkeypatch)
+    whole = b"".join(chunks)
+
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+
+    assert read == [2]
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_another_process_completes_by_reading_every_chunk(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    other = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix)
+    read = record_reads(other, monkeypatch)
+    try:
+        assert await other.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+    finally:
+        await other.close()
+
+    assert read == [0, 1, 2]
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_a_mismatch_found_while_copying_leaves_no_partial_object(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(6)]
+    other = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix, copy_concurrency=2)
+    try:
+        await put_all(other, upload_id, chunks, [5, 4, 3, 2, 1, 0])  # nothing hashed ahead: all read back
+        wrong = sha256(b"something else")
+
+        assert await other.assemble_if_matches(upload_id, 6, wrong) == sha256(b"".join(chunks))
+    finally:
+        await other.close()
+
+    assert not await s3_storage.file_exists(upload_id)
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    assert await s3_storage.stored_chunks(upload_id) == {index: 5 * MiB for index in range(6)}
 
 
 async def test_chunks_below_the_part_minimum_are_joined_by_upload(s3_storage: S3FileStorage) -> None:

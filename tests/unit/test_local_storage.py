@@ -203,3 +203,44 @@ def test_any_order_with_repeats_assembles_exactly_the_bytes(
 
     assert digest == sha256(data)
     assert stored == data
+
+
+async def test_a_chunk_resent_while_completing_cannot_slip_in(
+    storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chat4all.adapters.storage.local as local
+
+    upload_id = uuid4()
+    chunks = [os.urandom(MiB), os.urandom(MiB), os.urandom(1000)]
+    whole = b"".join(chunks)
+    for index, chunk in enumerate(chunks):
+        await storage.put_chunk(upload_id, index, chunk)
+    hash_into = local._hash_into
+    hashed = 0
+
+    def hash_then_resend(chunk, digest, buffer):
+        nonlocal hashed
+        size = hash_into(chunk, digest, buffer)
+        hashed += 1
+        if hashed == 2:  # chunk 1 replaced between hashing it and copying it
+            storage._put_chunk(tmp_path / "uploads" / str(upload_id), 1, os.urandom(MiB))
+        return size
+
+    monkeypatch.setattr(local, "_hash_into", hash_then_resend)
+
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+    assert await read_all(storage, upload_id) == whole
+
+
+async def test_assembles_without_kernel_copies(
+    storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    upload_id = uuid4()
+    data = os.urandom(2 * MiB + 5)
+    for index, chunk in enumerate(split(data, MiB)):
+        await storage.put_chunk(upload_id, index, chunk)
+
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
+    assert await read_all(storage, upload_id) == data
+    assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -110,6 +111,52 @@ async def test_chunks_are_recorded_once_and_a_resent_chunk_replaces_the_old_byte
     await hub.upload_chunk.execute(alice.id, upload.id, 2, b"89ab")
     assert (await hub.upload(upload.id)).received_chunks == {2}
     assert hub.storage.chunks[upload.id] == {2: b"89ab"}
+
+
+async def test_a_checked_upload_is_not_loaded_again(hub, alice, monkeypatch):
+    from chat4all.adapters.memory.repositories import InMemoryUploadRepository
+
+    upload = await hub.start_upload(alice, DATA)
+    checked = await hub.upload_chunk.check(alice.id, upload.id, 1)
+    assert checked.layout.expected_size(1) == 4
+    loads: list[bool] = []
+    get = InMemoryUploadRepository.get
+
+    async def counting(self, upload_id, *, for_update=False):
+        loads.append(for_update)
+        return await get(self, upload_id, for_update=for_update)
+
+    monkeypatch.setattr(InMemoryUploadRepository, "get", counting)
+
+    await hub.upload_chunk.execute(alice.id, upload.id, 1, b"4567", checked=checked)
+
+    assert loads == [True]  # only the locked read that records the chunk
+    assert hub.storage.chunks[upload.id] == {1: b"4567"}
+
+
+async def test_a_checked_upload_is_still_checked(hub, alice, mallory):
+    upload = await hub.start_upload(alice, DATA)
+    checked = await hub.upload_chunk.check(alice.id, upload.id, 0)
+    with pytest.raises(Forbidden):
+        await hub.upload_chunk.execute(mallory.id, upload.id, 0, b"0123", checked=checked)
+    with pytest.raises(InvalidInput):
+        await hub.upload_chunk.execute(alice.id, upload.id, 0, b"012", checked=checked)
+    hub.clock.advance(hub.upload_lifetime)
+    with pytest.raises(Gone):
+        await hub.upload_chunk.execute(alice.id, upload.id, 0, b"0123", checked=checked)
+    assert await hub.storage.stored_chunks(upload.id) == {}
+
+
+async def test_completion_after_the_check_still_refuses_the_chunk(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    checked = await hub.upload_chunk.check(alice.id, upload.id, 0)
+    for index in range(upload.total_chunks):
+        await hub.upload_chunk.execute(alice.id, upload.id, index, DATA[index * 4 : index * 4 + 4])
+    await hub.complete_upload.execute(alice.id, upload.id, hashlib.sha256(DATA).hexdigest())
+
+    with pytest.raises(Conflict) as raised:
+        await hub.upload_chunk.execute(alice.id, upload.id, 0, b"0123", checked=checked)
+    assert raised.value.code == "upload_completed"
 
 
 # --- completion ------------------------------------------------------------------------------

@@ -81,15 +81,27 @@ class UploadChunk:
     storage: FileStorage
     clock: Clock
 
-    async def expected_size(self, caller: UUID, upload_id: UUID, index: int) -> int:
-        """Checks the caller may send this chunk now and says how many bytes it must have."""
+    async def check(self, caller: UUID, upload_id: UUID, index: int) -> Upload:
+        """Checks the caller may send this chunk now; `upload.layout.expected_size(index)` is how many
+        bytes it must have. Passing the result to `execute` saves loading the upload twice."""
         upload = await _load(self.uow, upload_id)
         upload.require_owner(caller)
         upload.require_open(self.clock.now())
+        upload.layout.expected_size(index)
+        return upload
+
+    async def expected_size(self, caller: UUID, upload_id: UUID, index: int) -> int:
+        """Checks the caller may send this chunk now and says how many bytes it must have."""
+        upload = await self.check(caller, upload_id, index)
         return upload.layout.expected_size(index)
 
-    async def execute(self, caller: UUID, upload_id: UUID, index: int, data: bytes) -> Upload:
-        upload = await _load(self.uow, upload_id)
+    async def execute(
+        self, caller: UUID, upload_id: UUID, index: int, data: bytes, *, checked: Upload | None = None
+    ) -> Upload:
+        """`checked` is the upload `check` returned for this request, if any; it is checked again
+        (owner, deadline, chunk size) but not reloaded. Whether the upload is still open is decided
+        under the row lock after the bytes are stored."""
+        upload = checked if checked is not None and checked.id == upload_id else await _load(self.uow, upload_id)
         upload.require_owner(caller)
         upload.require_open(self.clock.now())
         upload.check_chunk(index, len(data))

@@ -16,14 +16,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 BLOCK_SIZE = 1024 * 1024
+HASH_BLOCK_SIZE = 8 * 1024 * 1024
 CHUNK_SUFFIX = ".part"
 TEMP_SUFFIX = ".tmp"
 
@@ -102,26 +103,43 @@ class LocalFileStorage:
             os.replace(temp_path, directory / f"{index}{CHUNK_SUFFIX}")
 
     def _assemble(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        """Hashes chunk i (read through one reused buffer) while a second thread copies chunk i-1
+        into the final file. Each chunk is hashed and copied through the same open descriptor, and a
+        chunk file is never written in place (only replaced by a rename), so the bytes copied are
+        the bytes hashed even if the chunk is re-sent meanwhile."""
         chunk_dir = self._chunk_dir(upload_id)
         final_path = self._file_path(upload_id)
         self._files_root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        with _temp_file(self._files_root, f".{final_path.name}.") as (out, temp_path):
+        buffer = bytearray(HASH_BLOCK_SIZE)
+        with (
+            _temp_file(self._files_root, f".{final_path.name}.") as (out, temp_path),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble-copy") as copier,
+        ):
+            # On an error the copier's exit waits for the copy in flight, before the temporary file goes.
+            copying: Future[None] | None = None
+            position = 0
             for index in range(total_chunks):
                 try:
-                    chunk = open(chunk_dir / f"{index}{CHUNK_SUFFIX}", "rb")
+                    chunk = open(chunk_dir / f"{index}{CHUNK_SUFFIX}", "rb", buffering=0)
                 except FileNotFoundError:
                     if final_path.is_file():
                         raise Conflict("this upload is already completed", code="upload_completed") from None
                     raise InvalidInput(f"chunk {index} is missing", code="missing_chunks") from None
-                with chunk:
-                    while block := chunk.read(BLOCK_SIZE):
-                        digest.update(block)
-                        out.write(block)
+                try:
+                    size = _hash_into(chunk, digest, buffer)
+                except BaseException:
+                    chunk.close()
+                    raise
+                if copying is not None:
+                    copying.result()
+                copying = copier.submit(_copy_and_close, chunk, out.fileno(), position, size)
+                position += size
+            if copying is not None:
+                copying.result()
             actual = digest.hexdigest()
             if actual != checksum:
                 return actual
-            out.flush()
             os.fsync(out.fileno())
             out.close()
             os.replace(temp_path, final_path)
@@ -139,6 +157,36 @@ class LocalFileStorage:
             directory.mkdir(parents=True, exist_ok=True)
             with _temp_file(directory, ".check."):
                 pass
+
+
+def _hash_into(chunk: BinaryIO, digest: Any, buffer: bytearray) -> int:
+    """Feeds the whole file through `digest` and says how many bytes it had."""
+    size = 0
+    with memoryview(buffer) as view:
+        while read := chunk.readinto(view):
+            digest.update(view[:read])
+            size += read
+    return size
+
+
+def _copy_and_close(chunk: BinaryIO, out_fd: int, position: int, size: int) -> None:
+    """Copies the first `size` bytes of `chunk` to `out_fd` at `position` (in the kernel where it can)."""
+    try:
+        copied = 0
+        if hasattr(os, "copy_file_range"):
+            with contextlib.suppress(OSError):
+                while copied < size:
+                    done = os.copy_file_range(chunk.fileno(), out_fd, size - copied, copied, position + copied)
+                    if done == 0:
+                        break
+                    copied += done
+        while copied < size:
+            block = os.pread(chunk.fileno(), min(BLOCK_SIZE, size - copied), copied)
+            if not block:
+                raise OSError(f"chunk file shrank while being copied ({copied} of {size} bytes)")
+            copied += os.pwrite(out_fd, block, position + copied)
+    finally:
+        chunk.close()
 
 
 def _list_chunks(directory: Path) -> dict[int, int]:

@@ -6,7 +6,15 @@ Each chunk is its own object, `uploads/<upload_id>/chunks/<index:05d>`, so a re-
 replaces one object and a failed checksum is fixed by re-sending only the bad chunks. Completing
 hashes the chunks in order and, on a match, joins them server-side into `files/<file_id>` with
 UploadPartCopy, each copy conditional on the ETag seen while hashing: a chunk replaced in between
-makes the completion fail instead of storing bytes that were never hashed.
+makes the completion fail instead of storing bytes that were never hashed. Copies start as soon
+as a chunk is hashed, so joining overlaps with hashing; on a mismatch the partial object is aborted.
+
+Chunks this process stores in order (chunk 0, 1, 2, ...) are hashed while they arrive: the running
+SHA-256 state after each chunk is kept in memory with the ETag S3 returned for the PUT of exactly
+those bytes. Completing lists the chunks and trusts the longest prefix whose listed ETags are still
+those ETags, reading back only the rest, so a chunk re-sent with other bytes, PUT to a presigned URL
+or stored by another API process is simply hashed again from S3; the part copies stay conditional
+on the ETags either way.
 
 boto3 is blocking; every call runs in a bounded thread pool so the event loop never waits on it.
 """
@@ -18,6 +26,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -39,6 +48,8 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 DELETE_BATCH = 1000
 DEFAULT_WORKERS = 16
+# Running hashes kept per process (a few hundred bytes per chunk); the least recently used go first.
+MAX_RUNNING_DIGESTS = 256
 FILE_CONTENT_TYPE = "application/octet-stream"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
@@ -88,6 +99,59 @@ class _HashedChunk:
     size: int
 
 
+class _Mismatch(Exception):
+    def __init__(self, digest: str):
+        super().__init__(digest)
+        self.digest = digest
+
+
+class _RunningDigest:
+    """The SHA-256 of chunks 0..k-1 of one upload as this process stored them.
+
+    `after[i]` is the hash state after chunk i; `etags[i]` is the ETag S3 answered to the PUT of
+    exactly those bytes (None until that PUT succeeded). A chunk is hashed only in its turn, right
+    after its predecessor; one that cannot get its turn blocks the chain at its index."""
+
+    def __init__(self) -> None:
+        self.after: list[Any] = []
+        self.etags: list[str | None] = []
+        self.sizes: list[int] = []
+        self.busy = False
+        self.waiting: Counter[int] = Counter()
+        self.blocked_at: int | None = None
+        self._changed: asyncio.Future[None] | None = None
+
+    @property
+    def next(self) -> int:
+        return len(self.after)
+
+    def wait_for_change(self) -> asyncio.Future[None]:
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def notify(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    def append(self, state: Any, size: int) -> None:
+        self.after.append(state)
+        self.etags.append(None)
+        self.sizes.append(size)
+        if self.blocked_at is not None and self.next > self.blocked_at:
+            self.blocked_at = None
+
+    def prefix(self, total_chunks: int, listed: dict[int, tuple[int, str]]) -> int:
+        """How many leading chunks are stored exactly as they were hashed here."""
+        count = 0
+        while count < min(total_chunks, self.next):
+            etag = self.etags[count]
+            if etag is None or listed.get(count) != (self.sizes[count], etag):
+                break
+            count += 1
+        return count
+
+
 class S3FileStorage:
     def __init__(
         self,
@@ -109,6 +173,10 @@ class S3FileStorage:
         self._executor = executor or ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="s3")
         self._copy_concurrency = copy_concurrency
         self._owned_clients: list[Any] = []
+        self._digests: OrderedDict[UUID, _RunningDigest] = OrderedDict()
+        # Running hashes advance one chunk at a time, so one thread does; it is not shared with the
+        # S3 calls, so a chunk's turn never waits behind other uploads' PUTs.
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-hash")
 
     @classmethod
     def from_settings(cls, settings: S3Settings, *, executor: Executor | None = None) -> S3FileStorage:
@@ -129,6 +197,7 @@ class S3FileStorage:
         """Releases the thread pool and clients this instance created (not those passed in)."""
         if self._owns_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        self._hasher.shutdown(wait=False, cancel_futures=True)
         for client in self._owned_clients:
             client.close()
 
@@ -138,31 +207,49 @@ class S3FileStorage:
         """Nothing to prepare: the chunk prefix exists as soon as a chunk is stored."""
 
     async def put_chunk(self, upload_id: UUID, index: int, data: bytes) -> None:
-        await self._call(self._client.put_object, Bucket=self._bucket, Key=self.chunk_key(upload_id, index), Body=data)
+        key = self.chunk_key(upload_id, index)
+        running = self._running_digest(upload_id)
+        put = asyncio.ensure_future(self._call(self._client.put_object, Bucket=self._bucket, Key=key, Body=data))
+        try:
+            hashed = await self._hash_in_turn(running, index, data, put)
+        except BaseException:
+            put.add_done_callback(_consume)
+            raise
+        response = await put
+        if hashed:
+            running.etags[index] = response["ETag"]
 
     async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
         prefix = self._chunk_prefix(upload_id)
         objects = await self._call(self._list_objects, prefix)
-        sizes: dict[int, int] = {}
-        for key, size in objects:
-            name = key[len(prefix) :]
-            if name.isascii() and name.isdigit():
-                sizes[int(name)] = size
-        return sizes
+        return {index: size for index, (size, _) in _chunk_entries(prefix, objects).items()}
 
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        expected = checksum.strip().lower()
+        prefix = self._chunk_prefix(upload_id)
         try:
-            digest, chunks = await self._hash_chunks(upload_id, total_chunks)
-            if digest != checksum.strip().lower():
-                return digest
-            if chunks and len(chunks) <= MAX_PARTS and all(chunk.size >= MIN_PART_SIZE for chunk in chunks[:-1]):
-                await self._join_by_copy(self.file_key(upload_id), chunks)
+            listed = _chunk_entries(prefix, await self._call(self._list_objects, prefix))
+            state, known = self._known_prefix(upload_id, total_chunks, listed)
+            logger.info(
+                "completing upload %s: %d of %d chunks hashed on arrival, reading back the rest",
+                upload_id, len(known), total_chunks,
+            )
+            sizes = [listed.get(index, (0, ""))[0] for index in range(total_chunks)]
+            if 0 < total_chunks <= MAX_PARTS and all(size >= MIN_PART_SIZE for size in sizes[:-1]):
+                try:
+                    digest, chunks = await self._hash_and_copy(upload_id, total_chunks, state, known, expected)
+                except _Mismatch as mismatch:
+                    return mismatch.digest
             else:
+                digest, chunks = await self._hash_chunks(upload_id, total_chunks, state, known)
+                if digest != expected:
+                    return digest
                 await self._join_by_upload(self.file_key(upload_id), chunks)
         except ClientError as error:
             if _error_code(error) in _NOT_FOUND:
                 await self._raise_missing(upload_id, error)
             raise
+        self._digests.pop(upload_id, None)
         try:
             await self._delete_keys([chunk.key for chunk in chunks])
         except Exception:
@@ -179,12 +266,13 @@ class S3FileStorage:
         return True
 
     async def discard(self, upload_id: UUID) -> None:
+        self._digests.pop(upload_id, None)
         for prefix in (self.file_key(upload_id), self._upload_prefix(upload_id)):
             for key, multipart_id in await self._call(self._list_multipart_uploads, prefix):
                 with contextlib.suppress(ClientError):
                     await self._call(self._abort, key, multipart_id)
         objects = await self._call(self._list_objects, self._upload_prefix(upload_id))
-        await self._delete_keys([key for key, _ in objects])
+        await self._delete_keys([key for key, _, _ in objects])
 
     def chunk_upload_url(self, upload_id: UUID, index: int, size: int) -> str | None:
         # Content-Length is signed: the store refuses a PUT of any other size.
@@ -261,13 +349,76 @@ class S3FileStorage:
 
     # Assembly
 
-    async def _hash_chunks(self, upload_id: UUID, total_chunks: int) -> tuple[str, list[_HashedChunk]]:
-        """Streams the chunks in order through SHA-256 in 1 MiB blocks, recording the ETag of the
-        bytes actually hashed. The GET of chunk i+1 is already answered while chunk i is hashed,
-        which hides the store's time to first byte without holding whole chunks in memory."""
-        digest = hashlib.sha256()
-        chunks: list[_HashedChunk] = []
-        keys = [self.chunk_key(upload_id, index) for index in range(total_chunks)]
+    def _running_digest(self, upload_id: UUID) -> _RunningDigest:
+        running = self._digests.get(upload_id)
+        if running is None:
+            running = self._digests[upload_id] = _RunningDigest()
+            while len(self._digests) > MAX_RUNNING_DIGESTS:
+                self._digests.popitem(last=False)
+        else:
+            self._digests.move_to_end(upload_id)
+        return running
+
+    async def _hash_in_turn(self, running: _RunningDigest, index: int, data: bytes, put: asyncio.Future[Any]) -> bool:
+        """Extends the running hash with this chunk if it is next. Waits for its turn while its own PUT
+        is in flight, and afterwards only while the chain is moving (a chunk being hashed, or the next
+        one waiting here), so a gap never holds a request up. Says whether it hashed the chunk."""
+        running.waiting[index] += 1
+        try:
+            while True:
+                if index < running.next or (running.blocked_at is not None and index > running.blocked_at):
+                    return False
+                if index == running.next and not running.busy:
+                    break
+                if put.done() and not running.busy and running.waiting[running.next] == 0:
+                    if index > running.next:
+                        running.blocked_at = index if running.blocked_at is None else min(running.blocked_at, index)
+                    return False
+                waits: set[asyncio.Future[Any]] = {running.wait_for_change()}
+                if not put.done():
+                    waits.add(put)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            running.waiting[index] -= 1
+        running.busy = True
+        try:
+            state = running.after[-1].copy() if running.after else hashlib.sha256()
+            await asyncio.get_running_loop().run_in_executor(self._hasher, state.update, data)
+            running.append(state, len(data))
+        finally:
+            running.busy = False
+            running.notify()
+        return True
+
+    def _known_prefix(
+        self, upload_id: UUID, total_chunks: int, listed: dict[int, tuple[int, str]]
+    ) -> tuple[Any, list[_HashedChunk]]:
+        """The hash state and chunks of the longest prefix hashed here whose stored ETags are unchanged."""
+        running = self._digests.get(upload_id)
+        count = running.prefix(total_chunks, listed) if running is not None else 0
+        if running is None or count == 0:
+            return None, []
+        known = [
+            _HashedChunk(self.chunk_key(upload_id, index), running.etags[index] or "", running.sizes[index])
+            for index in range(count)
+        ]
+        return running.after[count - 1].copy(), known
+
+    async def _hash_chunks(
+        self,
+        upload_id: UUID,
+        total_chunks: int,
+        state: Any = None,
+        known: Sequence[_HashedChunk] = (),
+        on_hashed: Callable[[int, _HashedChunk], None] | None = None,
+    ) -> tuple[str, list[_HashedChunk]]:
+        """Streams the chunks after `known` in order through SHA-256 (continuing `state`), recording
+        the ETag of the bytes actually hashed. The GET of chunk i+1 is already answered while chunk i
+        is hashed, which hides the store's time to first byte without holding whole chunks in memory.
+        `on_hashed(part_number, chunk)` is called as each chunk is done."""
+        digest = state if state is not None else hashlib.sha256()
+        chunks: list[_HashedChunk] = list(known)
+        keys = [self.chunk_key(upload_id, index) for index in range(len(chunks), total_chunks)]
         pending = self._open_soon(keys[0]) if keys else None
         try:
             for position, key in enumerate(keys):
@@ -276,6 +427,8 @@ class S3FileStorage:
                 pending = self._open_soon(keys[position + 1]) if position + 1 < len(keys) else None
                 size = await self._call(_stream_into, response["Body"], digest)
                 chunks.append(_HashedChunk(key, response["ETag"], size))
+                if on_hashed is not None:
+                    on_hashed(len(chunks), chunks[-1])
         finally:
             if pending is not None:
                 pending.add_done_callback(_close_response)
@@ -284,42 +437,65 @@ class S3FileStorage:
     def _open_soon(self, key: str) -> asyncio.Future[dict[str, Any]]:
         return asyncio.ensure_future(self._call(self._client.get_object, Bucket=self._bucket, Key=key))
 
-    async def _join_by_copy(self, file_key: str, chunks: Sequence[_HashedChunk]) -> None:
-        """Server-side join: one UploadPartCopy per chunk, each conditional on the hashed ETag."""
+    async def _hash_and_copy(
+        self, upload_id: UUID, total_chunks: int, state: Any, known: Sequence[_HashedChunk], expected: str
+    ) -> tuple[str, list[_HashedChunk]]:
+        """Server-side join: one UploadPartCopy per chunk, each conditional on the hashed ETag, started
+        as soon as that chunk is hashed. Raises _Mismatch (after aborting the copies) if the digest
+        is not `expected`."""
+        file_key = self.file_key(upload_id)
+        result: list[tuple[str, list[_HashedChunk]]] = []
 
         async def copy_all(multipart_id: str) -> list[dict[str, Any]]:
             gate = asyncio.Semaphore(self._copy_concurrency)
-            failed = False
+            stop = False
+            copies: list[asyncio.Future[dict[str, Any] | None]] = []
 
             async def copy(number: int, chunk: _HashedChunk) -> dict[str, Any] | None:
-                nonlocal failed
+                nonlocal stop
                 async with gate:
-                    if failed:
+                    if stop:
                         return None
                     try:
-                        result = await self._call(
-                            self._client.upload_part_copy,
-                            Bucket=self._bucket,
-                            Key=file_key,
-                            UploadId=multipart_id,
-                            PartNumber=number,
-                            CopySource={"Bucket": self._bucket, "Key": chunk.key},
-                            CopySourceIfMatch=chunk.etag,
-                        )
+                        return await self._copy_part(file_key, multipart_id, number, chunk)
                     except BaseException:
-                        failed = True
+                        stop = True
                         raise
-                return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
 
-            outcomes = await asyncio.gather(
-                *(copy(number, chunk) for number, chunk in enumerate(chunks, start=1)), return_exceptions=True
-            )
+            def start(number: int, chunk: _HashedChunk) -> None:
+                copies.append(asyncio.ensure_future(copy(number, chunk)))
+
+            for number, chunk in enumerate(known, start=1):
+                start(number, chunk)
+            try:
+                digest, chunks = await self._hash_chunks(upload_id, total_chunks, state, known, on_hashed=start)
+                if digest != expected:
+                    raise _Mismatch(digest)
+            except BaseException:
+                stop = True
+                await asyncio.gather(*copies, return_exceptions=True)
+                raise
+            outcomes = await asyncio.gather(*copies, return_exceptions=True)
             errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
             if errors:
                 raise _changed_chunk(errors) or errors[0]
+            result.append((digest, chunks))
             return [outcome for outcome in outcomes if isinstance(outcome, dict)]
 
         await self._multipart(file_key, copy_all)
+        return result[0]
+
+    async def _copy_part(self, file_key: str, multipart_id: str, number: int, chunk: _HashedChunk) -> dict[str, Any]:
+        result = await self._call(
+            self._client.upload_part_copy,
+            Bucket=self._bucket,
+            Key=file_key,
+            UploadId=multipart_id,
+            PartNumber=number,
+            CopySource={"Bucket": self._bucket, "Key": chunk.key},
+            CopySourceIfMatch=chunk.etag,
+        )
+        return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
 
     async def _join_by_upload(self, file_key: str, chunks: Sequence[_HashedChunk]) -> None:
         """For chunks below S3's 5 MiB part minimum: re-read each chunk (conditional on its hashed
@@ -395,10 +571,10 @@ class S3FileStorage:
 
     # Blocking helpers, run in the pool.
 
-    def _list_objects(self, prefix: str) -> list[tuple[str, int]]:
+    def _list_objects(self, prefix: str) -> list[tuple[str, int, str]]:
         found = []
         for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
-            found.extend((item["Key"], item["Size"]) for item in page.get("Contents", ()))
+            found.extend((item["Key"], item["Size"], item.get("ETag", "")) for item in page.get("Contents", ()))
         return found
 
     def _list_multipart_uploads(self, prefix: str) -> list[tuple[str, str]]:
@@ -437,6 +613,22 @@ class S3FileStorage:
             if _error_code(error) in _UNAVAILABLE or _status(error) >= 500:
                 raise Unavailable("object storage unavailable") from error
             raise
+
+
+def _chunk_entries(prefix: str, objects: Iterable[tuple[str, int, str]]) -> dict[int, tuple[int, str]]:
+    """Chunk index -> (size, ETag) of the objects listed under an upload's chunk prefix."""
+    entries: dict[int, tuple[int, str]] = {}
+    for key, size, etag in objects:
+        name = key[len(prefix) :]
+        if name.isascii() and name.isdigit():
+            entries[int(name)] = (size, etag)
+    return entries
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieves the outcome of a call nobody awaits any more, so it is not reported as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _stream_into(body: Any, digest: Any) -> int:

@@ -42,8 +42,11 @@ def _too_long(expected: int) -> InvalidInput:
     )
 
 
-async def read_chunk(request: Request, expected: int) -> bytes:
-    """Reads at most one chunk's bytes, refusing the request as soon as it runs past that."""
+async def read_chunk(request: Request, expected: int) -> bytes | bytearray:
+    """Reads at most one chunk's bytes, refusing the request as soon as it runs past that.
+
+    A raw body is copied once, block by block, into a buffer of the expected size (no regrowing,
+    no final copy); the buffer is handed on as is."""
     if request.content_type[0] == "multipart/form-data":
         form = await request.form()
         part = form.get("file")
@@ -54,12 +57,18 @@ async def read_chunk(request: Request, expected: int) -> bytes:
         if len(data) > expected:
             raise _too_long(expected)
         return data
-    received = bytearray()
-    async for block in request.stream():
-        received += block
-        if len(received) > expected:
-            raise _too_long(expected)
-    return bytes(received)
+    received = bytearray(expected)
+    filled = 0
+    with memoryview(received) as view:
+        async for block in request.stream():
+            end = filled + len(block)
+            if end > expected:
+                raise _too_long(expected)
+            view[filled:end] = block
+            filled = end
+    if filled < expected:
+        del received[filled:]
+    return received
 
 
 class FileController(Controller):
@@ -96,8 +105,9 @@ class FileController(Controller):
     async def upload_chunk(
         self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: ChunkIndex
     ) -> schemas.ChunkReceived:
-        expected = await hub.upload_chunk.expected_size(user.id, file_id, chunk_id)
-        upload = await hub.upload_chunk.execute(user.id, file_id, chunk_id, await read_chunk(request, expected))
+        checked = await hub.upload_chunk.check(user.id, file_id, chunk_id)
+        data = await read_chunk(request, checked.layout.expected_size(chunk_id))
+        upload = await hub.upload_chunk.execute(user.id, file_id, chunk_id, data, checked=checked)
         return schemas.ChunkReceived(
             file_id=upload.id,
             chunk_id=chunk_id,
