@@ -132,3 +132,54 @@ async def test_conversations_get_many_with_members(uow: SqlUnitOfWorkFactory) ->
     assert set(found) == {team.id, pair.id}
     assert found[team.id].members == (carol.id, alice.id, bob.id)
     assert found[pair.id].members == (alice.id, bob.id)
+
+
+async def test_get_many_for_update_finds_a_message_without_deliveries(uow: SqlUnitOfWorkFactory) -> None:
+    _, batch = await stored(uow, 1)
+    _, bare = await stored_without_channels(uow)
+    async with uow() as tx:
+        found = await tx.messages.get_many([batch[0].id, bare.id], for_update=True)
+    assert set(found) == {batch[0].id, bare.id}
+    assert found[bare.id].deliveries == {} and found[bare.id].status is MessageStatus.ACCEPTED
+    assert found[batch[0].id].deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.PENDING}
+
+
+async def stored_without_channels(uow: SqlUnitOfWorkFactory):
+    dave, erin, frank = await add_users(uow, "dave", "erin", "frank")
+    conversation = group([dave, erin, frank])
+    message = text_message(conversation, dave, "no channels", channels=())
+    async with uow() as tx:
+        await tx.conversations.add(conversation)
+        await tx.messages.add(message)
+        await tx.commit()
+    return conversation, message
+
+
+async def test_without_pre_ping_one_unit_of_work_fails_on_dropped_connections_and_the_next_reconnects(
+    postgres_url: str,  # noqa: F811
+) -> None:
+    import psycopg
+    from sqlalchemy import make_url
+
+    from chat4all.adapters.sql.engine import create_engine
+    from chat4all.domain.errors import Unavailable
+
+    db = create_engine(postgres_url, pre_ping=False)
+    factory = SqlUnitOfWorkFactory(db)
+    try:
+        async with factory() as tx:
+            await tx.messages.get_many([uuid4()])
+        name = make_url(postgres_url).database
+        admin = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        with pytest.raises(Unavailable):
+            async with factory() as tx:
+                await tx.messages.get_many([uuid4()])
+        async with factory() as tx:
+            assert await tx.messages.get_many([uuid4()]) == {}
+    finally:
+        await db.dispose()

@@ -201,7 +201,7 @@ async def test_a_lane_hands_over_what_queued_while_it_was_busy_as_one_batch():
         for payload in payloads:
             events[payload["offset"]].handled = True
 
-    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=4, depth=16, batch=4)
+    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=4, depth=16, batch=4, linger=0)
     await lanes.put(events[0])
     await asyncio.sleep(0.01)  # the lane is busy with the first event
     for each in events[1:]:
@@ -215,6 +215,31 @@ async def test_a_lane_hands_over_what_queued_while_it_was_busy_as_one_batch():
         await asyncio.sleep(0.01)
     await lanes.close()
     assert batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
+    assert all(each.acked for each in events)
+
+
+async def test_a_lane_lingers_briefly_for_more_events_unless_it_has_a_full_batch():
+    batches: list[list[int]] = []
+    events = [event(0, offset, b"one-conversation") for offset in range(7)]
+
+    async def handle(topic, payloads):
+        batches.append([payload["offset"] for payload in payloads])
+        for payload in payloads:
+            events[payload["offset"]].handled = True
+
+    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=1, depth=16, batch=4, linger=0.05)
+    await lanes.put(events[0])
+    await asyncio.sleep(0.01)
+    await lanes.put(events[1])
+    await asyncio.sleep(0.1)
+    assert batches == [[0, 1]], "events that came while the lane lingered were not taken along"
+    for each in events[2:]:
+        await lanes.put(each)
+    await asyncio.sleep(0.01)
+    assert batches == [[0, 1], [2, 3, 4, 5]], "a full batch waited for the linger"
+    await asyncio.sleep(0.1)
+    await lanes.close()
+    assert batches == [[0, 1], [2, 3, 4, 5], [6]]
     assert all(each.acked for each in events)
 
 

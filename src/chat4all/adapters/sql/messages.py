@@ -124,28 +124,42 @@ class SqlMessageRepository(SqlRepository):
         return _message(row, deliveries[message_id], history)
 
     async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
-        """Without a lock, one statement (messages joined with their deliveries); with one, the rows
-        are locked first and the deliveries read after: a join locked with FOR UPDATE would, after
-        waiting for a lock, see the locked row's new version but the deliveries as they were."""
+        """One statement: the messages joined with their deliveries.
+
+        With `for_update`, the join is inner and locks the delivery rows too (in message id
+        order): after waiting for a lock, PostgreSQL re-reads the newest version of every locked
+        row, so the deliveries cannot be stale (they would be with an unlocked outer join). A
+        message without deliveries is then read, and locked, by a second statement.
+        """
         if not message_ids:
             return {}
         wanted = sorted(set(message_ids))
+        columns = (*_MESSAGE_COLUMNS, message_deliveries.c.channel.label("_channel"), message_deliveries.c.status.label("_status"))
         if for_update:
-            query = select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(wanted)).order_by(messages.c.id).with_for_update()
-            rows = {row.id: row for row in await self._execute(query)}
-            deliveries = await self._deliveries_of(list(rows))
+            query = (
+                select(*columns)
+                .select_from(messages.join(message_deliveries, message_deliveries.c.message_id == messages.c.id))
+                .where(messages.c.id.in_(wanted))
+                .order_by(messages.c.id, message_deliveries.c.channel)
+                .with_for_update()
+            )
         else:
             query = (
-                select(*_MESSAGE_COLUMNS, message_deliveries.c.channel.label("_channel"), message_deliveries.c.status.label("_status"))
+                select(*columns)
                 .select_from(messages.outerjoin(message_deliveries, message_deliveries.c.message_id == messages.c.id))
                 .where(messages.c.id.in_(wanted))
             )
-            rows = {}
-            deliveries = defaultdict(dict)
-            for row in await self._execute(query):
-                rows.setdefault(row.id, row)
-                if row._channel is not None:
-                    deliveries[row.id][row._channel] = DeliveryStatus(row._status)
+        rows: dict[UUID, Row] = {}
+        deliveries: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
+        for row in await self._execute(query):
+            rows.setdefault(row.id, row)
+            if row._channel is not None:
+                deliveries[row.id][row._channel] = DeliveryStatus(row._status)
+        if for_update and len(rows) < len(wanted):
+            rest = [message_id for message_id in wanted if message_id not in rows]
+            locked = select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(rest)).order_by(messages.c.id).with_for_update()
+            for row in await self._execute(locked):
+                rows[row.id] = row
         return {message_id: _message(row, deliveries[message_id], []) for message_id, row in rows.items()}
 
     async def update_many(self, batch: Sequence[Message]) -> None:
