@@ -86,6 +86,17 @@ def test_distributed_benchmarks_run(workdir):
     assert presigned["complete"]["ok"] and presigned["upload"]["error_count"] == 0
 
 
+@pytest.mark.services
+def test_worker_load_runs(workdir):
+    out = workdir / "worker-load.json"
+    tool("benchmarks.worker_load", "--rate", "20", "--duration", "2", "--conversations", "3", "--no-services",
+         "--drain-timeout", "60", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert report["sent"] > 0 and report["finished"] == report["sent"], report
+    assert LATENCY_KEYS <= set(report["accept_to_finished"]) and report["accept_to_finished"]["count"] == report["sent"]
+    assert report["worker_cpu_ms_per_message_total"] > 0
+
+
 def test_summary_and_targets_from_reports(workdir):
     from benchmarks.run import evaluate, summary_markdown
 

@@ -1,6 +1,6 @@
-"""The worker's event handling: per-key order, keys in parallel, ack after handling, retries.
+"""The worker's event handling: per-key order, keys in parallel, batches, ack after handling, retries.
 
-These drive KeyLanes and handle_with_retry with stand-in Faust events; the Kafka path
+These drive KeyLanes, handle_with_retry and handle_batch_with_retry with stand-in Faust events; the Kafka path
 itself is covered end to end by test_worker_e2e.py.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from chat4all.domain.errors import InvalidInput, Unavailable
 from chat4all.entrypoints import worker as worker_module
-from chat4all.entrypoints.worker import KeyLanes, handle_with_retry
+from chat4all.entrypoints.worker import KeyLanes, handle_batch_with_retry, handle_with_retry
 
 
 class Message:
@@ -53,19 +53,23 @@ async def test_lanes_keep_each_keys_order_run_keys_in_parallel_and_ack_after_han
     running = 0
     peak = 0
 
-    async def handle(topic, payload):
+    async def handle(topic, payloads):
         nonlocal running, peak
-        target = by_id[payload["message_id"]]
-        in_flight[target.key] += 1
-        if in_flight[target.key] > 1:
-            overlaps.append(target.key)
+        targets = [by_id[payload["message_id"]] for payload in payloads]
+        keys = {target.key for target in targets}
+        for key in keys:
+            in_flight[key] += 1
+            if in_flight[key] > 1:
+                overlaps.append(key)
         running += 1
         peak = max(peak, running)
         await asyncio.sleep(0.003)
-        seen[target.key].append(payload["offset"])
-        target.handled = True
+        for target in targets:
+            seen[target.key].append(target.value["offset"])
+            target.handled = True
         running -= 1
-        in_flight[target.key] -= 1
+        for key in keys:
+            in_flight[key] -= 1
 
     lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=8, depth=4)
     for each in events:
@@ -91,7 +95,8 @@ async def test_a_stuck_key_does_not_hold_up_other_keys_of_its_partition():
 
     first, second = event(0, 0, stuck_key), event(0, 1, other_key)
 
-    async def handle(topic, payload):
+    async def handle(topic, payloads):
+        [payload] = payloads
         if payload["offset"] == 0:
             await release.wait()
         handled.append(payload["offset"])
@@ -117,7 +122,7 @@ async def test_a_stuck_key_does_not_hold_up_other_keys_of_its_partition():
 async def test_closing_lanes_leaves_unhandled_events_unacknowledged():
     gate = asyncio.Event()
 
-    async def handle(topic, payload):
+    async def handle(topic, payloads):
         await gate.wait()
 
     lanes = KeyLanes("message_processing", handle, lambda: False)
@@ -182,3 +187,99 @@ async def test_events_a_use_case_rejects_are_skipped_not_retried():
         reject, "whatsapp_outgoing", {"message_id": str(uuid.uuid4()), "channel": "fax"}, lambda: False
     )
     assert len(calls) == 1
+
+
+async def test_a_lane_hands_over_what_queued_while_it_was_busy_as_one_batch():
+    gate = asyncio.Event()
+    batches: list[list[int]] = []
+    events = [event(0, offset, b"one-conversation") for offset in range(10)]
+
+    async def handle(topic, payloads):
+        batches.append([payload["offset"] for payload in payloads])
+        if len(batches) == 1:
+            await gate.wait()
+        for payload in payloads:
+            events[payload["offset"]].handled = True
+
+    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=4, depth=16, batch=4, linger=0)
+    await lanes.put(events[0])
+    await asyncio.sleep(0.01)  # the lane is busy with the first event
+    for each in events[1:]:
+        await lanes.put(each)
+    await asyncio.sleep(0.01)
+    assert batches == [[0]] and not any(each.acked for each in events)
+    gate.set()
+    for _ in range(100):
+        if all(each.acked for each in events):
+            break
+        await asyncio.sleep(0.01)
+    await lanes.close()
+    assert batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
+    assert all(each.acked for each in events)
+
+
+async def test_a_lane_lingers_briefly_for_more_events_unless_it_has_a_full_batch():
+    batches: list[list[int]] = []
+    events = [event(0, offset, b"one-conversation") for offset in range(7)]
+
+    async def handle(topic, payloads):
+        batches.append([payload["offset"] for payload in payloads])
+        for payload in payloads:
+            events[payload["offset"]].handled = True
+
+    lanes = KeyLanes("whatsapp_outgoing", handle, lambda: False, width=1, depth=16, batch=4, linger=0.05)
+    await lanes.put(events[0])
+    await asyncio.sleep(0.01)
+    await lanes.put(events[1])
+    await asyncio.sleep(0.1)
+    assert batches == [[0, 1]], "events that came while the lane lingered were not taken along"
+    for each in events[2:]:
+        await lanes.put(each)
+    await asyncio.sleep(0.01)
+    assert batches == [[0, 1], [2, 3, 4, 5]], "a full batch waited for the linger"
+    await asyncio.sleep(0.1)
+    await lanes.close()
+    assert batches == [[0, 1], [2, 3, 4, 5], [6]]
+    assert all(each.acked for each in events)
+
+
+async def test_a_batch_is_retried_whole_while_a_dependency_is_away(monkeypatch):
+    monkeypatch.setattr(worker_module, "RETRY_FIRST_DELAY", 0.001)
+    attempts = []
+    payloads = [{"message_id": str(uuid.uuid4()), "channel": "whatsapp"} for _ in range(3)]
+
+    async def flaky(topic, batch):
+        attempts.append(list(batch))
+        if len(attempts) < 3:
+            raise Unavailable("database is away")
+
+    await handle_batch_with_retry(flaky, "whatsapp_outgoing", payloads, lambda: False)
+    assert attempts == [payloads] * 3
+
+
+async def test_a_batch_leaves_out_malformed_events_and_gives_up_when_the_worker_stops():
+    calls = []
+    good = {"message_id": str(uuid.uuid4())}
+
+    async def broken(topic, batch):
+        calls.append(list(batch))
+        raise ConnectionError("database is away")
+
+    with pytest.raises(ConnectionError):
+        await handle_batch_with_retry(broken, "message_processing", [{"nope": 1}, good, good], lambda: True)
+    assert calls == [[good, good]]
+    await handle_batch_with_retry(broken, "message_processing", [{"nope": 1}], lambda: True)
+    assert len(calls) == 1
+
+
+async def test_a_batch_the_use_case_rejects_is_handled_one_by_one_so_only_the_bad_event_is_skipped():
+    handled = []
+    payloads = [{"message_id": str(uuid.uuid4()), "channel": channel} for channel in ("whatsapp", "fax", "whatsapp")]
+
+    async def handle(topic, batch):
+        if any(payload["channel"] == "fax" for payload in batch):
+            raise InvalidInput("no such channel")
+        handled.extend(batch)
+
+    await handle_batch_with_retry(handle, "whatsapp_outgoing", payloads, lambda: False)
+    assert handled == [payloads[0], payloads[2]]

@@ -51,6 +51,13 @@ class SetLedger:
         self.keys.add(key)
         return True
 
+    async def send_new(self, channel, keys, send) -> list:
+        new = [key for key in dict.fromkeys(keys) if (channel, *key) not in self.keys]
+        for key in new:
+            send(key)
+            self.keys.add((channel, *key))
+        return new
+
 
 @attrs.define
 class FakeMessage:
@@ -97,3 +104,36 @@ async def test_a_dead_letter_whose_publish_failed_is_published_on_the_retry(hub)
     await deliver.execute(message.id, "whatsapp")
     assert [letter.payload["message_id"] for letter in hub.publisher.on(DEAD_LETTERS)] == [str(message.id)]
     assert (await hub.message(message.id)).status.value == "failed"
+
+
+async def test_mock_connector_batch_logs_each_key_once_and_stops_a_message_at_its_first_failure(caplog):
+    ledger = SetLedger()
+    rejected = uuid4()
+    connector = MockConnector("whatsapp", "WhatsApp", ledger=ledger, always_fail_recipients=[rejected])
+    first, second, third = FakeMessage(uuid4()), FakeMessage(uuid4()), FakeMessage(uuid4())
+    a, b = uuid4(), uuid4()
+    with caplog.at_level(logging.INFO, logger="chat4all.connectors"):
+        await connector.deliver(first, a)
+        results = await connector.deliver_many([(first, [a, b]), (second, [b, rejected, a]), (third, [])])
+        again = await connector.deliver_many([(first, [a, b])])
+    assert [(result.reached, type(result.failure).__name__) for result in results] == [
+        (2, "NoneType"),
+        (1, "TransientDeliveryFailure"),
+        (0, "NoneType"),
+    ]
+    assert [(result.reached, result.failure) for result in again] == [(2, None)]
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        f"Mensagem {first.id} enviada para o usuário {a} no WhatsApp",
+        f"Mensagem {first.id} enviada para o usuário {b} no WhatsApp",
+        f"Mensagem {second.id} enviada para o usuário {b} no WhatsApp",
+    ]
+    assert ("whatsapp", second.id, a) not in ledger.keys  # after the failure: not attempted
+
+
+async def test_mock_connector_batch_injected_failures_do_not_consume_keys():
+    ledger = SetLedger()
+    always_failing = MockConnector("instagram", "Instagram", ledger=ledger, failure_rate=1.0)
+    results = await always_failing.deliver_many([(FakeMessage(uuid4()), [uuid4()]), (FakeMessage(uuid4()), [uuid4()])])
+    assert all(result.reached == 0 and isinstance(result.failure, TransientDeliveryFailure) for result in results)
+    assert ledger.keys == set()

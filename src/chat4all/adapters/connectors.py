@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 from uuid import UUID
 
+from chat4all.application.ports import SendResult
 from chat4all.domain.errors import TransientDeliveryFailure
 from chat4all.domain.messages import Message
 
 log = logging.getLogger("chat4all.connectors")
 
+SendKey = tuple[UUID, UUID]  # (message id, recipient id)
+
 
 class SendLedger(Protocol):
     async def send_once(self, channel: str, message_id: UUID, recipient_id: UUID, send: Callable[[], None]) -> bool: ...
+
+    async def send_new(self, channel: str, keys: Sequence[SendKey], send: Callable[[SendKey], None]) -> list[SendKey]:
+        """Records the keys not recorded yet and calls `send` for each of them, in order, all in
+        one transaction; returns those keys."""
+        ...
 
 
 class MockConnector:
@@ -44,18 +52,47 @@ class MockConnector:
         self._always_fail = frozenset(always_fail_recipients)
         self._rng = rng or random.Random()
 
-    async def deliver(self, message: Message, recipient_id: UUID) -> None:
+    def _failure(self, recipient_id: UUID) -> TransientDeliveryFailure | None:
         if recipient_id in self._always_fail:
-            raise TransientDeliveryFailure(f"{self.display_name} rejected recipient {recipient_id}")
+            return TransientDeliveryFailure(f"{self.display_name} rejected recipient {recipient_id}")
         if self._failure_rate and self._rng.random() < self._failure_rate:
-            raise TransientDeliveryFailure(f"{self.display_name} is temporarily unavailable (injected)")
-        def send() -> None:
-            log.info("Mensagem %s enviada para o usuário %s no %s", message.id, recipient_id, self.display_name)
+            return TransientDeliveryFailure(f"{self.display_name} is temporarily unavailable (injected)")
+        return None
 
+    def _send(self, key: SendKey) -> None:
+        log.info("Mensagem %s enviada para o usuário %s no %s", key[0], key[1], self.display_name)
+
+    async def deliver(self, message: Message, recipient_id: UUID) -> None:
+        failure = self._failure(recipient_id)
+        if failure is not None:
+            raise failure
+        key = (message.id, recipient_id)
         if self._ledger is None:
-            send()
+            self._send(key)
         else:  # a key sent before a crash or redelivery is not sent again
-            await self._ledger.send_once(self.name, message.id, recipient_id, send)
+            await self._ledger.send_once(self.name, message.id, recipient_id, lambda: self._send(key))
+
+    async def deliver_many(self, sends: Sequence[tuple[Message, Sequence[UUID]]]) -> list[SendResult]:
+        """Decides each attempt's (injected) failure first, then sends every key that got through
+        with one ledger call: one transaction for the whole batch."""
+        results: list[SendResult] = []
+        keys: list[SendKey] = []
+        for message, recipients in sends:
+            reached = 0
+            failure = None
+            for recipient_id in recipients:
+                failure = self._failure(recipient_id)
+                if failure is not None:
+                    break
+                keys.append((message.id, recipient_id))
+                reached += 1
+            results.append(SendResult(reached, failure))
+        if self._ledger is None:
+            for key in keys:
+                self._send(key)
+        elif keys:
+            await self._ledger.send_new(self.name, keys, self._send)
+        return results
 
 
 def mock_connectors(

@@ -7,7 +7,7 @@ a redelivered event finds the work already recorded and does nothing new.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -20,10 +20,12 @@ from chat4all.application.ports import (
     EventPublisher,
     FileStorage,
     NoMetrics,
+    OutboxEvent,
     UnitOfWorkFactory,
 )
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
-from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
+from chat4all.domain.conversations import Conversation
+from chat4all.domain.errors import PermanentDeliveryFailure
 from chat4all.domain.messages import FilePayload, Message
 
 log = logging.getLogger(__name__)
@@ -37,20 +39,38 @@ class RouteMessage:
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
 
     async def execute(self, message_id: UUID) -> None:
+        await self.execute_batch([message_id])
+
+    async def execute_batch(self, message_ids: Sequence[UUID]) -> None:
+        """Routes many messages in one transaction, then publishes their channel events at once,
+        in the order asked (which keeps each conversation's order)."""
+        wanted = list(dict.fromkeys(message_ids))
+        if not wanted:
+            return
         async with self.uow() as uow:
-            message = await uow.messages.get(message_id, for_update=True)
-            if message is None:
-                log.warning("routing request for unknown message %s ignored", message_id)
-                return
-            if message.mark_routed(self.clock.now()):
-                await uow.messages.update(message)
+            found = await uow.messages.get_many(wanted, for_update=True)
+            now = self.clock.now()
+            routed = [found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now)]
+            if routed:
+                await uow.messages.update_many(routed)
                 await uow.commit()
-                self.metrics.message_routed()
+        for _ in routed:
+            self.metrics.message_routed()
+        for message_id in wanted:
+            if message_id not in found:
+                log.warning("routing request for unknown message %s ignored", message_id)
         # Re-publishing pending channels on a redelivered request is safe: delivery is idempotent.
-        for channel in message.pending_channels():
-            await self.publisher.publish(
-                channel_topic(channel), str(message.conversation_id), {"message_id": str(message.id), "channel": channel}
+        events = [
+            OutboxEvent(
+                channel_topic(channel),
+                str(message.conversation_id),
+                {"message_id": str(message.id), "channel": channel},
             )
+            for message in (found[message_id] for message_id in wanted if message_id in found)
+            for channel in message.pending_channels()
+        ]
+        if events:
+            await self.publisher.publish_batch(events)
 
 
 @attrs.frozen
@@ -70,12 +90,32 @@ class _Outcome:
 
 
 @attrs.define
+class _Send:
+    """One message on one channel, while its delivery is being attempted."""
+
+    message: Message
+    channel: str
+    pending: list[UUID]
+    outcome: _Outcome | None = None
+    last_error: str = ""
+
+
+# Conversations whose members are kept in memory: members never change once a conversation
+# exists (no use case changes them), so a cached member list cannot go stale.
+CONVERSATION_CACHE_SIZE = 50_000
+
+
+@attrs.define
 class DeliverMessage:
-    """Hands one message to one channel's connector for each recipient, then records the outcome.
+    """Hands messages to a channel's connector for each recipient, then records the outcomes.
 
     Transient connector failures are retried with exponential backoff; when the retry budget
     is spent, or on a permanent failure such as a file missing from storage, the channel fails
     and the delivery is published to the dead-letter topic with its reason (at least once).
+
+    A batch is read in one transaction, handed to each connector in one call per attempt, and
+    its outcomes recorded in one transaction, in the order asked: a conversation's outcomes are
+    recorded in order even when one of its messages needed retries.
     """
 
     uow: UnitOfWorkFactory
@@ -86,74 +126,138 @@ class DeliverMessage:
     retry: RetryPolicy = RetryPolicy()
     dead_letters: EventPublisher | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
+    _conversations: dict[UUID, Conversation] = attrs.field(factory=dict, init=False, repr=False)
 
     async def execute(self, message_id: UUID, channel: str) -> None:
-        async with self.uow() as uow:
-            message = await uow.messages.get(message_id)
-            conversation = await uow.conversations.get(message.conversation_id) if message else None
-        if message is None or conversation is None or channel not in message.pending_channels():
-            return
-        outcome = await self._attempt(message, conversation.recipients_of(message.sender_id, message.recipient_id), channel)
-        if outcome.failure is not None:
-            # Published before the failure is recorded: if publishing fails, the event is retried
-            # and publishes again, instead of finding the channel ended and the letter lost.
-            await self._dead_letter(message, channel, outcome)
-        async with self.uow() as uow:
-            current = await uow.messages.get(message_id, for_update=True)
-            if current is None:
-                return
-            recorded = current.record_delivery(
-                channel, delivered=outcome.failure is None, now=self.clock.now(), detail=outcome.failure
-            )
-            if recorded:
-                await uow.messages.update(current)
-                await uow.commit()
-        if recorded:
-            await self._report(current, channel, outcome)
+        await self.execute_batch([(message_id, channel)])
 
-    async def _report(self, message: Message, channel: str, outcome: _Outcome) -> None:
-        self.metrics.channel_finished(channel, delivered=outcome.failure is None)
-        if message.status.is_terminal:
+    async def execute_batch(self, requests: Sequence[tuple[UUID, str]]) -> None:
+        """Delivers each (message id, channel) asked for whose channel is still pending."""
+        wanted = list(dict.fromkeys(requests))
+        if not wanted:
+            return
+        sends = await self._load(wanted)
+        if not sends:
+            return
+        await self._attempt(sends)
+        failed = [send for send in sends if send.outcome is not None and send.outcome.failure is not None]
+        if failed:
+            # Published before the failures are recorded: if publishing fails, the events are
+            # retried and publish again, instead of finding the channels ended and the letters lost.
+            await self._dead_letter(failed)
+        recorded: list[tuple[_Send, bool]] = []
+        async with self.uow() as uow:
+            current = await uow.messages.get_many([send.message.id for send in sends], for_update=True)
+            now = self.clock.now()
+            changed: dict[UUID, Message] = {}
+            for send in sends:
+                message = current.get(send.message.id)
+                assert send.outcome is not None
+                if message is not None and message.record_delivery(
+                    send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
+                ):
+                    changed[message.id] = message
+                    recorded.append((send, message.status.is_terminal))
+            if changed:
+                await uow.messages.update_many(list(changed.values()))
+                await uow.commit()
+        for send, terminal in recorded:
+            self._report(send, terminal, current[send.message.id])
+
+    async def _load(self, wanted: list[tuple[UUID, str]]) -> list[_Send]:
+        async with self.uow() as uow:
+            messages = await uow.messages.get_many([message_id for message_id, _ in wanted])
+            unknown = {message.conversation_id for message in messages.values()} - self._conversations.keys()
+            if unknown:
+                self._remember(await uow.conversations.get_many(list(unknown)))
+        sends = []
+        for message_id, channel in wanted:
+            message = messages.get(message_id)
+            conversation = self._conversations.get(message.conversation_id) if message else None
+            if message is None or conversation is None or channel not in message.pending_channels():
+                continue
+            sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
+        return sends
+
+    def _remember(self, conversations: Mapping[UUID, Conversation]) -> None:
+        for conversation_id, conversation in conversations.items():
+            if len(self._conversations) >= CONVERSATION_CACHE_SIZE:
+                del self._conversations[next(iter(self._conversations))]  # the oldest entry
+            self._conversations[conversation_id] = conversation
+
+    def _report(self, send: _Send, terminal: bool, message: Message) -> None:
+        assert send.outcome is not None
+        self.metrics.channel_finished(send.channel, delivered=send.outcome.failure is None)
+        if terminal:
             latency = (self.clock.now() - message.created_at).total_seconds()
             self.metrics.message_finished(message.status.value, latency)
 
-    async def _dead_letter(self, message: Message, channel: str, outcome: _Outcome) -> None:
+    async def _dead_letter(self, failed: list[_Send]) -> None:
         if self.dead_letters is None:
             return
-        await self.dead_letters.publish(
-            DEAD_LETTERS,
-            str(message.conversation_id),
-            {"message_id": str(message.id), "channel": channel, "reason": outcome.failure, "attempts": outcome.attempts},
+        await self.dead_letters.publish_batch(
+            [
+                OutboxEvent(
+                    DEAD_LETTERS,
+                    str(send.message.conversation_id),
+                    {
+                        "message_id": str(send.message.id),
+                        "channel": send.channel,
+                        "reason": send.outcome.failure,
+                        "attempts": send.outcome.attempts,
+                    },
+                )
+                for send in failed
+                if send.outcome is not None
+            ]
         )
-        self.metrics.dead_lettered(channel)
+        for send in failed:
+            self.metrics.dead_lettered(send.channel)
 
-    async def _attempt(self, message: Message, recipients: tuple[UUID, ...], channel: str) -> _Outcome:
-        connector = self.connectors.get(channel)
-        if connector is None:
-            return _Outcome(f"no connector for channel {channel!r}", 0)
-        pending = list(recipients)
-        last_error = ""
+    async def _attempt(self, sends: list[_Send]) -> None:
+        """Attempts every send until each has an outcome: one connector call per channel and attempt."""
+        for send in sends:
+            if send.channel not in self.connectors:
+                send.outcome = _Outcome(f"no connector for channel {send.channel!r}", 0)
         for attempt in range(1, self.retry.attempts + 1):
+            active = [send for send in sends if send.outcome is None]
+            if not active:
+                return
             if attempt > 1:
-                self.metrics.delivery_retried(channel)
+                for send in active:
+                    self.metrics.delivery_retried(send.channel)
                 await self.sleep(self.retry.delay_before(attempt))
-            try:
-                await self._check_file(message)
-                while pending:
-                    await connector.deliver(message, pending[0])
-                    pending.pop(0)
-                return _Outcome(None, attempt)
-            except PermanentDeliveryFailure as error:
-                return _Outcome(error.detail, attempt)
-            except TransientDeliveryFailure as error:
-                last_error = error.detail
-                log.info("delivery of %s on %s failed (attempt %d): %s", message.id, channel, attempt, error.detail)
-        return _Outcome(f"gave up after {self.retry.attempts} attempts: {last_error}", self.retry.attempts)
+            by_channel: dict[str, list[_Send]] = {}
+            for send in active:
+                if await self._file_missing(send.message):
+                    send.outcome = _Outcome("file bytes are missing from storage", attempt)
+                else:
+                    by_channel.setdefault(send.channel, []).append(send)
+            for channel, group in by_channel.items():
+                results = await self.connectors[channel].deliver_many([(send.message, send.pending) for send in group])
+                for send, result in zip(group, results, strict=True):
+                    del send.pending[: result.reached]
+                    if result.failure is None:
+                        send.outcome = _Outcome(None, attempt)
+                    elif isinstance(result.failure, PermanentDeliveryFailure):
+                        send.outcome = _Outcome(result.failure.detail, attempt)
+                    else:
+                        send.last_error = result.failure.detail
+                        log.info(
+                            "delivery of %s on %s failed (attempt %d): %s",
+                            send.message.id,
+                            channel,
+                            attempt,
+                            result.failure.detail,
+                        )
+        for send in sends:
+            if send.outcome is None:
+                send.outcome = _Outcome(
+                    f"gave up after {self.retry.attempts} attempts: {send.last_error}", self.retry.attempts
+                )
 
-    async def _check_file(self, message: Message) -> None:
-        if isinstance(message.payload, FilePayload):
-            if not await self.storage.file_exists(message.payload.file_id):
-                raise PermanentDeliveryFailure("file bytes are missing from storage")
+    async def _file_missing(self, message: Message) -> bool:
+        return isinstance(message.payload, FilePayload) and not await self.storage.file_exists(message.payload.file_id)
 
 
 @attrs.define

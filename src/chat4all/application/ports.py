@@ -10,6 +10,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import Message
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import AccessToken, User
@@ -85,6 +86,10 @@ class ConversationRepository(Protocol):
 
     async def get_private(self, pair_key: str) -> Conversation | None: ...
 
+    async def get_many(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Conversation]:
+        """The conversations found among `conversation_ids`, by id, with their members."""
+        ...
+
     async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]: ...
 
     async def touch(self, conversation_id: UUID, at: datetime) -> None: ...
@@ -105,6 +110,16 @@ class MessageRepository(Protocol):
 
     async def update(self, message: Message) -> None:
         """Persists status, channel outcomes and the message's `new_events`."""
+        ...
+
+    async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
+        """The messages found among `message_ids`, by id, with their deliveries; history is left
+        empty (what `update_many` needs is tracked in `new_events`). With `for_update`, the rows
+        are locked in id order, so two callers locking overlapping sets cannot deadlock."""
+        ...
+
+    async def update_many(self, messages: Sequence[Message]) -> None:
+        """`update` for several messages at once: only the channels with a new event are written."""
         ...
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
@@ -265,10 +280,25 @@ class OutboxSignal(Protocol):
     def notify(self) -> None: ...
 
 
+@attrs.frozen
+class SendResult:
+    """How far one message got in `ChannelConnector.deliver_many`: its first `reached`
+    recipients have it; `failure` is why the next one does not (None when all have it)."""
+
+    reached: int
+    failure: TransientDeliveryFailure | PermanentDeliveryFailure | None = None
+
+
 class ChannelConnector(Protocol):
     name: str
     display_name: str
 
     async def deliver(self, message: Message, recipient_id: UUID) -> None:
         """Raises TransientDeliveryFailure or PermanentDeliveryFailure."""
+        ...
+
+    async def deliver_many(self, sends: Sequence[tuple[Message, Sequence[UUID]]]) -> list[SendResult]:
+        """Sends each message to its recipients in order, stopping at a message's first delivery
+        failure (the others' sends go on); one result per message, in order. Any other error
+        (e.g. the connector's own storage being away) is raised, for the caller to retry the lot."""
         ...

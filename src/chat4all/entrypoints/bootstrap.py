@@ -103,6 +103,15 @@ class Hub:
         else:
             await self.deliver_message.execute(message_id, str(payload["channel"]))
 
+    async def handle_events(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """`handle_event` for many events of one topic at once, as one batch of the use case."""
+        if topic == MESSAGE_PROCESSING:
+            await self.route_message.execute_batch([UUID(str(payload["message_id"])) for payload in payloads])
+        else:
+            await self.deliver_message.execute_batch(
+                [(UUID(str(payload["message_id"])), str(payload["channel"])) for payload in payloads]
+            )
+
     async def start(self) -> None:
         for hook in self.adapters.on_start:
             await hook()

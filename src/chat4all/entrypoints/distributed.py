@@ -87,7 +87,7 @@ def make_storage(settings: Settings):
     )
 
 
-def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
+def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool = True) -> Adapters:
     from chat4all.adapters.kafka import KafkaEventPublisher
     from chat4all.adapters.sql.engine import check_database, create_engine
     from chat4all.adapters.sql.ledger import SqlSendLedger
@@ -95,7 +95,7 @@ def distributed_adapters(settings: Settings, *, client_id: str) -> Adapters:
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 
     bootstrap, _ = _require_services(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pre_ping=pre_ping)
     storage = make_storage(settings)
     publisher = KafkaEventPublisher(bootstrap, client_id=client_id, topic_prefix=kafka_topic_prefix())
 
@@ -133,8 +133,9 @@ def build_distributed_api(settings: Settings) -> Hub:
 
 def build_distributed_worker(settings: Settings) -> Hub:
     """A worker process: the same adapters, no outbox relay (RouteMessage publishes straight to
-    Kafka), plus the periodic re-drive of messages left unfinished."""
-    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-worker"))
+    Kafka), plus the periodic re-drive of messages left unfinished. No pre-ping of pooled
+    connections: a unit of work that fails on a dead connection is retried by the worker."""
+    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-worker", pre_ping=False))
     add_delivery_background(hub)
     return hub
 

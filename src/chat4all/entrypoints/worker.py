@@ -3,9 +3,10 @@
 One agent consumes `message_processing` and runs the route use case, which publishes one event
 per pending channel to `<channel>_outgoing`; one agent per channel topic runs the deliver use case.
 Within an agent, events are spread over a fixed set of lanes by their key (the conversation id):
-a lane handles one event at a time, in arrival order, and lanes run concurrently (`KeyLanes`).
-So a conversation's events keep their order, while a slow or busy conversation does not hold up
-the others in its partition. An event is acknowledged only once handled, and Faust commits a
+a lane handles one batch at a time - every event queued on it when it becomes free, in arrival
+order, as one run of the use case - and lanes run concurrently (`KeyLanes`). So a conversation's
+events keep their order, a slow or busy conversation does not hold up the others in its
+partition, and the busier the worker, the larger its batches and the cheaper each event. An event is acknowledged only once handled, and Faust commits a
 partition's offsets only up to its first unacknowledged event (at-least-once); both use cases are
 idempotent, so an event seen twice after a crash or rebalance does no harm. More partitions and
 more worker processes scale out further.
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import os
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -45,11 +46,20 @@ log = logging.getLogger("chat4all.worker")
 DEFAULT_GROUP = "chat4all-worker"
 RETRY_FIRST_DELAY = 0.1
 RETRY_MAX_DELAY = 5.0
-LANE_DEPTH = 16
-# Lanes per agent: with three agents, up to 48 use cases in flight, about the database pool's size.
-LANES_PER_AGENT = 16
+# Events a lane queues; a full lane makes the agent wait, which leaves the backlog in Kafka.
+LANE_DEPTH = 256
+# Lanes per agent: with three agents, up to 6 batches in flight. Fewer lanes make larger batches
+# under load (each batch costs a few statements, whatever its size).
+LANES_PER_AGENT = 2
+# Events a lane hands to the use case at once.
+MAX_BATCH = 128
+# How long a lane that has fewer than MAX_BATCH events waits for more before handling them. Faust
+# hands events over one at a time, a few event-loop turns each, and a lane waiting (instead of
+# running small batches back to back) leaves it those turns: batches grow, cost per event falls.
+BATCH_LINGER = 0.02
 
 Handler = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+BatchHandler = Callable[[str, Sequence[Mapping[str, Any]]], Awaitable[None]]
 
 
 def worker_group(env: Mapping[str, str] | None = None) -> str:
@@ -146,30 +156,80 @@ async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping:
         delay = min(delay * 2, RETRY_MAX_DELAY)
 
 
-class KeyLanes:
-    """Handles events with the same key one at a time and in order; events with other keys concurrently.
+async def handle_batch_with_retry(
+    handle: BatchHandler, topic: str, payloads: Sequence[Any], stopping: Callable[[], bool]
+) -> None:
+    """`handle_with_retry` for a batch of events, handled as one run of the use case.
 
-    A fixed number of lanes, each a short queue and a task; an event goes to the lane its key
-    hashes to (events without a key go by partition). Each event is acknowledged only once its
-    use case is done, so its offset is committed only then; acknowledgements may come out of
-    offset order across lanes, and Faust commits only up to a partition's first unacknowledged
-    offset. A full lane makes the agent wait, which leaves the backlog in Kafka.
+    Malformed events are logged and left out. If the use case rejects the batch as invalid, its
+    events are handled one at a time, so only the offending one is skipped.
+    """
+    batch = []
+    for payload in payloads:
+        if well_formed(topic, payload):
+            batch.append(payload)
+        else:
+            log.error("skipping malformed event on %s: %r", topic, payload)
+    if len(batch) == 1:
+        await handle_with_retry(lambda topic, payload: handle(topic, [payload]), topic, batch[0], stopping)
+        return
+    delay = RETRY_FIRST_DELAY
+    while batch:
+        try:
+            await handle(topic, batch)
+            return
+        except DomainError as error:
+            if not isinstance(error, Unavailable):
+                for payload in batch:
+                    await handle_with_retry(lambda topic, payload: handle(topic, [payload]), topic, payload, stopping)
+                return
+            failure: Exception = error
+        except Exception as error:
+            failure = error
+        if stopping():
+            raise failure
+        log.warning(
+            "handling %d %s events failed (%s: %s); retrying in %.1fs",
+            len(batch),
+            topic,
+            type(failure).__name__,
+            failure,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY)
+
+
+class KeyLanes:
+    """Handles events with the same key in order and never two at once; events with other keys concurrently.
+
+    A fixed number of lanes, each a queue and a task; an event goes to the lane its key hashes
+    to (events without a key go by partition). A lane takes everything queued on it (up to
+    `batch` events) and hands it to the use case as one batch, so batches grow with the load
+    instead of events waiting for one another. Each event is acknowledged only once its batch is
+    done, so its offset is committed only then; acknowledgements may come out of offset order
+    across lanes, and Faust commits only up to a partition's first unacknowledged offset. A full
+    lane makes the agent wait, which leaves the backlog in Kafka.
     """
 
     def __init__(
         self,
         topic: str,
-        handle: Handler,
+        handle: BatchHandler,
         stopping: Callable[[], bool],
         *,
         width: int = LANES_PER_AGENT,
         depth: int = LANE_DEPTH,
+        batch: int = MAX_BATCH,
+        linger: float = BATCH_LINGER,
     ) -> None:
         self.topic = topic
         self._handle = handle
         self._stopping = stopping
         self._width = width
         self._depth = depth
+        self._batch = batch
+        self._linger = linger
         self._lanes: dict[int, tuple[asyncio.Queue[Any], asyncio.Task[None]]] = {}
 
     def lane_of(self, event: Any) -> int:
@@ -191,9 +251,14 @@ class KeyLanes:
 
     async def _run(self, queue: asyncio.Queue[Any]) -> None:
         while True:
-            event = await queue.get()
-            await handle_with_retry(self._handle, self.topic, event.value, self._stopping)
-            event.ack()
+            events = [await queue.get()]
+            if self._linger and queue.qsize() + 1 < self._batch:
+                await asyncio.sleep(self._linger)
+            while len(events) < self._batch and not queue.empty():
+                events.append(queue.get_nowait())
+            await handle_batch_with_retry(self._handle, self.topic, [event.value for event in events], self._stopping)
+            for event in events:
+                event.ack()
 
     async def close(self) -> None:
         """Stops the lanes; events not handled yet stay unacknowledged and will be redelivered."""
@@ -212,7 +277,7 @@ def create_faust_app(
     partitions: int | None = None,
     auto_offset_reset: str = "earliest",
 ) -> faust.App:
-    """A Faust app whose agents feed `hub.handle_event`; starting the app starts the hub."""
+    """A Faust app whose agents feed `hub.handle_events` (batches of one topic); starting the app starts the hub."""
     if not settings.kafka_bootstrap:
         raise SettingsError("CHAT4ALL_KAFKA_BOOTSTRAP is required for the worker")
     partitions = partitions or kafka_partitions()
@@ -237,9 +302,10 @@ def create_faust_app(
         consumer_auto_offset_reset=auto_offset_reset,
         key_serializer="raw",
         value_serializer="json",
-        # Commit handled offsets often: fewer events are seen twice after a crash. Commits run
-        # beside processing and add no latency.
-        broker_commit_every=100,
+        # Commit handled offsets every second, from Faust's commit timer: fewer events are seen
+        # twice after a crash. No commit every N acknowledgements: Faust runs those inside its
+        # fetch loop, which stops handing events over until the broker answered.
+        broker_commit_every=1_000_000,
         broker_commit_interval=1.0,
         # Events wait in the stream buffer only while an agent is busy; a bounded buffer keeps
         # a backlog in Kafka (visible as consumer lag) rather than in this process's memory.
@@ -265,7 +331,7 @@ def create_faust_app(
         topic = app.topic(prefix + name, partitions=partitions, key_serializer="raw", value_serializer="json")
 
         async def consume(stream: faust.StreamT, name: str = name) -> None:
-            lanes = KeyLanes(name, hub.handle_event, stopping)
+            lanes = KeyLanes(name, hub.handle_events, stopping)
             try:
                 async for event in stream.noack().events():
                     await lanes.put(event)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
+from chat4all.application.ports import SendResult
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import Message
 
@@ -38,3 +40,19 @@ class RecordingConnector:
 
     def recipients_of(self, message_id: UUID) -> list[UUID]:
         return [recipient for delivered_id, recipient in self.delivered if delivered_id == message_id]
+
+    async def deliver_many(self, sends: Sequence[tuple[Message, Sequence[UUID]]]) -> list[SendResult]:
+        """One `deliver` per recipient, in order, stopping at a message's first failure."""
+        results = []
+        for message, recipients in sends:
+            reached = 0
+            failure: TransientDeliveryFailure | PermanentDeliveryFailure | None = None
+            for recipient_id in recipients:
+                try:
+                    await self.deliver(message, recipient_id)
+                except (TransientDeliveryFailure, PermanentDeliveryFailure) as error:
+                    failure = error
+                    break
+                reached += 1
+            results.append(SendResult(reached, failure))
+        return results

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -145,6 +145,10 @@ class InMemoryConversationRepository:
         found = self._conversations.select(lambda row: row.type is ConversationType.PRIVATE and row.private_key == pair_key)
         return next(iter(found), None)
 
+    async def get_many(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Conversation]:
+        found = (self._conversations.get(conversation_id) for conversation_id in dict.fromkeys(conversation_ids))
+        return {conversation.id: conversation for conversation in found if conversation is not None}
+
     async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]:
         """Most recently active first."""
         mine = self._conversations.select(lambda row: row.has_member(user_id))
@@ -199,6 +203,22 @@ class InMemoryMessageRepository:
         stored.history.extend(message.new_events)
         self._messages.put(message.id, stored)
         message.new_events.clear()
+
+    async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
+        found: dict[UUID, Message] = {}
+        for message_id in sorted(set(message_ids)):  # locks taken in id order, as the SQL adapter does
+            if for_update:
+                await self._tx.lock(("message", message_id))
+            message = self._messages.get(message_id)
+            if message is not None:
+                message.history = []
+                found[message_id] = message
+        return found
+
+    async def update_many(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            if message.new_events:
+                await self.update(message)
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
         """In the order they were stored."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -57,6 +57,13 @@ class SqlConversationRepository(SqlRepository):
 
     async def get_private(self, pair_key: str) -> Conversation | None:
         return await self._one(select(conversations).where(conversations.c.private_key == pair_key))
+
+    async def get_many(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Conversation]:
+        if not conversation_ids:
+            return {}
+        rows = (await self._execute(select(conversations).where(conversations.c.id.in_(set(conversation_ids))))).all()
+        members = await self._members_of([row.id for row in rows])
+        return {row.id: _conversation(row, members[row.id]) for row in rows}
 
     async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]:
         total = (

@@ -43,10 +43,13 @@ def create_engine(
     connect_timeout: int = 5,
     echo: bool = False,
     sqlite_foreign_keys: bool = True,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An async engine for `sqlite+aiosqlite:///path` or `postgresql+psycopg://...`.
 
     `pool_size`/`max_overflow` apply to PostgreSQL only; SQLite always gets one connection.
+    `pre_ping=False` skips PostgreSQL's liveness round trip on every checkout, for callers that
+    retry a failed unit of work anyway: a connection found dead then invalidates the whole pool.
     """
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
@@ -57,7 +60,7 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             connect_args={"connect_timeout": connect_timeout},
             echo=echo,
         )

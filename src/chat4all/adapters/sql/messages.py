@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -121,6 +122,85 @@ class SqlMessageRepository(SqlRepository):
         )
         history = [StatusEvent(event.status, event.at, event.channel, event.detail) for event in events]
         return _message(row, deliveries[message_id], history)
+
+    async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
+        """One statement: the messages joined with their deliveries.
+
+        With `for_update`, the join is inner and locks the delivery rows too (in message id
+        order): after waiting for a lock, PostgreSQL re-reads the newest version of every locked
+        row, so the deliveries cannot be stale (they would be with an unlocked outer join). A
+        message without deliveries is then read, and locked, by a second statement.
+        """
+        if not message_ids:
+            return {}
+        wanted = sorted(set(message_ids))
+        columns = (*_MESSAGE_COLUMNS, message_deliveries.c.channel.label("_channel"), message_deliveries.c.status.label("_status"))
+        if for_update:
+            query = (
+                select(*columns)
+                .select_from(messages.join(message_deliveries, message_deliveries.c.message_id == messages.c.id))
+                .where(messages.c.id.in_(wanted))
+                .order_by(messages.c.id, message_deliveries.c.channel)
+                .with_for_update()
+            )
+        else:
+            query = (
+                select(*columns)
+                .select_from(messages.outerjoin(message_deliveries, message_deliveries.c.message_id == messages.c.id))
+                .where(messages.c.id.in_(wanted))
+            )
+        rows: dict[UUID, Row] = {}
+        deliveries: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
+        for row in await self._execute(query):
+            rows.setdefault(row.id, row)
+            if row._channel is not None:
+                deliveries[row.id][row._channel] = DeliveryStatus(row._status)
+        if for_update and len(rows) < len(wanted):
+            rest = [message_id for message_id in wanted if message_id not in rows]
+            locked = select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(rest)).order_by(messages.c.id).with_for_update()
+            for row in await self._execute(locked):
+                rows[row.id] = row
+        return {message_id: _message(row, deliveries[message_id], []) for message_id, row in rows.items()}
+
+    async def update_many(self, batch: Sequence[Message]) -> None:
+        """A few statements for the whole batch: one UPDATE per distinct new status, one upsert of
+        the deliveries that have a new event, one INSERT of the new events."""
+        changed = [message for message in batch if message.new_events]
+        if not changed:
+            return
+        by_status: dict[str, list[UUID]] = defaultdict(list)
+        deliveries: list[dict[str, Any]] = []
+        for message in changed:
+            if any(event.channel is None for event in message.new_events):  # a status change has no channel
+                by_status[message.status.value].append(message.id)
+            changed_at = {event.channel: event.at for event in message.new_events if event.channel is not None}
+            deliveries += [
+                {"message_id": message.id, "channel": channel, "status": message.deliveries[channel].value, "updated_at": at}
+                for channel, at in changed_at.items()
+                if channel in message.deliveries
+            ]
+        for status, ids in by_status.items():
+            await self._execute(update(messages).where(messages.c.id.in_(ids)).values(status=status))
+        if deliveries:
+            await self._execute(self._delivery_upsert(), deliveries)
+        await self._execute(
+            insert(message_events),
+            [
+                {"message_id": message.id, "status": event.status, "channel": event.channel, "at": event.at, "detail": event.detail}
+                for message in changed
+                for event in message.new_events
+            ],
+        )
+        for message in changed:
+            message.new_events.clear()
+
+    def _delivery_upsert(self) -> Any:
+        insert_delivery = self._upsert(message_deliveries)
+        return insert_delivery.on_conflict_do_update(
+            index_elements=[message_deliveries.c.message_id, message_deliveries.c.channel],
+            set_={"status": insert_delivery.excluded.status, "updated_at": insert_delivery.excluded.updated_at},
+            where=message_deliveries.c.status != insert_delivery.excluded.status,
+        )
 
     async def update(self, message: Message) -> None:
         await self._execute(update(messages).where(messages.c.id == message.id).values(status=message.status.value))
