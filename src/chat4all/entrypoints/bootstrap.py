@@ -91,10 +91,6 @@ class Hub:
     wake_relay: WakeSignal
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
 
-    async def handle_events(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
-        for payload in payloads:  # until the use cases take batches
-            await self.handle_event(topic, payload)
-
     async def handle_event(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Runs the use case an event asks for; shared by the in-process bus and the Kafka worker."""
         message_id = UUID(str(payload["message_id"]))
