@@ -60,11 +60,11 @@ def build(settings: Any, publisher: RecordingPublisher, counter: dict[str, int])
     from chat4all.entrypoints.bootstrap import build_embedded, wire
 
     if settings.distributed:
-        from chat4all.entrypoints.distributed import add_message_intake, distributed_adapters
+        from chat4all.entrypoints.distributed import distributed_adapters, use_direct_statements
 
         adapters = distributed_adapters(settings, client_id="chat4all-sql-cost")
         adapters.publisher = publisher
-        add_message_intake(settings, adapters)
+        use_direct_statements(settings, adapters)
         adapters.intake = CountedIntake(adapters.intake, counter)
         hub = wire(settings, adapters)
     else:
@@ -131,7 +131,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counter = {"n": 0}
     hub, engine = build(settings, publisher, counter)
     if isinstance(hub.adapters.intake, CountedIntake):
-        await hub.adapters.intake.intake.start()  # only the intake's pool: no relay, no background loops
+        await hub.adapters.on_start[-1]()  # only the direct statements' pool: no relay, no background loops
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def count(*_: Any) -> None:

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake, conninfo_of
+from chat4all.adapters.sql.postgres_direct import conninfo_of, direct_pool
+from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
 from chat4all.adapters.sql.tables import conversations, file_shares, message_deliveries, message_events, messages, outbox
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.messaging import UnitOfWorkIntake
@@ -57,12 +58,12 @@ async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) 
     if case[1] == "unit-of-work":
         yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
         return
-    postgres = PostgresMessageIntake(database_url, max_connections=4)
-    await postgres.start()
+    pool = direct_pool(database_url, max_connections=4)
+    await pool.open()
     try:
-        yield postgres
+        yield PostgresMessageIntake(pool)
     finally:
-        await postgres.stop()
+        await pool.close()
 
 
 async def seed(engine: AsyncEngine) -> tuple[User, User, Conversation]:
@@ -170,22 +171,23 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
 async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
     alice, _, conversation = await seed(engine)
-    intake = PostgresMessageIntake(database_url, max_connections=1)
-    await intake.start()
+    pool = direct_pool(database_url, max_connections=1)
+    await pool.open()
+    intake = PostgresMessageIntake(pool)
     try:
         first = accepted(conversation, alice.id, TextPayload("before"), START)
         assert await intake.accept(first, routing_of(first)) is True
         with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
             terminated = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'chat4all-intake' AND datname = current_database()"
+                "WHERE application_name = 'chat4all-direct' AND datname = current_database()"
             ).fetchone()
         assert terminated is not None and terminated[0] >= 1
 
         second = accepted(conversation, alice.id, TextPayload("after"), START + timedelta(seconds=1))
         assert await intake.accept(second, routing_of(second)) is True
     finally:
-        await intake.stop()
+        await pool.close()
     assert len(await rows(engine, messages)) == 2
 
 

@@ -26,7 +26,12 @@ class WakeSignal:
         self._event.clear()
 
 
-async def relay_forever(relay_once: Callable[[], Awaitable[int]], signal: WakeSignal, *, idle_poll: float = 0.5) -> None:
+async def relay_forever(
+    relay_once: Callable[[], Awaitable[int]], signal: WakeSignal, *, full_batch: int, idle_poll: float = 0.5
+) -> None:
+    """Relays until a round finds less than a full batch, then waits for a send's signal (or
+    `idle_poll`, for events committed by other processes). A signal that came during the round
+    ends the wait at once, so nothing committed meanwhile waits for the poll."""
     failures = 0
     while True:
         try:
@@ -40,7 +45,7 @@ async def relay_forever(relay_once: Callable[[], Awaitable[int]], signal: WakeSi
             log.warning("outbox relay failed (%s); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)
             continue
-        if relayed == 0:
+        if relayed < full_batch:
             await signal.wait(idle_poll)
 
 

@@ -112,20 +112,24 @@ def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool =
     )
 
 
-def add_message_intake(settings: Settings, adapters: Adapters) -> None:
-    """Accepted messages go in through PostgreSQL's one-statement intake (before `wire`)."""
+def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
+    """The API's hot path on psycopg directly (before `wire`): accepting a message in one statement,
+    relaying the outbox in one statement per round (see `adapters.sql.postgres_direct`)."""
+    from chat4all.adapters.sql.postgres_direct import direct_pool
     from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
+    from chat4all.adapters.sql.postgres_outbox import PostgresOutboxReader
 
-    intake = PostgresMessageIntake(settings.database_url)
-    adapters.intake = intake
-    adapters.on_start.append(intake.start)
-    adapters.on_stop.insert(0, intake.stop)
+    pool = direct_pool(settings.database_url)
+    adapters.intake = PostgresMessageIntake(pool)
+    adapters.outbox_reader = PostgresOutboxReader(pool)
+    adapters.on_start.append(lambda: pool.open(wait=False))
+    adapters.on_stop.insert(0, pool.close)
 
 
 def build_distributed_api(settings: Settings) -> Hub:
     """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
     adapters = distributed_adapters(settings, client_id="chat4all-api")
-    add_message_intake(settings, adapters)
+    use_direct_statements(settings, adapters)
     hub = wire(settings, adapters)
     add_api_background(hub)
     return hub

@@ -2,8 +2,7 @@
 
 Every write of `MessageIntake.accept` goes into one data-modifying statement, run in autocommit
 mode, so a message costs one network round trip and one commit: no BEGIN, no pre-ping, no
-SQLAlchemy statement compilation. It has a small psycopg pool of its own, because the engine's
-pool checks each connection with a round trip before handing it out.
+SQLAlchemy statement compilation (see `postgres_direct`).
 
 A connection that broke before or during the statement (the server restarted, say) is replaced
 and the statement sent once more: it inserts only if the message id is new, so running it twice
@@ -17,12 +16,11 @@ from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import make_url
+from psycopg_pool import AsyncConnectionPool
 
-from chat4all.application.ports import OutboxEvent
 from chat4all.adapters.sql.messages import payload_to_json
-from chat4all.domain.errors import InvalidInput, Unavailable
+from chat4all.adapters.sql.postgres_direct import translate_psycopg_errors
+from chat4all.application.ports import OutboxEvent
 from chat4all.domain.messages import FilePayload, Message
 
 log = logging.getLogger(__name__)
@@ -59,11 +57,6 @@ SELECT count(*) FROM new_message
 """
 
 
-def conninfo_of(database_url: str) -> str:
-    """The libpq connection string of a `postgresql+psycopg://` SQLAlchemy URL."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def accept_parameters(message: Message, routing: OutboxEvent, file_shared_with: UUID | None) -> dict[str, object]:
     events = message.new_events
     file_id = message.payload.file_id if isinstance(message.payload, FilePayload) and file_shared_with else None
@@ -95,44 +88,23 @@ def accept_parameters(message: Message, routing: OutboxEvent, file_shared_with: 
 class PostgresMessageIntake:
     """Implements `MessageIntake` on PostgreSQL (see the module docstring)."""
 
-    def __init__(self, database_url: str, *, max_connections: int = 10, timeout: float = 10.0, connect_timeout: int = 5) -> None:
-        self._pool = AsyncConnectionPool(
-            conninfo_of(database_url),
-            min_size=1,
-            max_size=max_connections,
-            timeout=timeout,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout, "application_name": "chat4all-intake"},
-            open=False,
-            name="message-intake",
-        )
-
-    async def start(self) -> None:
-        await self._pool.open(wait=False)
-
-    async def stop(self) -> None:
-        await self._pool.close()
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
 
     async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
         parameters = accept_parameters(message, routing, file_shared_with)
-        for attempt in (1, 2):
+        with translate_psycopg_errors():
             try:
-                async with self._pool.connection() as connection:
-                    cursor = await connection.execute(ACCEPT, parameters)
-                    row = await cursor.fetchone()
-            except PoolTimeout as error:
-                raise Unavailable("database unavailable") from error
-            except psycopg.DataError as error:
-                log.warning("database refused a value: %s", type(error).__name__)
-                raise InvalidInput("a value in the request cannot be stored", code="unstorable_value") from error
+                row = await self._run(parameters)
             except psycopg.OperationalError as error:
-                if attempt == 1:
-                    log.info("message intake connection lost (%s); retrying once on a new connection", error)
-                    continue
-                log.warning("database unavailable: %s: %s", type(error).__name__, error)
-                raise Unavailable("database unavailable") from error
-            else:
-                if row is None or row[0] not in (0, 1):
-                    raise RuntimeError(f"message intake returned {row!r}")
-                message.new_events.clear()
-                return row[0] == 1
-        raise AssertionError("unreachable")
+                log.info("message intake connection lost (%s); retrying once on a new connection", error)
+                row = await self._run(parameters)
+        if row is None or row[0] not in (0, 1):
+            raise RuntimeError(f"message intake returned {row!r}")
+        message.new_events.clear()
+        return row[0] == 1
+
+    async def _run(self, parameters: dict[str, object]) -> tuple[int] | None:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(ACCEPT, parameters)
+            return await cursor.fetchone()

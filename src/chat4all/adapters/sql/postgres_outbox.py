@@ -1,0 +1,41 @@
+"""The outbox relay on PostgreSQL in one statement per round: claim and delete with
+`DELETE … RETURNING` inside a transaction that commits only after the events were published."""
+
+from __future__ import annotations
+
+from psycopg_pool import AsyncConnectionPool
+
+from chat4all.adapters.sql.postgres_direct import translate_psycopg_errors
+from chat4all.application.ports import EventPublisher, OutboxEvent
+
+CLAIM = """
+DELETE FROM outbox
+WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, key, payload
+"""
+
+
+class PostgresOutboxReader:
+    """Implements `OutboxReader` like `SqlOutboxReader` (several relays may run at once; each
+    claims rows with `FOR UPDATE SKIP LOCKED`), in three round trips: BEGIN, claim, COMMIT."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def relay_batch(self, publisher: EventPublisher, limit: int) -> int:
+        with translate_psycopg_errors():
+            async with self._pool.connection() as connection:
+                async with connection.transaction():
+                    # A failed publish raises out of the transaction, which rolls the delete back.
+                    rows = await (await connection.execute(CLAIM, {"limit": limit})).fetchall()
+                    if not rows:
+                        return 0
+                    rows.sort()  # RETURNING follows no order; events leave in commit (id) order
+                    await publisher.publish_batch([OutboxEvent(topic, key, payload) for _, topic, key, payload in rows])
+        return len(rows)
+
+    async def backlog(self) -> int:
+        with translate_psycopg_errors():
+            async with self._pool.connection() as connection:
+                row = await (await connection.execute("SELECT count(*) FROM outbox")).fetchone()
+        return int(row[0]) if row else 0
