@@ -13,6 +13,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.application.caching import ExpiringCache
 from chat4all.application.ports import (
     ChannelConnector,
     Clock,
@@ -126,7 +127,9 @@ class DeliverMessage:
     retry: RetryPolicy = RetryPolicy()
     dead_letters: EventPublisher | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
-    _conversations: dict[UUID, Conversation] = attrs.field(factory=dict, init=False, repr=False)
+    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
+        factory=lambda: ExpiringCache(CONVERSATION_CACHE_SIZE), init=False, repr=False
+    )
 
     async def execute(self, message_id: UUID, channel: str) -> None:
         await self.execute_batch([(message_id, channel)])
@@ -165,25 +168,23 @@ class DeliverMessage:
             self._report(send, terminal, current[send.message.id])
 
     async def _load(self, wanted: list[tuple[UUID, str]]) -> list[_Send]:
+        now = self.clock.now()
         async with self.uow() as uow:
             messages = await uow.messages.get_many([message_id for message_id, _ in wanted])
-            unknown = {message.conversation_id for message in messages.values()} - self._conversations.keys()
+            known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message in messages.values()}
+            unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
             if unknown:
-                self._remember(await uow.conversations.get_many(list(unknown)))
+                for conversation_id, conversation in (await uow.conversations.get_many(unknown)).items():
+                    self._conversations.put(conversation_id, conversation)
+                    known[conversation_id] = conversation
         sends = []
         for message_id, channel in wanted:
             message = messages.get(message_id)
-            conversation = self._conversations.get(message.conversation_id) if message else None
+            conversation = known.get(message.conversation_id) if message else None
             if message is None or conversation is None or channel not in message.pending_channels():
                 continue
             sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
         return sends
-
-    def _remember(self, conversations: Mapping[UUID, Conversation]) -> None:
-        for conversation_id, conversation in conversations.items():
-            if len(self._conversations) >= CONVERSATION_CACHE_SIZE:
-                del self._conversations[next(iter(self._conversations))]  # the oldest entry
-            self._conversations[conversation_id] = conversation
 
     def _report(self, send: _Send, terminal: bool, message: Message) -> None:
         assert send.outcome is not None
