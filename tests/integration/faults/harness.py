@@ -525,8 +525,10 @@ class Load:
         on_no_answer: Callable[[int], None] | None = None,
         timeout: float = 30.0,
         sticky: bool = False,
+        think_time: float = 0.0,
     ):
         self.stack = stack
+        self.think_time = think_time  # a client's pause after each answer (0: as fast as answers come)
         self.planned = planned
         self.clients = clients
         self.targets = targets
@@ -558,6 +560,8 @@ class Load:
             self._progress.set()
             if self.answers[message.message_id].outcome == "no_answer" and self.on_no_answer is not None:
                 self.on_no_answer(index)
+            if self.think_time:
+                await asyncio.sleep(self.think_time)
 
     async def until(self, answered: int) -> None:
         """Returns once `answered` messages were answered (or the whole burst was)."""

@@ -42,6 +42,10 @@ OUTAGE_MESSAGES = 150
 SETTLE_TIMEOUT = 240.0
 PROBE_TIMEOUT = 30.0  # a publisher sends again within this long after the broker is back
 STALL = 60.0
+# Each client pauses after an answer, so the 600 messages take ~12 s (~50/s) and the outage, which
+# starts a few seconds into the burst, falls in the middle of it: unpaced, the API accepts the
+# whole burst before the broker is down.
+THINK_TIME = 1.0
 
 
 async def readiness(url: str) -> tuple[int, dict, str | None]:
@@ -58,7 +62,7 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
         conversations = await stack.deploy()
         api = stack.processes["api"]
         planned = plan(conversations, MESSAGES)
-        load = Load(stack, planned, CLIENTS, lambda _: api.url)
+        load = Load(stack, planned, CLIENTS, lambda _: api.url, think_time=THINK_TIME)
         burst = asyncio.create_task(load.run())
         await load.until(STOP_AFTER)
         async with PublishProbe(broker.bootstrap, stack.topic("faults_probe")) as probe:

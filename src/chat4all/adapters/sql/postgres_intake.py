@@ -4,6 +4,10 @@ Every write of `MessageIntake.accept` goes into one data-modifying statement, ru
 mode, so a message costs one network round trip and one commit: no BEGIN, no pre-ping, no
 SQLAlchemy statement compilation (see `postgres_direct`).
 
+The conversation's row is locked before anything is inserted (every insert depends on that
+lock), so two messages of one conversation get their outbox ids in the order they commit, and
+the relay publishes them in that order.
+
 A connection that broke before or during the statement (the server restarted, say) is replaced
 and the statement sent once more: it inserts only if the message id is new, so running it twice
 never stores anything twice.
@@ -26,11 +30,14 @@ from chat4all.domain.messages import FilePayload, Message
 log = logging.getLogger(__name__)
 
 ACCEPT = """
-WITH new_message AS (
+WITH conversation AS (
+    SELECT id FROM conversations WHERE id = %(conversation_id)s FOR UPDATE
+), new_message AS (
     INSERT INTO messages (id, conversation_id, sender_id, recipient_id, channels, payload, priority, status,
                           fingerprint, created_at)
-    VALUES (%(id)s, %(conversation_id)s, %(sender_id)s, %(recipient_id)s, %(channels)s, %(payload)s,
-            %(priority)s, %(status)s, %(fingerprint)s, %(created_at)s)
+    SELECT %(id)s, conversation.id, %(sender_id)s, %(recipient_id)s, %(channels)s, %(payload)s,
+           %(priority)s, %(status)s, %(fingerprint)s, %(created_at)s
+    FROM conversation
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), deliveries AS (

@@ -8,6 +8,10 @@ from psycopg_pool import AsyncConnectionPool
 from chat4all.adapters.sql.postgres_direct import translate_psycopg_errors
 from chat4all.application.ports import EventPublisher, OutboxEvent
 
+# Relays of several API processes take turns: one relay at a time claims and publishes, so two
+# events of one conversation can never be published out of order by relays racing each other.
+TAKE_TURN = "SELECT pg_advisory_xact_lock(hashtext('chat4all.outbox-relay'))"
+
 CLAIM = """
 DELETE FROM outbox
 WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
@@ -16,8 +20,8 @@ RETURNING id, topic, key, payload
 
 
 class PostgresOutboxReader:
-    """Implements `OutboxReader` like `SqlOutboxReader` (several relays may run at once; each
-    claims rows with `FOR UPDATE SKIP LOCKED`), in three round trips: BEGIN, claim, COMMIT."""
+    """Implements `OutboxReader` like `SqlOutboxReader`, in four round trips: BEGIN, the relays'
+    turn (a transaction-scoped advisory lock), claim with `DELETE … RETURNING`, COMMIT."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -26,6 +30,7 @@ class PostgresOutboxReader:
         with translate_psycopg_errors():
             async with self._pool.connection() as connection:
                 async with connection.transaction():
+                    await connection.execute(TAKE_TURN)
                     # A failed publish raises out of the transaction, which rolls the delete back.
                     rows = await (await connection.execute(CLAIM, {"limit": limit})).fetchall()
                     if not rows:
