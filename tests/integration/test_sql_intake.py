@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.postgres_direct import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
-from chat4all.adapters.sql.tables import conversations, file_shares, message_deliveries, message_events, messages, outbox
+from chat4all.adapters.sql.tables import (
+    conversations,
+    file_shares,
+    message_deliveries,
+    message_events,
+    messages,
+    outbox,
+)
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.messaging import UnitOfWorkIntake
 from chat4all.application.ports import MessageIntake, OutboxEvent

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.errors import DuplicateMessage
 from chat4all.application.caching import ExpiringCache
+from chat4all.application.errors import DuplicateMessage
 from chat4all.application.ports import (
     Clock,
     DeliveryMetrics,
