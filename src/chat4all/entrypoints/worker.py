@@ -118,42 +118,44 @@ def well_formed(topic: str, payload: Any) -> bool:
     return topic == MESSAGE_PROCESSING or isinstance(payload.get("channel"), str)
 
 
-async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping: Callable[[], bool]) -> None:
-    """Runs one event's use case until it succeeds.
+async def retry_until_handled(
+    run: Callable[[], Awaitable[None]], what: str, stopping: Callable[[], bool]
+) -> DomainError | None:
+    """Runs a use case until it succeeds, or until it rejects its input (returned, not raised).
 
     A failure here is the database, storage or broker being away (connector failures are
-    already retried and recorded by the use case), and skipping the event would strand the
-    message, so the event's lane waits and retries with backoff. A malformed event, or one a use
-    case rejects as invalid, is logged and skipped. While the worker shuts down, the failure is
-    raised instead, and the message's state in the database is left as it was.
+    already retried and recorded by the use case), and giving up would strand messages, so the
+    lane waits and retries with backoff. While the worker shuts down, the failure is raised
+    instead, and the messages' state in the database is left as it was.
     """
-    if not well_formed(topic, payload):
-        log.error("skipping malformed event on %s: %r", topic, payload)
-        return
     delay = RETRY_FIRST_DELAY
     while True:
         try:
-            await handle(topic, payload)
-            return
+            await run()
+            return None
         except DomainError as error:
             if not isinstance(error, Unavailable):
-                log.error("skipping event on %s rejected by the use case (%s): %r", topic, error.detail, payload)
-                return
+                return error
             failure: Exception = error
         except Exception as error:
             failure = error
         if stopping():
             raise failure
-        log.warning(
-            "handling %s event for message %s failed (%s: %s); retrying in %.1fs",
-            topic,
-            payload["message_id"],
-            type(failure).__name__,
-            failure,
-            delay,
-        )
+        log.warning("handling %s failed (%s: %s); retrying in %.1fs", what, type(failure).__name__, failure, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_DELAY)
+
+
+async def handle_with_retry(handle: Handler, topic: str, payload: Any, stopping: Callable[[], bool]) -> None:
+    """Runs one event's use case until it succeeds (`retry_until_handled`). A malformed event, or
+    one the use case rejects as invalid, is logged and skipped."""
+    if not well_formed(topic, payload):
+        log.error("skipping malformed event on %s: %r", topic, payload)
+        return
+    what = f"{topic} event for message {payload['message_id']}"
+    rejected = await retry_until_handled(lambda: handle(topic, payload), what, stopping)
+    if rejected is not None:
+        log.error("skipping event on %s rejected by the use case (%s): %r", topic, rejected.detail, payload)
 
 
 async def handle_batch_with_retry(
@@ -170,34 +172,19 @@ async def handle_batch_with_retry(
             batch.append(payload)
         else:
             log.error("skipping malformed event on %s: %r", topic, payload)
+
+    async def one_by_one(topic: str, payload: Any) -> None:
+        await handle(topic, [payload])
+
     if len(batch) == 1:
-        await handle_with_retry(lambda topic, payload: handle(topic, [payload]), topic, batch[0], stopping)
+        await handle_with_retry(one_by_one, topic, batch[0], stopping)
         return
-    delay = RETRY_FIRST_DELAY
-    while batch:
-        try:
-            await handle(topic, batch)
-            return
-        except DomainError as error:
-            if not isinstance(error, Unavailable):
-                for payload in batch:
-                    await handle_with_retry(lambda topic, payload: handle(topic, [payload]), topic, payload, stopping)
-                return
-            failure: Exception = error
-        except Exception as error:
-            failure = error
-        if stopping():
-            raise failure
-        log.warning(
-            "handling %d %s events failed (%s: %s); retrying in %.1fs",
-            len(batch),
-            topic,
-            type(failure).__name__,
-            failure,
-            delay,
-        )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_DELAY)
+    if not batch:
+        return
+    rejected = await retry_until_handled(lambda: handle(topic, batch), f"{len(batch)} {topic} events", stopping)
+    if rejected is not None:
+        for payload in batch:
+            await handle_with_retry(one_by_one, topic, payload, stopping)
 
 
 class KeyLanes:
