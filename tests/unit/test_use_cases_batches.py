@@ -154,11 +154,12 @@ async def test_a_delivery_batch_reads_once_writes_once_and_looks_members_up_once
     deliver = attrs.evolve(hub.deliver, uow=counted)
     first = [await hub.send_text(alice, chat) for _ in range(3)]
     await deliver.execute_batch([(message.id, "whatsapp") for message in first])
-    assert counted.opened == 2
+    assert counted.opened == 3  # the read, the conversation's members (not known yet), the write
     assert counted.member_lookups == [[chat.id]]
     second = [await hub.send_text(bob, chat) for _ in range(2)]
     await deliver.execute_batch([(message.id, "whatsapp") for message in second])
     assert counted.member_lookups == [[chat.id]], "members of a known conversation were read again"
+    assert counted.opened == 3 + 2
     assert hub.connectors["whatsapp"].delivered == [
         *((message.id, user.id) for message in first for user in (bob, carol)),
         *((message.id, user.id) for message in second for user in (alice, carol)),
@@ -206,20 +207,28 @@ async def test_a_failed_write_records_nothing_and_the_retried_batch_finishes(hub
     messages = [await hub.send_text(alice, chat) for _ in range(2)]
     requests = [(message.id, "whatsapp") for message in messages]
 
-    class FailingSecondUnitOfWork(CountingUnitsOfWork):
+    class FailingFirstCommit(CountingUnitsOfWork):
+        """Only the write commits: reading the batch and its members never does."""
+
+        failed = False
+
         def __call__(self):
             uow = super().__call__()
-            if self.opened == 2:
 
-                async def commit():
+            async def commit():
+                if not self.failed:
+                    self.failed = True
                     raise ConnectionError("database went away")
+                await committed()
 
-                uow.commit = commit
+            committed, uow.commit = uow.commit, commit
             return uow
 
-    deliver = attrs.evolve(hub.deliver, uow=FailingSecondUnitOfWork(hub.uow))
+    failing = FailingFirstCommit(hub.uow)
+    deliver = attrs.evolve(hub.deliver, uow=failing)
     with pytest.raises(ConnectionError):
         await deliver.execute_batch(requests)
+    assert failing.failed
     assert [(await hub.message(message.id)).status for message in messages] == [MessageStatus.ACCEPTED] * 2
     await hub.deliver.execute_batch(requests)
     assert [(await hub.message(message.id)).status for message in messages] == [MessageStatus.DELIVERED] * 2

@@ -20,6 +20,7 @@ from chat4all.application.ports import (
     DeliveryMetrics,
     EventPublisher,
     FileStorage,
+    MessageBatches,
     NoMetrics,
     OutboxEvent,
     UnitOfWorkFactory,
@@ -33,11 +34,45 @@ log = logging.getLogger(__name__)
 
 
 @attrs.define
+class UnitOfWorkMessageBatches:
+    """The `MessageBatches` of any unit of work: `get_many`, `update_many` and `commit`.
+    (An adapter may do the same in fewer round trips; the PostgreSQL one does a change in two.)"""
+
+    uow: UnitOfWorkFactory
+
+    async def read(self, message_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        if not message_ids:
+            return {}
+        async with self.uow() as uow:
+            return await uow.messages.get_many(message_ids)
+
+    async def change(
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+    ) -> dict[UUID, Message]:
+        if not message_ids:
+            return {}
+        async with self.uow() as uow:
+            found = await uow.messages.get_many(message_ids, for_update=True)
+            changed = apply(found)
+            if changed:
+                await uow.messages.update_many(changed)
+                await uow.commit()
+        return found
+
+
+@attrs.define
 class RouteMessage:
     uow: UnitOfWorkFactory
     clock: Clock
     publisher: EventPublisher
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
+    # None: `UnitOfWorkMessageBatches` over `uow`. Resolved into `_batches` rather than in place, so
+    # `attrs.evolve(route, uow=...)` builds batches over the new unit of work instead of the old one.
+    message_batches: MessageBatches | None = None
+    _batches: MessageBatches = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._batches = self.message_batches or UnitOfWorkMessageBatches(self.uow)
 
     async def execute(self, message_id: UUID) -> None:
         await self.execute_batch([message_id])
@@ -48,13 +83,14 @@ class RouteMessage:
         wanted = list(dict.fromkeys(message_ids))
         if not wanted:
             return
-        async with self.uow() as uow:
-            found = await uow.messages.get_many(wanted, for_update=True)
+        routed: list[Message] = []
+
+        def mark_routed(found: dict[UUID, Message]) -> list[Message]:
             now = self.clock.now()
-            routed = [found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now)]
-            if routed:
-                await uow.messages.update_many(routed)
-                await uow.commit()
+            routed.extend(found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now))
+            return routed
+
+        found = await self._batches.change(wanted, mark_routed)
         for _ in routed:
             self.metrics.message_routed()
         for message_id in wanted:
@@ -127,9 +163,14 @@ class DeliverMessage:
     retry: RetryPolicy = RetryPolicy()
     dead_letters: EventPublisher | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
+    message_batches: MessageBatches | None = None  # None: `UnitOfWorkMessageBatches` (see RouteMessage)
+    _batches: MessageBatches = attrs.field(init=False, repr=False)
     _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
         factory=lambda: ExpiringCache(CONVERSATION_CACHE_SIZE), init=False, repr=False
     )
+
+    def __attrs_post_init__(self) -> None:
+        self._batches = self.message_batches or UnitOfWorkMessageBatches(self.uow)
 
     async def execute(self, message_id: UUID, channel: str) -> None:
         await self.execute_batch([(message_id, channel)])
@@ -149,8 +190,8 @@ class DeliverMessage:
             # retried and publish again, instead of finding the channels ended and the letters lost.
             await self._dead_letter(failed)
         recorded: list[tuple[_Send, bool]] = []
-        async with self.uow() as uow:
-            current = await uow.messages.get_many([send.message.id for send in sends], for_update=True)
+
+        def record_outcomes(current: dict[UUID, Message]) -> list[Message]:
             now = self.clock.now()
             changed: dict[UUID, Message] = {}
             for send in sends:
@@ -161,29 +202,34 @@ class DeliverMessage:
                 ):
                     changed[message.id] = message
                     recorded.append((send, message.status.is_terminal))
-            if changed:
-                await uow.messages.update_many(list(changed.values()))
-                await uow.commit()
+            return list(changed.values())
+
+        current = await self._batches.change([send.message.id for send in sends], record_outcomes)
         for send, terminal in recorded:
             self._report(send, terminal, current[send.message.id])
 
     async def _load(self, wanted: list[tuple[UUID, str]]) -> list[_Send]:
+        messages = await self._batches.read([message_id for message_id, _ in wanted])
+        pending = [
+            (messages[message_id], channel)
+            for message_id, channel in wanted
+            if message_id in messages and channel in messages[message_id].pending_channels()
+        ]
+        # Members are read once per conversation and process (see CONVERSATION_CACHE_SIZE), and
+        # only for messages with something left to deliver: a redelivered batch reads nothing more.
         now = self.clock.now()
-        async with self.uow() as uow:
-            messages = await uow.messages.get_many([message_id for message_id, _ in wanted])
-            known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message in messages.values()}
-            unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
-            if unknown:
+        known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message, _ in pending}
+        unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
+        if unknown:
+            async with self.uow() as uow:
                 for conversation_id, conversation in (await uow.conversations.get_many(unknown)).items():
                     self._conversations.put(conversation_id, conversation)
                     known[conversation_id] = conversation
         sends = []
-        for message_id, channel in wanted:
-            message = messages.get(message_id)
-            conversation = known.get(message.conversation_id) if message else None
-            if message is None or conversation is None or channel not in message.pending_channels():
-                continue
-            sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
+        for message, channel in pending:
+            conversation = known.get(message.conversation_id)
+            if conversation is not None:
+                sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
         return sends
 
     def _report(self, send: _Send, terminal: bool, message: Message) -> None:

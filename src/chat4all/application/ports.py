@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -127,6 +127,30 @@ class MessageRepository(Protocol):
     async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
         """Messages accepted before `before` that have not reached a terminal status, oldest first
         (deliveries loaded, history left empty)."""
+        ...
+
+
+class MessageBatches(Protocol):
+    """What routing and delivery need of message storage: batches of messages read as they are,
+    and batches changed in one transaction under row locks."""
+
+    async def read(self, message_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        """The messages found among `message_ids`, by id, with their deliveries; history is left
+        empty. Nothing is locked: what was read may change before it is acted on."""
+        ...
+
+    async def change(
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+    ) -> dict[UUID, Message]:
+        """In one transaction: locks the messages found among `message_ids` (in id order, so two
+        overlapping batches wait for one another instead of deadlocking), reads them as they are
+        once locked, calls `apply` with them (by id, as `read` returns them), writes what `apply`
+        returns (status, changed deliveries and `new_events`, as `MessageRepository.update_many`
+        does), and commits. Returns the messages read, as `apply` left them.
+
+        `apply` holds the decisions and no I/O; it is called once, even when no message was found.
+        With no `message_ids` at all, nothing happens.
+        """
         ...
 
 

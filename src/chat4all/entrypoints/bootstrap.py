@@ -32,6 +32,7 @@ from chat4all.application.ports import (
     EventPublisher,
     FileStorage,
     IdGenerator,
+    MessageBatches,
     MessageIntake,
     OutboxReader,
     PasswordHasher,
@@ -60,6 +61,7 @@ class Adapters:
     metrics: PrometheusMetrics = attrs.field(factory=PrometheusMetrics)
     checks: dict[str, Check] = attrs.field(factory=dict)
     intake: MessageIntake | None = None  # None: the writes of SendMessage in a unit of work
+    message_batches: MessageBatches | None = None  # None: routing and delivery read and write in units of work
     on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
@@ -154,9 +156,9 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
         view_upload=ViewUpload(a.uow, a.storage, a.clock),
         expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
-        route_message=RouteMessage(a.uow, a.clock, a.publisher, a.metrics),
+        route_message=RouteMessage(a.uow, a.clock, a.publisher, a.metrics, a.message_batches),
         deliver_message=DeliverMessage(
-            a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics
+            a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
         ),
         redrive_unfinished=RedriveUnfinished(a.uow, a.clock, a.publisher),
         relay=RelayOutbox(a.outbox_reader, a.publisher),
