@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.migrations import upgrade_database
+from chat4all.adapters.sql.postgres_direct import direct_pool
 from chat4all.adapters.sql.tables import metadata
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test"
@@ -111,3 +113,40 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+# Behaviours with a SQLAlchemy implementation (both backends) and a psycopg one (PostgreSQL only):
+# a test module runs them over all three by taking `backend` from `implementation`, e.g.
+#     @pytest.fixture
+#     def backend(implementation): return implementation[0]
+IMPLEMENTATIONS = [("sqlite", "sqlalchemy"), ("postgresql", "sqlalchemy"), ("postgresql", "direct")]
+SQLALCHEMY = IMPLEMENTATIONS[:2]
+DIRECT = IMPLEMENTATIONS[2:]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=["-".join(case) for case in IMPLEMENTATIONS])
+def implementation(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param
+
+
+@pytest.fixture
+async def direct_pool_of_test(implementation: tuple[str, str], database_url: str) -> AsyncIterator[AsyncConnectionPool | None]:
+    """The psycopg pool of the direct implementation under test (None for SQLAlchemy's)."""
+    if implementation[1] != "direct":
+        yield None
+        return
+    pool = direct_pool(database_url, max_connections=4)
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def terminate_other_connections(url: str) -> None:
+    """Drops every other connection to the test database, as a server restart would."""
+    with _admin_connect(url) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (make_url(url).database,),
+        )

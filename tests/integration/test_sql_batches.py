@@ -1,21 +1,32 @@
-"""The batch repository methods the worker uses, on SQLite and PostgreSQL."""
+"""The worker's batches on SQLite and PostgreSQL: `MessageBatches` over SQLAlchemy's unit of work
+(the repository's `get_many` / `update_many`) and, on PostgreSQL, on psycopg directly."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.sql.postgres_batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from chat4all.domain.messages import DeliveryStatus, MessageStatus, StatusEvent
+from chat4all.application.delivery import UnitOfWorkMessageBatches
+from chat4all.application.ports import MessageBatches
+from chat4all.domain.errors import Unavailable
+from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
+    DIRECT,
+    SQLALCHEMY,
     database_url,
+    direct_pool_of_test,
     engine,
+    implementation,
     postgres_url,
     sqlite_template,
+    terminate_other_connections,
 )
 from tests.integration.test_sql_repositories import add_users, at, group, private, text_message
 
@@ -23,8 +34,18 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture
+def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+    return implementation[0]
+
+
+@pytest.fixture
 def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
     return SqlUnitOfWorkFactory(engine)
+
+
+@pytest.fixture
+async def batches(uow: SqlUnitOfWorkFactory, direct_pool_of_test: AsyncConnectionPool | None) -> AsyncIterator[MessageBatches]:  # noqa: F811
+    yield UnitOfWorkMessageBatches(uow) if direct_pool_of_test is None else PostgresMessageBatches(direct_pool_of_test)
 
 
 async def stored(uow: SqlUnitOfWorkFactory, count: int, channels=("whatsapp", "instagram")):
@@ -39,40 +60,67 @@ async def stored(uow: SqlUnitOfWorkFactory, count: int, channels=("whatsapp", "i
     return conversation, batch
 
 
-async def test_get_many_loads_messages_with_deliveries_and_skips_unknown_ids(uow: SqlUnitOfWorkFactory) -> None:
-    _, batch = await stored(uow, 3)
-    wanted = [batch[2].id, uuid4(), batch[0].id, batch[0].id]
+async def history_of(uow: SqlUnitOfWorkFactory, message: Message) -> Message:
     async with uow() as tx:
-        found = await tx.messages.get_many(wanted)
-        assert await tx.messages.get_many([]) == {}
+        loaded = await tx.messages.get(message.id)
+    assert loaded is not None
+    return loaded
+
+
+class Recorder:
+    """An `apply` for `change` that records one channel's outcome on every message it is given."""
+
+    def __init__(self, channel: str, *, delivered: bool = True, seconds: int = 20) -> None:
+        self.channel, self.delivered, self.seconds = channel, delivered, seconds
+        self.seen: list[dict] = []
+
+    def __call__(self, found: dict) -> list[Message]:
+        self.seen.append({message_id: dict(message.deliveries) for message_id, message in found.items()})
+        return [
+            message
+            for message in found.values()
+            if message.record_delivery(self.channel, delivered=self.delivered, now=at(self.seconds))
+        ]
+
+
+async def test_read_loads_messages_with_deliveries_and_skips_unknown_ids(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    _, batch = await stored(uow, 3)
+    found = await batches.read([batch[2].id, uuid4(), batch[0].id, batch[0].id])
+    assert await batches.read([]) == {}
     assert set(found) == {batch[0].id, batch[2].id}
     loaded = found[batch[2].id]
     assert loaded.status is MessageStatus.ACCEPTED
     assert loaded.channels == ("whatsapp", "instagram")
     assert list(loaded.deliveries.items()) == [("whatsapp", DeliveryStatus.PENDING), ("instagram", DeliveryStatus.PENDING)]
     assert loaded.payload == batch[2].payload and loaded.created_at == batch[2].created_at
+    assert (loaded.conversation_id, loaded.sender_id, loaded.recipient_id) == (batch[2].conversation_id, batch[2].sender_id, None)
+    assert (loaded.priority, loaded.fingerprint) == (batch[2].priority, batch[2].fingerprint)
     assert loaded.history == [] and loaded.new_events == []
 
 
-async def test_update_many_writes_statuses_changed_deliveries_and_events_in_order(uow: SqlUnitOfWorkFactory) -> None:
+async def test_change_writes_statuses_changed_deliveries_and_events_in_order(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
     _, batch = await stored(uow, 4)
-    async with uow() as tx:
-        found = await tx.messages.get_many([message.id for message in batch], for_update=True)
+    calls = []
+
+    def apply(found: dict) -> list[Message]:
+        calls.append(set(found))
         first, second, third, fourth = (found[message.id] for message in batch)
         assert first.mark_routed(at(10))
         assert second.record_delivery("whatsapp", delivered=True, now=at(11))  # routes it too
         assert third.record_delivery("whatsapp", delivered=True, now=at(12))
         assert third.record_delivery("instagram", delivered=False, now=at(13), detail="blocked")
-        await tx.messages.update_many([first, second, third, fourth])  # the fourth has nothing new
-        assert all(message.new_events == [] for message in (first, second, third))
-        await tx.commit()
+        return [third, first, second, fourth]  # the fourth has nothing new
 
-    async with uow() as tx:
-        loaded = {message.id: await tx.messages.get(message.id) for message in batch}
-    first, second, third, fourth = (loaded[message.id] for message in batch)
+    changed = await batches.change([message.id for message in reversed(batch)], apply)
+    assert calls == [{message.id for message in batch}]
+    assert set(changed) == {message.id for message in batch}
+    assert all(message.new_events == [] for message in changed.values())
+    assert changed[batch[2].id].status is MessageStatus.FAILED
+
+    first, second, third, fourth = [await history_of(uow, message) for message in batch]
     assert first.status is MessageStatus.ROUTED
     assert first.deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.PENDING}
-    assert [event.status for event in first.history] == ["accepted", "routed"]
+    assert first.history[1:] == [StatusEvent("routed", at(10), detail="whatsapp, instagram")]
     assert second.status is MessageStatus.ROUTED
     assert second.deliveries == {"whatsapp": DeliveryStatus.DELIVERED, "instagram": DeliveryStatus.PENDING}
     assert third.status is MessageStatus.FAILED
@@ -86,39 +134,120 @@ async def test_update_many_writes_statuses_changed_deliveries_and_events_in_orde
     assert fourth.status is MessageStatus.ACCEPTED and len(fourth.history) == 1
 
 
-async def test_update_many_of_nothing_new_writes_nothing(uow: SqlUnitOfWorkFactory) -> None:
-    _, batch = await stored(uow, 1)
-    async with uow() as tx:
-        found = await tx.messages.get_many([batch[0].id])
-        await tx.messages.update_many(list(found.values()))
-        await tx.messages.update_many([])
-        await tx.commit()
-    async with uow() as tx:
-        assert len((await tx.messages.get(batch[0].id)).history) == 1
+async def test_a_change_with_nothing_new_writes_nothing(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    _, batch = await stored(uow, 2)
+    changed = await batches.change([message.id for message in batch], lambda found: list(found.values()))
+    assert set(changed) == {message.id for message in batch}
+    assert set(await batches.change([message.id for message in batch], lambda found: [])) == set(changed)
+    calls = []
+    assert await batches.change([], calls.append) == {} and calls == []
+    for message in batch:
+        assert len((await history_of(uow, message)).history) == 1
 
 
-async def test_get_many_for_update_serializes_overlapping_batches(uow: SqlUnitOfWorkFactory, backend: str) -> None:  # noqa: F811
-    """Two transactions locking overlapping sets, each recording one channel: neither outcome is lost."""
+async def test_unknown_ids_are_skipped_and_apply_still_runs_once(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    calls = []
+    assert await batches.change([uuid4(), uuid4()], lambda found: calls.append(found) or []) == {}
+    assert calls == [{}]
+    assert await batches.read([uuid4()]) == {}
+
+
+async def test_overlapping_changes_serialize(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    """Two batches locking overlapping sets in opposite orders, each recording one channel: they
+    wait for one another (no deadlock) and neither outcome is lost."""
     _, batch = await stored(uow, 6)
     ids = [message.id for message in batch]
-
-    async def record(channel: str, wanted: list) -> None:
-        async with uow() as tx:
-            found = await tx.messages.get_many(wanted, for_update=True)
-            await asyncio.sleep(0.02)  # holding the locks
-            for message in found.values():
-                message.record_delivery(channel, delivered=True, now=at(20))
-            await tx.messages.update_many(list(found.values()))
-            await tx.commit()
-
-    await asyncio.gather(record("whatsapp", ids), record("instagram", list(reversed(ids))))
-    async with uow() as tx:
-        found = await tx.messages.get_many(ids)
+    whatsapp, instagram = Recorder("whatsapp"), Recorder("instagram")
+    await asyncio.wait_for(
+        asyncio.gather(batches.change(ids, whatsapp), batches.change(list(reversed(ids[1:])), instagram)), timeout=20
+    )
+    found = await batches.read(ids)
     for message in found.values():
-        assert message.status is MessageStatus.DELIVERED
-        assert message.deliveries == {"whatsapp": DeliveryStatus.DELIVERED, "instagram": DeliveryStatus.DELIVERED}
+        expected = DeliveryStatus.DELIVERED if message.id != ids[0] else DeliveryStatus.PENDING
+        assert message.deliveries == {"whatsapp": DeliveryStatus.DELIVERED, "instagram": expected}
+        assert message.status is (MessageStatus.DELIVERED if message.id != ids[0] else MessageStatus.ROUTED)
+        assert [event.status for event in (await history_of(uow, message)).history].count("routed") == 1
 
 
+async def test_a_change_waits_for_the_lock_and_sees_the_deliveries_committed_meanwhile(
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches
+) -> None:
+    _, [message] = await stored(uow, 1)
+    instagram = Recorder("instagram", seconds=30)
+    async with uow() as tx:
+        held = (await tx.messages.get_many([message.id], for_update=True))[message.id]
+        assert held.record_delivery("whatsapp", delivered=True, now=at(20))
+        await tx.messages.update_many([held])
+        waiting = asyncio.create_task(batches.change([message.id], instagram))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the change did not wait for the lock"
+        await tx.commit()
+    await asyncio.wait_for(waiting, timeout=10)
+    assert instagram.seen == [{message.id: {"whatsapp": DeliveryStatus.DELIVERED, "instagram": DeliveryStatus.PENDING}}]
+    finished = await history_of(uow, message)
+    assert finished.status is MessageStatus.DELIVERED
+    assert [(event.status, event.channel) for event in finished.history] == [
+        ("accepted", None),
+        ("routed", None),
+        ("delivered", "whatsapp"),
+        ("delivered", "instagram"),
+        ("delivered", None),
+    ]
+
+
+async def test_a_message_without_deliveries_is_read_and_changed(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    _, batch = await stored(uow, 1)
+    _, bare = await stored_without_channels(uow)
+    found = await batches.read([batch[0].id, bare.id])
+    assert set(found) == {batch[0].id, bare.id}
+    assert found[bare.id].deliveries == {} and found[bare.id].status is MessageStatus.ACCEPTED
+    assert found[batch[0].id].deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.PENDING}
+
+    def route(found: dict) -> list[Message]:
+        return [message for message in found.values() if message.mark_routed(at(40))]
+
+    changed = await batches.change([batch[0].id, bare.id, uuid4()], route)
+    assert set(changed) == {batch[0].id, bare.id}
+    routed = await history_of(uow, bare)
+    assert routed.status is MessageStatus.ROUTED and routed.deliveries == {}
+    assert routed.history[1:] == [StatusEvent("routed", at(40), detail="")]
+
+
+async def test_a_failing_apply_writes_nothing_and_releases_the_locks(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
+    _, [message] = await stored(uow, 1)
+
+    def broken(found: dict) -> list[Message]:
+        Recorder("whatsapp")(found)
+        raise RuntimeError("a bug in a decision")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await batches.change([message.id], broken)
+    assert (await history_of(uow, message)).status is MessageStatus.ACCEPTED
+    await asyncio.wait_for(batches.change([message.id], Recorder("instagram")), timeout=10)
+    finished = await history_of(uow, message)
+    assert finished.deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.DELIVERED}
+
+
+@pytest.mark.parametrize("implementation", DIRECT, indirect=True)
+async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str  # noqa: F811
+) -> None:
+    _, [message] = await stored(uow, 1)
+    assert set(await batches.read([message.id])) == {message.id}
+    terminate_other_connections(database_url)
+    with pytest.raises(Unavailable):
+        await batches.read([message.id])
+    assert set(await batches.read([message.id])) == {message.id}
+
+    terminate_other_connections(database_url)
+    with pytest.raises(Unavailable):
+        await batches.change([message.id], Recorder("whatsapp"))
+    assert (await history_of(uow, message)).status is MessageStatus.ACCEPTED
+    await batches.change([message.id], Recorder("whatsapp"))
+    assert (await history_of(uow, message)).deliveries["whatsapp"] is DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize("implementation", SQLALCHEMY, indirect=True)
 async def test_conversations_get_many_with_members(uow: SqlUnitOfWorkFactory) -> None:
     alice, bob, carol = await add_users(uow, "alice", "bob", "carol")
     team, pair = group([carol, alice, bob]), private(alice, bob)
@@ -132,16 +261,6 @@ async def test_conversations_get_many_with_members(uow: SqlUnitOfWorkFactory) ->
     assert set(found) == {team.id, pair.id}
     assert found[team.id].members == (carol.id, alice.id, bob.id)
     assert found[pair.id].members == (alice.id, bob.id)
-
-
-async def test_get_many_for_update_finds_a_message_without_deliveries(uow: SqlUnitOfWorkFactory) -> None:
-    _, batch = await stored(uow, 1)
-    _, bare = await stored_without_channels(uow)
-    async with uow() as tx:
-        found = await tx.messages.get_many([batch[0].id, bare.id], for_update=True)
-    assert set(found) == {batch[0].id, bare.id}
-    assert found[bare.id].deliveries == {} and found[bare.id].status is MessageStatus.ACCEPTED
-    assert found[batch[0].id].deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.PENDING}
 
 
 async def stored_without_channels(uow: SqlUnitOfWorkFactory):

@@ -49,7 +49,9 @@ def payload_from_json(data: dict[str, Any]) -> Payload:
     )
 
 
-def _message(row: Row, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
+def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
+    """A message from a row with the `messages` columns as attributes (a SQLAlchemy row, or a
+    psycopg named tuple); deliveries follow the order of the message's channels."""
     channels = tuple(row.channels)
     ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
     ordered.update(deliveries)
@@ -63,7 +65,7 @@ def _message(row: Row, deliveries: dict[str, DeliveryStatus], history: list[Stat
         priority=Priority(row.priority),
         fingerprint=row.fingerprint,
         status=MessageStatus(row.status),
-        created_at=row.created_at,
+        created_at=row.created_at.astimezone(UTC),
         deliveries=ordered,
         history=history,
     )
@@ -121,7 +123,7 @@ class SqlMessageRepository(SqlRepository):
             select(message_events).where(message_events.c.message_id == message_id).order_by(message_events.c.id)
         )
         history = [StatusEvent(event.status, event.at, event.channel, event.detail) for event in events]
-        return _message(row, deliveries[message_id], history)
+        return message_from_row(row, deliveries[message_id], history)
 
     async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
         """One statement: the messages joined with their deliveries.
@@ -160,7 +162,7 @@ class SqlMessageRepository(SqlRepository):
             locked = select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(rest)).order_by(messages.c.id).with_for_update()
             for row in await self._execute(locked):
                 rows[row.id] = row
-        return {message_id: _message(row, deliveries[message_id], []) for message_id, row in rows.items()}
+        return {message_id: message_from_row(row, deliveries[message_id], []) for message_id, row in rows.items()}
 
     async def update_many(self, batch: Sequence[Message]) -> None:
         """A few statements for the whole batch: one UPDATE per distinct new status, one upsert of
@@ -241,7 +243,7 @@ class SqlMessageRepository(SqlRepository):
             )
         ).all()
         deliveries = await self._deliveries_of([row.id for row in rows])
-        return [_message(row, deliveries[row.id], []) for row in rows], total
+        return [message_from_row(row, deliveries[row.id], []) for row in rows], total
 
     async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
         unfinished = [MessageStatus.ACCEPTED.value, MessageStatus.ROUTED.value]
@@ -254,7 +256,7 @@ class SqlMessageRepository(SqlRepository):
             )
         ).all()
         deliveries = await self._deliveries_of([row.id for row in rows])
-        return [_message(row, deliveries[row.id], []) for row in rows]
+        return [message_from_row(row, deliveries[row.id], []) for row in rows]
 
     async def _deliveries_of(self, message_ids: list[UUID]) -> dict[UUID, dict[str, DeliveryStatus]]:
         found: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)

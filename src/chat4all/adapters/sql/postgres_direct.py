@@ -8,11 +8,14 @@ and a transaction costs only its own BEGIN and COMMIT. Prepared server-side afte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import make_url
 
@@ -55,3 +58,57 @@ def translate_psycopg_errors() -> Iterator[None]:
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         log.warning("database unavailable: %s: %s", type(error).__name__, error)
         raise Unavailable("database unavailable") from error
+
+
+# How long a failed call waits for the pool to check its idle connections before it fails.
+POOL_CHECK_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def checking_pool_on_failure(pool: AsyncConnectionPool) -> AsyncIterator[None]:
+    """Wraps `pool.connection()`: when a statement fails on a dead connection, the pool's idle
+    connections are likely dead too (a server restart drops them all), so they are checked before
+    the error goes on, and the next calls get live ones instead of failing once per dead connection.
+    (The pool itself only discards the broken connection it is given back.)"""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        # Shielded: a check cut short would lose the connections it had taken out of the pool.
+        check = asyncio.ensure_future(pool.check())
+        try:
+            await asyncio.wait_for(asyncio.shield(check), POOL_CHECK_SECONDS)
+        except Exception as error:  # noqa: BLE001 - the statement's own error is the one to report
+            log.warning("checking the pooled connections failed: %s: %s", type(error).__name__, error)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def pipelined_transaction(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose BEGIN leaves with its first statements and whose COMMIT leaves with its
+    last ones, in pipeline mode: a read, some Python, then a write cost two round trips in all.
+
+    Statements are queued until a result is fetched (which sends them) or the block ends (which
+    sends the rest with COMMIT and waits for the outcome); an error in the block, or in any of
+    the statements, rolls the transaction back. (psycopg's own `transaction()` waits for BEGIN
+    and syncs before COMMIT in pipeline mode: four round trips.)
+    """
+    async with checking_pool_on_failure(pool), pool.connection() as connection:
+        try:
+            async with connection.pipeline():
+                await connection.execute("BEGIN")
+                yield connection
+                await connection.execute("COMMIT")
+        except BaseException:
+            await _roll_back_quietly(connection)
+            raise
+
+
+async def _roll_back_quietly(connection: AsyncConnection) -> None:
+    """Ends a failed transaction before the connection goes back to the pool; a connection that
+    broke meanwhile is left to the pool, which discards it."""
+    if connection.closed or connection.info.transaction_status not in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        return
+    try:
+        await connection.execute("ROLLBACK")
+    except psycopg.Error as error:
+        log.warning("rolling back a failed transaction failed: %s: %s", type(error).__name__, error)

@@ -1,0 +1,160 @@
+"""The worker's message batches on psycopg directly: a read in one statement, a change in two
+round trips.
+
+Through SQLAlchemy a batch of routing or delivery outcomes took some 17 statements (BEGIN, the
+locking read, a second read for messages without deliveries, an UPDATE per status, one upsert
+and one INSERT per row, COMMIT), each compiled and sent on its own. Here (see `postgres_direct`):
+
+- `read` is one SELECT in autocommit mode: no BEGIN, no ROLLBACK.
+- `change` sends BEGIN, the lock and the read in one pipelined round trip, calls `apply`, then
+  sends every write in one set-based statement together with COMMIT in a second round trip.
+
+The lock and the read are two statements on purpose: in READ COMMITTED each statement sees what
+was committed before it began, so the read after the lock sees the deliveries written by the
+transaction it waited for (a locking statement with an outer join to the deliveries would hand
+back the versions from before the wait). Only message rows are locked: every writer of a
+message's deliveries holds the lock on the message row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from chat4all.adapters.sql.messages import message_from_row
+from chat4all.adapters.sql.postgres_direct import (
+    checking_pool_on_failure,
+    pipelined_transaction,
+    translate_psycopg_errors,
+)
+from chat4all.domain.messages import DeliveryStatus, Message
+
+READ = """
+SELECT m.id, m.conversation_id, m.sender_id, m.recipient_id, m.channels, m.payload, m.priority, m.status,
+       m.fingerprint, m.created_at, d.channel AS delivery_channel, d.status AS delivery_status
+FROM messages AS m LEFT JOIN message_deliveries AS d ON d.message_id = m.id
+WHERE m.id = ANY(%(ids)s::uuid[])
+"""
+
+# In id order, so two batches that overlap wait for one another instead of deadlocking.
+LOCK = "SELECT id FROM messages WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR UPDATE"
+
+# Everything `MessageRepository.update_many` writes, in one statement: the new statuses, the
+# deliveries with a new outcome (only when it differs, as the SQLAlchemy upsert does) and the
+# new history events, inserted in the order given since history is read back by event id.
+WRITE = """
+WITH statuses AS (
+    UPDATE messages SET status = changed.status
+    FROM unnest(%(status_ids)s::uuid[], %(statuses)s::text[]) AS changed(id, status)
+    WHERE messages.id = changed.id
+), deliveries AS (
+    INSERT INTO message_deliveries AS delivery (message_id, channel, status, updated_at)
+    SELECT * FROM unnest(%(delivery_ids)s::uuid[], %(delivery_channels)s::text[], %(delivery_statuses)s::text[],
+                         %(delivery_times)s::timestamptz[])
+    ON CONFLICT (message_id, channel) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+    WHERE delivery.status <> excluded.status
+)
+INSERT INTO message_events (message_id, status, channel, at, detail)
+SELECT event.message_id, event.status, event.channel, event.at, event.detail
+FROM unnest(%(event_ids)s::uuid[], %(event_statuses)s::text[], %(event_channels)s::text[],
+            %(event_times)s::timestamptz[], %(event_details)s::text[])
+     WITH ORDINALITY AS event(message_id, status, channel, at, detail, position)
+ORDER BY event.position
+"""
+
+
+# The parameters of `WRITE`: parallel arrays, one group per table.
+WRITE_ARRAYS = (
+    "status_ids",
+    "statuses",
+    "delivery_ids",
+    "delivery_channels",
+    "delivery_statuses",
+    "delivery_times",
+    "event_ids",
+    "event_statuses",
+    "event_channels",
+    "event_times",
+    "event_details",
+)
+
+
+def messages_of(rows: Iterable[Any]) -> dict[UUID, Message]:
+    """Messages from `READ` rows: one row per delivery, or one row with no delivery."""
+    first: dict[UUID, Any] = {}
+    deliveries: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
+    for row in rows:
+        first.setdefault(row.id, row)
+        if row.delivery_channel is not None:
+            deliveries[row.id][row.delivery_channel] = DeliveryStatus(row.delivery_status)
+    return {message_id: message_from_row(row, deliveries[message_id], []) for message_id, row in first.items()}
+
+
+def write_parameters(changed: Sequence[Message]) -> dict[str, list[Any]]:
+    """The arrays of `WRITE` for messages with `new_events`, chosen as `update_many` chooses."""
+    parameters: dict[str, list[Any]] = {name: [] for name in WRITE_ARRAYS}
+    for message in changed:
+        if any(event.channel is None for event in message.new_events):  # a status change has no channel
+            parameters["status_ids"].append(message.id)
+            parameters["statuses"].append(message.status.value)
+        changed_at = {event.channel: event.at for event in message.new_events if event.channel is not None}
+        for channel, at in changed_at.items():
+            if channel in message.deliveries:
+                parameters["delivery_ids"].append(message.id)
+                parameters["delivery_channels"].append(channel)
+                parameters["delivery_statuses"].append(message.deliveries[channel].value)
+                parameters["delivery_times"].append(at)
+        for event in message.new_events:
+            parameters["event_ids"].append(message.id)
+            parameters["event_statuses"].append(event.status)
+            parameters["event_channels"].append(event.channel)
+            parameters["event_times"].append(event.at)
+            parameters["event_details"].append(event.detail)
+    return parameters
+
+
+class PostgresMessageBatches:
+    """Implements `MessageBatches` on PostgreSQL (see the module docstring)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def read(self, message_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        if not message_ids:
+            return {}
+        with translate_psycopg_errors():
+            async with (
+                checking_pool_on_failure(self._pool),
+                self._pool.connection() as connection,
+                connection.cursor(row_factory=namedtuple_row) as cursor,
+            ):
+                await cursor.execute(READ, {"ids": list(set(message_ids))})
+                return messages_of(await cursor.fetchall())
+
+    async def change(
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+    ) -> dict[UUID, Message]:
+        if not message_ids:
+            return {}
+        ids = {"ids": sorted(set(message_ids))}
+        with translate_psycopg_errors():
+            async with (
+                pipelined_transaction(self._pool) as connection,
+                connection.cursor(row_factory=namedtuple_row) as cursor,
+            ):
+                await connection.execute(LOCK, ids)
+                await cursor.execute(READ, ids)
+                found = messages_of(await cursor.fetchall())  # the first round trip: BEGIN, lock, read
+                # Each message once (by id, first place kept): a delivery row may change once per statement.
+                changed = list({message.id: message for message in apply(found) if message.new_events}.values())
+                if changed:
+                    await cursor.execute(WRITE, write_parameters(changed))
+            # The second round trip, on leaving the transaction: the write and COMMIT.
+        for message in changed:
+            message.new_events.clear()
+        return found
