@@ -1,4 +1,5 @@
-"""The providers' idempotency ledger on SQLite and PostgreSQL: one claim per key, even when racing."""
+"""The providers' idempotency ledger on SQLite and PostgreSQL, through SQLAlchemy and, on PostgreSQL,
+on psycopg directly: one claim per key, even when racing."""
 
 from __future__ import annotations
 
@@ -6,21 +7,38 @@ import asyncio
 from uuid import uuid4
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.connectors import SendLedger
 from chat4all.adapters.sql.ledger import SqlSendLedger
+from chat4all.adapters.sql.postgres_ledger import PostgresSendLedger
+from chat4all.domain.errors import Unavailable
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
+    DIRECT,
     database_url,
+    direct_pool_of_test,
     engine,
+    implementation,
     postgres_url,
     sqlite_template,
+    terminate_other_connections,
 )
 
 pytestmark = pytest.mark.services
 
 
-async def test_each_key_is_sent_once(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+@pytest.fixture
+def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+    return implementation[0]
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine, direct_pool_of_test: AsyncConnectionPool | None) -> SendLedger:  # noqa: F811
+    return SqlSendLedger(engine) if direct_pool_of_test is None else PostgresSendLedger(direct_pool_of_test)
+
+
+async def test_each_key_is_sent_once(ledger: SendLedger) -> None:
     message, recipient = uuid4(), uuid4()
     sent = []
     claims = await asyncio.gather(
@@ -31,8 +49,7 @@ async def test_each_key_is_sent_once(engine):  # noqa: F811
     assert await ledger.send_once("whatsapp", message, uuid4(), lambda: None) is True
 
 
-async def test_a_failed_send_leaves_the_key_free(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+async def test_a_failed_send_leaves_the_key_free(ledger: SendLedger) -> None:
     message, recipient = uuid4(), uuid4()
 
     def broken() -> None:
@@ -43,8 +60,7 @@ async def test_a_failed_send_leaves_the_key_free(engine):  # noqa: F811
     assert await ledger.send_once("whatsapp", message, recipient, lambda: None) is True
 
 
-async def test_many_keys_are_recorded_at_once_and_only_new_ones_sent(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+async def test_many_keys_are_recorded_at_once_and_only_new_ones_sent(ledger: SendLedger) -> None:
     first, second = uuid4(), uuid4()
     recipients = [uuid4() for _ in range(3)]
     assert await ledger.send_once("whatsapp", first, recipients[1], lambda: None) is True
@@ -57,8 +73,7 @@ async def test_many_keys_are_recorded_at_once_and_only_new_ones_sent(engine):  #
     assert await ledger.send_new("whatsapp", [], sent.append) == []
 
 
-async def test_racing_batches_send_each_key_once(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+async def test_racing_batches_send_each_key_once(ledger: SendLedger) -> None:
     keys = [(uuid4(), uuid4()) for _ in range(40)]
     sent = []
     batches = [keys[::-1], keys, keys[10:30], keys[::2]] * 3
@@ -67,8 +82,7 @@ async def test_racing_batches_send_each_key_once(engine):  # noqa: F811
     assert sum(len(claim) for claim in claims) == len(keys)
 
 
-async def test_a_failed_send_in_a_batch_leaves_every_key_of_it_free(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+async def test_a_failed_send_in_a_batch_leaves_every_key_of_it_free(ledger: SendLedger) -> None:
     keys = [(uuid4(), uuid4()) for _ in range(3)]
 
     def broken(key) -> None:
@@ -80,8 +94,20 @@ async def test_a_failed_send_in_a_batch_leaves_every_key_of_it_free(engine):  # 
     assert await ledger.send_new("whatsapp", keys, lambda key: None) == keys
 
 
-async def test_batches_larger_than_one_statement(engine):  # noqa: F811
-    ledger = SqlSendLedger(engine)
+async def test_batches_larger_than_one_statement(ledger: SendLedger) -> None:
     keys = [(uuid4(), uuid4()) for _ in range(1234)]
     assert len(await ledger.send_new("whatsapp", keys, lambda key: None)) == 1234
     assert await ledger.send_new("whatsapp", keys[100:700], lambda key: None) == []
+
+
+@pytest.mark.parametrize("implementation", DIRECT, indirect=True)
+async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(ledger: SendLedger, database_url: str) -> None:  # noqa: F811
+    keys = [(uuid4(), uuid4()) for _ in range(2)]
+    assert await ledger.send_new("whatsapp", keys[:1], lambda key: None) == keys[:1]
+    terminate_other_connections(database_url)
+    sent = []
+    with pytest.raises(Unavailable):
+        await ledger.send_new("whatsapp", keys, sent.append)
+    assert sent == []
+    assert await ledger.send_new("whatsapp", keys, sent.append) == keys[1:]
+    assert sent == keys[1:]
