@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from chat4all.adapters.connectors import mock_connectors
+from chat4all.adapters.connectors import MockConnector, SendLedger, mock_connectors
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.entrypoints.bootstrap import (
     Adapters,
@@ -87,6 +87,10 @@ def make_storage(settings: Settings):
     )
 
 
+def connectors_with(ledger: SendLedger, settings: Settings) -> dict[str, MockConnector]:
+    return mock_connectors(ledger=ledger, failure_rate=settings.connector_failure_rate)
+
+
 def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool = True) -> Adapters:
     from chat4all.adapters.kafka import KafkaEventPublisher
     from chat4all.adapters.sql.engine import check_database, create_engine
@@ -104,7 +108,7 @@ def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool =
         storage=storage,
         publisher=publisher,
         outbox_reader=SqlOutboxReader(engine),
-        connectors=mock_connectors(ledger=SqlSendLedger(engine), failure_rate=settings.connector_failure_rate),
+        connectors=connectors_with(SqlSendLedger(engine), settings),
         hasher=hasher_for(settings),
         checks={"database": lambda: check_database(engine), "broker": publisher.check, "storage": storage.check},
         on_start=[publisher.start],
@@ -126,6 +130,20 @@ def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
     adapters.on_stop.insert(0, pool.close)
 
 
+def use_direct_worker_statements(settings: Settings, adapters: Adapters) -> None:
+    """The worker's batches on psycopg directly (before `wire`): reading and changing messages, and
+    the connectors' send ledger, in one or two round trips each (see `adapters.sql.postgres_batches`)."""
+    from chat4all.adapters.sql.postgres_batches import PostgresMessageBatches
+    from chat4all.adapters.sql.postgres_direct import direct_pool
+    from chat4all.adapters.sql.postgres_ledger import PostgresSendLedger
+
+    pool = direct_pool(settings.database_url)
+    adapters.message_batches = PostgresMessageBatches(pool)
+    adapters.connectors = connectors_with(PostgresSendLedger(pool), settings)
+    adapters.on_start.append(lambda: pool.open(wait=False))
+    adapters.on_stop.insert(0, pool.close)
+
+
 def build_distributed_api(settings: Settings) -> Hub:
     """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
     adapters = distributed_adapters(settings, client_id="chat4all-api")
@@ -136,10 +154,13 @@ def build_distributed_api(settings: Settings) -> Hub:
 
 
 def build_distributed_worker(settings: Settings) -> Hub:
-    """A worker process: the same adapters, no outbox relay (RouteMessage publishes straight to
-    Kafka), plus the periodic re-drive of messages left unfinished. No pre-ping of pooled
-    connections: a unit of work that fails on a dead connection is retried by the worker."""
-    hub = wire(settings, distributed_adapters(settings, client_id="chat4all-worker", pre_ping=False))
+    """A worker process: the same adapters with its batches on psycopg directly, no outbox relay
+    (RouteMessage publishes straight to Kafka), plus the periodic re-drive of messages left
+    unfinished. No pre-ping of pooled connections: a unit of work that fails on a dead connection
+    is retried by the worker."""
+    adapters = distributed_adapters(settings, client_id="chat4all-worker", pre_ping=False)
+    use_direct_worker_statements(settings, adapters)
+    hub = wire(settings, adapters)
     add_delivery_background(hub)
     return hub
 
