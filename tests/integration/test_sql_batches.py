@@ -158,6 +158,8 @@ async def test_overlapping_changes_serialize(uow: SqlUnitOfWorkFactory, batches:
     _, batch = await stored(uow, 6)
     ids = [message.id for message in batch]
     whatsapp, instagram = Recorder("whatsapp"), Recorder("instagram")
+    # Warm the pools up, so the two batches run side by side instead of one waiting for a connection.
+    await asyncio.gather(*(batches.read(ids) for _ in range(3)))
     await asyncio.wait_for(
         asyncio.gather(batches.change(ids, whatsapp), batches.change(list(reversed(ids[1:])), instagram)), timeout=20
     )
