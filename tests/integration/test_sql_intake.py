@@ -30,6 +30,7 @@ from chat4all.application.messaging import UnitOfWorkIntake
 from chat4all.application.ports import MessageIntake, OutboxEvent
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
+from chat4all.domain.errors import InvalidInput
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import User
@@ -196,6 +197,71 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
     finally:
         await pool.close()
     assert len(await rows(engine, messages)) == 2
+
+
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, bob, first = await seed(engine)
+    carol = User(uuid4(), "carol", "h", START)
+    second = Conversation.start(
+        conversation_id=uuid4(),
+        type=ConversationType.GROUP,
+        members=[alice.id, bob.id, carol.id],
+        creator=alice.id,
+        metadata=ConversationMetadata(name="team"),
+        now=START,
+    )
+    async with SqlUnitOfWorkFactory(engine)() as tx:
+        await tx.users.add(carol)
+        await tx.conversations.add(second)
+        await tx.commit()
+    batch = [
+        accepted(conversation, alice.id, TextPayload(f"n{index}"), START + timedelta(milliseconds=index))
+        for index in range(120)
+        for conversation in (first, second)
+    ]
+    pool = direct_pool(database_url, max_connections=2)
+    await pool.open()
+    intake = PostgresMessageIntake(pool, max_in_flight=2, max_batch=16)
+    try:
+        results = await asyncio.gather(*(intake.accept(message, routing_of(message)) for message in batch))
+    finally:
+        await pool.close()
+
+    assert results == [True] * len(batch)
+    stored = sorted(await rows(engine, messages, messages.c.seq, messages.c.id, messages.c.conversation_id))
+    published = sorted(await rows(engine, outbox, outbox.c.id, outbox.c.key, outbox.c.payload))
+    for conversation in (first, second):
+        listing_order = [message_id for _, message_id, owner in stored if owner == conversation.id]
+        publication_order = [UUID(payload["message_id"]) for _, key, payload in published if key == str(conversation.id)]
+        assert len(listing_order) == 120
+        assert publication_order == listing_order
+    assert len(await rows(engine, message_events)) == len(batch)
+    assert len(await rows(engine, message_deliveries)) == 2 * len(batch)
+    latest = START + timedelta(milliseconds=119)
+    assert await rows(engine, conversations, conversations.c.last_activity_at) == [(latest,), (latest,)]
+
+
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    batch = [accepted(conversation, alice.id, TextPayload(f"n{index}"), START) for index in range(10)]
+    refused = batch[5]
+    refused.deliveries["x" * 100] = refused.deliveries.pop("whatsapp")  # longer than a channel column holds
+    pool = direct_pool(database_url, max_connections=1)
+    await pool.open()
+    intake = PostgresMessageIntake(pool, max_in_flight=1)  # the first goes alone, the other nine together
+    try:
+        results = await asyncio.gather(
+            *(intake.accept(message, routing_of(message)) for message in batch), return_exceptions=True
+        )
+    finally:
+        await pool.close()
+
+    assert isinstance(results[5], InvalidInput) and results[5].code == "unstorable_value"
+    assert results[:5] + results[6:] == [True] * 9
+    assert {row[0] for row in await rows(engine, messages, messages.c.id)} == {message.id for message in batch} - {refused.id}
+    assert len(await rows(engine, outbox)) == 9
 
 
 async def _read_back(engine: AsyncEngine, message_id: UUID) -> Message:
