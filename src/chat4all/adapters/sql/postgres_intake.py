@@ -1,40 +1,34 @@
 """The hot path of the distributed profile: accepted messages stored by one statement per batch.
 
 Every write of `MessageIntake.accept` goes into one data-modifying statement, run in autocommit
-mode: no BEGIN, no pre-ping, no SQLAlchemy statement compilation (see `postgres_direct`). And
-requests that arrive while earlier statements are in flight share the next statement: with up to
-`max_in_flight` statements running, the rest wait in a queue and go together, up to `max_batch`
-messages in one statement (group commit). At low load a message still goes alone, at once; under
+mode: no BEGIN, no pre-ping, no SQLAlchemy statement compilation (see `postgres_direct`). Requests
+that arrive while up to `max_in_flight` statements run share the next one (`group_commit`): under
 load the round trip, the commit and the waking of a PostgreSQL backend are paid once per batch.
 
 The conversations' rows are locked, in id order, before anything is inserted (every insert
 depends on those locks, and the rows are sorted before the first insert), so two batches that
 share conversations wait for one another instead of deadlocking, and a conversation's messages
-get their outbox ids in the order they commit: the relay publishes them in that order. Within a
-batch, messages keep the order their requests arrived in.
+get their outbox ids in the order they commit: the relay publishes them in that order.
 
 A connection that broke before or during the statement (the server restarted, say) is replaced
 and the statement sent once more: it inserts only the ids that are new, so running it twice never
-stores anything twice. Any other failure of a batch (a value PostgreSQL cannot store, say) sends
-its messages again one by one, so only the faulty request fails.
+stores anything twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from uuid import UUID
 
-import attrs
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
 from chat4all.adapters.sql.messages import payload_to_json
 from chat4all.adapters.sql.postgres_direct import translate_psycopg_errors
-from chat4all.application.ports import OutboxEvent
-from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.messages import FilePayload
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +83,7 @@ SELECT id FROM new_message
 """
 
 
-@attrs.define
-class _Accept:
-    """One request's message, waiting for the statement that stores it."""
-
-    message: Message
-    routing: OutboxEvent
-    file_shared_with: UUID | None
-    outcome: asyncio.Future[bool]
-
-
-def accept_many_parameters(batch: Sequence[_Accept]) -> dict[str, str]:
+def accept_many_parameters(batch: Sequence[PendingAccept]) -> dict[str, str]:
     """The statement's parameters: three JSON documents (messages, delivery rows, history entries),
     in the batch's order. One JSON text is many times cheaper for psycopg to send than an array
     per column, which it dumps element by element in Python."""
@@ -149,89 +133,23 @@ def accept_many_parameters(batch: Sequence[_Accept]) -> dict[str, str]:
     return {"messages": json.dumps(rows), "deliveries": json.dumps(deliveries), "events": json.dumps(events)}
 
 
-class PostgresMessageIntake:
+class PostgresMessageIntake(GroupCommitIntake):
     """Implements `MessageIntake` on PostgreSQL (see the module docstring)."""
 
     def __init__(self, pool: AsyncConnectionPool, *, max_in_flight: int = 4, max_batch: int = 100) -> None:
+        super().__init__(max_in_flight=max_in_flight, max_batch=max_batch)
         self._pool = pool
-        self._max_in_flight = max_in_flight
-        self._max_batch = max_batch
-        self._waiting: list[_Accept] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
 
-    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
-        item = _Accept(message, routing, file_shared_with, asyncio.get_running_loop().create_future())
-        self._waiting.append(item)
-        self._send_waiting()
+    async def store_batch(self, batch: list[PendingAccept]) -> set[UUID]:
+        parameters = accept_many_parameters(batch)
         with translate_psycopg_errors():
-            inserted = await item.outcome
-        message.new_events.clear()
-        return inserted
-
-    def _send_waiting(self) -> None:
-        while self._waiting and len(self._in_flight) < self._max_in_flight:
-            batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
-            task = asyncio.create_task(self._store(batch), name="message-intake")
-            self._in_flight.add(task)
-            task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._send_waiting()
-
-    async def _store(self, batch: list[_Accept]) -> None:
-        """Settles every request of the batch: stored (True), not new (False) or its own error."""
-        first_of_id: dict[UUID, _Accept] = {}
-        for item in batch:
-            first_of_id.setdefault(item.message.id, item)
-        unique = list(first_of_id.values())
-        try:
             try:
-                inserted = await self._insert(unique)
-                outcomes: list[bool | BaseException] = [item.message.id in inserted for item in unique]
-            except psycopg.Error as error:
-                if len(unique) == 1:
-                    raise
-                log.info("a batch of %d messages failed (%s); storing them one by one", len(unique), type(error).__name__)
-                outcomes = [await self._insert_alone(item) for item in unique]
-        except BaseException as error:  # the database is away, or this task is cancelled: every request learns it
-            for item in batch:
-                _settle(item, error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for item, outcome in zip(unique, outcomes, strict=True):
-            _settle(item, outcome)
-        for item in batch:  # later requests with an id already in this batch are not new
-            _settle(item, False)
-
-    async def _insert_alone(self, item: _Accept) -> bool | BaseException:
-        try:
-            return item.message.id in await self._insert([item])
-        except psycopg.Error as error:
-            return error
-
-    async def _insert(self, unique: list[_Accept]) -> set[UUID]:
-        """The ids the statement stored."""
-        parameters = accept_many_parameters(unique)
-        try:
-            return await self._run(parameters)
-        except psycopg.OperationalError as error:
-            log.info("message intake connection lost (%s); retrying once on a new connection", error)
-            return await self._run(parameters)
+                return await self._run(parameters)
+            except psycopg.OperationalError as error:
+                log.info("message intake connection lost (%s); retrying once on a new connection", error)
+                return await self._run(parameters)
 
     async def _run(self, parameters: dict[str, str]) -> set[UUID]:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(ACCEPT_MANY, parameters)
             return {row[0] for row in await cursor.fetchall()}
-
-
-def _settle(item: _Accept, outcome: bool | BaseException) -> None:
-    if item.outcome.done():  # answered already, or the request was cancelled
-        return
-    if isinstance(outcome, asyncio.CancelledError):
-        item.outcome.cancel()
-    elif isinstance(outcome, BaseException):
-        item.outcome.set_exception(outcome)
-    else:
-        item.outcome.set_result(outcome)
