@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.postgres_direct import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
+from chat4all.adapters.sql.sqlite_intake import SqliteMessageIntake
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,
@@ -47,8 +48,14 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 # The unit-of-work intake runs on both databases; the one-statement intake exists for PostgreSQL only.
-CASES = [("sqlite", "unit-of-work"), ("postgresql", "unit-of-work"), ("postgresql", "one-statement")]
+CASES = [
+    ("sqlite", "unit-of-work"),
+    ("postgresql", "unit-of-work"),
+    ("postgresql", "one-statement"),
+    ("sqlite", "group-commit"),
+]
 ONE_STATEMENT = [CASES[2]]
+GROUP_COMMIT = CASES[2:]
 
 
 @pytest.fixture(params=CASES, ids=["-".join(case) for case in CASES])
@@ -65,6 +72,9 @@ def backend(case: tuple[str, str]) -> str:
 async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:  # noqa: F811
     if case[1] == "unit-of-work":
         yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
+        return
+    if case[1] == "group-commit":
+        yield SqliteMessageIntake(engine)
         return
     pool = direct_pool(database_url, max_connections=4)
     await pool.open()
@@ -176,7 +186,7 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
     assert (await _read_back(engine, message.id)).payload == payload
 
 
-@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
 async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
     alice, _, conversation = await seed(engine)
     pool = direct_pool(database_url, max_connections=1)
@@ -199,8 +209,8 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
     assert len(await rows(engine, messages)) == 2
 
 
-@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
-async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+@pytest.mark.parametrize("case", GROUP_COMMIT, indirect=True, ids="-".join)
+async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
     alice, bob, first = await seed(engine)
     carol = User(uuid4(), "carol", "h", START)
     second = Conversation.start(
@@ -220,13 +230,7 @@ async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(
         for index in range(120)
         for conversation in (first, second)
     ]
-    pool = direct_pool(database_url, max_connections=2)
-    await pool.open()
-    intake = PostgresMessageIntake(pool, max_in_flight=2, max_batch=16)
-    try:
-        results = await asyncio.gather(*(intake.accept(message, routing_of(message)) for message in batch))
-    finally:
-        await pool.close()
+    results = await asyncio.gather(*(intake.accept(message, routing_of(message)) for message in batch))
 
     assert results == [True] * len(batch)
     stored = sorted(await rows(engine, messages, messages.c.seq, messages.c.id, messages.c.conversation_id))
@@ -242,7 +246,7 @@ async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(
     assert await rows(engine, conversations, conversations.c.last_activity_at) == [(latest,), (latest,)]
 
 
-@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
 async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
     alice, _, conversation = await seed(engine)
     batch = [accepted(conversation, alice.id, TextPayload(f"n{index}"), START) for index in range(10)]
