@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.postgres_direct import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
+from chat4all.adapters.sql.sqlite_intake import SqliteMessageIntake
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,
@@ -30,6 +31,7 @@ from chat4all.application.messaging import UnitOfWorkIntake
 from chat4all.application.ports import MessageIntake, OutboxEvent
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
+from chat4all.domain.errors import InvalidInput
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import User
@@ -46,8 +48,14 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 # The unit-of-work intake runs on both databases; the one-statement intake exists for PostgreSQL only.
-CASES = [("sqlite", "unit-of-work"), ("postgresql", "unit-of-work"), ("postgresql", "one-statement")]
+CASES = [
+    ("sqlite", "unit-of-work"),
+    ("postgresql", "unit-of-work"),
+    ("postgresql", "one-statement"),
+    ("sqlite", "group-commit"),
+]
 ONE_STATEMENT = [CASES[2]]
+GROUP_COMMIT = CASES[2:]
 
 
 @pytest.fixture(params=CASES, ids=["-".join(case) for case in CASES])
@@ -64,6 +72,9 @@ def backend(case: tuple[str, str]) -> str:
 async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:  # noqa: F811
     if case[1] == "unit-of-work":
         yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
+        return
+    if case[1] == "group-commit":
+        yield SqliteMessageIntake(engine)
         return
     pool = direct_pool(database_url, max_connections=4)
     await pool.open()
@@ -175,7 +186,7 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
     assert (await _read_back(engine, message.id)).payload == payload
 
 
-@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True)
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
 async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
     alice, _, conversation = await seed(engine)
     pool = direct_pool(database_url, max_connections=1)
@@ -196,6 +207,65 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
     finally:
         await pool.close()
     assert len(await rows(engine, messages)) == 2
+
+
+@pytest.mark.parametrize("case", GROUP_COMMIT, indirect=True, ids="-".join)
+async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, bob, first = await seed(engine)
+    carol = User(uuid4(), "carol", "h", START)
+    second = Conversation.start(
+        conversation_id=uuid4(),
+        type=ConversationType.GROUP,
+        members=[alice.id, bob.id, carol.id],
+        creator=alice.id,
+        metadata=ConversationMetadata(name="team"),
+        now=START,
+    )
+    async with SqlUnitOfWorkFactory(engine)() as tx:
+        await tx.users.add(carol)
+        await tx.conversations.add(second)
+        await tx.commit()
+    batch = [
+        accepted(conversation, alice.id, TextPayload(f"n{index}"), START + timedelta(milliseconds=index))
+        for index in range(120)
+        for conversation in (first, second)
+    ]
+    results = await asyncio.gather(*(intake.accept(message, routing_of(message)) for message in batch))
+
+    assert results == [True] * len(batch)
+    stored = sorted(await rows(engine, messages, messages.c.seq, messages.c.id, messages.c.conversation_id))
+    published = sorted(await rows(engine, outbox, outbox.c.id, outbox.c.key, outbox.c.payload))
+    for conversation in (first, second):
+        listing_order = [message_id for _, message_id, owner in stored if owner == conversation.id]
+        publication_order = [UUID(payload["message_id"]) for _, key, payload in published if key == str(conversation.id)]
+        assert len(listing_order) == 120
+        assert publication_order == listing_order
+    assert len(await rows(engine, message_events)) == len(batch)
+    assert len(await rows(engine, message_deliveries)) == 2 * len(batch)
+    latest = START + timedelta(milliseconds=119)
+    assert await rows(engine, conversations, conversations.c.last_activity_at) == [(latest,), (latest,)]
+
+
+@pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
+async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+    alice, _, conversation = await seed(engine)
+    batch = [accepted(conversation, alice.id, TextPayload(f"n{index}"), START) for index in range(10)]
+    refused = batch[5]
+    refused.deliveries["x" * 100] = refused.deliveries.pop("whatsapp")  # longer than a channel column holds
+    pool = direct_pool(database_url, max_connections=1)
+    await pool.open()
+    intake = PostgresMessageIntake(pool, max_in_flight=1)  # the first goes alone, the other nine together
+    try:
+        results = await asyncio.gather(
+            *(intake.accept(message, routing_of(message)) for message in batch), return_exceptions=True
+        )
+    finally:
+        await pool.close()
+
+    assert isinstance(results[5], InvalidInput) and results[5].code == "unstorable_value"
+    assert results[:5] + results[6:] == [True] * 9
+    assert {row[0] for row in await rows(engine, messages, messages.c.id)} == {message.id for message in batch} - {refused.id}
+    assert len(await rows(engine, outbox)) == 9
 
 
 async def _read_back(engine: AsyncEngine, message_id: UUID) -> Message:

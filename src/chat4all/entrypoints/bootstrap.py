@@ -202,6 +202,7 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     from chat4all.adapters.sql.engine import check_database, create_engine
     from chat4all.adapters.sql.ledger import SqlSendLedger
     from chat4all.adapters.sql.outbox import SqlOutboxReader
+    from chat4all.adapters.sql.sqlite_intake import SqliteMessageIntake
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.adapters.storage.local import LocalFileStorage
 
@@ -218,6 +219,7 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
         or mock_connectors(ledger=SqlSendLedger(engine), failure_rate=settings.connector_failure_rate),
         hasher=overrides.pop("hasher", None) or hasher_for(settings),
         checks={"database": lambda: check_database(engine), "storage": storage.check},
+        intake=overrides.pop("intake", None) or SqliteMessageIntake(engine),
         on_stop=[bus.stop, engine.dispose],
         **overrides,
     )
