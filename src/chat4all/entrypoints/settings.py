@@ -51,6 +51,7 @@ class Settings:
     argon2_memory_kib: int
     log_level: str
     worker_metrics_port: int | None = None
+    kafka_fetch_max_wait_ms: int = 10
     login_max_failures_per_user: int = 5
     login_max_failures_per_address: int = 20
     login_window: timedelta = timedelta(minutes=15)
@@ -106,6 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         argon2_memory_kib=reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+        kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
         login_max_failures_per_user=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1),
         login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),

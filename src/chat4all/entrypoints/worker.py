@@ -28,6 +28,7 @@ import faust
 import mode
 from aiokafka.errors import KafkaError
 
+from chat4all.adapters.kafka.faust_transport import LowLatencyApp
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.errors import DomainError, Unavailable
 from chat4all.entrypoints.bootstrap import Hub
@@ -274,8 +275,9 @@ def create_faust_app(
     topics = event_topics(channels)
     datadir = settings.data_dir / "worker"  # Faust insists on one; with in-memory stores it stays empty
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = LowLatencyApp(
         group or worker_group(),
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         autodiscover=False,
