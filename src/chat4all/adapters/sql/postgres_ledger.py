@@ -2,7 +2,7 @@
 the SQLAlchemy one the embedded profile uses, and `postgres_direct`).
 
 A batch of keys costs two round trips: BEGIN with one INSERT of every key, then COMMIT after the
-sends. The keys travel as two arrays, so one statement holds any number of them.
+sends. The keys travel as two `uuid[]` literals, so one statement holds any number of them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from chat4all.adapters.sql.postgres_batches import uuid_array
 from chat4all.adapters.sql.postgres_direct import pipelined_transaction, translate_psycopg_errors
 
 # In the order given (sorted by the caller), so two batches racing on shared keys wait for one
@@ -50,8 +51,8 @@ class PostgresSendLedger:
         parameters = {
             "channel": channel,
             "sent_at": datetime.now(UTC),
-            "message_ids": [message_id for message_id, _ in ordered],
-            "recipient_ids": [recipient_id for _, recipient_id in ordered],
+            "message_ids": uuid_array(message_id for message_id, _ in ordered),
+            "recipient_ids": uuid_array(recipient_id for _, recipient_id in ordered),
         }
         with translate_psycopg_errors():
             async with pipelined_transaction(self._pool) as connection:
