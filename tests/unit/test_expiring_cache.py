@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,3 +55,59 @@ def test_it_never_holds_more_than_its_size_nor_a_wrong_value(operations, size):
         assert cache.get(key, NOW) == value
     for key, value in latest.items():
         assert cache.get(key, NOW) in (None, value)
+
+
+async def test_callers_missing_the_same_key_share_one_load():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        cache.put("a", 42)
+        return 42
+
+    waiting = [asyncio.ensure_future(cache.get_or_load("a", NOW, load)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+
+    assert await asyncio.gather(*waiting) == [42] * 20
+    assert loads == 1
+    assert await cache.get_or_load("a", NOW, load) == 42 and loads == 1  # kept: no second load
+
+
+async def test_a_failed_load_fails_its_waiters_and_the_next_miss_loads_again():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    attempts = 0
+
+    async def load() -> int:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0)
+        if attempts == 1:
+            raise LookupError("not found")
+        return 7
+
+    first = await asyncio.gather(*(cache.get_or_load("a", NOW, load) for _ in range(5)), return_exceptions=True)
+
+    assert all(isinstance(outcome, LookupError) for outcome in first) and attempts == 1
+    assert await cache.get_or_load("a", NOW, load) == 7 and attempts == 2
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_load_for_the_others():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    release = asyncio.Event()
+
+    async def load() -> int:
+        await release.wait()
+        return 3
+
+    leaving = asyncio.ensure_future(cache.get_or_load("a", NOW, load))
+    staying = asyncio.ensure_future(cache.get_or_load("a", NOW, load))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    release.set()
+
+    assert await staying == 3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 from datetime import timedelta
 
@@ -127,3 +129,28 @@ async def test_a_revocation_by_another_process_takes_effect_within_the_cache_tim
     hub.clock.advance(timedelta(microseconds=1))
     with pytest.raises(NotAuthenticated):
         await resolve.execute(token)
+
+
+async def test_requests_arriving_as_a_cached_token_expires_cost_one_lookup(hub):
+    from chat4all.application.auth import ResolveToken, token_cache
+
+    alice = await hub.user("alice")
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    lookups = 0
+
+    @contextlib.asynccontextmanager
+    async def counting_uow():
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.01)  # a database round trip, during which more requests arrive
+        async with hub.uow() as uow:
+            yield uow
+
+    resolve = ResolveToken(counting_uow, hub.tokens, hub.clock, CACHE_FOR, token_cache())
+    assert await resolve.execute(token) == alice
+    hub.clock.advance(CACHE_FOR)  # the entry has just ended
+
+    users = await asyncio.gather(*(resolve.execute(token) for _ in range(30)))
+
+    assert users == [alice] * 30
+    assert lookups == 2

@@ -181,9 +181,9 @@ class ResolveToken:
     async def execute(self, secret: str) -> User:
         digest = self.tokens.digest(secret)
         now = self.clock.now()
-        cached = self.cache.get(digest, now)
-        if cached is not None:
-            return cached
+        return await self.cache.get_or_load(digest, now, lambda: self._look_up(digest, now))
+
+    async def _look_up(self, digest: str, now: datetime) -> User:
         async with self.uow() as uow:
             token = await uow.tokens.get(digest)
             if token is None or not token.is_valid_at(now):

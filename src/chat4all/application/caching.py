@@ -3,7 +3,9 @@ every request (who a bearer token belongs to, who the members of a conversation 
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -20,6 +22,7 @@ class ExpiringCache(Generic[Key, Value]):
             raise ValueError("max_entries must be at least 1")
         self._max_entries = max_entries
         self._entries: OrderedDict[Key, tuple[Value, datetime | None]] = OrderedDict()
+        self._loading: dict[Key, asyncio.Future[Value]] = {}
 
     def get(self, key: Key, now: datetime) -> Value | None:
         entry = self._entries.get(key)
@@ -37,6 +40,21 @@ class ExpiringCache(Generic[Key, Value]):
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+    async def get_or_load(self, key: Key, now: datetime, load: Callable[[], Awaitable[Value]]) -> Value:
+        """`get`, or else `load()` (which `put`s what may be kept). Callers that miss the same key
+        while it loads wait for that one load: when a busy entry expires, the requests that were
+        using it cost one query, not one each (measured as a burst of slow requests every few
+        seconds before). A failed load fails its waiters, and the next miss tries again."""
+        value = self.get(key, now)
+        if value is not None:
+            return value
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(load())
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        # Shielded: a caller that goes away (its client hung up) must not cancel the others' load.
+        return await asyncio.shield(loading)
 
     def forget(self, key: Key) -> None:
         self._entries.pop(key, None)

@@ -148,14 +148,18 @@ class SendMessage:
             return tuple(sorted(self.channels))
         return tuple(dict.fromkeys(requested))
 
-    async def _conversation_for(self, caller: UUID, request: SendRequest) -> Conversation:
-        conversation = self._conversations.get(request.conversation_id, self.clock.now())
+    async def _load_conversation(self, conversation_id: UUID) -> Conversation:
+        async with self.uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
         if conversation is None:
-            async with self.uow() as uow:
-                conversation = await uow.conversations.get(request.conversation_id)
-            if conversation is None:
-                raise NotFound("no such conversation", code="conversation_not_found")
-            self._conversations.put(conversation.id, conversation)
+            raise NotFound("no such conversation", code="conversation_not_found")
+        self._conversations.put(conversation.id, conversation)
+        return conversation
+
+    async def _conversation_for(self, caller: UUID, request: SendRequest) -> Conversation:
+        conversation = await self._conversations.get_or_load(
+            request.conversation_id, self.clock.now(), lambda: self._load_conversation(request.conversation_id)
+        )
         conversation.require_member(caller)
         if request.recipient_id is not None and (
             request.recipient_id == caller or not conversation.has_member(request.recipient_id)
