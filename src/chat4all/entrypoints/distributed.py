@@ -123,7 +123,9 @@ def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
     from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
     from chat4all.adapters.sql.postgres_outbox import PostgresOutboxReader
 
-    pool = direct_pool(settings.database_url)
+    # Five connections opened in the background at start (the intake's four statements in flight
+    # and the relay): the first burst of requests would otherwise wait while they are made one by one.
+    pool = direct_pool(settings.database_url, min_connections=5)
     adapters.intake = PostgresMessageIntake(pool)
     adapters.outbox_reader = PostgresOutboxReader(pool)
     adapters.on_start.append(lambda: pool.open(wait=False))

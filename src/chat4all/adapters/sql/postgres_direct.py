@@ -30,14 +30,12 @@ def conninfo_of(database_url: str) -> str:
 
 
 def direct_pool(
-    database_url: str, *, min_connections: int = 5, max_connections: int = 10, timeout: float = 5.0, connect_timeout: int = 5
+    database_url: str, *, min_connections: int = 1, max_connections: int = 10, timeout: float = 5.0, connect_timeout: int = 5
 ) -> AsyncConnectionPool:
     """Opened by `await pool.open()`, closed by `await pool.close()`. No connection is checked before
     use: a broken one fails its statement, and is replaced when it goes back to the pool."""
     return AsyncConnectionPool(
         conninfo_of(database_url),
-        # Opened in the background at start: the first burst of requests would otherwise wait for
-        # connections to be made one by one (tens of ms each), which showed as a p99 of ~350 ms.
         min_size=min(min_connections, max_connections),
         max_size=max_connections,
         timeout=timeout,
