@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,8 +78,16 @@ async def test_migrated_schema_matches_the_tables(empty_database: str) -> None:
         await engine.dispose()
 
 
-async def test_concurrent_upgrades_take_turns(empty_database: str) -> None:
-    await asyncio.gather(*(upgrade_database(empty_database) for _ in range(3)))
+async def test_concurrent_upgrades_from_several_processes_take_turns(empty_database: str) -> None:
+    # Separate processes, as deployments start them: Alembic keeps its migration context in
+    # module-level state, so migrations interleaved within one process would share it.
+    script = "import asyncio, sys; from chat4all.adapters.sql.migrations import upgrade_database; asyncio.run(upgrade_database(sys.argv[1]))"
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, empty_database, stderr=asyncio.subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outcomes = await asyncio.gather(*(process.communicate() for process in processes))
+    assert [process.returncode for process in processes] == [0, 0, 0], [stderr.decode()[-2000:] for _, stderr in outcomes]
     engine = create_engine(empty_database)
     try:
         assert await current_revision(engine) == head_revision()

@@ -40,8 +40,9 @@ def alembic_config(url: str | URL | None = None) -> Config:
 async def upgrade_database(target: str | URL | AsyncEngine, revision: str = "head") -> None:
     """Migrates the database to `revision` (default: the newest), in one transaction.
 
-    Safe to call from several processes at once. Pass the engine itself for in-memory SQLite,
-    whose database exists only inside that engine's connection.
+    Safe to call from several processes at once; not twice at once within one process (Alembic
+    keeps its migration context in module-level state). Pass the engine itself for in-memory
+    SQLite, whose database exists only inside that engine's connection.
     """
     await _run(target, "upgrade", revision)
 
