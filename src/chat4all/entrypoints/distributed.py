@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chat4all.adapters.connectors import MockConnector, SendLedger, mock_connectors
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
@@ -22,6 +23,9 @@ from chat4all.entrypoints.bootstrap import (
     wire,
 )
 from chat4all.entrypoints.settings import EnvReader, S3Settings, Settings, SettingsError
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 DEFAULT_PARTITIONS = 6
 
@@ -119,31 +123,35 @@ def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool =
 def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
     """The API's hot path on psycopg directly (before `wire`): accepting a message in one statement,
     relaying the outbox in one statement per round (see `adapters.sql.postgres_direct`)."""
-    from chat4all.adapters.sql.postgres_direct import direct_pool
     from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
     from chat4all.adapters.sql.postgres_outbox import PostgresOutboxReader
 
     # Five connections opened in the background at start (the intake's four statements in flight
     # and the relay): the first burst of requests would otherwise wait while they are made one by one.
-    pool = direct_pool(settings.database_url, min_connections=5)
+    pool = _direct_pool(settings, adapters, min_connections=5)
     adapters.intake = PostgresMessageIntake(pool)
     adapters.outbox_reader = PostgresOutboxReader(pool)
-    adapters.on_start.append(lambda: pool.open(wait=False))
-    adapters.on_stop.insert(0, pool.close)
 
 
 def use_direct_worker_statements(settings: Settings, adapters: Adapters) -> None:
     """The worker's batches on psycopg directly (before `wire`): reading and changing messages, and
     the connectors' send ledger, in one or two round trips each (see `adapters.sql.postgres_batches`)."""
     from chat4all.adapters.sql.postgres_batches import PostgresMessageBatches
-    from chat4all.adapters.sql.postgres_direct import direct_pool
     from chat4all.adapters.sql.postgres_ledger import PostgresSendLedger
 
-    pool = direct_pool(settings.database_url)
+    pool = _direct_pool(settings, adapters)
     adapters.message_batches = PostgresMessageBatches(pool)
     adapters.connectors = connectors_with(PostgresSendLedger(pool), settings)
+
+
+def _direct_pool(settings: Settings, adapters: Adapters, *, min_connections: int = 1) -> AsyncConnectionPool:
+    """A direct psycopg pool that opens with the process (in the background) and closes first on stop."""
+    from chat4all.adapters.sql.postgres_direct import direct_pool
+
+    pool = direct_pool(settings.database_url, min_connections=min_connections)
     adapters.on_start.append(lambda: pool.open(wait=False))
     adapters.on_stop.insert(0, pool.close)
+    return pool
 
 
 def build_distributed_api(settings: Settings) -> Hub:

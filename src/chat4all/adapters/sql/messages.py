@@ -74,20 +74,33 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
 _MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
 
 
+def message_row(message: Message) -> dict[str, Any]:
+    """The `messages` row of a message (without `seq`, which the database or the caller assigns)."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender_id": message.sender_id,
+        "recipient_id": message.recipient_id,
+        "channels": list(message.channels),
+        "payload": payload_to_json(message.payload),
+        "priority": message.priority.value,
+        "status": message.status.value,
+        "fingerprint": message.fingerprint,
+        "created_at": message.created_at,
+    }
+
+
+def history_rows(message: Message) -> list[dict[str, Any]]:
+    """The `message_events` rows of a message's new history entries, in order."""
+    return [
+        {"message_id": message.id, "status": event.status, "channel": event.channel, "at": event.at, "detail": event.detail}
+        for event in message.new_events
+    ]
+
+
 class SqlMessageRepository(SqlRepository):
     async def add(self, message: Message) -> None:
-        values: dict[str, Any] = {
-            "id": message.id,
-            "conversation_id": message.conversation_id,
-            "sender_id": message.sender_id,
-            "recipient_id": message.recipient_id,
-            "channels": list(message.channels),
-            "payload": payload_to_json(message.payload),
-            "priority": message.priority.value,
-            "status": message.status.value,
-            "fingerprint": message.fingerprint,
-            "created_at": message.created_at,
-        }
+        values = message_row(message)
         if self._dialect == "sqlite":
             # SQLite cannot generate a second increasing column; writes are serialized there,
             # so the next rowid (O(1) to find) is a safe, strictly increasing sequence number.
@@ -186,12 +199,7 @@ class SqlMessageRepository(SqlRepository):
         if deliveries:
             await self._execute(self._delivery_upsert(), deliveries)
         await self._execute(
-            insert(message_events),
-            [
-                {"message_id": message.id, "status": event.status, "channel": event.channel, "at": event.at, "detail": event.detail}
-                for message in changed
-                for event in message.new_events
-            ],
+            insert(message_events), [row for message in changed for row in history_rows(message)]
         )
         for message in changed:
             message.new_events.clear()
@@ -274,17 +282,5 @@ class SqlMessageRepository(SqlRepository):
     async def _append_events(self, message: Message) -> None:
         if not message.new_events:
             return
-        await self._execute(
-            insert(message_events),
-            [
-                {
-                    "message_id": message.id,
-                    "status": event.status,
-                    "channel": event.channel,
-                    "at": event.at,
-                    "detail": event.detail,
-                }
-                for event in message.new_events
-            ],
-        )
+        await self._execute(insert(message_events), history_rows(message))
         message.new_events.clear()

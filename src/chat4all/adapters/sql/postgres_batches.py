@@ -30,8 +30,10 @@ from psycopg_pool import AsyncConnectionPool
 from chat4all.adapters.sql.messages import message_from_row
 from chat4all.adapters.sql.postgres_direct import (
     checking_pool_on_failure,
+    history_json_rows,
     pipelined_transaction,
     translate_psycopg_errors,
+    uuid_array,
 )
 from chat4all.domain.messages import DeliveryStatus, Message
 
@@ -68,11 +70,6 @@ ORDER BY event.position
 """
 
 
-def uuid_array(ids: Iterable[UUID]) -> str:
-    """A `uuid[]` literal: psycopg sends one string at once, where it dumps a list of UUIDs one by one in Python."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
 def messages_of(rows: Iterable[Any]) -> dict[UUID, Message]:
     """Messages from `READ` rows: one row per delivery, or one row with no delivery."""
     first: dict[UUID, Any] = {}
@@ -100,17 +97,7 @@ def write_parameters(changed: Sequence[Message]) -> dict[str, str]:
             for channel, at in changed_at.items()
             if channel in message.deliveries
         ]
-        events += [
-            {
-                "message_id": message_id,
-                "status": event.status,
-                "channel": event.channel,
-                "at": event.at.isoformat(),
-                "detail": event.detail,
-                "position": len(events) + position,
-            }
-            for position, event in enumerate(message.new_events)
-        ]
+        events += history_json_rows(message, len(events))
     return {"statuses": json.dumps(statuses), "deliveries": json.dumps(deliveries), "events": json.dumps(events)}
 
 

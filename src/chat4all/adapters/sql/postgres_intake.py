@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
 from chat4all.adapters.sql.messages import payload_to_json
-from chat4all.adapters.sql.postgres_direct import translate_psycopg_errors
+from chat4all.adapters.sql.postgres_direct import history_json_rows, translate_psycopg_errors
 from chat4all.domain.messages import FilePayload
 
 log = logging.getLogger(__name__)
@@ -119,17 +119,7 @@ def accept_many_parameters(batch: Sequence[PendingAccept]) -> dict[str, str]:
             {"message_id": message_id, "channel": channel, "status": status.value, "updated_at": created_at}
             for channel, status in message.deliveries.items()
         ]
-        events += [
-            {
-                "message_id": message_id,
-                "status": event.status,
-                "channel": event.channel,
-                "at": event.at.isoformat(),
-                "detail": event.detail,
-                "position": len(events) + position,
-            }
-            for position, event in enumerate(message.new_events)
-        ]
+        events += history_json_rows(message, len(events))
     return {"messages": json.dumps(rows), "deliveries": json.dumps(deliveries), "events": json.dumps(events)}
 
 

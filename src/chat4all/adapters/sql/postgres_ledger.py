@@ -13,8 +13,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
-from chat4all.adapters.sql.postgres_batches import uuid_array
-from chat4all.adapters.sql.postgres_direct import pipelined_transaction, translate_psycopg_errors
+from chat4all.adapters.sql.postgres_direct import pipelined_transaction, translate_psycopg_errors, uuid_array
 
 # In the order given (sorted by the caller), so two batches racing on shared keys wait for one
 # another instead of deadlocking; the loser finds those keys taken.

@@ -9,7 +9,6 @@ there is only the one connection).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import translate_errors
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
-from chat4all.adapters.sql.messages import payload_to_json
+from chat4all.adapters.sql.messages import history_rows, message_row
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,
@@ -65,33 +64,16 @@ class SqliteMessageIntake(GroupCommitIntake):
 
 def _rows(batch: list[PendingAccept], *, first_seq: int) -> list[tuple[Any, list[dict[str, Any]]]]:
     stored, deliveries, events, shares, routing = [], [], [], [], []
-    latest: dict[UUID, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=batch[0].message.created_at.tzinfo))
+    latest: dict[UUID, datetime] = {}  # per conversation: its newest message's time
     for seq, item in enumerate(batch, start=first_seq):
         message = item.message
-        stored.append(
-            {
-                "id": message.id,
-                "conversation_id": message.conversation_id,
-                "sender_id": message.sender_id,
-                "recipient_id": message.recipient_id,
-                "channels": list(message.channels),
-                "payload": payload_to_json(message.payload),
-                "priority": message.priority.value,
-                "status": message.status.value,
-                "fingerprint": message.fingerprint,
-                "created_at": message.created_at,
-                "seq": seq,
-            }
-        )
+        stored.append({**message_row(message), "seq": seq})
         deliveries += [
             {"message_id": message.id, "channel": channel, "status": status.value, "updated_at": message.created_at}
             for channel, status in message.deliveries.items()
         ]
-        events += [
-            {"message_id": message.id, "status": event.status, "channel": event.channel, "at": event.at, "detail": event.detail}
-            for event in message.new_events
-        ]
-        latest[message.conversation_id] = max(latest[message.conversation_id], message.created_at)
+        events += history_rows(message)
+        latest[message.conversation_id] = max(latest.get(message.conversation_id, message.created_at), message.created_at)
         if item.file_shared_with is not None and isinstance(message.payload, FilePayload):
             shares.append({"file_id": message.payload.file_id, "conversation_id": item.file_shared_with})
         routing.append({"topic": item.routing.topic, "key": item.routing.key, "payload": dict(item.routing.payload)})
