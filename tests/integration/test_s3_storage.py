@@ -195,8 +195,10 @@ async def test_a_deleted_file_no_longer_exists(s3_storage: S3FileStorage, s3_cli
 
 
 async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Without copies made ahead, every part is copied while completing, right after the listing.
+    s3_storage = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix, copy_ahead=False)
     upload_id = uuid4()
     chunks = three_chunks()
     whole = b"".join(chunks)
@@ -225,6 +227,7 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
     monkeypatch.undo()
     assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(chunks[0] + intruder + chunks[2])
     assert not await s3_storage.file_exists(upload_id)
+    await s3_storage.close()
 
 
 def record_reads(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -238,6 +241,97 @@ def record_reads(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> lis
 
     monkeypatch.setattr(storage, "_open_soon", recording)
     return read
+
+
+async def copies_made_ahead(storage: S3FileStorage, upload_id: UUID) -> None:
+    """Waits until the parts this storage started copying while chunks arrived are copied."""
+    running = storage._digests[upload_id]
+    assert running.ahead is not None
+    await running.ahead.settled()
+
+
+def record_copies(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The part numbers copied from chunk objects into the file, in order."""
+    copied: list[int] = []
+    copy_part = storage._copy_part
+
+    async def recording(file_key: str, multipart_id: str, number: int, chunk: Any) -> Any:
+        copied.append(number)
+        return await copy_part(file_key, multipart_id, number, chunk)
+
+    monkeypatch.setattr(storage, "_copy_part", recording)
+    return copied
+
+
+async def test_chunks_hashed_on_arrival_are_copied_into_the_file_once(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied = record_copies(s3_storage, monkeypatch)
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)] + [os.urandom(10)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2, 3])
+    await copies_made_ahead(s3_storage, upload_id)
+    assert sorted(copied) == [1, 2, 3]  # the small tail waits for completion: only a last part may be small
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert sorted(copied) == [1, 2, 3, 4]
+    assert await read_all(s3_storage, upload_id) == whole
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    assert await s3_storage.stored_chunks(upload_id) == {}
+
+
+async def test_a_chunk_replaced_after_its_part_was_copied_ahead_is_copied_again(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)]
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    await copies_made_ahead(s3_storage, upload_id)
+    chunks[1] = os.urandom(5 * MiB)  # PUT the way a presigned URL or another API process would
+    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=chunks[1])
+    copied = record_copies(s3_storage, monkeypatch)
+    whole = b"".join(chunks)
+
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+
+    assert copied == [2]  # chunk 2 is read back after the changed one, but its part still holds its bytes
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_discard_aborts_the_parts_copied_ahead(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id = uuid4()
+    await put_all(s3_storage, upload_id, [os.urandom(5 * MiB), os.urandom(5 * MiB)], [0, 1])
+    await copies_made_ahead(s3_storage, upload_id)
+    assert len(multipart_uploads(s3_client, s3_settings.bucket, s3_prefix)) == 1
+
+    await s3_storage.discard(upload_id)
+
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    assert await s3_storage.stored_chunks(upload_id) == {}
+
+
+async def test_an_upload_forgotten_for_newer_ones_aborts_its_parts_copied_ahead(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chat4all.adapters.storage.s3.MAX_RUNNING_DIGESTS", 1)
+    older, newer = uuid4(), uuid4()
+    await s3_storage.put_chunk(older, 0, os.urandom(5 * MiB))
+    await copies_made_ahead(s3_storage, older)
+
+    await s3_storage.put_chunk(newer, 0, os.urandom(5 * MiB))
+    await copies_made_ahead(s3_storage, newer)
+
+    for _ in range(100):
+        keys = [upload["Key"] for upload in multipart_uploads(s3_client, s3_settings.bucket, s3_prefix)]
+        if keys == [s3_storage.file_key(newer)]:
+            break
+        await asyncio.sleep(0.05)
+    assert keys == [s3_storage.file_key(newer)]
+    assert await s3_storage.stored_chunks(older) == {0: 5 * MiB}  # only the head start is gone
 
 
 async def test_chunks_stored_in_order_are_not_read_back(s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -324,6 +418,7 @@ async def test_another_process_completes_by_reading_every_chunk(
     chunks = [os.urandom(5 * MiB) for _ in range(3)]
     whole = b"".join(chunks)
     await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    await copies_made_ahead(s3_storage, upload_id)
     other = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix)
     read = record_reads(other, monkeypatch)
     try:
@@ -333,6 +428,8 @@ async def test_another_process_completes_by_reading_every_chunk(
 
     assert read == [0, 1, 2]
     assert await read_all(s3_storage, upload_id) == whole
+    # The first process's parts, copied ahead, are not left behind on the server.
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
 
 
 async def test_a_mismatch_found_while_copying_leaves_no_partial_object(

@@ -26,7 +26,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chat4all.adapters.storage.disposition import attachment_disposition
+from chat4all.adapters.storage.s3_running import HashedChunk, PartCopiedAhead, PartsCopiedAhead, RunningDigest
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ DEFAULT_WORKERS = 16
 MAX_RUNNING_DIGESTS = 256
 FILE_CONTENT_TYPE = "application/octet-stream"
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+# A multipart upload aborted under a completion, or its parts with it.
+_MULTIPART_GONE = {"NoSuchUpload", "InvalidPart"}
 _UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
 
 T = TypeVar("T")
@@ -92,64 +95,10 @@ def make_s3_client(settings: S3Settings, *, endpoint_url: str | None = None) -> 
     )
 
 
-@attrs.frozen
-class _HashedChunk:
-    key: str
-    etag: str
-    size: int
-
-
 class _Mismatch(Exception):
     def __init__(self, digest: str):
         super().__init__(digest)
         self.digest = digest
-
-
-class _RunningDigest:
-    """The SHA-256 of chunks 0..k-1 of one upload as this process stored them.
-
-    `after[i]` is the hash state after chunk i; `etags[i]` is the ETag S3 answered to the PUT of
-    exactly those bytes (None until that PUT succeeded). A chunk is hashed only in its turn, right
-    after its predecessor; one that cannot get its turn blocks the chain at its index."""
-
-    def __init__(self) -> None:
-        self.after: list[Any] = []
-        self.etags: list[str | None] = []
-        self.sizes: list[int] = []
-        self.busy = False
-        self.waiting: Counter[int] = Counter()
-        self.blocked_at: int | None = None
-        self._changed: asyncio.Future[None] | None = None
-
-    @property
-    def next(self) -> int:
-        return len(self.after)
-
-    def wait_for_change(self) -> asyncio.Future[None]:
-        if self._changed is None or self._changed.done():
-            self._changed = asyncio.get_running_loop().create_future()
-        return self._changed
-
-    def notify(self) -> None:
-        if self._changed is not None and not self._changed.done():
-            self._changed.set_result(None)
-
-    def append(self, state: Any, size: int) -> None:
-        self.after.append(state)
-        self.etags.append(None)
-        self.sizes.append(size)
-        if self.blocked_at is not None and self.next > self.blocked_at:
-            self.blocked_at = None
-
-    def prefix(self, total_chunks: int, listed: dict[int, tuple[int, str]]) -> int:
-        """How many leading chunks are stored exactly as they were hashed here."""
-        count = 0
-        while count < min(total_chunks, self.next):
-            etag = self.etags[count]
-            if etag is None or listed.get(count) != (self.sizes[count], etag):
-                break
-            count += 1
-        return count
 
 
 class S3FileStorage:
@@ -163,6 +112,7 @@ class S3FileStorage:
         key_prefix: str = "",
         executor: Executor | None = None,
         copy_concurrency: int = 4,
+        copy_ahead: bool = True,
     ):
         self._client = client
         self._presigner = presign_client or client
@@ -172,8 +122,10 @@ class S3FileStorage:
         self._owns_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="s3")
         self._copy_concurrency = copy_concurrency
+        self._copy_ahead = copy_ahead
+        self._ahead_gate = asyncio.Semaphore(copy_concurrency)
         self._owned_clients: list[Any] = []
-        self._digests: OrderedDict[UUID, _RunningDigest] = OrderedDict()
+        self._digests: OrderedDict[UUID, RunningDigest] = OrderedDict()
         # Running hashes advance one chunk at a time, so one thread does; it is not shared with the
         # S3 calls, so a chunk's turn never waits behind other uploads' PUTs.
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-hash")
@@ -218,6 +170,8 @@ class S3FileStorage:
         response = await put
         if hashed:
             running.etags[index] = response["ETag"]
+            if self._copy_ahead and len(data) >= MIN_PART_SIZE and index < MAX_PARTS:
+                self._start_copy_ahead(upload_id, running, index, HashedChunk(key, response["ETag"], len(data)))
 
     async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
         prefix = self._chunk_prefix(upload_id)
@@ -230,6 +184,8 @@ class S3FileStorage:
         try:
             listed = _chunk_entries(prefix, await self._call(self._list_objects, prefix))
             state, known = self._known_prefix(upload_id, total_chunks, listed)
+            running = self._digests.get(upload_id)
+            ahead = running.claim_ahead() if running is not None else None
             logger.info(
                 "completing upload %s: %d of %d chunks hashed on arrival, reading back the rest",
                 upload_id, len(known), total_chunks,
@@ -237,19 +193,26 @@ class S3FileStorage:
             sizes = [listed.get(index, (0, ""))[0] for index in range(total_chunks)]
             if 0 < total_chunks <= MAX_PARTS and all(size >= MIN_PART_SIZE for size in sizes[:-1]):
                 try:
-                    digest, chunks = await self._hash_and_copy(upload_id, total_chunks, state, known, expected)
+                    digest, chunks = await self._hash_and_copy(upload_id, total_chunks, state, known, expected, ahead)
                 except _Mismatch as mismatch:
                     return mismatch.digest
             else:
+                if ahead is not None:
+                    await self._abandon(self.file_key(upload_id), ahead)
                 digest, chunks = await self._hash_chunks(upload_id, total_chunks, state, known)
                 if digest != expected:
                     return digest
                 await self._join_by_upload(self.file_key(upload_id), chunks)
         except ClientError as error:
-            if _error_code(error) in _NOT_FOUND:
+            if _error_code(error) in _NOT_FOUND | _MULTIPART_GONE:
                 await self._raise_missing(upload_id, error)
             raise
         self._digests.pop(upload_id, None)
+        try:
+            # Parts another process copied ahead for this upload (it may have stopped since).
+            await self._abort_multipart_uploads(self.file_key(upload_id))
+        except Exception:
+            logger.warning("upload %s is complete but other multipart uploads of it remain", upload_id, exc_info=True)
         try:
             await self._delete_keys([chunk.key for chunk in chunks])
         except Exception:
@@ -268,9 +231,7 @@ class S3FileStorage:
     async def discard(self, upload_id: UUID) -> None:
         self._digests.pop(upload_id, None)
         for prefix in (self.file_key(upload_id), self._upload_prefix(upload_id)):
-            for key, multipart_id in await self._call(self._list_multipart_uploads, prefix):
-                with contextlib.suppress(ClientError):
-                    await self._call(self._abort, key, multipart_id)
+            await self._abort_multipart_uploads(prefix)
         objects = await self._call(self._list_objects, self._upload_prefix(upload_id))
         await self._delete_keys([key for key, _, _ in objects])
 
@@ -349,17 +310,19 @@ class S3FileStorage:
 
     # Assembly
 
-    def _running_digest(self, upload_id: UUID) -> _RunningDigest:
+    def _running_digest(self, upload_id: UUID) -> RunningDigest:
         running = self._digests.get(upload_id)
         if running is None:
-            running = self._digests[upload_id] = _RunningDigest()
+            running = self._digests[upload_id] = RunningDigest()
             while len(self._digests) > MAX_RUNNING_DIGESTS:
-                self._digests.popitem(last=False)
+                evicted_id, evicted = self._digests.popitem(last=False)
+                if evicted.ahead is not None:
+                    _forget(asyncio.ensure_future(self._abandon(self.file_key(evicted_id), evicted.ahead)))
         else:
             self._digests.move_to_end(upload_id)
         return running
 
-    async def _hash_in_turn(self, running: _RunningDigest, index: int, data: bytes, put: asyncio.Future[Any]) -> bool:
+    async def _hash_in_turn(self, running: RunningDigest, index: int, data: bytes, put: asyncio.Future[Any]) -> bool:
         """Extends the running hash with this chunk if it is next. Waits for its turn while its own PUT
         is in flight, and afterwards only while the chain is moving (a chunk being hashed, or the next
         one waiting here), so a gap never holds a request up. Says whether it hashed the chunk."""
@@ -392,14 +355,14 @@ class S3FileStorage:
 
     def _known_prefix(
         self, upload_id: UUID, total_chunks: int, listed: dict[int, tuple[int, str]]
-    ) -> tuple[Any, list[_HashedChunk]]:
+    ) -> tuple[Any, list[HashedChunk]]:
         """The hash state and chunks of the longest prefix hashed here whose stored ETags are unchanged."""
         running = self._digests.get(upload_id)
         count = running.prefix(total_chunks, listed) if running is not None else 0
         if running is None or count == 0:
             return None, []
         known = [
-            _HashedChunk(self.chunk_key(upload_id, index), running.etags[index] or "", running.sizes[index])
+            HashedChunk(self.chunk_key(upload_id, index), running.etags[index] or "", running.sizes[index])
             for index in range(count)
         ]
         return running.after[count - 1].copy(), known
@@ -409,15 +372,15 @@ class S3FileStorage:
         upload_id: UUID,
         total_chunks: int,
         state: Any = None,
-        known: Sequence[_HashedChunk] = (),
-        on_hashed: Callable[[int, _HashedChunk], None] | None = None,
-    ) -> tuple[str, list[_HashedChunk]]:
+        known: Sequence[HashedChunk] = (),
+        on_hashed: Callable[[int, HashedChunk], None] | None = None,
+    ) -> tuple[str, list[HashedChunk]]:
         """Streams the chunks after `known` in order through SHA-256 (continuing `state`), recording
         the ETag of the bytes actually hashed. The GET of chunk i+1 is already answered while chunk i
         is hashed, which hides the store's time to first byte without holding whole chunks in memory.
         `on_hashed(part_number, chunk)` is called as each chunk is done."""
         digest = state if state is not None else hashlib.sha256()
-        chunks: list[_HashedChunk] = list(known)
+        chunks: list[HashedChunk] = list(known)
         keys = [self.chunk_key(upload_id, index) for index in range(len(chunks), total_chunks)]
         pending = self._open_soon(keys[0]) if keys else None
         try:
@@ -426,7 +389,7 @@ class S3FileStorage:
                 response = await pending
                 pending = self._open_soon(keys[position + 1]) if position + 1 < len(keys) else None
                 size = await self._call(_stream_into, response["Body"], digest)
-                chunks.append(_HashedChunk(key, response["ETag"], size))
+                chunks.append(HashedChunk(key, response["ETag"], size))
                 if on_hashed is not None:
                     on_hashed(len(chunks), chunks[-1])
         finally:
@@ -438,31 +401,42 @@ class S3FileStorage:
         return asyncio.ensure_future(self._call(self._client.get_object, Bucket=self._bucket, Key=key))
 
     async def _hash_and_copy(
-        self, upload_id: UUID, total_chunks: int, state: Any, known: Sequence[_HashedChunk], expected: str
-    ) -> tuple[str, list[_HashedChunk]]:
+        self,
+        upload_id: UUID,
+        total_chunks: int,
+        state: Any,
+        known: Sequence[HashedChunk],
+        expected: str,
+        ahead: PartsCopiedAhead | None = None,
+    ) -> tuple[str, list[HashedChunk]]:
         """Server-side join: one UploadPartCopy per chunk, each conditional on the hashed ETag, started
-        as soon as that chunk is hashed. Raises _Mismatch (after aborting the copies) if the digest
-        is not `expected`."""
+        as soon as that chunk is hashed, except for chunks whose part was copied ahead from the same
+        bytes. Raises _Mismatch (after aborting the copies) if the digest is not `expected`."""
         file_key = self.file_key(upload_id)
-        result: list[tuple[str, list[_HashedChunk]]] = []
+        result: list[tuple[str, list[HashedChunk]]] = []
+        if ahead is not None:
+            await ahead.settled()
 
         async def copy_all(multipart_id: str) -> list[dict[str, Any]]:
             gate = asyncio.Semaphore(self._copy_concurrency)
             stop = False
             copies: list[asyncio.Future[dict[str, Any] | None]] = []
 
-            async def copy(number: int, chunk: _HashedChunk) -> dict[str, Any] | None:
+            async def copy(number: int, chunk: HashedChunk) -> dict[str, Any] | None:
                 nonlocal stop
                 async with gate:
                     if stop:
                         return None
                     try:
+                        copied = ahead.usable_part(number - 1, chunk.etag) if ahead is not None else None
+                        if copied is not None:
+                            return copied.result()
                         return await self._copy_part(file_key, multipart_id, number, chunk)
                     except BaseException:
                         stop = True
                         raise
 
-            def start(number: int, chunk: _HashedChunk) -> None:
+            def start(number: int, chunk: HashedChunk) -> None:
                 copies.append(asyncio.ensure_future(copy(number, chunk)))
 
             for number, chunk in enumerate(known, start=1):
@@ -482,10 +456,37 @@ class S3FileStorage:
             result.append((digest, chunks))
             return [outcome for outcome in outcomes if isinstance(outcome, dict)]
 
-        await self._multipart(file_key, copy_all)
+        await self._multipart(file_key, copy_all, await self._ahead_multipart_id(ahead))
         return result[0]
 
-    async def _copy_part(self, file_key: str, multipart_id: str, number: int, chunk: _HashedChunk) -> dict[str, Any]:
+    def _start_copy_ahead(self, upload_id: UUID, running: RunningDigest, index: int, chunk: HashedChunk) -> None:
+        file_key = self.file_key(upload_id)
+        if running.ahead is None:
+            running.ahead = PartsCopiedAhead(asyncio.ensure_future(self._create_multipart(file_key)))
+        ahead = running.ahead
+
+        async def copy() -> dict[str, Any]:
+            async with self._ahead_gate:
+                return await self._copy_part(file_key, await ahead.multipart_id, index + 1, chunk)
+
+        # A failed copy is only a lost head start: completing copies that chunk again.
+        ahead.parts[index] = PartCopiedAhead(chunk.etag, _forget(asyncio.ensure_future(copy())))
+
+    async def _ahead_multipart_id(self, ahead: PartsCopiedAhead | None) -> str | None:
+        if ahead is None:
+            return None
+        with contextlib.suppress(Exception):
+            return await ahead.multipart_id
+        return None
+
+    async def _abandon(self, file_key: str, ahead: PartsCopiedAhead) -> None:
+        await ahead.settled()
+        multipart_id = await self._ahead_multipart_id(ahead)
+        if multipart_id is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self._abort, file_key, multipart_id)
+
+    async def _copy_part(self, file_key: str, multipart_id: str, number: int, chunk: HashedChunk) -> dict[str, Any]:
         result = await self._call(
             self._client.upload_part_copy,
             Bucket=self._bucket,
@@ -497,7 +498,7 @@ class S3FileStorage:
         )
         return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
 
-    async def _join_by_upload(self, file_key: str, chunks: Sequence[_HashedChunk]) -> None:
+    async def _join_by_upload(self, file_key: str, chunks: Sequence[HashedChunk]) -> None:
         """For chunks below S3's 5 MiB part minimum: re-read each chunk (conditional on its hashed
         ETag) and upload the bytes in parts of at least 5 MiB."""
 
@@ -535,16 +536,22 @@ class S3FileStorage:
 
         await self._multipart(file_key, upload_all)
 
-    def _read_unchanged(self, chunk: _HashedChunk) -> list[bytes]:
+    def _read_unchanged(self, chunk: HashedChunk) -> list[bytes]:
         response = self._client.get_object(Bucket=self._bucket, Key=chunk.key, IfMatch=chunk.etag)
         with contextlib.closing(response["Body"]) as body:
             return list(iter(functools.partial(body.read, BLOCK_SIZE), b""))
 
-    async def _multipart(self, file_key: str, add_parts: Callable[[str], Any]) -> None:
+    async def _create_multipart(self, file_key: str) -> str:
         created = await self._call(
             self._client.create_multipart_upload, Bucket=self._bucket, Key=file_key, ContentType=FILE_CONTENT_TYPE
         )
-        multipart_id = created["UploadId"]
+        return str(created["UploadId"])
+
+    async def _multipart(self, file_key: str, add_parts: Callable[[str], Any], multipart_id: str | None = None) -> None:
+        """Completes `multipart_id` (a new multipart upload if None) with the parts `add_parts` returns,
+        or aborts it if anything fails."""
+        if multipart_id is None:
+            multipart_id = await self._create_multipart(file_key)
         try:
             parts = await add_parts(multipart_id)
             await self._call(
@@ -562,8 +569,14 @@ class S3FileStorage:
             raise
 
     async def _raise_missing(self, upload_id: UUID, error: ClientError) -> None:
+        """A concurrent completion that finished first deletes the chunks and aborts the other
+        multipart uploads of the file; anything else that removes them is a missing chunk."""
         if await self.file_exists(upload_id):
             raise Conflict("this upload is already completed", code="upload_completed") from error
+        if _error_code(error) in _MULTIPART_GONE:
+            raise Conflict(
+                "the upload changed while it was being completed; complete it again", code="chunk_changed"
+            ) from error
         raise InvalidInput(
             "a chunk disappeared while the upload was being completed; re-send missing chunks",
             code="missing_chunks",
@@ -583,6 +596,11 @@ class S3FileStorage:
             found.extend((item["Key"], item["UploadId"]) for item in page.get("Uploads", ()))
         return found
 
+    async def _abort_multipart_uploads(self, prefix: str) -> None:
+        for key, multipart_id in await self._call(self._list_multipart_uploads, prefix):
+            with contextlib.suppress(ClientError):
+                await self._call(self._abort, key, multipart_id)
+
     def _abort(self, key: str, multipart_id: str) -> None:
         try:
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=multipart_id)
@@ -601,7 +619,9 @@ class S3FileStorage:
             )
             failures = [item for item in result.get("Errors", ()) if item.get("Code") != "NoSuchKey"]
             if failures:
-                raise Unavailable(f"object storage refused to delete {len(failures)} object(s): {failures[0].get('Code')}")
+                raise Unavailable(
+                    f"object storage refused to delete {len(failures)} object(s): {failures[0].get('Code')}"
+                )
 
     async def _call(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -623,6 +643,12 @@ def _chunk_entries(prefix: str, objects: Iterable[tuple[str, int, str]]) -> dict
         if name.isascii() and name.isdigit():
             entries[int(name)] = (size, etag)
     return entries
+
+
+def _forget(future: asyncio.Future[T]) -> asyncio.Future[T]:
+    """Marks a background call whose failure nobody needs to hear about."""
+    future.add_done_callback(_consume)
+    return future
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
@@ -649,7 +675,9 @@ def _close_response(opened: asyncio.Future[dict[str, Any]]) -> None:
 def _changed_chunk(errors: Sequence[BaseException]) -> Conflict | None:
     """A failed ETag precondition, as the domain error it stands for."""
     for error in errors:
-        if isinstance(error, ClientError) and (_error_code(error) in {"PreconditionFailed", "412"} or _status(error) == 412):
+        if isinstance(error, ClientError) and (
+            _error_code(error) in {"PreconditionFailed", "412"} or _status(error) == 412
+        ):
             changed = Conflict(
                 "a chunk was replaced while the upload was being completed; complete it again", code="chunk_changed"
             )

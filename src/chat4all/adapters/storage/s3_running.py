@@ -1,0 +1,105 @@
+"""What one API process remembers about an S3 upload while its chunks arrive.
+
+Chunks stored in order are hashed as they arrive (`RunningDigest`), and each one hashed is copied
+at once into a multipart upload of the final file (`PartsCopiedAhead`), so that completing a 2 GiB
+upload is mostly S3's CompleteMultipartUpload instead of 256 part copies. All of this is only a
+head start: the chunk objects stay the truth until the file is complete, every part copy is
+conditional on the ETag of the bytes that were hashed, and completing checks each part's source
+ETag against the chunks listed at that moment, copying again whatever does not match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class HashedChunk:
+    key: str
+    etag: str
+    size: int
+
+
+@attrs.frozen
+class PartCopiedAhead:
+    source_etag: str
+    # The {"PartNumber", "ETag"} entry CompleteMultipartUpload needs, once the copy succeeded.
+    copy: asyncio.Future[dict[str, Any]]
+
+
+class PartsCopiedAhead:
+    """One multipart upload of the final file, filled while chunks arrive."""
+
+    def __init__(self, multipart_id: asyncio.Future[str]):
+        self.multipart_id = multipart_id
+        self.parts: dict[int, PartCopiedAhead] = {}
+
+    def usable_part(self, index: int, source_etag: str) -> asyncio.Future[dict[str, Any]] | None:
+        """The finished copy of chunk `index`, if it succeeded and was made from the bytes with `source_etag`."""
+        part = self.parts.get(index)
+        if part is None or part.source_etag != source_etag or not part.copy.done():
+            return None
+        if part.copy.cancelled() or part.copy.exception() is not None:
+            return None
+        return part.copy
+
+    async def settled(self) -> None:
+        """Waits for every copy started, so none lands after completing has chosen its parts."""
+        await asyncio.gather(*(part.copy for part in self.parts.values()), return_exceptions=True)
+
+
+class RunningDigest:
+    """The SHA-256 of chunks 0..k-1 of one upload as this process stored them.
+
+    `after[i]` is the hash state after chunk i; `etags[i]` is the ETag S3 answered to the PUT of
+    exactly those bytes (None until that PUT succeeded). A chunk is hashed only in its turn, right
+    after its predecessor; one that cannot get its turn blocks the chain at its index."""
+
+    def __init__(self) -> None:
+        self.after: list[Any] = []
+        self.etags: list[str | None] = []
+        self.sizes: list[int] = []
+        self.busy = False
+        self.waiting: Counter[int] = Counter()
+        self.blocked_at: int | None = None
+        self.ahead: PartsCopiedAhead | None = None
+        self._changed: asyncio.Future[None] | None = None
+
+    @property
+    def next(self) -> int:
+        return len(self.after)
+
+    def wait_for_change(self) -> asyncio.Future[None]:
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def notify(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    def append(self, state: Any, size: int) -> None:
+        self.after.append(state)
+        self.etags.append(None)
+        self.sizes.append(size)
+        if self.blocked_at is not None and self.next > self.blocked_at:
+            self.blocked_at = None
+
+    def prefix(self, total_chunks: int, listed: dict[int, tuple[int, str]]) -> int:
+        """How many leading chunks are stored exactly as they were hashed here."""
+        count = 0
+        while count < min(total_chunks, self.next):
+            etag = self.etags[count]
+            if etag is None or listed.get(count) != (self.sizes[count], etag):
+                break
+            count += 1
+        return count
+
+    def claim_ahead(self) -> PartsCopiedAhead | None:
+        """Hands the copied-ahead parts to one completion; later chunks start a new multipart upload."""
+        ahead, self.ahead = self.ahead, None
+        return ahead
