@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from chat4all.adapters.storage.disposition import attachment_disposition
-from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
+from chat4all.adapters.storage.s3 import COPY_AHEAD_CONCURRENCY, S3FileStorage, S3Settings, make_s3_client
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
 from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
     multipart_uploads,
@@ -247,7 +247,7 @@ async def copies_made_ahead(storage: S3FileStorage, upload_id: UUID) -> None:
     """Waits until the parts this storage started copying while chunks arrived are copied."""
     running = storage._digests[upload_id]
     assert running.ahead is not None
-    await running.ahead.settled()
+    await asyncio.gather(*(part.copy for part in running.ahead.parts.values()))
 
 
 def record_copies(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -297,6 +297,24 @@ async def test_a_chunk_replaced_after_its_part_was_copied_ahead_is_copied_again(
     assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
 
     assert copied == [2]  # chunk 2 is read back after the changed one, but its part still holds its bytes
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_copies_still_queued_are_made_by_completing_instead(
+    s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Copies ahead run a few at a time; hold them all back, as when chunks arrive faster than that.
+    for _ in range(COPY_AHEAD_CONCURRENCY):
+        await s3_storage._ahead_gate.acquire()
+    copied = record_copies(s3_storage, monkeypatch)
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+
+    assert await asyncio.wait_for(s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)), 30) == sha256(whole)
+
+    assert sorted(copied) == [1, 2, 3]
     assert await read_all(s3_storage, upload_id) == whole
 
 

@@ -37,6 +37,7 @@ class PartsCopiedAhead:
     def __init__(self, multipart_id: asyncio.Future[str]):
         self.multipart_id = multipart_id
         self.parts: dict[int, PartCopiedAhead] = {}
+        self.started: set[int] = set()
 
     def usable_part(self, index: int, source_etag: str) -> asyncio.Future[dict[str, Any]] | None:
         """The finished copy of chunk `index`, if it succeeded and was made from the bytes with `source_etag`."""
@@ -48,7 +49,11 @@ class PartsCopiedAhead:
         return part.copy
 
     async def settled(self) -> None:
-        """Waits for every copy started, so none lands after completing has chosen its parts."""
+        """Cancels the copies still queued (completing copies those faster, several at once) and waits
+        for the ones under way, so none lands after completing has chosen its parts."""
+        for index, part in self.parts.items():
+            if index not in self.started:
+                part.copy.cancel()
         await asyncio.gather(*(part.copy for part in self.parts.values()), return_exceptions=True)
 
 
