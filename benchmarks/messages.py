@@ -146,6 +146,7 @@ async def set_up_clients(session: aiohttp.ClientSession, base: str, env: dict[st
 class Results:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.started: list[float] = []  # perf_counter time each latency counts from, in the same order
         self.statuses: Counter[str] = Counter()
         self.accepted: list[tuple[str, int, float]] = []  # message id, client index, wall time of the answer
         self.dispatch_lag: list[float] = []
@@ -175,10 +176,22 @@ async def send_one(session: aiohttp.ClientSession, url: str, client: Client, cha
         error_samples.setdefault(status, str(error)[:120])
     ended = time.perf_counter()
     results.latencies.append(ended - started)
+    results.started.append(started)
     results.statuses[status] += 1
     results.last_end = max(results.last_end, ended)
     if status == "200":
         results.accepted.append((message_id, client.index, time.time()))
+
+
+def by_second(results: Results) -> list[dict[str, Any]]:
+    """p50/p99/max per second of sending (by when each request was due): warm-up and stalls show up here."""
+    seconds: dict[int, list[float]] = {}
+    for started, latency in zip(results.started, results.latencies, strict=True):
+        seconds.setdefault(int(started - results.first_start), []).append(latency)
+    return [
+        {"second": second, **{key: summary[key] for key in ("count", "p50_ms", "p99_ms", "max_ms")}}
+        for second, summary in sorted((second, latency_summary(values)) for second, values in seconds.items())
+    ]
 
 
 async def closed_loop(session: aiohttp.ClientSession, base: str, clients: list[Client], channels: list[str],
@@ -442,6 +455,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "error_count": sum(n for code, n in results.statuses.items() if code != "200"),
             "error_samples": errors,
             "acceptance_latency": latency_summary(results.latencies),
+            "acceptance_latency_by_second": by_second(results),
         }
         if args.mode == "open":
             send["target_rate_per_s"] = args.rate
@@ -510,6 +524,10 @@ def render(report: dict[str, Any]) -> str:
         ["backlog", delivery.get("backlog_at_end_of_send"), f"at end of sending (max {delivery.get('backlog_max')}, "
          f"growth {delivery.get('backlog_growth_per_s_second_half')} msg/s over the second half)"],
     ]
+    worst = max(send.get("acceptance_latency_by_second") or [], key=lambda entry: entry["p99_ms"] or 0, default=None)
+    if worst:
+        rows.append(["worst second", f"second {worst['second']}",
+                     f"p50 {worst['p50_ms']} / p99 {worst['p99_ms']} / max {worst['max_ms']} ms ({worst['count']} requests)"])
     if send.get("dispatch_lag"):
         rows.append(["scheduler lag", "p99/max ms", f"{send['dispatch_lag']['p99_ms']} / {send['dispatch_lag']['max_ms']}"])
     if report.get("ceiling"):
