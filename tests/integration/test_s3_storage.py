@@ -63,8 +63,14 @@ async def test_chunks_sent_out_of_order_are_joined_with_part_copies(
     assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
     assert await read_all(s3_storage, upload_id) == whole
     assert await s3_storage.file_exists(upload_id)
-    assert await s3_storage.stored_chunks(upload_id) == {}
     assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    # Kept until the completion is recorded and releases them, so a failed commit can be retried.
+    assert await s3_storage.stored_chunks(upload_id) == {0: 8 * MiB, 1: 8 * MiB, 2: 1 * MiB}
+
+    await s3_storage.release_chunks(upload_id)
+
+    assert await s3_storage.stored_chunks(upload_id) == {}
+    assert await read_all(s3_storage, upload_id) == whole
 
 
 async def test_a_mismatch_keeps_the_chunks_until_the_bad_one_is_resent(
@@ -279,6 +285,7 @@ async def test_chunks_hashed_on_arrival_are_copied_into_the_file_once(
     assert sorted(copied) == [1, 2, 3, 4]
     assert await read_all(s3_storage, upload_id) == whole
     assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+    await s3_storage.release_chunks(upload_id)
     assert await s3_storage.stored_chunks(upload_id) == {}
 
 
@@ -478,6 +485,7 @@ async def test_chunks_below_the_part_minimum_are_joined_by_upload(s3_storage: S3
     assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
 
     assert await read_all(s3_storage, upload_id) == whole
+    await s3_storage.release_chunks(upload_id)
     assert await s3_storage.stored_chunks(upload_id) == {}
 
 
@@ -511,15 +519,57 @@ async def test_a_single_small_chunk_becomes_the_file(s3_storage: S3FileStorage) 
     assert await read_all(s3_storage, upload_id) == b"tiny"
 
 
-async def test_completing_twice_reports_the_upload_as_completed(s3_storage: S3FileStorage) -> None:
+async def test_assembling_again_stores_the_same_file(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    # Chunks of 5 MiB sent in order: the first assembly uses the parts copied ahead, the second
+    # (a retry after the completion could not be recorded) reads every chunk back.
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(100)]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
+    await copies_made_ahead(s3_storage, upload_id)
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+
+    assert await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
+
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
+    assert await s3_storage.stored_chunks(upload_id) == {0: 5 * MiB, 1: 5 * MiB, 2: 100}
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
+async def test_releasing_chunks_twice_is_fine_and_leaves_the_file_and_other_uploads(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+) -> None:
+    upload_id, other = uuid4(), uuid4()
+    await s3_storage.put_chunk(upload_id, 0, b"kept as a file")
+    await s3_storage.put_chunk(other, 0, b"still uploading")
+    await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"kept as a file"))
+
+    await asyncio.gather(s3_storage.release_chunks(upload_id), s3_storage.release_chunks(upload_id))
+    await s3_storage.release_chunks(upload_id)
+    await s3_storage.release_chunks(uuid4())
+
+    assert await s3_storage.stored_chunks(upload_id) == {}
+    assert await read_all(s3_storage, upload_id) == b"kept as a file"
+    assert await s3_storage.stored_chunks(other) == {0: len(b"still uploading")}
+    keys = [item["Key"] for item in s3_client.list_objects_v2(Bucket=s3_settings.bucket, Prefix=s3_prefix).get("Contents", ())]
+    assert sorted(keys) == sorted([s3_storage.file_key(upload_id), s3_storage.chunk_key(other, 0)])
+
+
+async def test_completing_after_the_chunks_were_released_reports_the_upload_as_completed(
+    s3_storage: S3FileStorage,
+) -> None:
     upload_id = uuid4()
     await s3_storage.put_chunk(upload_id, 0, b"once")
     await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
+    await s3_storage.release_chunks(upload_id)
 
     with pytest.raises(Conflict) as failure:
         await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
 
     assert failure.value.code == "upload_completed"
+    assert await read_all(s3_storage, upload_id) == b"once"
 
 
 async def test_concurrent_completions_store_the_file_once(s3_storage: S3FileStorage) -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat4all.adapters.storage.local import LocalFileStorage
-from chat4all.domain.errors import NotFound, Unavailable
+from chat4all.domain.errors import Conflict, NotFound, Unavailable
 
 MiB = 1024 * 1024
 
@@ -50,9 +50,62 @@ async def test_chunks_in_any_order_assemble_into_the_file(storage: LocalFileStor
 
     assert (tmp_path / "files" / str(upload_id)).read_bytes() == data
     assert await storage.file_exists(upload_id)
+    # Kept until the completion is recorded and releases them, so a failed commit can be retried.
+    assert await storage.stored_chunks(upload_id) == {0: MiB, 1: MiB, 2: MiB, 3: 123}
+
+    await storage.release_chunks(upload_id)
+
     assert await storage.stored_chunks(upload_id) == {}
     assert not (tmp_path / "uploads" / str(upload_id)).exists()
     assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]
+
+
+async def test_assembling_again_replaces_the_file_whole_with_the_same_bytes(
+    storage: LocalFileStorage, tmp_path: Path
+) -> None:
+    upload_id = uuid4()
+    data = os.urandom(2 * MiB + 7)
+    for index, chunk in enumerate(split(data, MiB)):
+        await storage.put_chunk(upload_id, index, chunk)
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
+    final = tmp_path / "files" / str(upload_id)
+
+    with final.open("rb") as first:
+        assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
+        # Renamed into place, not rewritten: a reader of the first file still reads all of it.
+        assert os.fstat(first.fileno()).st_ino != final.stat().st_ino
+        assert first.read() == data
+
+    assert await read_all(storage, upload_id) == data
+    assert await storage.stored_chunks(upload_id) == {0: MiB, 1: MiB, 2: 7}
+    assert [path for path in leftovers(tmp_path) if path.parent.name == "files"] == [final]
+
+
+async def test_releasing_chunks_twice_or_of_an_unknown_upload_is_fine(storage: LocalFileStorage, tmp_path: Path) -> None:
+    upload_id = uuid4()
+    await storage.put_chunk(upload_id, 0, b"abc")
+    assert await storage.assemble_if_matches(upload_id, 1, sha256(b"abc")) == sha256(b"abc")
+
+    await asyncio.gather(storage.release_chunks(upload_id), storage.release_chunks(upload_id))
+    await storage.release_chunks(upload_id)
+    await storage.release_chunks(uuid4())
+
+    assert await storage.stored_chunks(upload_id) == {}
+    assert await read_all(storage, upload_id) == b"abc"
+    assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]
+
+
+async def test_assembling_after_the_chunks_were_released_reports_the_upload_completed(storage: LocalFileStorage) -> None:
+    upload_id = uuid4()
+    await storage.put_chunk(upload_id, 0, b"once")
+    await storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
+    await storage.release_chunks(upload_id)
+
+    with pytest.raises(Conflict) as raised:
+        await storage.assemble_if_matches(upload_id, 1, sha256(b"once"))
+
+    assert raised.value.code == "upload_completed"
+    assert await read_all(storage, upload_id) == b"once"
 
 
 async def test_a_resent_chunk_replaces_the_old_one(storage: LocalFileStorage) -> None:
@@ -243,4 +296,5 @@ async def test_assembles_without_kernel_copies(
 
     assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
     assert await read_all(storage, upload_id) == data
+    await storage.release_chunks(upload_id)
     assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]

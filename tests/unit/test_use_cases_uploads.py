@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooLarge
+from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooLarge, Unavailable
 from chat4all.domain.uploads import MAX_FILE_SIZE, UploadStatus
 
 DATA = b"0123456789abcdefXYZ"  # 19 bytes: chunks of 4, the last one 3 bytes long
@@ -207,6 +209,127 @@ async def test_second_completion_conflicts(hub, alice):
     with pytest.raises(Conflict) as raised:
         await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
     assert raised.value.code == "upload_completed"
+    assert hub.storage.files[upload.id] == DATA
+
+
+class CommitFailsOnce:
+    """A unit-of-work factory whose first commit fails, as when the database restarts mid-request."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.failed = False
+
+    def __call__(self):
+        uow = self.inner()
+        committed = uow.commit
+
+        async def commit():
+            if not self.failed:
+                self.failed = True
+                raise ConnectionError("database went away")
+            await committed()
+
+        uow.commit = commit
+        return uow
+
+
+async def test_completion_whose_commit_failed_can_be_retried(hub, alice):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    failing = attrs.evolve(hub.complete_upload, uow=CommitFailsOnce(hub.uow))
+    with pytest.raises(ConnectionError):
+        await failing.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert (await hub.upload(upload.id)).status is UploadStatus.PENDING
+
+    done = await failing.execute(alice.id, upload.id, hub.sha256(DATA))
+
+    assert done.status is UploadStatus.COMPLETED
+    assert (await hub.upload(upload.id)).status is UploadStatus.COMPLETED
+    assert b"".join([block async for block in hub.storage.read_file(upload.id)]) == DATA
+    assert upload.id not in hub.storage.chunks
+
+
+async def test_completion_stands_when_dropping_the_chunks_fails(hub, alice, monkeypatch, caplog):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+
+    async def unavailable(upload_id):
+        raise Unavailable("object storage unavailable")
+
+    monkeypatch.setattr(hub.storage, "release_chunks", unavailable)
+
+    done = await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+
+    assert done.status is UploadStatus.COMPLETED
+    assert (await hub.upload(upload.id)).status is UploadStatus.COMPLETED
+    assert hub.storage.files[upload.id] == DATA
+    assert "chunks" in caplog.text  # an operator hears of the space left behind
+
+
+async def test_concurrent_completions_complete_once_and_the_others_conflict(hub, alice, monkeypatch):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    released: list[object] = []
+    release = hub.storage.release_chunks
+
+    async def counting(upload_id):
+        released.append(upload_id)
+        await release(upload_id)
+
+    monkeypatch.setattr(hub.storage, "release_chunks", counting)
+
+    outcomes = await asyncio.gather(
+        *(hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA)) for _ in range(3)),
+        return_exceptions=True,
+    )
+
+    completed = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+    assert len(completed) == 1 and completed[0].status is UploadStatus.COMPLETED
+    conflicts = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert [(type(error), error.code) for error in conflicts] == [(Conflict, "upload_completed")] * 2
+    assert hub.storage.files[upload.id] == DATA
+    assert upload.id not in hub.storage.chunks
+    assert released and set(released) == {upload.id}
+
+
+async def test_a_completion_overtaken_by_another_conflicts_instead_of_missing_chunks(hub, alice, monkeypatch):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    stored_chunks = hub.storage.stored_chunks
+
+    async def overtaken(upload_id):
+        # Another request completes the upload, chunks released and all, after this one loaded it.
+        monkeypatch.setattr(hub.storage, "stored_chunks", stored_chunks)
+        await hub.complete_upload.execute(alice.id, upload_id, hub.sha256(DATA))
+        return await stored_chunks(upload_id)
+
+    monkeypatch.setattr(hub.storage, "stored_chunks", overtaken)
+
+    with pytest.raises(Conflict) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+
+    assert raised.value.code == "upload_completed"
+    assert hub.storage.files[upload.id] == DATA
+
+
+async def test_a_retry_after_a_lost_answer_releases_the_chunks_left_behind(hub, alice, monkeypatch):
+    upload = await hub.start_upload(alice, DATA)
+    await hub.send_chunks(alice, upload, DATA)
+    release = hub.storage.release_chunks
+
+    async def stopped(upload_id):
+        raise ConnectionError("process stopped after the commit")
+
+    monkeypatch.setattr(hub.storage, "release_chunks", stopped)
+    await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+    assert upload.id in hub.storage.chunks
+    monkeypatch.setattr(hub.storage, "release_chunks", release)
+
+    with pytest.raises(Conflict) as raised:
+        await hub.complete_upload.execute(alice.id, upload.id, hub.sha256(DATA))
+
+    assert raised.value.code == "upload_completed"
+    assert upload.id not in hub.storage.chunks
     assert hub.storage.files[upload.id] == DATA
 
 

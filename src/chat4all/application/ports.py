@@ -243,9 +243,17 @@ class FileStorage(Protocol):
         ...
 
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
-        """Hashes the stored chunks in order and, only if the SHA-256 equals `checksum`, turns them
-        into the single stored file (dropping the chunks). Returns the SHA-256 it computed.
-        Hashing and assembling read the same bytes, so a chunk replaced meanwhile cannot slip in."""
+        """Hashes the stored chunks in order and, only if the SHA-256 equals `checksum`, writes them
+        as the single stored file. Returns the SHA-256 it computed. Hashing and assembling read the
+        same bytes, so a chunk replaced meanwhile cannot slip in.
+
+        The chunks are kept (see `release_chunks`): until the database says the upload is completed,
+        they are the only copy a retry can rely on. Assembling twice is allowed and must produce the
+        same file, replacing the first one whole (a reader sees one or the other, never a mix)."""
+        ...
+
+    async def release_chunks(self, upload_id: UUID) -> None:
+        """Drops the chunks of a completed upload; safe to call twice, or when they are gone."""
         ...
 
     async def file_exists(self, file_id: UUID) -> bool: ...

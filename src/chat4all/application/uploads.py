@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from uuid import UUID
@@ -17,6 +18,8 @@ from chat4all.domain.uploads import (
     validate_file_size,
     validate_filename,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # type/subtype (RFC 6838 characters) and optional parameters in printable ASCII. The value is only
@@ -122,6 +125,10 @@ class CompleteUpload:
     """Verifies the whole file's SHA-256 from the stored bytes; only a match makes the file usable.
 
     A mismatch leaves the upload open so the client can re-send the bad chunks and try again.
+
+    Storage keeps the chunks until the database says the upload is completed, and only then are
+    they released: if the commit fails after the file was assembled, a retry assembles it again
+    from the same chunks instead of finding them gone.
     """
 
     uow: UnitOfWorkFactory
@@ -132,12 +139,14 @@ class CompleteUpload:
         checksum = validate_checksum(checksum)
         upload = await _load(self.uow, upload_id)
         upload.require_owner(caller)
-        upload.require_open(self.clock.now())
+        await self._require_open(upload)
         stored = await self.storage.stored_chunks(upload_id)
         problems = [
             index for index in range(upload.total_chunks) if stored.get(index) != upload.layout.expected_size(index)
         ]
         if problems:
+            # A concurrent completion may have been recorded, and its chunks released, since the load.
+            await self._require_open(await _load(self.uow, upload_id))
             raise InvalidInput(
                 f"chunks missing or incomplete: {_ranges(problems)}",
                 code="missing_chunks",
@@ -153,13 +162,35 @@ class CompleteUpload:
         async with self.uow() as uow:
             current = await uow.uploads.get(upload_id, for_update=True)
             assert current is not None
-            if current.status is UploadStatus.COMPLETED:
-                raise Conflict("this upload is already completed", code="upload_completed")
-            current.received_chunks = set(range(current.total_chunks))
-            current.complete(checksum, self.clock.now())
-            await uow.uploads.update(current)
-            await uow.commit()
+            if current.status is not UploadStatus.COMPLETED:
+                current.received_chunks = set(range(current.total_chunks))
+                current.complete(checksum, self.clock.now())
+                await uow.uploads.update(current)
+                await uow.commit()
+                completed_here = True
+            else:
+                completed_here = False
+        # Outside the transaction, so the row lock is not held while storage deletes.
+        await self._release(upload_id)
+        if not completed_here:
+            raise Conflict("this upload is already completed", code="upload_completed")
         return current
+
+    async def _require_open(self, upload: Upload) -> None:
+        """`upload.require_open`, releasing the chunks first if the upload turns out completed: a
+        completion whose commit went through but whose release never ran (process stopped, answer
+        lost) leaves them behind, and its client's retry comes here."""
+        if upload.status is UploadStatus.COMPLETED:
+            await self._release(upload.id)
+        upload.require_open(self.clock.now())
+
+    async def _release(self, upload_id: UUID) -> None:
+        # Never fails the request: the file is complete and recorded, and chunks left behind only
+        # take space (a later complete of the same upload tries again).
+        try:
+            await self.storage.release_chunks(upload_id)
+        except Exception:
+            log.warning("upload %s is completed but its chunks could not be released", upload_id, exc_info=True)
 
 
 @attrs.define

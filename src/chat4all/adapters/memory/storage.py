@@ -10,7 +10,7 @@ READ_BLOCK = 64 * 1024
 
 
 class InMemoryFileStorage:
-    """Chunks per upload until the whole file's SHA-256 matches; then one stored file."""
+    """Chunks per upload until the completed upload releases them; files once the SHA-256 matches."""
 
     def __init__(self) -> None:
         self.chunks: dict[UUID, dict[int, bytes]] = {}
@@ -39,8 +39,10 @@ class InMemoryFileStorage:
         actual = digest.hexdigest()
         if actual == checksum.strip().lower():
             self.files[upload_id] = b"".join(parts)
-            del self.chunks[upload_id]
         return actual
+
+    async def release_chunks(self, upload_id: UUID) -> None:
+        self.chunks.pop(upload_id, None)
 
     async def file_exists(self, file_id: UUID) -> bool:
         return file_id in self.files

@@ -50,6 +50,9 @@ class LocalFileStorage:
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
         return await self._run(self._assemble, upload_id, total_chunks, checksum.strip().lower())
 
+    async def release_chunks(self, upload_id: UUID) -> None:
+        await self._run(_remove_chunk_dir, self._chunk_dir(upload_id))
+
     async def file_exists(self, file_id: UUID) -> bool:
         return await self._run(self._file_path(file_id).is_file)
 
@@ -106,7 +109,8 @@ class LocalFileStorage:
         """Hashes chunk i (read through one reused buffer) while a second thread copies chunk i-1
         into the final file. Each chunk is hashed and copied through the same open descriptor, and a
         chunk file is never written in place (only replaced by a rename), so the bytes copied are
-        the bytes hashed even if the chunk is re-sent meanwhile."""
+        the bytes hashed even if the chunk is re-sent meanwhile. The chunks stay (see
+        `release_chunks`); a file assembled before is replaced whole by the rename."""
         chunk_dir = self._chunk_dir(upload_id)
         final_path = self._file_path(upload_id)
         self._files_root.mkdir(parents=True, exist_ok=True)
@@ -144,7 +148,6 @@ class LocalFileStorage:
             out.close()
             os.replace(temp_path, final_path)
         _fsync_dir(self._files_root)
-        shutil.rmtree(chunk_dir, ignore_errors=True)
         return actual
 
     def _discard(self, upload_id: UUID) -> None:
@@ -202,6 +205,17 @@ def _list_chunks(directory: Path) -> dict[int, int]:
                 with contextlib.suppress(FileNotFoundError):
                     sizes[int(stem)] = entry.stat().st_size
     return sizes
+
+
+def _remove_chunk_dir(directory: Path) -> None:
+    """Removes an upload's chunk directory. What a concurrent call removed first is fine; any other
+    failure is raised, so chunks are not left behind without a word."""
+
+    def gone_already(function: Any, path: str, error: Any) -> None:
+        if not issubclass(error[0], FileNotFoundError):
+            raise error[1]
+
+    shutil.rmtree(directory, onerror=gone_already)
 
 
 @contextlib.contextmanager

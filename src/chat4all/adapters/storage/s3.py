@@ -222,11 +222,13 @@ class S3FileStorage:
             await self._abort_multipart_uploads(self.file_key(upload_id))
         except Exception:
             logger.warning("upload %s is complete but other multipart uploads of it remain", upload_id, exc_info=True)
-        try:
-            await self._delete_keys([chunk.key for chunk in chunks])
-        except Exception:
-            logger.warning("upload %s is complete but some chunk objects could not be deleted", upload_id, exc_info=True)
         return digest
+
+    async def release_chunks(self, upload_id: UUID) -> None:
+        # Listed rather than taken from the assembly: the chunks may have been assembled by another
+        # process, or before this one restarted.
+        objects = await self._call(self._list_objects, self._chunk_prefix(upload_id))
+        await self._delete_keys([key for key, _, _ in objects])
 
     async def file_exists(self, file_id: UUID) -> bool:
         try:
