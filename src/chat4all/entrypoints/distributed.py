@@ -87,6 +87,7 @@ def make_storage(settings: Settings):
             secret_key=s3.secret_key,
             region=s3.region,
             presign_endpoint=s3.public_endpoint_url if s3.public_endpoint_url != s3.endpoint_url else None,
+            copy_ahead=s3.copy_ahead,
         )
     )
 

@@ -32,6 +32,7 @@ class S3Settings:
     secret_key: str
     region: str
     public_endpoint_url: str
+    copy_ahead: bool = True
 
 
 @attrs.frozen
@@ -87,6 +88,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
             region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
             public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
+            copy_ahead=reader.choice("CHAT4ALL_S3_COPY_AHEAD", ("true", "false"), "true") == "true",
         )
     public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
     if public_url:

@@ -79,6 +79,7 @@ class S3Settings:
     presign_endpoint: str | None = None
     url_ttl_seconds: int = 900
     key_prefix: str = ""
+    copy_ahead: bool = True
 
 
 def make_s3_client(settings: S3Settings, *, endpoint_url: str | None = None) -> Any:
@@ -150,6 +151,7 @@ class S3FileStorage:
             url_ttl_seconds=settings.url_ttl_seconds,
             key_prefix=settings.key_prefix,
             executor=executor,
+            copy_ahead=settings.copy_ahead,
         )
         storage._owned_clients = [client, *([presigner] if presigner else [])]
         return storage
