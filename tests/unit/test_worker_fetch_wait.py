@@ -1,17 +1,44 @@
 """Faust builds its Kafka consumer with a 1.5 s fetch wait, which made every hop through Kafka
 take seconds under load (see `adapters.kafka.faust_transport`); the worker's consumer must get
-the configured wait instead."""
+the configured wait instead, and its fetcher must long-poll when that costs no latency (the
+behaviour itself is checked against the broker in tests/integration/test_kafka_fetch_wait.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from chat4all.adapters.kafka import faust_transport
 from chat4all.adapters.kafka.faust_transport import LowLatencyApp
 
 
-async def test_the_worker_consumer_waits_only_the_configured_time_for_records(tmp_path) -> None:
-    app = LowLatencyApp(
+def app(tmp_path) -> LowLatencyApp:
+    return LowLatencyApp(
         "fetch-wait-test", broker="kafka://127.0.0.1:1", datadir=str(tmp_path), web_enabled=False, fetch_max_wait_ms=7
     )
 
-    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+
+async def test_the_worker_consumer_waits_only_the_configured_time_for_records(tmp_path) -> None:
+    worker = app(tmp_path)
+
+    consumer = worker.consumer._thread._create_worker_consumer(worker.transport)
 
     assert consumer._fetch_max_wait_ms == 7
+
+
+async def test_the_worker_consumer_long_polls_when_its_fetch_covers_every_partition(tmp_path, monkeypatch) -> None:
+    worker = app(tmp_path)
+    thread = worker.consumer._thread
+    fetcher = SimpleNamespace(_get_actions_per_node=lambda assignment: ([], {}, 0.2, False, []))
+    adapted = []
+
+    async def started(self) -> None:
+        self._consumer = SimpleNamespace(_fetcher=fetcher)
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "on_start", started)
+    monkeypatch.setattr(faust_transport, "short_wait_only_for_partial_fetches", adapted.append)
+
+    await thread.on_start()
+
+    assert adapted == [fetcher]

@@ -178,7 +178,15 @@ async def log_dead_letters(payloads: Sequence[Mapping[str, Any]]) -> None:
 
 
 def add_api_background(hub: Hub) -> None:
-    hub.background.add("outbox-relay", lambda: relay_forever(hub.relay.execute, hub.wake_relay, full_batch=hub.relay.batch_size))
+    hub.background.add(
+        "outbox-relay",
+        lambda: relay_forever(
+            hub.relay.execute,
+            hub.wake_relay,
+            full_batch=hub.relay.batch_size,
+            linger=hub.settings.outbox_relay_linger.total_seconds(),
+        ),
+    )
     hub.background.add("upload-expiry", lambda: every(60.0, hub.expire_uploads.execute, "upload-expiry"))
     hub.background.add(
         "login-failure-purge", lambda: every(300.0, hub.authenticate.forget_stale_failures, "login-failure-purge")

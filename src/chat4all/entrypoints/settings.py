@@ -58,6 +58,7 @@ class Settings:
     login_window: timedelta = timedelta(minutes=15)
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
+    outbox_relay_linger: timedelta = timedelta(milliseconds=10)
 
     @property
     def distributed(self) -> bool:
@@ -114,6 +115,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
         token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
+        outbox_relay_linger=timedelta(
+            milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
+        ),
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
