@@ -386,16 +386,54 @@ async def test_concurrent_chunks_are_hashed_in_order(s3_storage: S3FileStorage, 
     assert read == list(range(len(chunks) - len(read), len(chunks)))  # at most a tail is read back
 
 
-async def test_only_chunks_after_a_gap_are_read_back(s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+async def chain_reaches(storage: S3FileStorage, upload_id: UUID, count: int) -> None:
+    """Waits until the chunks hashed in order here cover `count` chunks (background catch-up included)."""
+    running = storage._digests[upload_id]
+    for _ in range(200):
+        if running.next >= count and not running.catching_up:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"hashed {running.next} of {count} chunks")
+
+
+async def test_chunks_sent_ahead_of_a_gap_are_hashed_once_it_is_filled(
+    s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(4)] + [os.urandom(10)]
     whole = b"".join(chunks)
     await put_all(s3_storage, upload_id, chunks, [0, 1, 3, 4, 2])
+    # 3 and 4 came before 2: they are read back from S3 in the background once 2 is hashed.
+    await chain_reaches(s3_storage, upload_id, 5)
     read = record_reads(s3_storage, monkeypatch)
 
     assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
 
-    assert read == [3, 4]  # chunk 2 came in turn at last; 3 and 4 had come before it
+    assert read == []
+    assert await read_all(s3_storage, upload_id) == whole
+
+
+async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_completing(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(4)]
+    await put_all(s3_storage, upload_id, chunks, [0, 2, 3])
+    chunks[2] = os.urandom(5 * MiB)  # PUT the way a presigned URL or another API process would
+    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 2), Body=chunks[2])
+    await s3_storage.put_chunk(upload_id, 1, chunks[1])
+    running = s3_storage._digests[upload_id]
+    for _ in range(200):
+        if not running.catching_up:
+            break
+        await asyncio.sleep(0.05)
+    assert running.next == 2  # the catch-up refused the replaced chunk instead of hashing other bytes
+    read = record_reads(s3_storage, monkeypatch)
+    whole = b"".join(chunks)
+
+    assert await s3_storage.assemble_if_matches(upload_id, 4, sha256(whole)) == sha256(whole)
+
+    assert read == [2, 3]
     assert await read_all(s3_storage, upload_id) == whole
 
 

@@ -11,7 +11,9 @@ as a chunk is hashed, so joining overlaps with hashing; on a mismatch the partia
 
 Chunks this process stores in order (chunk 0, 1, 2, ...) are hashed while they arrive: the running
 SHA-256 state after each chunk is kept in memory with the ETag S3 returned for the PUT of exactly
-those bytes. Completing lists the chunks and trusts the longest prefix whose listed ETags are still
+those bytes. A chunk that arrives before its predecessor (clients send a few at once, and they
+overtake each other) is read back in the background, conditional on its ETag, as soon as the
+chain reaches it. Completing lists the chunks and trusts the longest prefix whose listed ETags are still
 those ETags, reading back only the rest, so a chunk re-sent with other bytes, PUT to a presigned URL
 or stored by another API process is simply hashed again from S3; the part copies stay conditional
 on the ETags either way.
@@ -174,15 +176,18 @@ class S3FileStorage:
         running = self._running_digest(upload_id)
         put = asyncio.ensure_future(self._call(self._client.put_object, Bucket=self._bucket, Key=key, Body=data))
         try:
-            hashed = await self._hash_in_turn(running, index, data, put)
+            hashed = await self._hash_in_turn(upload_id, running, index, data, put)
         except BaseException:
             put.add_done_callback(_consume)
             raise
         response = await put
+        chunk = HashedChunk(key, response["ETag"], len(data))
         if hashed:
-            running.etags[index] = response["ETag"]
-            if self._copy_ahead and len(data) >= MIN_PART_SIZE and index < MAX_PARTS:
-                self._start_copy_ahead(upload_id, running, index, HashedChunk(key, response["ETag"], len(data)))
+            running.etags[index] = chunk.etag
+            self._start_copy_ahead(upload_id, running, index, chunk)
+        elif index >= running.next:
+            running.unhashed[index] = chunk
+            self._catch_up_soon(upload_id, running)
 
     async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
         prefix = self._chunk_prefix(upload_id)
@@ -190,13 +195,21 @@ class S3FileStorage:
         return {index: size for index, (size, _) in _chunk_entries(prefix, objects).items()}
 
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
-        expected = checksum.strip().lower()
+        running = self._digests.get(upload_id)
+        ahead = running.claim_ahead() if running is not None else None
+        try:
+            return await self._assemble(upload_id, total_chunks, checksum.strip().lower(), ahead)
+        finally:
+            if running is not None:
+                running.completing = False
+
+    async def _assemble(
+        self, upload_id: UUID, total_chunks: int, expected: str, ahead: PartsCopiedAhead | None
+    ) -> str:
         prefix = self._chunk_prefix(upload_id)
         try:
             listed = _chunk_entries(prefix, await self._call(self._list_objects, prefix))
             state, known = self._known_prefix(upload_id, total_chunks, listed)
-            running = self._digests.get(upload_id)
-            ahead = running.claim_ahead() if running is not None else None
             logger.info(
                 "completing upload %s: %d of %d chunks hashed on arrival, reading back the rest",
                 upload_id, len(known), total_chunks,
@@ -335,7 +348,9 @@ class S3FileStorage:
             self._digests.move_to_end(upload_id)
         return running
 
-    async def _hash_in_turn(self, running: RunningDigest, index: int, data: bytes, put: asyncio.Future[Any]) -> bool:
+    async def _hash_in_turn(
+        self, upload_id: UUID, running: RunningDigest, index: int, data: bytes, put: asyncio.Future[Any]
+    ) -> bool:
         """Extends the running hash with this chunk if it is next. Waits for its turn while its own PUT
         is in flight, and afterwards only while the chain is moving (a chunk being hashed, or the next
         one waiting here), so a gap never holds a request up. Says whether it hashed the chunk."""
@@ -364,7 +379,48 @@ class S3FileStorage:
         finally:
             running.busy = False
             running.notify()
+        running.unhashed.pop(index, None)
+        self._catch_up_soon(upload_id, running)
         return True
+
+    def _catch_up_soon(self, upload_id: UUID, running: RunningDigest) -> None:
+        if not running.catching_up and running.next in running.unhashed:
+            running.catching_up = True
+            _forget(asyncio.ensure_future(self._catch_up(upload_id, running)))
+
+    async def _catch_up(self, upload_id: UUID, running: RunningDigest) -> None:
+        """Extends the chain over chunks that came before their predecessor, reading each back
+        (conditional on the ETag of its PUT), so that a client sending a few chunks at once, which
+        reorders some, still gets a completion that reads nothing back. A chunk replaced meanwhile
+        (the GET's condition fails) stops the chain there; completing reads the rest back."""
+        try:
+            while self._digests.get(upload_id) is running and (chunk := running.unhashed.get(running.next)) is not None:
+                index = running.next
+                if running.busy or running.waiting[index]:
+                    # A request for that very chunk holds its bytes: it takes the turn.
+                    await running.wait_for_change()
+                    continue
+                running.busy = True
+                try:
+                    state = running.after[-1].copy() if running.after else hashlib.sha256()
+                    try:
+                        response = await self._call(
+                            self._client.get_object, Bucket=self._bucket, Key=chunk.key, IfMatch=chunk.etag
+                        )
+                        size = await self._call(_stream_into, response["Body"], state)
+                    except Exception:
+                        logger.debug("upload %s: chunk %d is left to the completion", upload_id, index, exc_info=True)
+                        running.unhashed.pop(index, None)
+                        return
+                    running.append(state, size)
+                    running.etags[index] = chunk.etag
+                    running.unhashed.pop(index, None)
+                finally:
+                    running.busy = False
+                    running.notify()
+                self._start_copy_ahead(upload_id, running, index, chunk)
+        finally:
+            running.catching_up = False
 
     def _known_prefix(
         self, upload_id: UUID, total_chunks: int, listed: dict[int, tuple[int, str]]
@@ -473,6 +529,10 @@ class S3FileStorage:
         return result[0]
 
     def _start_copy_ahead(self, upload_id: UUID, running: RunningDigest, index: int, chunk: HashedChunk) -> None:
+        # While a completion runs it owns the multipart upload; a copy started now would go to a new
+        # one that nobody completes.
+        if not self._copy_ahead or running.completing or chunk.size < MIN_PART_SIZE or index >= MAX_PARTS:
+            return
         file_key = self.file_key(upload_id)
         if running.ahead is None:
             running.ahead = PartsCopiedAhead(asyncio.ensure_future(self._create_multipart(file_key)))

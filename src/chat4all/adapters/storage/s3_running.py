@@ -72,6 +72,11 @@ class RunningDigest:
         self.waiting: Counter[int] = Counter()
         self.blocked_at: int | None = None
         self.ahead: PartsCopiedAhead | None = None
+        # Chunks this process stored at or past the chain's end without hashing them (they came
+        # before a predecessor): read back and hashed in the background once the chain reaches them.
+        self.unhashed: dict[int, HashedChunk] = {}
+        self.catching_up = False
+        self.completing = False
         self._changed: asyncio.Future[None] | None = None
 
     @property
@@ -105,6 +110,7 @@ class RunningDigest:
         return count
 
     def claim_ahead(self) -> PartsCopiedAhead | None:
-        """Hands the copied-ahead parts to one completion; later chunks start a new multipart upload."""
+        """Hands the copied-ahead parts to one completion; no copies start until it is over."""
         ahead, self.ahead = self.ahead, None
+        self.completing = True
         return ahead
