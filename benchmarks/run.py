@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--py-spy", action="store_true", help="also record the API (and worker) with py-spy")
     cli.add_argument("--out", help="result directory (default benchmarks/results/<profile>-<time>)")
     cli.add_argument("--no-services", action="store_true", help="distributed: do not run scripts/services.sh up")
+    cli.add_argument("--set", action="append", default=[], metavar="CHAT4ALL_NAME=VALUE",
+                     help="a setting for the deployment's processes (repeatable), e.g. CHAT4ALL_S3_COPY_AHEAD=false")
     args = cli.parse_args(argv)
 
     quick = args.quick
@@ -219,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"CHAT4ALL_CHUNK_SIZE": str(5 * 2**20)} if quick and args.profile == "distributed" else {}
     if quick and args.profile == "embedded":
         extra = {"CHAT4ALL_CHUNK_SIZE": str(2**20)}
+    for setting in args.set:
+        name, separator, value = setting.partition("=")
+        if not separator or not name.startswith("CHAT4ALL_"):
+            cli.error(f"--set wants CHAT4ALL_NAME=VALUE, got {setting!r}")
+        extra[name] = value
+    summary["settings"] = extra
     deployment = Deployment(args.profile, out / "deployment", extra_env=extra)
     failures = []
     started = time.monotonic()
