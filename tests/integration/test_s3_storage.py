@@ -413,6 +413,28 @@ async def test_chunks_sent_ahead_of_a_gap_are_hashed_once_it_is_filled(
     assert await read_all(s3_storage, upload_id) == whole
 
 
+async def test_chunks_put_to_presigned_urls_are_hashed_once_listed(
+    s3_storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = uuid4()
+    chunks = [os.urandom(5 * MiB) for _ in range(3)] + [os.urandom(10)]
+    whole = b"".join(chunks)
+    async with httpx.AsyncClient(timeout=30) as http:
+        for index, chunk in enumerate(chunks):
+            url = s3_storage.chunk_upload_url(upload_id, index, len(chunk))
+            assert url is not None
+            assert (await http.put(url, content=chunk)).status_code == 200
+            # What a client does between chunks: ask which are stored, for the next URL.
+            assert index in await s3_storage.stored_chunks(upload_id)
+    await chain_reaches(s3_storage, upload_id, len(chunks))
+    read = record_reads(s3_storage, monkeypatch)
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+
+    assert read == []
+    assert await read_all(s3_storage, upload_id) == whole
+
+
 async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_completing(
     s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,8 +12,9 @@ as a chunk is hashed, so joining overlaps with hashing; on a mismatch the partia
 Chunks this process stores in order (chunk 0, 1, 2, ...) are hashed while they arrive: the running
 SHA-256 state after each chunk is kept in memory with the ETag S3 returned for the PUT of exactly
 those bytes. A chunk that arrives before its predecessor (clients send a few at once, and they
-overtake each other) is read back in the background, conditional on its ETag, as soon as the
-chain reaches it. Completing lists the chunks and trusts the longest prefix whose listed ETags are still
+overtake each other), or that the chunk listing shows was PUT to a presigned URL or through another
+API process, is read back in the background, conditional on its ETag, as soon as the chain
+reaches it. Completing lists the chunks and trusts the longest prefix whose listed ETags are still
 those ETags, reading back only the rest, so a chunk re-sent with other bytes, PUT to a presigned URL
 or stored by another API process is simply hashed again from S3; the part copies stay conditional
 on the ETags either way.
@@ -191,8 +192,23 @@ class S3FileStorage:
 
     async def stored_chunks(self, upload_id: UUID) -> dict[int, int]:
         prefix = self._chunk_prefix(upload_id)
-        objects = await self._call(self._list_objects, prefix)
-        return {index: size for index, (size, _) in _chunk_entries(prefix, objects).items()}
+        listed = _chunk_entries(prefix, await self._call(self._list_objects, prefix))
+        self._hash_listed_soon(upload_id, listed)
+        return {index: size for index, (size, _) in listed.items()}
+
+    def _hash_listed_soon(self, upload_id: UUID, listed: dict[int, tuple[int, str]]) -> None:
+        """Chunks PUT straight to storage (presigned URLs) or through another API process are seen
+        here when a client asks what is stored (it does, for the next upload URL): the chain reads
+        them back in the background as it reaches them, as it does for chunks that came out of turn."""
+        running = self._digests.get(upload_id)
+        if running is None:
+            if 0 not in listed:
+                return
+            running = self._running_digest(upload_id)
+        for index, (size, etag) in listed.items():
+            if index >= running.next and index not in running.unhashed:
+                running.unhashed[index] = HashedChunk(self.chunk_key(upload_id, index), etag, size)
+        self._catch_up_soon(upload_id, running)
 
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
         running = self._digests.get(upload_id)
@@ -396,6 +412,8 @@ class S3FileStorage:
         try:
             while self._digests.get(upload_id) is running and (chunk := running.unhashed.get(running.next)) is not None:
                 index = running.next
+                if running.completing:
+                    return  # the completion reads whatever is not hashed yet; reading it here too is waste
                 if running.busy or running.waiting[index]:
                     # A request for that very chunk holds its bytes: it takes the turn.
                     await running.wait_for_change()
