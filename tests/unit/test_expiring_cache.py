@@ -257,3 +257,25 @@ def test_an_entry_is_served_until_its_end_whatever_its_refresh_point(operations,
                 assert got is None
             else:
                 assert got in (None, model[key][0])
+
+
+async def test_forgetting_a_key_while_it_loads_discards_what_that_load_puts():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    release = asyncio.Event()
+
+    async def stale_load() -> int:
+        await release.wait()
+        cache.put("a", 1, until=UNTIL + timedelta(seconds=5))  # read before the forget
+        return 1
+
+    assert await cache.get_or_load("a", REFRESH_AT, stale_load) == 1
+    await asyncio.sleep(0)
+    cache.forget("a")
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert cache.get("a", REFRESH_AT) is None
+
+    cache.put("a", 2)  # once that load is over, puts count again
+    assert cache.get("a", REFRESH_AT) == 2

@@ -246,6 +246,33 @@ async def test_a_background_lookup_that_finds_the_user_gone_ends_the_entry_at_on
     await rejected_by(resolve, token)
 
 
+async def test_a_logout_racing_a_background_lookup_is_not_undone_by_it(hub):
+    from chat4all.application.auth import Logout
+
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    logout = Logout(hub.uow, hub.tokens, hub.clock, resolve.cache)  # this process's logout
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+
+    @contextlib.asynccontextmanager
+    async def slow_uow():
+        # The token is read as still valid; the logout lands before the lookup caches it.
+        async with hub.uow() as uow:
+            yield uow
+        await database.open.wait()
+
+    resolve.uow = slow_uow
+    database.open.clear()
+    hub.clock.advance(DUE)
+    assert await resolve.execute(token) == alice  # starts the background lookup
+    await settle()
+    await logout.execute(token)
+    database.open.set()
+    await settle()
+    await rejected_by(resolve, token)
+
+
 async def test_a_background_lookup_during_an_outage_leaves_the_token_working_until_its_entry_ends(hub):
     alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)

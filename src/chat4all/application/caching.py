@@ -30,12 +30,15 @@ class ExpiringCache(Generic[Key, Value]):
         self._max_entries = max_entries
         self._entries: OrderedDict[Key, _Entry[Value]] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Value]] = {}
+        self._forgotten_while_loading: set[Key] = set()
 
     def get(self, key: Key, now: datetime) -> Value | None:
         entry = self._valid_entry(key, now)
         return None if entry is None else entry.value
 
     def put(self, key: Key, value: Value, until: datetime | None = None, refresh_at: datetime | None = None) -> None:
+        if key in self._forgotten_while_loading:
+            return  # what the load read may predate the reason it was forgotten (see `forget`)
         self._entries[key] = _Entry(value, until, refresh_at)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
@@ -62,7 +65,12 @@ class ExpiringCache(Generic[Key, Value]):
         return await asyncio.shield(loading)
 
     def forget(self, key: Key) -> None:
+        """Drops the entry, and whatever a load of it already under way would put: that load may
+        have read the value before the change that made the caller forget it (a logout racing a
+        background refresh of its token would otherwise bring the token back to life)."""
         self._entries.pop(key, None)
+        if key in self._loading:
+            self._forgotten_while_loading.add(key)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -84,6 +92,7 @@ class ExpiringCache(Generic[Key, Value]):
 
     def _finished(self, key: Key, done: asyncio.Future[Value]) -> None:
         self._loading.pop(key, None)
+        self._forgotten_while_loading.discard(key)
         # A background refresh has no caller to await it, nor does a load whose waiters all went
         # away: marking the outcome as seen here keeps asyncio from logging "exception was never
         # retrieved" for it. Waiters that do await the load still get the exception.
