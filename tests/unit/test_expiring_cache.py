@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,3 +112,170 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_load_for_the_others()
     release.set()
 
     assert await staying == 3
+
+
+REFRESH_AT = NOW + timedelta(seconds=3)
+UNTIL = NOW + timedelta(seconds=5)
+
+
+async def test_an_entry_past_its_refresh_point_is_served_at_once_while_one_load_runs():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        cache.put("a", 2, until=UNTIL + timedelta(seconds=5), refresh_at=REFRESH_AT + timedelta(seconds=5))
+        return 2
+
+    assert await cache.get_or_load("a", REFRESH_AT - timedelta(microseconds=1), load) == 1
+    await asyncio.sleep(0)
+    assert loads == 0  # not yet due
+
+    # Nobody waits for the database: every one of these returns while the load is still blocked.
+    served = await asyncio.wait_for(asyncio.gather(*(cache.get_or_load("a", REFRESH_AT, load) for _ in range(20))), 1)
+    await asyncio.sleep(0)
+    assert served == [1] * 20 and loads == 1
+
+    release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert loads == 1
+    # The refreshed entry holds until its own end, past the old one, and is not due again yet.
+    assert await cache.get_or_load("a", UNTIL + timedelta(seconds=2), load) == 2
+    await asyncio.sleep(0)
+    assert loads == 1
+    assert cache.get("a", UNTIL + timedelta(seconds=5)) is None
+
+
+async def test_a_miss_while_a_refresh_runs_waits_for_that_refresh_instead_of_a_second_load():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    loads = 0
+    release = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return 2
+
+    assert await cache.get_or_load("a", REFRESH_AT, load) == 1
+    missing = asyncio.ensure_future(cache.get_or_load("a", UNTIL, load))  # the entry has just ended
+    await asyncio.sleep(0)
+    assert not missing.done()
+    release.set()
+    assert await missing == 2 and loads == 1
+
+
+async def test_a_failed_refresh_keeps_the_entry_until_its_end_and_warns_nobody():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    attempts = 0
+
+    async def load() -> int:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0)
+        raise ConnectionError("database down")
+
+    try:
+        assert await cache.get_or_load("a", REFRESH_AT, load) == 1
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()  # an unretrieved exception is reported when its future is collected
+        assert attempts == 1 and reported == []
+        assert cache.get("a", UNTIL - timedelta(microseconds=1)) == 1
+
+        # The next caller past the refresh point tries again; still served from the entry.
+        assert await cache.get_or_load("a", REFRESH_AT + timedelta(seconds=1), load) == 1
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+        assert attempts == 2 and reported == []
+        # At its end the entry is gone and the caller sees the failure, as without refreshing.
+        with pytest.raises(ConnectionError):
+            await cache.get_or_load("a", UNTIL, load)
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_entries_without_a_refresh_point_are_never_reloaded_while_valid():
+    # How the membership and conversation caches use it: no end, no refresh point.
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1)
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        return 2
+
+    assert await cache.get_or_load("a", NOW + timedelta(days=365), load) == 1
+    await asyncio.sleep(0)
+    assert loads == 0
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.integers(0, 5), st.integers(0, 3), st.integers(0, 10), st.integers(0, 10)),
+            st.tuples(st.just("forget"), st.integers(0, 5)),
+            st.tuples(st.just("advance"), st.integers(0, 4)),
+        ),
+        max_size=100,
+    ),
+    st.integers(1, 4),
+)
+def test_an_entry_is_served_until_its_end_whatever_its_refresh_point(operations, size):
+    """A model of what `get` may answer: the latest value put, or nothing (evicted), and never a
+    value at or past its end; the refresh point changes none of that."""
+    cache: ExpiringCache[int, int] = ExpiringCache(size)
+    model: dict[int, tuple[int, datetime]] = {}
+    now = NOW
+    for operation in operations:
+        if operation[0] == "put":
+            _, key, value, refresh_in, lasts = operation
+            until = now + timedelta(seconds=lasts)
+            cache.put(key, value, until=until, refresh_at=min(now + timedelta(seconds=refresh_in), until))
+            model[key] = (value, until)
+            assert len(cache) <= size
+        elif operation[0] == "forget":
+            cache.forget(operation[1])
+            model.pop(operation[1], None)
+        else:
+            now += timedelta(seconds=operation[1])
+        for key in range(6):
+            got = cache.get(key, now)
+            if key not in model or now >= model[key][1]:
+                assert got is None
+            else:
+                assert got in (None, model[key][0])
+
+
+async def test_forgetting_a_key_while_it_loads_discards_what_that_load_puts():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    release = asyncio.Event()
+
+    async def stale_load() -> int:
+        await release.wait()
+        cache.put("a", 1, until=UNTIL + timedelta(seconds=5))  # read before the forget
+        return 1
+
+    assert await cache.get_or_load("a", REFRESH_AT, stale_load) == 1
+    await asyncio.sleep(0)
+    cache.forget("a")
+    release.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert cache.get("a", REFRESH_AT) is None
+
+    cache.put("a", 2)  # once that load is over, puts count again
+    assert cache.get("a", REFRESH_AT) == 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import hashlib
 from datetime import timedelta
 
 import pytest
 
 from chat4all.adapters.security import TOKEN_BYTES, OpaqueTokenIssuer
-from chat4all.domain.errors import NotAuthenticated
+from chat4all.domain.errors import NotAuthenticated, Unavailable
 
 PASSWORD = "correct horse battery"
 
@@ -154,3 +155,179 @@ async def test_requests_arriving_as_a_cached_token_expires_cost_one_lookup(hub):
 
     assert users == [alice] * 30
     assert lookups == 2
+
+
+class Database:
+    """The hub's in-memory database as `ResolveToken` sees it, counting lookups; it can be made to
+    hold lookups until released, or to be unreachable."""
+
+    def __init__(self, hub) -> None:
+        self.hub = hub
+        self.lookups = 0
+        self.open = asyncio.Event()
+        self.open.set()
+        self.down = False
+
+    @contextlib.asynccontextmanager
+    async def uow(self):
+        self.lookups += 1
+        await self.open.wait()
+        if self.down:
+            raise Unavailable("database unreachable")
+        async with self.hub.uow() as uow:
+            yield uow
+
+
+async def settle() -> None:
+    """Lets background lookups run to their end (the in-memory database never really waits)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def refreshing_resolver(hub):
+    from chat4all.application.auth import ResolveToken, token_cache
+
+    database = Database(hub)
+    return ResolveToken(database.uow, hub.tokens, hub.clock, CACHE_FOR, token_cache()), database
+
+
+# Past every entry's refresh point (at most 0.8 of CACHE_FOR), before its end.
+DUE = CACHE_FOR * 0.8
+
+
+async def test_a_token_due_for_refresh_is_served_at_once_and_looked_up_once_in_the_background(hub):
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    cached_at = hub.clock.now()
+    assert await resolve.execute(token) == alice and database.lookups == 1
+
+    database.open.clear()  # the refreshing lookup will hang until released
+    hub.clock.advance(DUE)
+    users = await asyncio.wait_for(asyncio.gather(*(resolve.execute(token) for _ in range(30))), 1)
+    await settle()
+    assert users == [alice] * 30
+    assert database.lookups == 2  # one background lookup, however many requests saw it due
+
+    database.open.set()
+    await settle()
+    # The refreshed entry lasts CACHE_FOR from the refresh: prove it by taking the database away.
+    database.down = True
+    hub.clock.set(cached_at + DUE + CACHE_FOR - timedelta(microseconds=1))
+    assert await resolve.execute(token) == alice
+    hub.clock.set(cached_at + DUE + CACHE_FOR)
+    with pytest.raises(Unavailable):
+        await resolve.execute(token)
+
+
+async def test_a_revocation_seen_by_a_background_lookup_takes_effect_at_once(hub):
+    alice = await hub.user("alice")
+    resolve, _ = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+    await hub.logout.execute(token)  # another API process: its own cache, same database
+
+    hub.clock.advance(DUE)
+    assert await resolve.execute(token) == alice  # still cached; this request starts the lookup
+    await settle()
+    await rejected_by(resolve, token)  # well before the entry's end
+
+
+async def test_a_background_lookup_that_finds_the_user_gone_ends_the_entry_at_once(hub):
+    alice = await hub.user("alice")
+    resolve, _ = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+    del hub.store.users[alice.id]  # deleted through another process
+
+    hub.clock.advance(DUE)
+    assert await resolve.execute(token) == alice
+    await settle()
+    await rejected_by(resolve, token)
+
+
+async def test_a_logout_racing_a_background_lookup_is_not_undone_by_it(hub):
+    from chat4all.application.auth import Logout
+
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    logout = Logout(hub.uow, hub.tokens, hub.clock, resolve.cache)  # this process's logout
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+
+    @contextlib.asynccontextmanager
+    async def slow_uow():
+        # The token is read as still valid; the logout lands before the lookup caches it.
+        async with hub.uow() as uow:
+            yield uow
+        await database.open.wait()
+
+    resolve.uow = slow_uow
+    database.open.clear()
+    hub.clock.advance(DUE)
+    assert await resolve.execute(token) == alice  # starts the background lookup
+    await settle()
+    await logout.execute(token)
+    database.open.set()
+    await settle()
+    await rejected_by(resolve, token)
+
+
+async def test_a_background_lookup_during_an_outage_leaves_the_token_working_until_its_entry_ends(hub):
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    cached_at = hub.clock.now()
+    assert await resolve.execute(token) == alice
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        database.down = True
+        hub.clock.advance(DUE)
+        assert await resolve.execute(token) == alice
+        await settle()
+        assert database.lookups == 2  # it was tried, and failed
+        hub.clock.set(cached_at + CACHE_FOR - timedelta(microseconds=1))
+        assert await resolve.execute(token) == alice
+        await settle()
+        hub.clock.set(cached_at + CACHE_FOR)
+        with pytest.raises(Unavailable):
+            await resolve.execute(token)
+        gc.collect()
+        assert reported == []  # the failed background lookups were not logged as lost errors
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_tokens_cached_together_are_not_looked_up_again_together(hub):
+    resolve, database = refreshing_resolver(hub)
+    tokens = []
+    for number in range(50):
+        await hub.user(f"user{number}")
+        tokens.append((await hub.authenticate.execute(f"user{number}", PASSWORD)).access_token)
+    cached_at = hub.clock.now()
+    for token in tokens:
+        await resolve.execute(token)
+    assert database.lookups == 50
+
+    lookups_per_step = []
+    step = CACHE_FOR / 100
+    while hub.clock.now() + step < cached_at + CACHE_FOR:
+        hub.clock.advance(step)
+        before = database.lookups
+        for token in tokens:
+            await resolve.execute(token)
+        await settle()
+        lookups_per_step.append(database.lookups - before)
+
+    assert sum(lookups_per_step) >= 50  # every token was refreshed before its entry ended
+    assert max(lookups_per_step) < 50  # and no moment sent all of them to the database
+    assert sum(1 for lookups in lookups_per_step if lookups) >= 5
+    assert sum(lookups_per_step[:49]) == 0  # none before half of CACHE_FOR
+
+
+async def rejected_by(resolve, secret: str) -> None:
+    with pytest.raises(NotAuthenticated) as raised:
+        await resolve.execute(secret)
+    assert raised.value.code == "invalid_token"
