@@ -273,6 +273,38 @@ async def test_a_logout_racing_a_background_lookup_is_not_undone_by_it(hub):
     await rejected_by(resolve, token)
 
 
+async def test_a_request_after_a_logout_does_not_join_a_lookup_that_began_before_it(hub):
+    from chat4all.application.auth import Logout
+
+    await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    logout = Logout(hub.uow, hub.tokens, hub.clock, resolve.cache)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    await resolve.execute(token)
+    read_as_valid = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def slow_uow():
+        async with hub.uow() as uow:
+            yield uow
+        read_as_valid.set()
+        await database.open.wait()
+
+    resolve.uow = slow_uow
+    database.open.clear()
+    hub.clock.advance(DUE)
+    await resolve.execute(token)  # starts the background lookup, which reads the token as valid
+    await read_as_valid.wait()
+    await logout.execute(token)
+    resolve.uow = hub.uow  # lookups from now on are not held
+
+    # Before the held lookup finishes; joining it would wait for it (and then let the token in).
+    await asyncio.wait_for(rejected_by(resolve, token), 5)
+    database.open.set()
+    await settle()
+    await rejected_by(resolve, token)
+
+
 async def test_a_background_lookup_during_an_outage_leaves_the_token_working_until_its_entry_ends(hub):
     alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)

@@ -30,15 +30,16 @@ class ExpiringCache(Generic[Key, Value]):
         self._max_entries = max_entries
         self._entries: OrderedDict[Key, _Entry[Value]] = OrderedDict()
         self._loading: dict[Key, asyncio.Future[Value]] = {}
-        self._forgotten_while_loading: set[Key] = set()
+        # Loads under way when their key was forgotten: what they read may predate the reason.
+        self._stale_loads: set[asyncio.Future[Value]] = set()
 
     def get(self, key: Key, now: datetime) -> Value | None:
         entry = self._valid_entry(key, now)
         return None if entry is None else entry.value
 
     def put(self, key: Key, value: Value, until: datetime | None = None, refresh_at: datetime | None = None) -> None:
-        if key in self._forgotten_while_loading:
-            return  # what the load read may predate the reason it was forgotten (see `forget`)
+        if _current_task() in self._stale_loads:
+            return  # what this load read may predate the reason it was forgotten (see `forget`)
         self._entries[key] = _Entry(value, until, refresh_at)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
@@ -67,10 +68,12 @@ class ExpiringCache(Generic[Key, Value]):
     def forget(self, key: Key) -> None:
         """Drops the entry, and whatever a load of it already under way would put: that load may
         have read the value before the change that made the caller forget it (a logout racing a
-        background refresh of its token would otherwise bring the token back to life)."""
+        background refresh of its token would otherwise bring the token back to life). Callers
+        arriving afterwards do not join that load either; they start a fresh one."""
         self._entries.pop(key, None)
-        if key in self._loading:
-            self._forgotten_while_loading.add(key)
+        stale = self._loading.pop(key, None)
+        if stale is not None:
+            self._stale_loads.add(stale)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,10 +94,18 @@ class ExpiringCache(Generic[Key, Value]):
         return loading
 
     def _finished(self, key: Key, done: asyncio.Future[Value]) -> None:
-        self._loading.pop(key, None)
-        self._forgotten_while_loading.discard(key)
+        if self._loading.get(key) is done:
+            del self._loading[key]
+        self._stale_loads.discard(done)
         # A background refresh has no caller to await it, nor does a load whose waiters all went
         # away: marking the outcome as seen here keeps asyncio from logging "exception was never
         # retrieved" for it. Waiters that do await the load still get the exception.
         if not done.cancelled():
             done.exception()
+
+
+def _current_task() -> asyncio.Task[object] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running: not inside a load
+        return None
