@@ -339,6 +339,25 @@ async def test_discard_aborts_the_parts_copied_ahead(
     assert await s3_storage.stored_chunks(upload_id) == {}
 
 
+async def test_discard_also_aborts_a_head_start_whose_multipart_upload_was_still_being_created(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create = s3_storage._create_multipart
+
+    async def slow_create(file_key: str) -> str:
+        await asyncio.sleep(0.5)
+        return await create(file_key)
+
+    monkeypatch.setattr(s3_storage, "_create_multipart", slow_create)
+    upload_id = uuid4()
+    await s3_storage.put_chunk(upload_id, 0, os.urandom(5 * MiB))
+
+    await s3_storage.discard(upload_id)  # while the head start's multipart upload is being created
+
+    await asyncio.sleep(1)
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
 async def test_an_upload_forgotten_for_newer_ones_aborts_its_parts_copied_ahead(
     s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -215,6 +215,11 @@ class S3FileStorage:
         ahead = running.claim_ahead() if running is not None else None
         try:
             return await self._assemble(upload_id, total_chunks, checksum.strip().lower(), ahead)
+        except BaseException:
+            if ahead is not None:
+                # Failed before the multipart upload took over (aborting twice is harmless).
+                _forget(asyncio.ensure_future(self._abandon(self.file_key(upload_id), ahead)))
+            raise
         finally:
             if running is not None:
                 running.completing = False
@@ -271,7 +276,10 @@ class S3FileStorage:
         return True
 
     async def discard(self, upload_id: UUID) -> None:
-        self._digests.pop(upload_id, None)
+        running = self._digests.pop(upload_id, None)
+        if running is not None and running.ahead is not None:
+            # Its multipart upload may still be being created, too late for the listing below.
+            await self._abandon(self.file_key(upload_id), running.ahead)
         for prefix in (self.file_key(upload_id), self._upload_prefix(upload_id)):
             await self._abort_multipart_uploads(prefix)
         objects = await self._call(self._list_objects, self._upload_prefix(upload_id))
@@ -387,6 +395,7 @@ class S3FileStorage:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             running.waiting[index] -= 1
+            running.notify()  # a catch-up may be waiting for this request to take its turn
         running.busy = True
         try:
             state = running.after[-1].copy() if running.after else hashlib.sha256()
@@ -425,6 +434,9 @@ class S3FileStorage:
                         response = await self._call(
                             self._client.get_object, Bucket=self._bucket, Key=chunk.key, IfMatch=chunk.etag
                         )
+                        if response.get("ETag") != chunk.etag:  # a store that ignores If-Match on GET
+                            response["Body"].close()
+                            raise _Mismatch(str(response.get("ETag")))
                         size = await self._call(_stream_into, response["Body"], state)
                     except Exception:
                         logger.debug("upload %s: chunk %d is left to the completion", upload_id, index, exc_info=True)
@@ -551,8 +563,15 @@ class S3FileStorage:
         # one that nobody completes.
         if not self._copy_ahead or running.completing or chunk.size < MIN_PART_SIZE or index >= MAX_PARTS:
             return
+        # Completed, discarded or evicted meanwhile (a PUT can outlive all three): nobody would ever
+        # complete or abort a multipart upload started now.
+        if self._digests.get(upload_id) is not running:
+            return
         file_key = self.file_key(upload_id)
-        if running.ahead is None:
+        failed = running.ahead is not None and running.ahead.multipart_id.done() and (
+            running.ahead.multipart_id.cancelled() or running.ahead.multipart_id.exception() is not None
+        )
+        if running.ahead is None or failed:
             running.ahead = PartsCopiedAhead(asyncio.ensure_future(self._create_multipart(file_key)))
         ahead = running.ahead
 

@@ -4,8 +4,10 @@ Chunks stored in order are hashed as they arrive (`RunningDigest`), and each one
 at once into a multipart upload of the final file (`PartsCopiedAhead`), so that completing a 2 GiB
 upload is mostly S3's CompleteMultipartUpload instead of 256 part copies. All of this is only a
 head start: the chunk objects stay the truth until the file is complete, every part copy is
-conditional on the ETag of the bytes that were hashed, and completing checks each part's source
-ETag against the chunks listed at that moment, copying again whatever does not match.
+conditional on the ETag of the bytes that were hashed, and completing reuses a part only if it was
+copied from the very ETag it hashes (itself checked against the chunk listing), copying again
+whatever does not match. Chunks stored out of turn (`unhashed`) are read back and hashed in the
+background once the chain reaches them.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class PartsCopiedAhead:
 
 
 class RunningDigest:
-    """The SHA-256 of chunks 0..k-1 of one upload as this process stored them.
+    """The SHA-256 of chunks 0..k-1 of one upload as this process stored them, and what hangs off
+    it: the parts copied ahead, the chunks waiting to be read back, whether a completion runs.
 
     `after[i]` is the hash state after chunk i; `etags[i]` is the ETag S3 answered to the PUT of
     exactly those bytes (None until that PUT succeeded). A chunk is hashed only in its turn, right
