@@ -9,7 +9,6 @@ fails the tests; it is never a reason to skip them.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 
@@ -17,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from chat4all.adapters.kafka import check_broker, ensure_topics
+from chat4all.adapters.kafka import ensure_topics
 from chat4all.adapters.kafka.faust_transport import short_wait_only_for_partial_fetches
+from tests.integration.kafka_fixtures import BOOTSTRAP, require_broker
 
 pytestmark = pytest.mark.services
 
-BOOTSTRAP = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
 SHORT_MS = 10
 # Far longer than any hand-over below may take, so a record that waited for it shows.
 COMPLETE_MS = 6000
@@ -31,14 +30,7 @@ HAND_OVER_LIMIT = 2.5
 
 @pytest.fixture
 async def topic():
-    try:
-        await check_broker(BOOTSTRAP, timeout=5.0)
-    except Exception as error:
-        pytest.fail(
-            f"the Kafka broker at {BOOTSTRAP} did not answer ({error!r}); "
-            "start it with `bash scripts/services.sh up` and load `scripts/services.sh env`",
-            pytrace=False,
-        )
+    await require_broker()
     name = f"test-c4a-{uuid.uuid4().hex[:12]}"
     await ensure_topics(BOOTSTRAP, [name], partitions=2, replication_factor=1)
     yield name

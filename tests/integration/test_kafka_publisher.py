@@ -7,7 +7,6 @@ fails the tests; it is never a reason to skip them.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import uuid
 from collections import defaultdict
@@ -18,23 +17,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from chat4all.adapters.kafka import KafkaEventPublisher, check_broker, commit_end_offsets, decode_event, ensure_topics
 from chat4all.application.ports import OutboxEvent
+from tests.integration.kafka_fixtures import require_broker
 
 pytestmark = pytest.mark.services
 
-BOOTSTRAP = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
 
 
 @pytest.fixture
 async def bootstrap() -> str:
-    try:
-        await check_broker(BOOTSTRAP, timeout=5.0)
-    except Exception as error:
-        pytest.fail(
-            f"the Kafka broker at {BOOTSTRAP} did not answer ({error!r}); "
-            "start it with `bash scripts/services.sh up` and load `scripts/services.sh env`",
-            pytrace=False,
-        )
-    return BOOTSTRAP
+    return await require_broker()
 
 
 @pytest.fixture

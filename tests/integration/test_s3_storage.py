@@ -44,6 +44,11 @@ async def read_all(storage: S3FileStorage, file_id: UUID) -> bytes:
     return b"".join([block async for block in storage.read_file(file_id)])
 
 
+def put_behind_the_api(client: Any, bucket: str, storage: S3FileStorage, upload_id: UUID, index: int, data: bytes) -> None:
+    """Stores a chunk the way a presigned URL or another API process would: straight to S3."""
+    client.put_object(Bucket=bucket, Key=storage.chunk_key(upload_id, index), Body=data)
+
+
 def three_chunks() -> list[bytes]:
     return [os.urandom(8 * MiB), os.urandom(8 * MiB), os.urandom(1 * MiB)]
 
@@ -217,7 +222,7 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
         nonlocal replaced
         if not replaced:
             replaced = True
-            s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=intruder)
+            put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 1, intruder)
         return await copy_part(*args)
 
     monkeypatch.setattr(s3_storage, "_copy_part", replace_then_copy)
@@ -296,8 +301,8 @@ async def test_a_chunk_replaced_after_its_part_was_copied_ahead_is_copied_again(
     chunks = [os.urandom(5 * MiB) for _ in range(3)]
     await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
     await copies_made_ahead(s3_storage, upload_id)
-    chunks[1] = os.urandom(5 * MiB)  # PUT the way a presigned URL or another API process would
-    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=chunks[1])
+    chunks[1] = os.urandom(5 * MiB)
+    put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 1, chunks[1])
     copied = record_copies(s3_storage, monkeypatch)
     whole = b"".join(chunks)
 
@@ -460,8 +465,8 @@ async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_co
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(4)]
     await put_all(s3_storage, upload_id, chunks, [0, 2, 3])
-    chunks[2] = os.urandom(5 * MiB)  # PUT the way a presigned URL or another API process would
-    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 2), Body=chunks[2])
+    chunks[2] = os.urandom(5 * MiB)
+    put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 2, chunks[2])
     await s3_storage.put_chunk(upload_id, 1, chunks[1])
     running = s3_storage._digests[upload_id]
     for _ in range(200):
@@ -486,7 +491,7 @@ async def test_a_hashed_chunk_replaced_behind_the_api_is_hashed_again(
     await put_all(s3_storage, upload_id, chunks, [0, 1, 2, 3])
     # Same size, other bytes, PUT the way a presigned URL or another API process would.
     other = os.urandom(5 * MiB)
-    s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.chunk_key(upload_id, 1), Body=other)
+    put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 1, other)
     read = record_reads(s3_storage, monkeypatch)
     stored = chunks[0] + other + chunks[2] + chunks[3]
 

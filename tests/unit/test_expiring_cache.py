@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,23 @@ from hypothesis import strategies as st
 from chat4all.application.caching import ExpiringCache
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class GatedLoad:
+    """A load that counts its calls and finishes only once `release` is set: it then runs `then`
+    (e.g. the `put` a real loader does) and returns `value`."""
+
+    def __init__(self, value: int, then: Callable[[], None] = lambda: None) -> None:
+        self.value = value
+        self.then = then
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        await self.release.wait()
+        self.then()
+        return self.value
 
 
 def test_an_entry_is_absent_from_the_moment_it_ends():
@@ -60,23 +78,15 @@ def test_it_never_holds_more_than_its_size_nor_a_wrong_value(operations, size):
 
 async def test_callers_missing_the_same_key_share_one_load():
     cache: ExpiringCache[str, int] = ExpiringCache(10)
-    loads = 0
-    release = asyncio.Event()
-
-    async def load() -> int:
-        nonlocal loads
-        loads += 1
-        await release.wait()
-        cache.put("a", 42)
-        return 42
+    load = GatedLoad(42, then=lambda: cache.put("a", 42))
 
     waiting = [asyncio.ensure_future(cache.get_or_load("a", NOW, load)) for _ in range(20)]
     await asyncio.sleep(0)
-    release.set()
+    load.release.set()
 
     assert await asyncio.gather(*waiting) == [42] * 20
-    assert loads == 1
-    assert await cache.get_or_load("a", NOW, load) == 42 and loads == 1  # kept: no second load
+    assert load.calls == 1
+    assert await cache.get_or_load("a", NOW, load) == 42 and load.calls == 1  # kept: no second load
 
 
 async def test_a_failed_load_fails_its_waiters_and_the_next_miss_loads_again():
@@ -121,54 +131,41 @@ UNTIL = NOW + timedelta(seconds=5)
 async def test_an_entry_past_its_refresh_point_is_served_at_once_while_one_load_runs():
     cache: ExpiringCache[str, int] = ExpiringCache(10)
     cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
-    loads = 0
-    release = asyncio.Event()
-
-    async def load() -> int:
-        nonlocal loads
-        loads += 1
-        await release.wait()
-        cache.put("a", 2, until=UNTIL + timedelta(seconds=5), refresh_at=REFRESH_AT + timedelta(seconds=5))
-        return 2
+    load = GatedLoad(
+        2, then=lambda: cache.put("a", 2, until=UNTIL + timedelta(seconds=5), refresh_at=REFRESH_AT + timedelta(seconds=5))
+    )
 
     assert await cache.get_or_load("a", REFRESH_AT - timedelta(microseconds=1), load) == 1
     await asyncio.sleep(0)
-    assert loads == 0  # not yet due
+    assert load.calls == 0  # not yet due
 
     # Nobody waits for the database: every one of these returns while the load is still blocked.
     served = await asyncio.wait_for(asyncio.gather(*(cache.get_or_load("a", REFRESH_AT, load) for _ in range(20))), 1)
     await asyncio.sleep(0)
-    assert served == [1] * 20 and loads == 1
+    assert served == [1] * 20 and load.calls == 1
 
-    release.set()
+    load.release.set()
     for _ in range(3):
         await asyncio.sleep(0)
-    assert loads == 1
+    assert load.calls == 1
     # The refreshed entry holds until its own end, past the old one, and is not due again yet.
     assert await cache.get_or_load("a", UNTIL + timedelta(seconds=2), load) == 2
     await asyncio.sleep(0)
-    assert loads == 1
+    assert load.calls == 1
     assert cache.get("a", UNTIL + timedelta(seconds=5)) is None
 
 
 async def test_a_miss_while_a_refresh_runs_waits_for_that_refresh_instead_of_a_second_load():
     cache: ExpiringCache[str, int] = ExpiringCache(10)
     cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
-    loads = 0
-    release = asyncio.Event()
-
-    async def load() -> int:
-        nonlocal loads
-        loads += 1
-        await release.wait()
-        return 2
+    load = GatedLoad(2)
 
     assert await cache.get_or_load("a", REFRESH_AT, load) == 1
     missing = asyncio.ensure_future(cache.get_or_load("a", UNTIL, load))  # the entry has just ended
     await asyncio.sleep(0)
     assert not missing.done()
-    release.set()
-    assert await missing == 2 and loads == 1
+    load.release.set()
+    assert await missing == 2 and load.calls == 1
 
 
 async def test_a_failed_refresh_keeps_the_entry_until_its_end_and_warns_nobody():

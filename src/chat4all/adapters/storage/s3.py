@@ -396,15 +396,9 @@ class S3FileStorage:
         finally:
             running.waiting[index] -= 1
             running.notify()  # a catch-up may be waiting for this request to take its turn
-        running.busy = True
-        try:
-            state = running.after[-1].copy() if running.after else hashlib.sha256()
+        with running.extending() as state:
             await asyncio.get_running_loop().run_in_executor(self._hasher, state.update, data)
             running.append(state, len(data))
-        finally:
-            running.busy = False
-            running.notify()
-        running.unhashed.pop(index, None)
         self._catch_up_soon(upload_id, running)
         return True
 
@@ -427,9 +421,7 @@ class S3FileStorage:
                     # A request for that very chunk holds its bytes: it takes the turn.
                     await running.wait_for_change()
                     continue
-                running.busy = True
-                try:
-                    state = running.after[-1].copy() if running.after else hashlib.sha256()
+                with running.extending() as state:
                     try:
                         response = await self._call(
                             self._client.get_object, Bucket=self._bucket, Key=chunk.key, IfMatch=chunk.etag
@@ -442,12 +434,7 @@ class S3FileStorage:
                         logger.debug("upload %s: chunk %d is left to the completion", upload_id, index, exc_info=True)
                         running.unhashed.pop(index, None)
                         return
-                    running.append(state, size)
-                    running.etags[index] = chunk.etag
-                    running.unhashed.pop(index, None)
-                finally:
-                    running.busy = False
-                    running.notify()
+                    running.append(state, size, chunk.etag)
                 self._start_copy_ahead(upload_id, running, index, chunk)
         finally:
             running.catching_up = False

@@ -13,7 +13,10 @@ background once the chain reaches them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -95,9 +98,21 @@ class RunningDigest:
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
 
-    def append(self, state: Any, size: int) -> None:
+    @contextlib.contextmanager
+    def extending(self) -> Iterator[Any]:
+        """Holds the chain while the next chunk is hashed into a copy of its last state (yielded);
+        whoever holds it `append`s the result, then the chain is free again for the others."""
+        self.busy = True
+        try:
+            yield self.after[-1].copy() if self.after else hashlib.sha256()
+        finally:
+            self.busy = False
+            self.notify()
+
+    def append(self, state: Any, size: int, etag: str | None = None) -> None:
+        self.unhashed.pop(self.next, None)
         self.after.append(state)
-        self.etags.append(None)
+        self.etags.append(etag)
         self.sizes.append(size)
         if self.blocked_at is not None and self.next > self.blocked_at:
             self.blocked_at = None
