@@ -408,27 +408,26 @@ async def test_worker_stdout_carries_only_connector_lines(deployment, api):
     assert "Mensagem" not in deployment.output("api"), "the API process delivered instead of the worker"
 
 
-async def test_routed_events_go_through_the_per_channel_topics_keyed_by_conversation(api, deployment):
+async def test_the_worker_that_routes_a_message_delivers_it_without_the_channel_topics(api, deployment):
+    """CHAT4ALL_DELIVER_WHILE_ROUTING (default true): one pass through Kafka, `message_processing`
+    keyed by conversation; the channel topics are for workers that route only (tests/integration/
+    faults/test_scale_out.py runs one)."""
     users = deployment.users
     headers = await login(api, "ana")
     conversation_id = await create_conversation(api, headers, "private", [users["ana"], users["carla"]])
     message = await send_and_settle(api, headers, deployment, conversation_id, users["ana"], ["all"])
     assert message["status"] == "delivered"
 
-    for topic, channel in ((channel_topic("whatsapp"), "whatsapp"), (channel_topic("instagram"), "instagram")):
-        topic = PREFIX + topic  # this deployment's whatsapp_outgoing / instagram_outgoing
-        found = [
-            (key, event) for key, event in await topic_events(topic) if event.get("message_id") == message["message_id"]
-        ]
-        assert found, f"{topic} never carried message {message['message_id']}"
-        assert {key for key, _ in found} == {conversation_id}
-        assert all(event["channel"] == channel for _, event in found)
     routing = [
         (key, event)
         for key, event in await topic_events(PREFIX + MESSAGE_PROCESSING)
         if event.get("message_id") == message["message_id"]
     ]
     assert routing and {key for key, _ in routing} == {conversation_id}
+    for channel in ("whatsapp", "instagram"):
+        topic = PREFIX + channel_topic(channel)  # this deployment's whatsapp_outgoing / instagram_outgoing
+        carried = [event for _, event in await topic_events(topic) if event.get("message_id") == message["message_id"]]
+        assert carried == [], f"{topic} carried message {message['message_id']}"
 
 
 async def upload(api, headers, data: bytes, filename: str = "report.pdf") -> str:

@@ -37,6 +37,28 @@ class CountingUnitsOfWork:
         return uow
 
 
+class FailingCommits(CountingUnitsOfWork):
+    """Commits fail from the `fail_from`-th on (counting from 1), until `fail_from` is set to None."""
+
+    def __init__(self, inner, fail_from: int | None) -> None:
+        super().__init__(inner)
+        self.fail_from = fail_from
+        self.commits = 0
+
+    def __call__(self):
+        uow = super().__call__()
+        committed = uow.commit
+
+        async def commit():
+            self.commits += 1
+            if self.fail_from is not None and self.commits >= self.fail_from:
+                raise ConnectionError("database went away")
+            await committed()
+
+        uow.commit = commit
+        return uow
+
+
 class PlannedConnector(RecordingConnector):
     """Fails the first `transient[recipient]` attempts to that recipient; `permanent` recipients always."""
 
@@ -235,3 +257,57 @@ async def test_a_failed_write_records_nothing_and_the_retried_batch_finishes(hub
     # The recording connector has no ledger: it is the mock connector's ledger that keeps a
     # retried batch from sending twice (tests/integration/test_sql_ledger.py).
     assert len(hub.connectors["whatsapp"].delivered) == 4
+
+
+async def test_routing_delivers_the_channels_it_has_connectors_for_and_publishes_the_rest(hub, people):
+    alice, bob, carol, _ = people
+    chat = await hub.conversation(alice, bob, carol)
+    both = await hub.send_text(alice, chat, channels=("whatsapp", "instagram"))
+    whatsapp_only = await hub.send_text(bob, chat)
+    counted = CountingUnitsOfWork(hub.uow)
+    whatsapp_here = attrs.evolve(hub.deliver, uow=counted, connectors={"whatsapp": hub.connectors["whatsapp"]})
+    route = RouteMessage(counted, hub.clock, hub.publisher, deliver=whatsapp_here)
+    await route.execute_batch([both.id, whatsapp_only.id])
+    # Routing's own write, the members (not known yet), the outcomes: the messages are not read again.
+    assert counted.opened == 3
+    assert hub.connectors["whatsapp"].delivered == [
+        (both.id, bob.id), (both.id, carol.id), (whatsapp_only.id, alice.id), (whatsapp_only.id, carol.id)
+    ]
+    assert [(event.topic, event.payload["message_id"]) for event in hub.publisher.events] == [
+        ("instagram_outgoing", str(both.id))
+    ]
+    assert (await hub.message(whatsapp_only.id)).status is MessageStatus.DELIVERED
+    waiting = await hub.message(both.id)
+    assert waiting.status is MessageStatus.ROUTED
+    assert waiting.deliveries == {"whatsapp": DeliveryStatus.DELIVERED, "instagram": DeliveryStatus.PENDING}
+
+
+async def test_a_redelivered_routing_request_delivered_on_route_does_nothing_more(hub, people):
+    alice, bob, *_ = people
+    chat = await hub.conversation(alice, bob)
+    message = await hub.send_text(alice, chat, channels=("whatsapp", "instagram"))
+    route = RouteMessage(hub.uow, hub.clock, hub.publisher, deliver=hub.deliver)
+    await route.execute_batch([message.id])
+    delivered = await hub.message(message.id)
+    assert delivered.status is MessageStatus.DELIVERED
+    assert [(event.status, event.channel) for event in delivered.history] == [
+        ("accepted", None), ("routed", None), ("delivered", "whatsapp"), ("delivered", "instagram"), ("delivered", None)
+    ]
+    await route.execute_batch([message.id])
+    assert hub.publisher.events == []
+    assert len(hub.connectors["whatsapp"].attempts) == len(hub.connectors["instagram"].attempts) == 1
+    assert (await hub.message(message.id)).history == delivered.history
+
+
+async def test_a_failure_while_delivering_on_route_is_redone_by_the_retried_batch(hub, people):
+    alice, bob, *_ = people
+    message = await hub.send_text(alice, await hub.conversation(alice, bob))
+    failing = FailingCommits(hub.uow, fail_from=2)  # routing's write commits, the outcomes' write fails
+    route = RouteMessage(failing, hub.clock, hub.publisher, deliver=attrs.evolve(hub.deliver, uow=failing))
+    with pytest.raises(ConnectionError):
+        await route.execute_batch([message.id])
+    assert (await hub.message(message.id)).status is MessageStatus.ROUTED
+    failing.fail_from = None
+    await route.execute_batch([message.id])
+    assert (await hub.message(message.id)).status is MessageStatus.DELIVERED
+    assert hub.publisher.events == []

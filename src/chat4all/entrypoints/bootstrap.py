@@ -137,6 +137,9 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
     a = adapters
     wake = WakeSignal()
     tokens = token_cache()
+    deliver = DeliverMessage(
+        a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
+    )
     return Hub(
         settings=settings,
         adapters=a,
@@ -156,10 +159,10 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
         view_upload=ViewUpload(a.uow, a.storage, a.clock),
         expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
-        route_message=RouteMessage(a.uow, a.clock, a.publisher, a.metrics, a.message_batches),
-        deliver_message=DeliverMessage(
-            a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
+        route_message=RouteMessage(
+            a.uow, a.clock, a.publisher, a.metrics, a.message_batches, deliver if settings.deliver_while_routing else None
         ),
+        deliver_message=deliver,
         redrive_unfinished=RedriveUnfinished(a.uow, a.clock, a.publisher),
         relay=RelayOutbox(a.outbox_reader, a.publisher),
         wake_relay=wake,

@@ -59,6 +59,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
+    deliver_while_routing: bool = True
 
     @property
     def distributed(self) -> bool:
@@ -118,6 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_relay_linger=timedelta(
             milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
         ),
+        deliver_while_routing=reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),

@@ -2,17 +2,23 @@
 the consumer group, all at once: exactly one connector line per recipient and channel, exactly
 one history entry per transition. Each client sends into a conversation of its own, one message
 after the other, so each conversation's acceptance order is known and checked too: routing and
-each channel's outcome are recorded in that order."""
+each channel's outcome are recorded in that order.
+
+The second worker runs with CHAT4ALL_DELIVER_WHILE_ROUTING=false, as a deployment that keeps
+connectors on workers of their own would: the messages it routes go through the channel topics,
+where either worker may deliver them; the first worker delivers what it routes itself."""
 
 from __future__ import annotations
 
 import pytest
 
+from chat4all.application.topics import channel_topic
 from tests.integration.faults.harness import (
     Load,
     Stack,
     assert_nothing_lost_nothing_doubled,
     connector_lines,
+    end_offsets,
     final_check,
     plan,
     print_figures,
@@ -30,7 +36,9 @@ STALL = 60.0
 
 async def test_two_relays_and_two_workers_double_nothing(tmp_path):
     async with Stack(tmp_path, "twice") as stack:
-        conversations = await stack.deploy(apis=("api", "api2"), workers=("worker", "worker2"), users=USERS)
+        conversations = await stack.deploy(apis=("api", "api2"), workers=("worker",), users=USERS)
+        stack.start_worker("worker2", CHAT4ALL_DELIVER_WHILE_ROUTING="false")
+        await stack.wait_worker("worker2")
         urls = [stack.processes["api"].url, stack.processes["api2"].url]
         planned = plan(conversations, MESSAGES, per_client=CLIENTS)
         load = Load(stack, planned, CLIENTS, lambda client: urls[client % 2], sticky=True)
@@ -53,6 +61,10 @@ async def test_two_relays_and_two_workers_double_nothing(tmp_path):
             settled_after_burst=f"{settled:.1f}s",
             redriven=stack.count_in_logs("re-driving message"),
         )
+        through_channel_topics = 0
+        for channel in ("whatsapp", "instagram"):
+            through_channel_topics += sum((await end_offsets(stack.topic(channel_topic(channel)))).values())
+        assert through_channel_topics, f"the second worker routed nothing through the channel topics: {summary}"
         assert figures["accepted"] == MESSAGES, f"{summary}\n{load.unanswered()}"
         assert all(per_api.values()), f"one API accepted nothing: {summary}"
         assert all(per_worker.values()), f"one worker delivered nothing: {summary}"
