@@ -10,6 +10,7 @@ import pytest
 
 from chat4all.adapters.memory import RecordingConnector
 from chat4all.application.delivery import RouteMessage
+from chat4all.application.ports import NoMetrics
 from chat4all.application.topics import DEAD_LETTERS
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import DeliveryStatus, MessageStatus
@@ -268,7 +269,8 @@ async def test_routing_delivers_the_channels_it_has_connectors_for_and_publishes
     whatsapp_here = attrs.evolve(hub.deliver, uow=counted, connectors={"whatsapp": hub.connectors["whatsapp"]})
     route = RouteMessage(counted, hub.clock, hub.publisher, deliver=whatsapp_here)
     await route.execute_batch([both.id, whatsapp_only.id])
-    # Routing's own write, the members (not known yet), the outcomes: the messages are not read again.
+    # One read, the members (not known yet), one write of routing and outcomes together: the
+    # message left for another worker (instagram) is marked routed by the write of its first outcome.
     assert counted.opened == 3
     assert hub.connectors["whatsapp"].delivered == [
         (both.id, bob.id), (both.id, carol.id), (whatsapp_only.id, alice.id), (whatsapp_only.id, carol.id)
@@ -302,12 +304,46 @@ async def test_a_redelivered_routing_request_delivered_on_route_does_nothing_mor
 async def test_a_failure_while_delivering_on_route_is_redone_by_the_retried_batch(hub, people):
     alice, bob, *_ = people
     message = await hub.send_text(alice, await hub.conversation(alice, bob))
-    failing = FailingCommits(hub.uow, fail_from=2)  # routing's write commits, the outcomes' write fails
+    failing = FailingCommits(hub.uow, fail_from=1)  # the one write, of routing and outcomes, fails
     route = RouteMessage(failing, hub.clock, hub.publisher, deliver=attrs.evolve(hub.deliver, uow=failing))
     with pytest.raises(ConnectionError):
         await route.execute_batch([message.id])
-    assert (await hub.message(message.id)).status is MessageStatus.ROUTED
+    assert (await hub.message(message.id)).status is MessageStatus.ACCEPTED
     failing.fail_from = None
     await route.execute_batch([message.id])
-    assert (await hub.message(message.id)).status is MessageStatus.DELIVERED
+    delivered = await hub.message(message.id)
+    assert [event.status for event in delivered.history] == ["accepted", "routed", "delivered", "delivered"]
     assert hub.publisher.events == []
+
+
+async def test_a_message_with_no_channel_delivered_here_is_marked_routed_before_its_events_leave(hub, people):
+    alice, bob, *_ = people
+    message = await hub.send_text(alice, await hub.conversation(alice, bob), channels=("instagram",))
+    whatsapp_here = attrs.evolve(hub.deliver, connectors={"whatsapp": hub.connectors["whatsapp"]})
+    await RouteMessage(hub.uow, hub.clock, hub.publisher, deliver=whatsapp_here).execute_batch([message.id])
+    routed = await hub.message(message.id)
+    assert [event.status for event in routed.history] == ["accepted", "routed"]
+    assert [event.topic for event in hub.publisher.events] == ["instagram_outgoing"]
+
+
+class CountingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.routed = 0
+
+    def message_routed(self) -> None:
+        self.routed += 1
+
+
+@pytest.mark.parametrize("deliver_on_route", [True, False])
+async def test_each_message_counts_as_routed_once(hub, people, deliver_on_route: bool):
+    alice, bob, *_ = people
+    chat = await hub.conversation(alice, bob)
+    messages = [await hub.send_text(alice, chat, channels=("whatsapp", "instagram")) for _ in range(3)]
+    metrics = CountingMetrics()
+    deliver = attrs.evolve(hub.deliver, metrics=metrics)
+    route = RouteMessage(hub.uow, hub.clock, hub.publisher, metrics, deliver=deliver if deliver_on_route else None)
+    await route.execute_batch([message.id for message in messages])
+    await deliver.execute_batch([(message.id, channel) for message in messages for channel in ("whatsapp", "instagram")])
+    await route.execute_batch([message.id for message in messages])
+    assert metrics.routed == 3
+    assert {(await hub.message(message.id)).status for message in messages} == {MessageStatus.DELIVERED}

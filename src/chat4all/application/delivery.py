@@ -28,7 +28,7 @@ from chat4all.application.ports import (
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import PermanentDeliveryFailure
-from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.messages import FilePayload, Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +84,20 @@ class RouteMessage:
         await self.execute_batch([message_id])
 
     async def execute_batch(self, message_ids: Sequence[UUID]) -> None:
-        """Routes many messages in one transaction, then publishes their channel events at once,
-        in the order asked (which keeps each conversation's order)."""
+        """Routes many messages, in the order asked (which keeps each conversation's order).
+
+        Without `deliver`: marks them routed in one transaction, then publishes their channel
+        events at once. With it: reads them, and a message with a channel delivered here is marked
+        routed in delivery's one write, together with its outcomes; only the others are marked
+        routed before their events are published.
+        """
         wanted = list(dict.fromkeys(message_ids))
         if not wanted:
             return
-        routed: list[Message] = []
-
-        def mark_routed(found: dict[UUID, Message]) -> list[Message]:
-            now = self.clock.now()
-            routed.extend(found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now))
-            return routed
-
-        found = await self._batches.change(wanted, mark_routed)
-        for _ in routed:
-            self.metrics.message_routed()
+        if self.deliver is None:
+            found = await self._mark_routed(wanted)
+        else:
+            found = await self._batches.read(wanted)
         for message_id in wanted:
             if message_id not in found:
                 log.warning("routing request for unknown message %s ignored", message_id)
@@ -118,11 +117,35 @@ class RouteMessage:
                             {"message_id": str(message.id), "channel": channel},
                         )
                     )
+        if self.deliver is not None:
+            delivered_here = {message_id for message_id, _ in here}
+            unrouted = [
+                message_id
+                for message_id in wanted
+                if message_id in found
+                and message_id not in delivered_here
+                and found[message_id].status is MessageStatus.ACCEPTED
+            ]
+            if unrouted:
+                await self._mark_routed(unrouted)
         if events:
             await self.publisher.publish_batch(events)
         if here:
             assert self.deliver is not None
             await self.deliver.execute_batch(here, read=found)
+
+    async def _mark_routed(self, wanted: list[UUID]) -> dict[UUID, Message]:
+        routed: list[Message] = []
+
+        def mark_routed(found: dict[UUID, Message]) -> list[Message]:
+            now = self.clock.now()
+            routed.extend(found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now))
+            return routed
+
+        found = await self._batches.change(wanted, mark_routed)
+        for _ in routed:
+            self.metrics.message_routed()
+        return found
 
 
 @attrs.frozen
@@ -218,11 +241,14 @@ class DeliverMessage:
             for send in sends:
                 message = current.get(send.message.id)
                 assert send.outcome is not None
+                unrouted = message is not None and message.status is MessageStatus.ACCEPTED
                 if message is not None and message.record_delivery(
                     send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
                 ):
                     changed[message.id] = message
                     recorded.append((send, message.status.is_terminal))
+                    if unrouted:  # routed by this outcome (see RouteMessage.deliver)
+                        self.metrics.message_routed()
             return list(changed.values())
 
         current = await self._batches.change([send.message.id for send in sends], record_outcomes)
