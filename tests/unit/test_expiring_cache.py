@@ -279,6 +279,29 @@ async def test_a_refresh_that_succeeds_ends_the_back_off():
     assert await served(REFRESH_AT + timedelta(seconds=5)) == 2 and attempts == 3
 
 
+async def test_closing_cancels_and_awaits_refreshes_under_way_and_starts_no_more():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    cache.put("b", 1, until=UNTIL, refresh_at=REFRESH_AT)
+    load = GatedLoad(2)
+    assert await cache.get_or_load("a", REFRESH_AT, load) == 1
+    await asyncio.sleep(0)
+    cache.forget("a")  # a refresh whose key was forgotten is still under way, and closed too
+    assert await cache.get_or_load("b", REFRESH_AT, load) == 1
+    await asyncio.sleep(0)
+    assert load.calls == 2
+    refreshes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert len(refreshes) == 2
+
+    await asyncio.wait_for(cache.close(), 1)
+
+    assert all(task.cancelled() for task in refreshes)
+    assert await cache.get_or_load("b", REFRESH_AT + timedelta(seconds=1), load) == 1
+    await asyncio.sleep(0)
+    assert load.calls == 2  # no refresh after closing
+    assert await cache.get_or_load("c", REFRESH_AT, lambda: asyncio.sleep(0, result=3)) == 3  # misses still load
+
+
 async def test_entries_without_a_refresh_point_are_never_reloaded_while_valid():
     # How the membership and conversation caches use it: no end, no refresh point.
     cache: ExpiringCache[str, int] = ExpiringCache(10)

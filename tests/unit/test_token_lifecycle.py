@@ -165,6 +165,7 @@ class Database:
         self.hub = hub
         self.lookups = 0
         self.lookup_times: list[datetime] = []  # by the hub's clock
+        self.held = 0  # lookups waiting for `open`
         self.open = asyncio.Event()
         self.open.set()
         self.down = False
@@ -173,7 +174,11 @@ class Database:
     async def uow(self):
         self.lookups += 1
         self.lookup_times.append(self.hub.clock.now())
-        await self.open.wait()
+        self.held += 1
+        try:
+            await self.open.wait()
+        finally:
+            self.held -= 1
         if self.down:
             raise Unavailable("database unreachable")
         async with self.hub.uow() as uow:
@@ -397,6 +402,42 @@ async def test_background_lookups_resume_once_the_database_is_back(hub):
     hub.clock.set(refreshed_at + CACHE_FOR)
     with pytest.raises(Unavailable):
         await resolve.execute(token)
+
+
+async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapters_close(hub):
+    from chat4all.adapters.memory import InMemoryOutboxReader, PlainTestHasher
+    from chat4all.entrypoints.bootstrap import Adapters, wire
+    from chat4all.entrypoints.settings import load_settings
+
+    database = Database(hub)
+    held_at_close: list[int] = []
+
+    async def close_database() -> None:
+        held_at_close.append(database.held)
+
+    adapters = Adapters(
+        uow=database.uow,
+        storage=hub.storage,
+        publisher=hub.publisher,
+        outbox_reader=InMemoryOutboxReader(hub.store),
+        connectors=hub.connectors,
+        hasher=PlainTestHasher(),
+        clock=hub.clock,
+        on_stop=[close_database],
+    )
+    process = wire(load_settings({}), adapters)
+    await process.register_user.execute("alice", PASSWORD)
+    token = (await process.authenticate.execute("alice", PASSWORD)).access_token
+    await process.resolve_token.execute(token)
+    database.open.clear()
+    hub.clock.advance(process.settings.token_cache * 0.8)
+    await process.resolve_token.execute(token)  # starts the background lookup, held
+    await settle()
+    assert database.held == 1
+
+    await asyncio.wait_for(process.stop(), 1)
+
+    assert held_at_close == [0]
 
 
 async def test_tokens_cached_together_are_not_looked_up_again_together(hub):

@@ -41,6 +41,7 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
+        self._closed = False
 
     def get(self, key: Key, now: datetime) -> Value | None:
         entry = self._valid_entry(key, now)
@@ -89,6 +90,16 @@ class ExpiringCache(Generic[Key, Value]):
         if stale is not None:
             self._stale_loads.add(stale)
 
+    async def close(self) -> None:
+        """Cancels the loads still under way and waits for them to end; no background refresh
+        starts afterwards (misses still load). For a process shutting down: a refresh nobody
+        awaits would otherwise outlive what it reads from, or be destroyed pending with the loop."""
+        self._closed = True
+        loads = {*self._loading.values(), *self._stale_loads}
+        for loading in loads:
+            loading.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -103,7 +114,7 @@ class ExpiringCache(Generic[Key, Value]):
         return entry
 
     def _refresh_due(self, key: Key, entry: _Entry[Value], now: datetime) -> bool:
-        if entry.refresh_at is None or now < entry.refresh_at or key in self._loading:
+        if self._closed or entry.refresh_at is None or now < entry.refresh_at or key in self._loading:
             return False
         if entry.failed_refreshes and entry.retry_at is None:
             # The first caller since the last refresh failed: the back-off starts now.
