@@ -7,7 +7,7 @@ import base64
 import contextlib
 import gc
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -164,6 +164,8 @@ class Database:
     def __init__(self, hub) -> None:
         self.hub = hub
         self.lookups = 0
+        self.lookup_times: list[datetime] = []  # by the hub's clock
+        self.held = 0  # lookups waiting for `open`
         self.open = asyncio.Event()
         self.open.set()
         self.down = False
@@ -171,7 +173,12 @@ class Database:
     @contextlib.asynccontextmanager
     async def uow(self):
         self.lookups += 1
-        await self.open.wait()
+        self.lookup_times.append(self.hub.clock.now())
+        self.held += 1
+        try:
+            await self.open.wait()
+        finally:
+            self.held -= 1
         if self.down:
             raise Unavailable("database unreachable")
         async with self.hub.uow() as uow:
@@ -330,6 +337,107 @@ async def test_a_background_lookup_during_an_outage_leaves_the_token_working_unt
         assert reported == []  # the failed background lookups were not logged as lost errors
     finally:
         loop.set_exception_handler(None)
+
+
+async def test_an_outage_costs_a_busy_cached_token_one_lookup_per_back_off_not_one_per_request(hub):
+    from chat4all.application.caching import FIRST_REFRESH_BACKOFF
+
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    cached_at = hub.clock.now()
+    assert await resolve.execute(token) == alice
+    database.down = True
+    database.lookup_times.clear()
+
+    # From past the refresh point to the entry's end (a fifth of CACHE_FOR), 20 requests every 10 ms.
+    hub.clock.advance(DUE)
+    while hub.clock.now() < cached_at + CACHE_FOR:
+        users = await asyncio.gather(*(resolve.execute(token) for _ in range(20)))
+        assert users == [alice] * 20  # served from the entry throughout
+        await settle()
+        hub.clock.advance(timedelta(milliseconds=10))
+
+    lookups = database.lookup_times
+    assert lookups[0] == cached_at + DUE  # the first request past the refresh point tried at once
+    gaps = [later - earlier for earlier, later in zip(lookups, lookups[1:], strict=False)]
+    assert all(gap >= FIRST_REFRESH_BACKOFF for gap in gaps), gaps
+    assert 2 <= len(lookups) <= (CACHE_FOR - DUE) / FIRST_REFRESH_BACKOFF + 1, lookups
+    # At its end the entry is gone, and the request waits for the lookup and sees it fail.
+    hub.clock.set(cached_at + CACHE_FOR)
+    with pytest.raises(Unavailable):
+        await resolve.execute(token)
+
+
+async def test_background_lookups_resume_once_the_database_is_back(hub):
+    from chat4all.application.caching import FIRST_REFRESH_BACKOFF
+
+    alice = await hub.user("alice")
+    resolve, database = refreshing_resolver(hub)
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+    database.down = True
+    hub.clock.advance(DUE)
+    assert await resolve.execute(token) == alice
+    await settle()
+    assert database.lookups == 2  # tried in the background, and failed
+    assert await resolve.execute(token) == alice  # the back-off starts now
+    backed_off_at = hub.clock.now()
+    database.down = False
+
+    hub.clock.set(backed_off_at + FIRST_REFRESH_BACKOFF - timedelta(microseconds=1))
+    assert await resolve.execute(token) == alice
+    await settle()
+    assert database.lookups == 2  # not during the back-off
+    hub.clock.set(backed_off_at + FIRST_REFRESH_BACKOFF)
+    assert await resolve.execute(token) == alice
+    await settle()
+    assert database.lookups == 3
+
+    # That lookup renewed the entry for CACHE_FOR: prove it by taking the database away again.
+    refreshed_at = hub.clock.now()
+    database.down = True
+    hub.clock.set(refreshed_at + CACHE_FOR - timedelta(microseconds=1))
+    assert await resolve.execute(token) == alice
+    hub.clock.set(refreshed_at + CACHE_FOR)
+    with pytest.raises(Unavailable):
+        await resolve.execute(token)
+
+
+async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapters_close(hub):
+    from chat4all.adapters.memory import InMemoryOutboxReader, PlainTestHasher
+    from chat4all.entrypoints.bootstrap import Adapters, wire
+    from chat4all.entrypoints.settings import load_settings
+
+    database = Database(hub)
+    held_at_close: list[int] = []
+
+    async def close_database() -> None:
+        held_at_close.append(database.held)
+
+    adapters = Adapters(
+        uow=database.uow,
+        storage=hub.storage,
+        publisher=hub.publisher,
+        outbox_reader=InMemoryOutboxReader(hub.store),
+        connectors=hub.connectors,
+        hasher=PlainTestHasher(),
+        clock=hub.clock,
+        on_stop=[close_database],
+    )
+    process = wire(load_settings({}), adapters)
+    await process.register_user.execute("alice", PASSWORD)
+    token = (await process.authenticate.execute("alice", PASSWORD)).access_token
+    await process.resolve_token.execute(token)
+    database.open.clear()
+    hub.clock.advance(process.settings.token_cache * 0.8)
+    await process.resolve_token.execute(token)  # starts the background lookup, held
+    await settle()
+    assert database.held == 1
+
+    await asyncio.wait_for(process.stop(), 1)
+
+    assert held_at_close == [0]
 
 
 async def test_tokens_cached_together_are_not_looked_up_again_together(hub):

@@ -177,7 +177,9 @@ class ResolveToken:
     background; a busy token therefore never misses. A lookup that finds the token no longer
     valid, or its user gone, forgets the entry, so a revocation seen by a background lookup takes
     effect from then on. One that fails for another reason (the database is unreachable) leaves
-    the entry until its end, exactly as if there had been no background lookup.
+    the entry until its end, exactly as if there had been no background lookup, and the next one
+    waits for a back-off that doubles with each failure (see `ExpiringCache.get_or_load`): during
+    an outage a busy token costs a failing lookup every so often, not one per request.
     """
 
     uow: UnitOfWorkFactory

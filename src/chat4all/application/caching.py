@@ -6,17 +6,26 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, NamedTuple, TypeVar
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
+
+# After a background refresh of an entry fails, the entry is not refreshed again for this long,
+# twice as long after each further failure, up to the last (see `get_or_load`).
+FIRST_REFRESH_BACKOFF = timedelta(seconds=0.25)
+LAST_REFRESH_BACKOFF = timedelta(seconds=30)
 
 
 class _Entry(NamedTuple, Generic[Value]):
     value: Value
     until: datetime | None
     refresh_at: datetime | None
+    failed_refreshes: int = 0  # in a row, since the entry was put
+    # No refresh before this moment. After a failure it is None until a caller sees the entry
+    # again: the cache has no clock of its own, and the back-off counts from that caller's `now`.
+    retry_at: datetime | None = None
 
 
 class ExpiringCache(Generic[Key, Value]):
@@ -32,6 +41,7 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
+        self._closed = False
 
     def get(self, key: Key, now: datetime) -> Value | None:
         entry = self._valid_entry(key, now)
@@ -55,11 +65,16 @@ class ExpiringCache(Generic[Key, Value]):
         the background, so nobody waits for the database while the entry is still valid. That load
         is the same single flight a miss would wait for. If it fails, the entry stays as it was
         until its `until` (the loader may `forget` it, e.g. when it learnt the value is wrong), and
-        the next caller past `refresh_at` tries again."""
+        no refresh of it starts for a back-off that counts from the next caller's `now`:
+        FIRST_REFRESH_BACKOFF, doubling after each further failure up to LAST_REFRESH_BACKOFF, and
+        never more than half the entry's remaining life (but at least FIRST_REFRESH_BACKOFF), so a
+        refresh is still tried before the entry ends. Without it, during a database outage every
+        request on a cached key past its refresh point started another lookup bound to fail. At
+        `until` the entry is gone as always: the next caller waits for a load and sees it fail."""
         entry = self._valid_entry(key, now)
         if entry is not None:
-            if entry.refresh_at is not None and now >= entry.refresh_at and key not in self._loading:
-                self._start_load(key, load)
+            if self._refresh_due(key, entry, now):
+                self._start_load(key, load, refreshing=entry)
             return entry.value
         loading = self._loading.get(key) or self._start_load(key, load)
         # Shielded: a caller that goes away (its client hung up) must not cancel the others' load.
@@ -75,6 +90,16 @@ class ExpiringCache(Generic[Key, Value]):
         if stale is not None:
             self._stale_loads.add(stale)
 
+    async def close(self) -> None:
+        """Cancels the loads still under way and waits for them to end; no background refresh
+        starts afterwards (misses still load). For a process shutting down: a refresh nobody
+        awaits would otherwise outlive what it reads from, or be destroyed pending with the loop."""
+        self._closed = True
+        loads = {*self._loading.values(), *self._stale_loads}
+        for loading in loads:
+            loading.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -88,20 +113,42 @@ class ExpiringCache(Generic[Key, Value]):
         self._entries.move_to_end(key)
         return entry
 
-    def _start_load(self, key: Key, load: Callable[[], Awaitable[Value]]) -> asyncio.Future[Value]:
+    def _refresh_due(self, key: Key, entry: _Entry[Value], now: datetime) -> bool:
+        if self._closed or entry.refresh_at is None or now < entry.refresh_at or key in self._loading:
+            return False
+        if entry.failed_refreshes and entry.retry_at is None:
+            # The first caller since the last refresh failed: the back-off starts now.
+            wait = _refresh_backoff(entry.failed_refreshes, now, entry.until)
+            self._entries[key] = entry._replace(retry_at=now + wait)
+            return False
+        return entry.retry_at is None or now >= entry.retry_at
+
+    def _start_load(
+        self, key: Key, load: Callable[[], Awaitable[Value]], refreshing: _Entry[Value] | None = None
+    ) -> asyncio.Future[Value]:
         loading = self._loading[key] = asyncio.ensure_future(load())
-        loading.add_done_callback(lambda done: self._finished(key, done))
+        loading.add_done_callback(lambda done: self._finished(key, done, refreshing))
         return loading
 
-    def _finished(self, key: Key, done: asyncio.Future[Value]) -> None:
+    def _finished(self, key: Key, done: asyncio.Future[Value], refreshed: _Entry[Value] | None) -> None:
         if self._loading.get(key) is done:
             del self._loading[key]
         self._stale_loads.discard(done)
+        if done.cancelled():
+            return
         # A background refresh has no caller to await it, nor does a load whose waiters all went
         # away: marking the outcome as seen here keeps asyncio from logging "exception was never
         # retrieved" for it. Waiters that do await the load still get the exception.
-        if not done.cancelled():
-            done.exception()
+        if done.exception() is not None and refreshed is not None and self._entries.get(key) is refreshed:
+            # Still the entry this refresh was for (not put anew, forgotten or ended meanwhile).
+            self._entries[key] = refreshed._replace(failed_refreshes=refreshed.failed_refreshes + 1, retry_at=None)
+
+
+def _refresh_backoff(failures: int, now: datetime, until: datetime | None) -> timedelta:
+    wait = min(FIRST_REFRESH_BACKOFF * 2 ** min(failures - 1, 16), LAST_REFRESH_BACKOFF)
+    if until is not None:
+        wait = min(wait, (until - now) / 2)
+    return max(wait, FIRST_REFRESH_BACKOFF)
 
 
 def _current_task() -> asyncio.Task[object] | None:

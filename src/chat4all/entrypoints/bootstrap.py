@@ -116,6 +116,8 @@ class Hub:
         await self.background.start()
 
     async def stop(self) -> None:
+        # Background token refreshes first: they read through the adapters the hooks close.
+        await self.resolve_token.cache.close()
         await self.background.stop()
         for hook in reversed(self.adapters.on_stop):
             await hook()

@@ -17,10 +17,15 @@ short wait (`short_wait_only_for_partial_fetches`).
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import Any
 
+import aiokafka
 import faust
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.subscription_state import Assignment
+from aiokafka.protocol.fetch import FetchRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 DEFAULT_FETCH_MAX_WAIT_MS = 10
@@ -28,6 +33,47 @@ DEFAULT_FETCH_MAX_WAIT_MS = 10
 # fetch's connection meanwhile (a metadata refresh, offset look-ups after a rebalance) queues
 # behind it, so it stays well under Faust's 1.5 s.
 COMPLETE_FETCH_MAX_WAIT_MS = 500
+
+
+class AiokafkaInternalsChanged(RuntimeError):
+    """The installed aiokafka lacks a private part of it that this module relies on."""
+
+
+def require_aiokafka_internals(
+    fetcher: type = Fetcher,
+    assignment: type = Assignment,
+    request: type = FetchRequest,
+    consumer: type = aiokafka.AIOKafkaConsumer,
+) -> None:
+    """Raises `AiokafkaInternalsChanged`, naming what is missing, unless aiokafka still has the
+    undocumented parts `short_wait_only_for_partial_fetches` and `_ConsumerThread` use. Run when
+    a `LowLatencyApp` is built: otherwise an aiokafka that renamed one would fail only inside
+    the consumer's fetch loop, or (for the attributes set here) quietly ignore the waits."""
+    missing = [
+        f"{owner.__name__}.{name}"
+        for owner, name in [
+            (fetcher, "_get_actions_per_node"),
+            (fetcher, "_select_read_replica"),
+            (assignment, "tps"),
+            (request, "topics"),
+        ]
+        if not hasattr(owner, name)
+    ]
+    # Instance attributes set here: looked for in the code of the aiokafka method that reads them.
+    for owner, reader, name in [(request, "build", "_max_wait_ms"), (consumer, "start", "_fetch_max_wait_ms")]:
+        if name not in _names_used_by(getattr(owner, reader, None)):
+            missing.append(f"{owner.__name__}.{name} (as read by {owner.__name__}.{reader})")
+    if missing:
+        raise AiokafkaInternalsChanged(
+            f"aiokafka {aiokafka.__version__} has no {', '.join(missing)}, which "
+            f"{__name__} relies on to choose each fetch's wait; adapt that module to this "
+            "aiokafka, or install the version pinned in pyproject.toml"
+        )
+
+
+def _names_used_by(function: Any) -> tuple[str, ...]:
+    code = getattr(inspect.unwrap(function), "__code__", None) if function is not None else None
+    return () if code is None else code.co_names
 
 
 def short_wait_only_for_partial_fetches(fetcher: Any, complete_wait_ms: int = COMPLETE_FETCH_MAX_WAIT_MS) -> None:
@@ -77,6 +123,7 @@ class LowLatencyApp(faust.App):
     leaves partitions out (see the module's docstring)."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS, **kwargs: Any) -> None:
+        require_aiokafka_internals()
         self.fetch_max_wait_ms = fetch_max_wait_ms
         super().__init__(*args, **kwargs)
 
