@@ -629,6 +629,70 @@ async def test_assembling_again_stores_the_same_file(
     assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
 
 
+SIZES = {"part copies": [5 * MiB, 5 * MiB, 100], "upload of small chunks": [1000, 1000]}
+
+
+@pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
+async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, sizes: list[int]
+) -> None:
+    # A completion verified and stored the file; before it was recorded, a chunk was re-sent and
+    # another completion asked for the new bytes.
+    upload_id = uuid4()
+    chunks = [os.urandom(size) for size in sizes]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(range(len(chunks))))
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+    chunks[1] = os.urandom(sizes[1])
+    await s3_storage.put_chunk(upload_id, 1, chunks[1])
+
+    with pytest.raises(Conflict) as failure:
+        await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(b"".join(chunks)))
+
+    assert failure.value.code == "upload_completed"
+    assert "different checksum" in failure.value.detail
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
+@pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("stored", ["the same bytes", "other bytes"])
+async def test_a_file_stored_while_assembling_is_not_replaced(
+    s3_storage: S3FileStorage,
+    s3_client: Any,
+    s3_settings: S3Settings,
+    s3_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: list[int],
+    stored: str,
+) -> None:
+    # Another completion stores the file between this one's hashing and its CompleteMultipartUpload:
+    # only a write conditional on the file not existing can tell.
+    upload_id = uuid4()
+    chunks = [os.urandom(size) for size in sizes]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(range(len(chunks))))
+    there_first = whole if stored == "the same bytes" else os.urandom(len(whole))
+    hash_chunks = s3_storage._assembler.hash_chunks
+
+    async def hash_then_another_completion_stores(*args: Any, **kwargs: Any) -> Any:
+        hashed = await hash_chunks(*args, **kwargs)
+        s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.file_key(upload_id), Body=there_first)
+        return hashed
+
+    monkeypatch.setattr(s3_storage._assembler, "hash_chunks", hash_then_another_completion_stores)
+
+    if stored == "the same bytes":
+        assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+    else:
+        with pytest.raises(Conflict) as failure:
+            await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole))
+        assert failure.value.code == "upload_completed"
+
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == there_first
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
 async def test_releasing_chunks_twice_is_fine_and_leaves_the_file_and_other_uploads(
     s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
 ) -> None:

@@ -8,7 +8,7 @@ hashes the chunks in order and, on a match, joins them server-side into `files/<
 UploadPartCopy, each copy conditional on the ETag seen while hashing: a chunk replaced in between
 makes the completion fail instead of storing bytes that were never hashed. Copies start as soon
 as a chunk is hashed, so joining overlaps with hashing; on a mismatch the partial object is aborted
-(s3_assembly.py).
+(s3_assembly.py). A file already stored is never replaced (see `assemble_if_matches`).
 
 Chunks this process stores in order (chunk 0, 1, 2, ...) are hashed while they arrive: the running
 SHA-256 state after each chunk is kept in memory with the ETag S3 returned for the PUT of exactly
@@ -33,6 +33,7 @@ boto3 is blocking; every call runs in a bounded thread pool so the event loop ne
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -45,7 +46,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from chat4all.adapters.storage.disposition import attachment_disposition
-from chat4all.adapters.storage.s3_assembly import ChunkAssembler, Mismatch
+from chat4all.adapters.storage.s3_assembly import ChunkAssembler, FileAlreadyStored, Mismatch
 from chat4all.adapters.storage.s3_bucket import (
     BLOCK_SIZE,
     MAX_PARTS,
@@ -55,6 +56,7 @@ from chat4all.adapters.storage.s3_bucket import (
     S3Bucket,
     error_code,
     forget,
+    stream_into,
 )
 from chat4all.adapters.storage.s3_running import PartsCopiedAhead, RunningDigests
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -166,6 +168,20 @@ class S3FileStorage:
         return {index: size for index, (size, _) in listed.items()}
 
     async def assemble_if_matches(self, upload_id: UUID, total_chunks: int, checksum: str) -> str:
+        """The file a completion stored stands (see FileStorage.assemble_if_matches), because the
+        CompleteMultipartUpload that stores it carries `If-None-Match: *`: the store refuses to
+        replace an existing file in the same step as it writes, where a HEAD first would leave a
+        window between the check and the write. AWS S3 (since August 2024) and the Versity gateway
+        honour it (Versity v1.8.0, which the tests run, checks it under a per-key publish lock). A
+        store that ignores the header would replace the file, the race this guards against; one
+        that rejects it fails every completion as unavailable.
+
+        When the store refuses, the stored file is read back and hashed: the same SHA-256 is the
+        same file (a retry after the completion could not be recorded, or two completions of the
+        same bytes) and the completion succeeds; any other is a Conflict. The checksum is not kept in
+        the object's metadata instead: metadata is fixed when a multipart upload is created, and
+        the one parts are copied into while chunks arrive is created before the checksum is known.
+        Reading the file back happens only on such retries and races."""
         running = self._running.get(upload_id)
         ahead = running.claim_ahead() if running is not None else None
         try:
@@ -204,6 +220,9 @@ class S3FileStorage:
                 if digest != expected:
                     return digest
                 await self._assembler.join_by_upload(self.file_key(upload_id), chunks)
+        except FileAlreadyStored:
+            await self._require_stored_checksum(upload_id, expected)
+            digest = expected
         except ClientError as error:
             if error_code(error) in NOT_FOUND | MULTIPART_GONE:
                 await self._raise_missing(upload_id, error)
@@ -310,6 +329,22 @@ class S3FileStorage:
 
     def file_key(self, file_id: UUID) -> str:
         return self._bucket.file_key(file_id)
+
+    async def _require_stored_checksum(self, upload_id: UUID, checksum: str) -> None:
+        try:
+            response = await self._bucket.call(
+                self._bucket.client.get_object, Bucket=self._bucket.name, Key=self.file_key(upload_id)
+            )
+        except ClientError as error:
+            if error_code(error) in NOT_FOUND:  # the write this one lost to failed after all
+                raise Conflict(
+                    "the upload changed while it was being completed; complete it again", code="chunk_changed"
+                ) from error
+            raise
+        digest = hashlib.sha256()
+        await self._bucket.call(stream_into, response["Body"], digest)
+        if digest.hexdigest() != checksum:
+            raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
 
     async def _raise_missing(self, upload_id: UUID, error: ClientError) -> None:
         """A concurrent completion that finished first deletes the chunks and aborts the other

@@ -5,6 +5,9 @@ copied into a multipart upload of the file as soon as it is hashed, with UploadP
 on the ETag of the bytes hashed: a chunk replaced in between fails the copy instead of slipping
 into the file. Chunks below S3's 5 MiB part minimum are read back (conditional on the same ETags)
 and uploaded in larger parts instead. On a mismatch or any failure the multipart upload is aborted.
+
+CompleteMultipartUpload is conditional on the file not existing yet (`If-None-Match: *`): a file
+another completion stored first is never replaced (FileAlreadyStored; see S3FileStorage).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from chat4all.adapters.storage.s3_bucket import (
     S3Bucket,
     changed_chunk,
     close_response,
+    error_code,
+    precondition_failed,
     stream_into,
 )
 from chat4all.adapters.storage.s3_running import HashedChunk, PartsCopiedAhead
@@ -39,6 +44,10 @@ class Mismatch(Exception):
     def __init__(self, digest: str):
         super().__init__(digest)
         self.digest = digest
+
+
+class FileAlreadyStored(Exception):
+    """The file was stored (by another completion) before this one could complete it."""
 
 
 class ChunkAssembler:
@@ -186,18 +195,25 @@ class ChunkAssembler:
 
     async def _multipart(self, file_key: str, add_parts: Callable[[str], Any], multipart_id: str | None = None) -> None:
         """Completes `multipart_id` (a new multipart upload if None) with the parts `add_parts` returns,
-        or aborts it if anything fails."""
+        unless the file exists by then (FileAlreadyStored), or aborts it if anything fails."""
         if multipart_id is None:
             multipart_id = await self._bucket.create_multipart(file_key)
         try:
             parts = await add_parts(multipart_id)
-            await self._bucket.call(
-                self._bucket.client.complete_multipart_upload,
-                Bucket=self._bucket.name,
-                Key=file_key,
-                UploadId=multipart_id,
-                MultipartUpload={"Parts": parts},
-            )
+            try:
+                await self._bucket.call(
+                    self._bucket.client.complete_multipart_upload,
+                    Bucket=self._bucket.name,
+                    Key=file_key,
+                    UploadId=multipart_id,
+                    MultipartUpload={"Parts": parts},
+                    IfNoneMatch="*",
+                )
+            except ClientError as error:
+                # AWS answers 409 to the loser of two conditional writes racing for one key.
+                if precondition_failed(error) or error_code(error) == "ConditionalRequestConflict":
+                    raise FileAlreadyStored(file_key) from error
+                raise
         except BaseException:
             try:
                 await self._bucket.abort(file_key, multipart_id)
