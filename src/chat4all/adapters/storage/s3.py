@@ -1,7 +1,9 @@
 """Upload bytes in an S3-compatible object store (the distributed profile).
 
 Only plain S3 calls are used (no versioning, no checksum extensions, path-style addressing), the
-subset AWS S3, MinIO, Ceph, SeaweedFS and the Versity S3 Gateway (which the tests run against) share.
+subset AWS S3, MinIO, Ceph, SeaweedFS and the Versity S3 Gateway (which the tests run against) share,
+plus one conditional write: CompleteMultipartUpload with `If-None-Match: *`, which AWS S3 and the
+Versity gateway honour (see `assemble_if_matches`; check it on another store before relying on it).
 Each chunk is its own object, `uploads/<upload_id>/chunks/<index:05d>`, so a re-sent chunk simply
 replaces one object and a failed checksum is fixed by re-sending only the bad chunks. Completing
 hashes the chunks in order and, on a match, joins them server-side into `files/<file_id>` with

@@ -210,7 +210,7 @@ class ChunkAssembler:
                     IfNoneMatch="*",
                 )
             except ClientError as error:
-                # AWS answers 409 to the loser of two conditional writes racing for one key.
+                # AWS may answer 409 instead while another write to the key is under way.
                 if precondition_failed(error) or error_code(error) == "ConditionalRequestConflict":
                     raise FileAlreadyStored(file_key) from error
                 raise
