@@ -28,8 +28,8 @@ from tests.integration.s3_fixtures import remove_prefix, s3_test_settings
 MiB = 1024 * 1024
 
 
-def timed(storage: S3FileStorage, name: str, spent: dict[str, float]) -> None:
-    original: Callable[..., Awaitable[Any]] = getattr(storage, name)
+def timed(assembler: Any, name: str, spent: dict[str, float]) -> None:
+    original: Callable[..., Awaitable[Any]] = getattr(assembler, name)
 
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -38,10 +38,10 @@ def timed(storage: S3FileStorage, name: str, spent: dict[str, float]) -> None:
         finally:
             spent[name] = time.perf_counter() - started
 
-    setattr(storage, name, wrapper)
+    setattr(assembler, name, wrapper)
 
 
-STEPS = ("_hash_chunks", "_hash_and_copy")
+STEPS = ("hash_chunks", "hash_and_copy")
 
 
 async def one_round(
@@ -58,7 +58,7 @@ async def one_round(
     await asyncio.gather(*(put(index, chunk) for index, chunk in enumerate(chunks)))
     spent = {"put chunks": time.perf_counter() - started}
     for name in STEPS:
-        timed(completer, name, spent)
+        timed(completer._assembler, name, spent)
     started = time.perf_counter()
     assert await completer.assemble_if_matches(upload_id, len(chunks), checksum) == checksum
     spent["assemble total"] = time.perf_counter() - started
@@ -66,7 +66,7 @@ async def one_round(
     await completer.release_chunks(upload_id)  # what completing does once the database has recorded it
     spent["release_chunks"] = time.perf_counter() - started
     for name in STEPS:
-        delattr(completer, name)
+        delattr(completer._assembler, name)
     return spent
 
 
@@ -114,7 +114,7 @@ async def main() -> None:
     print(f"{args.chunks} chunks x {args.chunk_mib} MiB = {total_mib} MiB at {settings.endpoint_url}, {args.rounds} rounds")
     print(f"sha256 in memory, one thread: {in_memory:.0f} MB/s")
     print(f"{args.in_flight} chunks stored at once; completed by the {args.completer} instance")
-    print("_hash_and_copy waits for the parts copied ahead, hashes what was not hashed on arrival and copies it")
+    print("hash_and_copy waits for the parts copied ahead, hashes what was not hashed on arrival and copies it")
     for name in rounds[0]:
         seconds = statistics.median(entry[name] for entry in rounds)
         print(f"{name:>20}: median {seconds:6.2f} s  ({total_mib / seconds:6.0f} MiB/s)")

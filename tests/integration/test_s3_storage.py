@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from chat4all.adapters.storage.disposition import attachment_disposition
-from chat4all.adapters.storage.s3 import COPY_AHEAD_CONCURRENCY, S3FileStorage, S3Settings, make_s3_client
+from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
+from chat4all.adapters.storage.s3_running import COPY_AHEAD_CONCURRENCY, RunningDigest
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
 from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
     multipart_uploads,
@@ -215,7 +216,7 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
     whole = b"".join(chunks)
     await put_all(s3_storage, upload_id, chunks, [0, 1, 2])
     intruder = os.urandom(8 * MiB)
-    copy_part = s3_storage._copy_part
+    copy_part = s3_storage._bucket.copy_part
     replaced = False
 
     async def replace_then_copy(*args: Any) -> Any:
@@ -225,7 +226,7 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
             put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 1, intruder)
         return await copy_part(*args)
 
-    monkeypatch.setattr(s3_storage, "_copy_part", replace_then_copy)
+    monkeypatch.setattr(s3_storage._bucket, "copy_part", replace_then_copy)
 
     with pytest.raises(Conflict) as failure:
         await s3_storage.assemble_if_matches(upload_id, 3, sha256(whole))
@@ -244,19 +245,25 @@ async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
 def record_reads(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The chunk indices completing reads back from S3, in order."""
     read: list[int] = []
-    open_soon = storage._open_soon
+    open_soon = storage._assembler.open_soon
 
     def recording(key: str) -> Any:
         read.append(int(key.rsplit("/", 1)[1]))
         return open_soon(key)
 
-    monkeypatch.setattr(storage, "_open_soon", recording)
+    monkeypatch.setattr(storage._assembler, "open_soon", recording)
     return read
+
+
+def running_digest(storage: S3FileStorage, upload_id: UUID) -> RunningDigest:
+    running = storage._running.get(upload_id)
+    assert running is not None, "this process does not track the upload"
+    return running
 
 
 async def copies_made_ahead(storage: S3FileStorage, upload_id: UUID) -> None:
     """Waits until the parts this storage started copying while chunks arrived are copied."""
-    running = storage._digests[upload_id]
+    running = running_digest(storage, upload_id)
     assert running.ahead is not None
     await asyncio.gather(*(part.copy for part in running.ahead.parts.values()))
 
@@ -264,13 +271,13 @@ async def copies_made_ahead(storage: S3FileStorage, upload_id: UUID) -> None:
 def record_copies(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The part numbers copied from chunk objects into the file, in order."""
     copied: list[int] = []
-    copy_part = storage._copy_part
+    copy_part = storage._bucket.copy_part
 
     async def recording(file_key: str, multipart_id: str, number: int, chunk: Any) -> Any:
         copied.append(number)
         return await copy_part(file_key, multipart_id, number, chunk)
 
-    monkeypatch.setattr(storage, "_copy_part", recording)
+    monkeypatch.setattr(storage._bucket, "copy_part", recording)
     return copied
 
 
@@ -317,7 +324,7 @@ async def test_copies_still_queued_are_made_by_completing_instead(
 ) -> None:
     # Copies ahead run a few at a time; hold them all back, as when chunks arrive faster than that.
     for _ in range(COPY_AHEAD_CONCURRENCY):
-        await s3_storage._ahead_gate.acquire()
+        await s3_storage._running.ahead_gate.acquire()
     copied = record_copies(s3_storage, monkeypatch)
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(3)]
@@ -347,13 +354,13 @@ async def test_discard_aborts_the_parts_copied_ahead(
 async def test_discard_also_aborts_a_head_start_whose_multipart_upload_was_still_being_created(
     s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create = s3_storage._create_multipart
+    create = s3_storage._bucket.create_multipart
 
     async def slow_create(file_key: str) -> str:
         await asyncio.sleep(0.5)
         return await create(file_key)
 
-    monkeypatch.setattr(s3_storage, "_create_multipart", slow_create)
+    monkeypatch.setattr(s3_storage._bucket, "create_multipart", slow_create)
     upload_id = uuid4()
     await s3_storage.put_chunk(upload_id, 0, os.urandom(5 * MiB))
 
@@ -366,7 +373,7 @@ async def test_discard_also_aborts_a_head_start_whose_multipart_upload_was_still
 async def test_an_upload_forgotten_for_newer_ones_aborts_its_parts_copied_ahead(
     s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("chat4all.adapters.storage.s3.MAX_RUNNING_DIGESTS", 1)
+    monkeypatch.setattr("chat4all.adapters.storage.s3_running.MAX_RUNNING_DIGESTS", 1)
     older, newer = uuid4(), uuid4()
     await s3_storage.put_chunk(older, 0, os.urandom(5 * MiB))
     await copies_made_ahead(s3_storage, older)
@@ -412,7 +419,7 @@ async def test_concurrent_chunks_are_hashed_in_order(s3_storage: S3FileStorage, 
 
 async def chain_reaches(storage: S3FileStorage, upload_id: UUID, count: int) -> None:
     """Waits until the chunks hashed in order here cover `count` chunks (background catch-up included)."""
-    running = storage._digests[upload_id]
+    running = running_digest(storage, upload_id)
     for _ in range(200):
         if running.next >= count and not running.catching_up:
             return
@@ -468,7 +475,7 @@ async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_co
     chunks[2] = os.urandom(5 * MiB)
     put_behind_the_api(s3_client, s3_settings.bucket, s3_storage, upload_id, 2, chunks[2])
     await s3_storage.put_chunk(upload_id, 1, chunks[1])
-    running = s3_storage._digests[upload_id]
+    running = running_digest(s3_storage, upload_id)
     for _ in range(200):
         if not running.catching_up:
             break
@@ -579,14 +586,14 @@ async def test_a_small_chunk_replaced_after_hashing_fails_the_assembly(
     upload_id = uuid4()
     chunks = [b"a" * 1000, b"b" * 1000]
     await put_all(s3_storage, upload_id, chunks, [0, 1])
-    hash_chunks = s3_storage._hash_chunks
+    hash_chunks = s3_storage._assembler.hash_chunks
 
     async def hash_then_replace(*args: Any) -> Any:
         result = await hash_chunks(*args)
         await s3_storage.put_chunk(upload_id, 0, b"c" * 1000)
         return result
 
-    monkeypatch.setattr(s3_storage, "_hash_chunks", hash_then_replace)
+    monkeypatch.setattr(s3_storage._assembler, "hash_chunks", hash_then_replace)
 
     with pytest.raises(Conflict) as failure:
         await s3_storage.assemble_if_matches(upload_id, 2, sha256(b"".join(chunks)))
@@ -619,6 +626,70 @@ async def test_assembling_again_stores_the_same_file(
 
     assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
     assert await s3_storage.stored_chunks(upload_id) == {0: 5 * MiB, 1: 5 * MiB, 2: 100}
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
+SIZES = {"part copies": [5 * MiB, 5 * MiB, 100], "upload of small chunks": [1000, 1000]}
+
+
+@pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
+async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, sizes: list[int]
+) -> None:
+    # A completion verified and stored the file; before it was recorded, a chunk was re-sent and
+    # another completion asked for the new bytes.
+    upload_id = uuid4()
+    chunks = [os.urandom(size) for size in sizes]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(range(len(chunks))))
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+    chunks[1] = os.urandom(sizes[1])
+    await s3_storage.put_chunk(upload_id, 1, chunks[1])
+
+    with pytest.raises(Conflict) as failure:
+        await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(b"".join(chunks)))
+
+    assert failure.value.code == "upload_completed"
+    assert "different checksum" in failure.value.detail
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole
+    assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
+
+
+@pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
+@pytest.mark.parametrize("stored", ["the same bytes", "other bytes"])
+async def test_a_file_stored_while_assembling_is_not_replaced(
+    s3_storage: S3FileStorage,
+    s3_client: Any,
+    s3_settings: S3Settings,
+    s3_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: list[int],
+    stored: str,
+) -> None:
+    # Another completion stores the file between this one's hashing and its CompleteMultipartUpload:
+    # only a write conditional on the file not existing can tell.
+    upload_id = uuid4()
+    chunks = [os.urandom(size) for size in sizes]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(range(len(chunks))))
+    there_first = whole if stored == "the same bytes" else os.urandom(len(whole))
+    hash_chunks = s3_storage._assembler.hash_chunks
+
+    async def hash_then_another_completion_stores(*args: Any, **kwargs: Any) -> Any:
+        hashed = await hash_chunks(*args, **kwargs)
+        s3_client.put_object(Bucket=s3_settings.bucket, Key=s3_storage.file_key(upload_id), Body=there_first)
+        return hashed
+
+    monkeypatch.setattr(s3_storage._assembler, "hash_chunks", hash_then_another_completion_stores)
+
+    if stored == "the same bytes":
+        assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+    else:
+        with pytest.raises(Conflict) as failure:
+            await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole))
+        assert failure.value.code == "upload_completed"
+
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == there_first
     assert multipart_uploads(s3_client, s3_settings.bucket, s3_prefix) == []
 
 

@@ -60,7 +60,25 @@ async def test_chunks_in_any_order_assemble_into_the_file(storage: LocalFileStor
     assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]
 
 
-async def test_assembling_again_replaces_the_file_whole_with_the_same_bytes(
+async def test_assembling_again_with_the_same_bytes_keeps_the_stored_file(storage: LocalFileStorage, tmp_path: Path) -> None:
+    # A retry of a completion whose commit failed.
+    upload_id = uuid4()
+    data = os.urandom(2 * MiB + 7)
+    for index, chunk in enumerate(split(data, MiB)):
+        await storage.put_chunk(upload_id, index, chunk)
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
+    final = tmp_path / "files" / str(upload_id)
+    first = final.stat().st_ino
+
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
+
+    assert final.stat().st_ino == first
+    assert await read_all(storage, upload_id) == data
+    assert await storage.stored_chunks(upload_id) == {0: MiB, 1: MiB, 2: 7}
+    assert [path for path in leftovers(tmp_path) if path.parent.name == "files"] == [final]
+
+
+async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
     storage: LocalFileStorage, tmp_path: Path
 ) -> None:
     upload_id = uuid4()
@@ -68,17 +86,54 @@ async def test_assembling_again_replaces_the_file_whole_with_the_same_bytes(
     for index, chunk in enumerate(split(data, MiB)):
         await storage.put_chunk(upload_id, index, chunk)
     assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
-    final = tmp_path / "files" / str(upload_id)
+    resent = os.urandom(MiB)
+    await storage.put_chunk(upload_id, 1, resent)
+    other = data[:MiB] + resent + data[2 * MiB :]
 
-    with final.open("rb") as first:
-        assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(data)
-        # Renamed into place, not rewritten: a reader of the first file still reads all of it.
-        assert os.fstat(first.fileno()).st_ino != final.stat().st_ino
-        assert first.read() == data
+    with pytest.raises(Conflict) as raised:
+        await storage.assemble_if_matches(upload_id, 3, sha256(other))
 
+    assert raised.value.code == "upload_completed"
     assert await read_all(storage, upload_id) == data
-    assert await storage.stored_chunks(upload_id) == {0: MiB, 1: MiB, 2: 7}
+    final = tmp_path / "files" / str(upload_id)
     assert [path for path in leftovers(tmp_path) if path.parent.name == "files"] == [final]
+    # Bytes that do not match what was asked for are still only a mismatch.
+    assert await storage.assemble_if_matches(upload_id, 3, sha256(data)) == sha256(other)
+    assert await read_all(storage, upload_id) == data
+
+
+async def test_of_concurrent_assemblies_with_other_bytes_the_first_stored_stands(
+    storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chat4all.adapters.storage.local as local
+
+    upload_id = uuid4()
+    data = os.urandom(MiB + 10)
+    for index, chunk in enumerate(split(data, MiB)):
+        await storage.put_chunk(upload_id, index, chunk)
+    other = os.urandom(MiB + 10)
+    hash_into = local._hash_into
+    hashed = 0
+
+    def another_completion_stores_first(chunk, digest, buffer):
+        # Once this assembly has hashed every chunk, another one (of bytes re-sent meanwhile)
+        # stores the file: the check for a stored file cannot be made before writing it.
+        nonlocal hashed
+        size = hash_into(chunk, digest, buffer)
+        hashed += 1
+        if hashed == 2:
+            final = tmp_path / "files" / str(upload_id)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            final.write_bytes(other)
+        return size
+
+    monkeypatch.setattr(local, "_hash_into", another_completion_stores_first)
+
+    with pytest.raises(Conflict) as raised:
+        await storage.assemble_if_matches(upload_id, 2, sha256(data))
+
+    assert raised.value.code == "upload_completed"
+    assert await read_all(storage, upload_id) == other
 
 
 async def test_releasing_chunks_twice_or_of_an_unknown_upload_is_fine(storage: LocalFileStorage, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_copying_parts_ahead_follows_the_setting(value: str | None, expected: bo
     env = DISTRIBUTED if value is None else {**DISTRIBUTED, "CHAT4ALL_S3_COPY_AHEAD": value}
     storage = make_storage(load_settings(env))
     try:
-        assert storage._copy_ahead is expected
+        assert storage._running.copy_ahead is expected
     finally:
         asyncio.run(storage.close())
 

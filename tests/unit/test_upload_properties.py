@@ -1,7 +1,8 @@
 """Property: whatever a client does to an upload - chunks in any order, repeated, of the wrong
 size, out of range, missing (a truncated file), a wrong or a corrupted-data checksum, completing
-twice, after expiry - no upload ever becomes `completed` unless its stored bytes hash to the
-declared checksum, and every answer is the one a simple model of the protocol predicts.
+twice, after expiry, completing while the database fails to record it - no upload ever becomes
+`completed` unless its stored bytes hash to the declared checksum, a stored file never changes,
+and every answer is the one a simple model of the protocol predicts.
 
 The use cases run on the in-memory adapters, with the in-memory storage and with LocalFileStorage
 on a real directory.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chat4all.adapters.storage.local import LocalFileStorage
@@ -50,6 +51,7 @@ class Put:
 @dataclass(frozen=True)
 class Complete:
     kind: str  # right | wrong | truncated | as_stored | malformed
+    recorded: bool = True  # False: the database fails to commit the completion
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,11 @@ def scenarios(draw) -> tuple[bytes, list]:
     data = draw(st.binary(min_size=1, max_size=6 * CHUNK_SIZE + 3))
     total = math.ceil(len(data) / CHUNK_SIZE)
     put = st.builds(Put, index=st.integers(-1, total), kind=st.sampled_from(["right", "right", "corrupt", "short", "long"]))
-    complete = st.builds(Complete, kind=st.sampled_from(["right", "wrong", "truncated", "as_stored", "malformed"]))
+    complete = st.builds(
+        Complete,
+        kind=st.sampled_from(["right", "wrong", "truncated", "as_stored", "malformed"]),
+        recorded=st.sampled_from([True, True, False]),
+    )
     steps = st.one_of(*[put] * 6, *[complete] * 3, st.just(Expire()))
     return data, draw(st.lists(steps, max_size=3 * total + 6))
 
@@ -75,6 +81,8 @@ class Model:
         self.total = math.ceil(len(data) / CHUNK_SIZE)
         self.chunks: dict[int, bytes] = {}
         self.completed: bytes | None = None
+        # The file a completion stored, recorded or not: it stands.
+        self.stored_file: bytes | None = None
         self.expired = False
 
     def expected_size(self, index: int) -> int:
@@ -104,7 +112,7 @@ class Model:
             "malformed": "not-a-checksum",
         }[kind]
 
-    def complete(self, checksum: str) -> type[DomainError] | None:
+    def complete(self, checksum: str, recorded: bool = True) -> type[Exception] | None:
         if checksum == "not-a-checksum":
             return InvalidInput
         if self.completed is not None:
@@ -114,16 +122,37 @@ class Model:
         stored = self.stored()
         if stored is None or sha256(stored) != checksum:
             return InvalidInput
+        if self.stored_file is not None and sha256(self.stored_file) != checksum:
+            return Conflict
+        self.stored_file = stored
+        if not recorded:
+            return ConnectionError
         self.completed = stored
         return None
 
 
-async def outcome(call) -> type[DomainError] | None:
+async def outcome(call) -> type[Exception] | None:
     try:
         await call
-    except DomainError as error:
+    except (DomainError, ConnectionError) as error:
         return type(error)
     return None
+
+
+class CommitFails:
+    """A unit-of-work factory whose commits fail, as when the database restarts mid-request."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self):
+        uow = self.inner()
+
+        async def commit():
+            raise ConnectionError("database went away")
+
+        uow.commit = commit
+        return uow
 
 
 async def play(hub, data: bytes, steps: list) -> None:
@@ -141,8 +170,9 @@ async def play(hub, data: bytes, steps: list) -> None:
             actual = await outcome(hub.upload_chunk.execute(owner.id, upload.id, step.index, chunk))
         else:
             checksum = model.checksum_for(step.kind)
-            expected = model.complete(checksum)
-            actual = await outcome(hub.complete_upload.execute(owner.id, upload.id, checksum))
+            expected = model.complete(checksum, step.recorded)
+            complete = hub.complete_upload if step.recorded else attrs.evolve(hub.complete_upload, uow=CommitFails(hub.uow))
+            actual = await outcome(complete.execute(owner.id, upload.id, checksum))
         assert actual is expected, (step, actual, expected)
         await check_invariants(hub, upload.id, model)
 
@@ -157,16 +187,25 @@ async def check_invariants(hub, upload_id, model: Model) -> None:
         assert stored == model.completed
     else:
         assert model.completed is None
+        if model.stored_file is not None:
+            assert b"".join([block async for block in hub.storage.read_file(upload_id)]) == model.stored_file
         if not model.expired:
             view = await hub.view_upload.execute(current.owner_id, upload_id)
             assert view.missing_chunks == [index for index in range(model.total) if index not in model.chunks]
 
+
+# Stored and verified, not recorded; a chunk re-sent; completed as now stored: the first file stands.
+FILE_STORED_THEN_CHUNK_RESENT = (
+    b"01234567",
+    [Put(0, "right"), Put(1, "right"), Complete("right", recorded=False), Put(1, "corrupt"), Complete("as_stored")],
+)
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 @PROPERTY
 @given(scenario=scenarios())
+@example(scenario=FILE_STORED_THEN_CHUNK_RESENT)
 def test_in_memory_storage_never_completes_bytes_that_miss_the_checksum(scenario):
     data, steps = scenario
     asyncio.run(play(build_hub(), data, steps))
@@ -174,6 +213,7 @@ def test_in_memory_storage_never_completes_bytes_that_miss_the_checksum(scenario
 
 @settings(PROPERTY, max_examples=40)
 @given(scenario=scenarios())
+@example(scenario=FILE_STORED_THEN_CHUNK_RESENT)
 def test_local_file_storage_never_completes_bytes_that_miss_the_checksum(scenario):
     data, steps = scenario
     with tempfile.TemporaryDirectory() as directory:

@@ -248,8 +248,14 @@ class FileStorage(Protocol):
         same bytes, so a chunk replaced meanwhile cannot slip in.
 
         The chunks are kept (see `release_chunks`): until the database says the upload is completed,
-        they are the only copy a retry can rely on. Assembling twice is allowed and must produce the
-        same file, replacing the first one whole (a reader sees one or the other, never a mix)."""
+        they are the only copy a retry can rely on.
+
+        The first file stored stands, and is never replaced: it may already be recorded as completed
+        with its checksum. Assembling again bytes with the same SHA-256 (a retry after the completion
+        could not be recorded) keeps it and returns the checksum; assembling other bytes (chunks
+        re-sent meanwhile) raises Conflict `upload_completed`. Deciding this and writing the file must
+        be one step, or two completions racing could both find no file and the later one replace
+        the earlier one's."""
         ...
 
     async def release_chunks(self, upload_id: UUID) -> None:

@@ -10,7 +10,8 @@ READ_BLOCK = 64 * 1024
 
 
 class InMemoryFileStorage:
-    """Chunks per upload until the completed upload releases them; files once the SHA-256 matches."""
+    """Chunks per upload until the completed upload releases them; files once the SHA-256 matches.
+    The first file stored for an upload stands, as with the other storages."""
 
     def __init__(self) -> None:
         self.chunks: dict[UUID, dict[int, bytes]] = {}
@@ -37,8 +38,11 @@ class InMemoryFileStorage:
         for part in parts:
             digest.update(part)
         actual = digest.hexdigest()
-        if actual == checksum.strip().lower():
-            self.files[upload_id] = b"".join(parts)
+        if actual != checksum.strip().lower():
+            return actual
+        stored = self.files.setdefault(upload_id, b"".join(parts))
+        if hashlib.sha256(stored).hexdigest() != actual:
+            raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
         return actual
 
     async def release_chunks(self, upload_id: UUID) -> None:

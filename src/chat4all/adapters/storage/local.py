@@ -2,8 +2,9 @@
 
 Layout under `base_dir`: `uploads/<upload_id>/<index>.part` for chunks and `files/<file_id>` for
 verified files. Paths are built only from UUIDs and integers, never from client-supplied names.
-Every write goes to a temporary file in the target directory first and is then renamed into place,
-so readers see either the old bytes or the new ones, never a mix.
+Every write goes to a temporary file in the target directory first and is then moved into place,
+so readers see either the old bytes or the new ones, never a mix. A chunk is renamed over the one it
+replaces; a file is hard-linked into place, which never replaces one already stored (see `_assemble`).
 """
 
 from __future__ import annotations
@@ -110,7 +111,15 @@ class LocalFileStorage:
         into the final file. Each chunk is hashed and copied through the same open descriptor, and a
         chunk file is never written in place (only replaced by a rename), so the bytes copied are
         the bytes hashed even if the chunk is re-sent meanwhile. The chunks stay (see
-        `release_chunks`); a file assembled before is replaced whole by the rename."""
+        `release_chunks`).
+
+        The file a completion stored stands: it may already be recorded as completed with its
+        checksum, and a later assembly (chunks re-sent before that completion was recorded) must
+        not put other bytes under it. So the file is hard-linked into place rather than renamed:
+        a link fails if the name exists, checked and created in one step by the filesystem (which
+        must have hard links; FAT and some network filesystems do not). A stored file with the same SHA-256 is the same file (a
+        retry after the completion could not be recorded) and is kept; one with another raises
+        Conflict."""
         chunk_dir = self._chunk_dir(upload_id)
         final_path = self._file_path(upload_id)
         self._files_root.mkdir(parents=True, exist_ok=True)
@@ -146,7 +155,11 @@ class LocalFileStorage:
                 return actual
             os.fsync(out.fileno())
             out.close()
-            os.replace(temp_path, final_path)
+            try:
+                os.link(temp_path, final_path)
+            except FileExistsError:
+                _require_stored_checksum(final_path, actual, buffer)
+                return actual
         _fsync_dir(self._files_root)
         return actual
 
@@ -170,6 +183,14 @@ def _hash_into(chunk: BinaryIO, digest: Any, buffer: bytearray) -> int:
             digest.update(view[:read])
             size += read
     return size
+
+
+def _require_stored_checksum(path: Path, checksum: str, buffer: bytearray) -> None:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as stored:
+        _hash_into(stored, digest, buffer)
+    if digest.hexdigest() != checksum:
+        raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
 
 
 def _copy_and_close(chunk: BinaryIO, out_fd: int, position: int, size: int) -> None:
