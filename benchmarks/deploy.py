@@ -55,6 +55,12 @@ def services_up() -> None:
     subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "up"], check=True, cwd=REPO)
 
 
+def with_database(url: str, database: str) -> str:
+    """`url` naming `database` instead, keeping its query (e.g. `?host=/run/dir` for a Unix socket)."""
+    base, question, query = url.partition("?")
+    return base.rsplit("/", 1)[0] + f"/{database}" + question + query
+
+
 def admin_database_url() -> str:
     return service("CHAT4ALL_TEST_DATABASE_URL").replace("postgresql+psycopg://", "postgresql://")
 
@@ -141,7 +147,7 @@ class Deployment:
         self.pg_settings = postgres_settings()
         return {
             "CHAT4ALL_PROFILE": "distributed",
-            "CHAT4ALL_DATABASE_URL": service("CHAT4ALL_TEST_DATABASE_URL").rsplit("/", 1)[0] + f"/{self.database}",
+            "CHAT4ALL_DATABASE_URL": with_database(service("CHAT4ALL_TEST_DATABASE_URL"), self.database),
             "CHAT4ALL_KAFKA_BOOTSTRAP": service("CHAT4ALL_TEST_KAFKA"),
             "CHAT4ALL_S3_ENDPOINT": service("CHAT4ALL_TEST_S3_ENDPOINT"),
             "CHAT4ALL_S3_BUCKET": self.bucket,

@@ -138,6 +138,20 @@ def s3_client():
     )
 
 
+def delete_bucket(bucket: str) -> None:
+    """The deployment's bucket, with what the tests stored, so runs leave nothing in the S3 server."""
+    client = s3_client()
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        client.delete_bucket(Bucket=bucket)
+    except client.exceptions.NoSuchBucket:
+        pass
+
+
 async def partition_counts(topics: list[str]) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=10_000)
     await asyncio.wait_for(admin.start(), 10)
@@ -283,6 +297,7 @@ def deployment(tmp_path_factory):
             drop_database(database)
         except psycopg.Error:
             pass
+        delete_bucket(bucket)
         asyncio.run(delete_topics(deployment_topics()))
 
 
