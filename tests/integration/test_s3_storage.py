@@ -770,3 +770,27 @@ async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3S
             await storage.stored_chunks(uuid4())
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
+async def test_a_completion_whose_answer_was_lost_still_succeeds(
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch, sizes: list[int]
+) -> None:
+    # CompleteMultipartUpload stored the file, its answer was lost, and the client library's retry
+    # found the multipart upload gone: the file holds this completion's bytes, so it succeeded.
+    from botocore.exceptions import ClientError
+
+    upload_id = uuid4()
+    chunks = [os.urandom(size) for size in sizes]
+    whole = b"".join(chunks)
+    await put_all(s3_storage, upload_id, chunks, list(range(len(chunks))))
+    complete = s3_storage._bucket.client.complete_multipart_upload
+
+    def complete_then_lose_the_answer(**kwargs: Any) -> Any:
+        complete(**kwargs)
+        raise ClientError({"Error": {"Code": "NoSuchUpload", "Message": "gone"}}, "CompleteMultipartUpload")
+
+    monkeypatch.setattr(s3_storage._bucket.client, "complete_multipart_upload", complete_then_lose_the_answer)
+
+    assert await s3_storage.assemble_if_matches(upload_id, len(chunks), sha256(whole)) == sha256(whole)
+    assert object_bytes(s3_client, s3_settings.bucket, s3_storage.file_key(upload_id)) == whole

@@ -3,6 +3,7 @@ the same outcomes as one at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import attrs
@@ -58,6 +59,14 @@ class FailingCommits(CountingUnitsOfWork):
 
         uow.commit = commit
         return uow
+
+
+class CountingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.routed = 0
+
+    def message_routed(self) -> None:
+        self.routed += 1
 
 
 class PlannedConnector(RecordingConnector):
@@ -305,7 +314,9 @@ async def test_a_failure_while_delivering_on_route_is_redone_by_the_retried_batc
     alice, bob, *_ = people
     message = await hub.send_text(alice, await hub.conversation(alice, bob))
     failing = FailingCommits(hub.uow, fail_from=1)  # the one write, of routing and outcomes, fails
-    route = RouteMessage(failing, hub.clock, hub.publisher, deliver=attrs.evolve(hub.deliver, uow=failing))
+    metrics = CountingMetrics()
+    deliver = attrs.evolve(hub.deliver, uow=failing, metrics=metrics)
+    route = RouteMessage(failing, hub.clock, hub.publisher, metrics, deliver=deliver)
     with pytest.raises(ConnectionError):
         await route.execute_batch([message.id])
     assert (await hub.message(message.id)).status is MessageStatus.ACCEPTED
@@ -314,6 +325,7 @@ async def test_a_failure_while_delivering_on_route_is_redone_by_the_retried_batc
     delivered = await hub.message(message.id)
     assert [event.status for event in delivered.history] == ["accepted", "routed", "delivered", "delivered"]
     assert hub.publisher.events == []
+    assert metrics.routed == 1, "the write that failed counted the message as routed"
 
 
 async def test_a_message_with_no_channel_delivered_here_is_marked_routed_before_its_events_leave(hub, people):
@@ -324,14 +336,6 @@ async def test_a_message_with_no_channel_delivered_here_is_marked_routed_before_
     routed = await hub.message(message.id)
     assert [event.status for event in routed.history] == ["accepted", "routed"]
     assert [event.topic for event in hub.publisher.events] == ["instagram_outgoing"]
-
-
-class CountingMetrics(NoMetrics):
-    def __init__(self) -> None:
-        self.routed = 0
-
-    def message_routed(self) -> None:
-        self.routed += 1
 
 
 @pytest.mark.parametrize("deliver_on_route", [True, False])
@@ -347,3 +351,26 @@ async def test_each_message_counts_as_routed_once(hub, people, deliver_on_route:
     await route.execute_batch([message.id for message in messages])
     assert metrics.routed == 3
     assert {(await hub.message(message.id)).status for message in messages} == {MessageStatus.DELIVERED}
+
+
+async def test_a_slow_or_retried_provider_does_not_hold_up_the_other_channels_calls(hub, people):
+    alice, bob, *_ = people
+    message = await hub.send_text(alice, await hub.conversation(alice, bob), channels=("whatsapp", "instagram"))
+    answering = asyncio.Event()
+
+    class SlowConnector(PlannedConnector):
+        async def deliver_many(self, sends):
+            await answering.wait()
+            return await super().deliver_many(sends)
+
+    slow = SlowConnector("whatsapp", transient={bob.id: 1})
+    healthy = PlannedConnector("instagram")
+    deliver = attrs.evolve(hub.deliver, connectors={"whatsapp": slow, "instagram": healthy})
+    delivering = asyncio.create_task(deliver.execute_batch([(message.id, "whatsapp"), (message.id, "instagram")]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert healthy.delivered == [(message.id, bob.id)], "instagram's call waited for whatsapp's provider"
+    answering.set()
+    await asyncio.wait_for(delivering, timeout=5)
+    assert slow.delivered == [(message.id, bob.id)] and len(slow.calls) == 2  # one retry
+    assert (await hub.message(message.id)).status is MessageStatus.DELIVERED

@@ -6,6 +6,7 @@ a redelivered event finds the work already recorded and does nothing new.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
@@ -233,7 +234,7 @@ class DeliverMessage:
             # Published before the failures are recorded: if publishing fails, the events are
             # retried and publish again, instead of finding the channels ended and the letters lost.
             await self._dead_letter(failed)
-        recorded: list[tuple[_Send, bool]] = []
+        recorded: list[tuple[_Send, bool, bool]] = []  # (send, message now terminal, routed by this outcome)
 
         def record_outcomes(current: dict[UUID, Message]) -> list[Message]:
             now = self.clock.now()
@@ -246,13 +247,14 @@ class DeliverMessage:
                     send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
                 ):
                     changed[message.id] = message
-                    recorded.append((send, message.status.is_terminal))
-                    if unrouted:  # routed by this outcome (see RouteMessage.deliver)
-                        self.metrics.message_routed()
+                    recorded.append((send, message.status.is_terminal, unrouted))
             return list(changed.values())
 
         current = await self._batches.change([send.message.id for send in sends], record_outcomes)
-        for send, terminal in recorded:
+        # Counted once committed: a write that fails is redone by the retried batch, and counted then.
+        for send, terminal, routed_now in recorded:
+            if routed_now:  # see RouteMessage.deliver
+                self.metrics.message_routed()
             self._report(send, terminal, current[send.message.id])
 
     async def _load(self, wanted: list[tuple[UUID, str]], read: Mapping[UUID, Message] | None) -> list[_Send]:
@@ -309,41 +311,46 @@ class DeliverMessage:
             self.metrics.dead_lettered(send.channel)
 
     async def _attempt(self, sends: list[_Send]) -> None:
-        """Attempts every send until each has an outcome: one connector call per channel and attempt."""
+        """Attempts every send until each has an outcome. Channels are attempted concurrently, each
+        with its own retries (one connector call per attempt), so a provider that is failing holds
+        up only its own channel's sends, not those of the others in the batch."""
+        by_channel: dict[str, list[_Send]] = {}
         for send in sends:
-            if send.channel not in self.connectors:
+            if send.channel in self.connectors:
+                by_channel.setdefault(send.channel, []).append(send)
+            else:
                 send.outcome = _Outcome(f"no connector for channel {send.channel!r}", 0)
+        await asyncio.gather(*(self._attempt_channel(channel, group) for channel, group in by_channel.items()))
+
+    async def _attempt_channel(self, channel: str, sends: list[_Send]) -> None:
         for attempt in range(1, self.retry.attempts + 1):
             active = [send for send in sends if send.outcome is None]
             if not active:
                 return
             if attempt > 1:
                 for send in active:
-                    self.metrics.delivery_retried(send.channel)
+                    self.metrics.delivery_retried(channel)
                 await self.sleep(self.retry.delay_before(attempt))
-            by_channel: dict[str, list[_Send]] = {}
+            group = []
             for send in active:
                 if await self._file_missing(send.message):
                     send.outcome = _Outcome("file bytes are missing from storage", attempt)
                 else:
-                    by_channel.setdefault(send.channel, []).append(send)
-            for channel, group in by_channel.items():
-                results = await self.connectors[channel].deliver_many([(send.message, send.pending) for send in group])
-                for send, result in zip(group, results, strict=True):
-                    del send.pending[: result.reached]
-                    if result.failure is None:
-                        send.outcome = _Outcome(None, attempt)
-                    elif isinstance(result.failure, PermanentDeliveryFailure):
-                        send.outcome = _Outcome(result.failure.detail, attempt)
-                    else:
-                        send.last_error = result.failure.detail
-                        log.info(
-                            "delivery of %s on %s failed (attempt %d): %s",
-                            send.message.id,
-                            channel,
-                            attempt,
-                            result.failure.detail,
-                        )
+                    group.append(send)
+            if not group:
+                continue
+            results = await self.connectors[channel].deliver_many([(send.message, send.pending) for send in group])
+            for send, result in zip(group, results, strict=True):
+                del send.pending[: result.reached]
+                if result.failure is None:
+                    send.outcome = _Outcome(None, attempt)
+                elif isinstance(result.failure, PermanentDeliveryFailure):
+                    send.outcome = _Outcome(result.failure.detail, attempt)
+                else:
+                    send.last_error = result.failure.detail
+                    log.info(
+                        "delivery of %s on %s failed (attempt %d): %s", send.message.id, channel, attempt, result.failure.detail
+                    )
         for send in sends:
             if send.outcome is None:
                 send.outcome = _Outcome(

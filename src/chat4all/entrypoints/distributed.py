@@ -2,7 +2,8 @@
 
 The API process (`chat4all serve`) accepts messages into PostgreSQL and its outbox relay moves
 the committed events to Kafka; worker processes (`chat4all worker`) consume them, route each
-message to its per-channel topics and deliver through the channel connectors.
+message and deliver it through the channel connectors (in the same pass, or through the
+per-channel topics: see `RouteMessage.deliver`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """`chat4all worker`: the distributed profile's router and channel connectors, as a Faust app.
 
-One agent consumes `message_processing` and runs the route use case, which publishes one event
-per pending channel to `<channel>_outgoing`; one agent per channel topic runs the deliver use case.
+One agent consumes `message_processing` and runs the route use case, which delivers each message
+on this worker's connectors in the same batch (CHAT4ALL_DELIVER_WHILE_ROUTING, the default) or
+publishes one event per pending channel to `<channel>_outgoing`; one agent per channel topic runs
+the deliver use case on those events.
 Within an agent, events are spread over a fixed set of lanes by their key (the conversation id):
 a lane handles one batch at a time - every event queued on it when it becomes free, in arrival
 order, as one run of the use case - and lanes run concurrently (`KeyLanes`). So a conversation's

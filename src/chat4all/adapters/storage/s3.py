@@ -226,9 +226,10 @@ class S3FileStorage:
             await self._require_stored_checksum(upload_id, expected)
             digest = expected
         except ClientError as error:
-            if error_code(error) in NOT_FOUND | MULTIPART_GONE:
-                await self._raise_missing(upload_id, error)
-            raise
+            if error_code(error) not in NOT_FOUND | MULTIPART_GONE:
+                raise
+            await self._settle_missing(upload_id, error, expected)
+            digest = expected
         self._running.drop(upload_id)
         try:
             # Parts another process copied ahead for this upload (it may have stopped since).
@@ -338,7 +339,7 @@ class S3FileStorage:
                 self._bucket.client.get_object, Bucket=self._bucket.name, Key=self.file_key(upload_id)
             )
         except ClientError as error:
-            if error_code(error) in NOT_FOUND:  # the write this one lost to failed after all
+            if error_code(error) in NOT_FOUND:  # the write this one lost to failed after all, or is not done yet
                 raise Conflict(
                     "the upload changed while it was being completed; complete it again", code="chunk_changed"
                 ) from error
@@ -348,10 +349,18 @@ class S3FileStorage:
         if digest.hexdigest() != checksum:
             raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
 
-    async def _raise_missing(self, upload_id: UUID, error: ClientError) -> None:
-        """A concurrent completion that finished first deletes the chunks and aborts the other
-        multipart uploads of the file; anything else that removes them is a missing chunk."""
+    async def _settle_missing(self, upload_id: UUID, error: ClientError, checksum: str) -> None:
+        """Returns if the file was stored with `checksum` after all, else raises.
+
+        A concurrent completion that finished first deletes the chunks and aborts the other
+        multipart uploads of the file: the upload is completed. A multipart upload that vanished
+        while the file holds these bytes is this completion's own, completed by a first
+        CompleteMultipartUpload whose answer was lost (the client library's retry then finds it
+        gone): this completion stored the file. Anything else that removes them is a missing chunk."""
         if await self.file_exists(upload_id):
+            if error_code(error) in MULTIPART_GONE:
+                await self._require_stored_checksum(upload_id, checksum)
+                return
             raise Conflict("this upload is already completed", code="upload_completed") from error
         if error_code(error) in MULTIPART_GONE:
             raise Conflict(
