@@ -353,3 +353,19 @@ async def test_assembles_without_kernel_copies(
     assert await read_all(storage, upload_id) == data
     await storage.release_chunks(upload_id)
     assert leftovers(tmp_path) == [tmp_path / "files" / str(upload_id)]
+
+
+async def test_a_filesystem_without_hard_links_answers_unavailable_and_names_the_fix(
+    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def no_links(source: object, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    upload_id = uuid4()
+    await storage.put_chunk(upload_id, 0, b"bytes")
+    with pytest.raises(Unavailable, match="hard-link"):
+        await storage.assemble_if_matches(upload_id, 1, hashlib.sha256(b"bytes").hexdigest())
+    assert await storage.stored_chunks(upload_id) == {0: 5}

@@ -1,7 +1,9 @@
 """Routing accepted messages to channels and delivering them through connectors.
 
 Both handlers run under at-least-once delivery of their events, so both are idempotent:
-a redelivered event finds the work already recorded and does nothing new.
+a redelivered event finds the work already recorded and does nothing new. With
+`RouteMessage.deliver`, routing delivers on this process's connectors itself, and
+`<channel>_outgoing` carries only the other channels.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class RouteMessage:
     publisher: EventPublisher
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
     # None: `UnitOfWorkMessageBatches` over `uow`. Resolved into `_batches` rather than in place, so
-    # `attrs.evolve(route, uow=...)` builds batches over the new unit of work instead of the old one.
+    # `attrs.evolve(route, uow=...)` builds batches over the new unit of work instead of the old one
+    # (`deliver` keeps its own: evolve it too).
     message_batches: MessageBatches | None = None
     # Set: channels this process has a connector for are delivered right after routing, in the same
     # batch, with the messages routing has just read; only the other channels go through their
@@ -133,7 +136,7 @@ class RouteMessage:
             await self.publisher.publish_batch(events)
         if here:
             assert self.deliver is not None
-            await self.deliver.execute_batch(here, read=found)
+            await self.deliver.execute_batch(here, already_read=found)
 
     async def _mark_routed(self, wanted: list[UUID]) -> dict[UUID, Message]:
         routed: list[Message] = []
@@ -189,9 +192,10 @@ class DeliverMessage:
     is spent, or on a permanent failure such as a file missing from storage, the channel fails
     and the delivery is published to the dead-letter topic with its reason (at least once).
 
-    A batch is read in one transaction, handed to each connector in one call per attempt, and
-    its outcomes recorded in one transaction, in the order asked: a conversation's outcomes are
-    recorded in order even when one of its messages needed retries.
+    A batch is read once (or handed over by routing, see `already_read`), handed to each
+    connector in one call per attempt, and its outcomes recorded in one transaction, in the order
+    asked: a conversation's outcomes are recorded in order even when one of its messages needed
+    retries.
     """
 
     uow: UnitOfWorkFactory
@@ -215,17 +219,17 @@ class DeliverMessage:
         await self.execute_batch([(message_id, channel)])
 
     async def execute_batch(
-        self, requests: Sequence[tuple[UUID, str]], *, read: Mapping[UUID, Message] | None = None
+        self, requests: Sequence[tuple[UUID, str]], *, already_read: Mapping[UUID, Message] | None = None
     ) -> None:
         """Delivers each (message id, channel) asked for whose channel is still pending.
 
-        `read`: the messages as the caller has just read them from the database (routing does),
+        `already_read`: the messages as the caller has just read them from the database (routing does),
         instead of reading them again; it must hold every message asked for that exists.
         """
         wanted = list(dict.fromkeys(requests))
         if not wanted:
             return
-        sends = await self._load(wanted, read)
+        sends = await self._load(wanted, already_read)
         if not sends:
             return
         await self._attempt(sends)
@@ -257,8 +261,10 @@ class DeliverMessage:
                 self.metrics.message_routed()
             self._report(send, terminal, current[send.message.id])
 
-    async def _load(self, wanted: list[tuple[UUID, str]], read: Mapping[UUID, Message] | None) -> list[_Send]:
-        messages = read if read is not None else await self._batches.read([message_id for message_id, _ in wanted])
+    async def _load(
+        self, wanted: list[tuple[UUID, str]], already_read: Mapping[UUID, Message] | None
+    ) -> list[_Send]:
+        messages = already_read if already_read is not None else await self._batches.read([message_id for message_id, _ in wanted])
         pending = [
             (messages[message_id], channel)
             for message_id, channel in wanted
@@ -277,7 +283,9 @@ class DeliverMessage:
         sends = []
         for message, channel in pending:
             conversation = known.get(message.conversation_id)
-            if conversation is not None:
+            if conversation is None:  # unreachable while conversations are never deleted without their messages
+                log.warning("message %s belongs to no conversation; not delivered on %s", message.id, channel)
+            else:
                 sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
         return sends
 
@@ -328,7 +336,7 @@ class DeliverMessage:
             if not active:
                 return
             if attempt > 1:
-                for send in active:
+                for _ in active:
                     self.metrics.delivery_retried(channel)
                 await self.sleep(self.retry.delay_before(attempt))
             group = []

@@ -51,8 +51,9 @@ RETRY_FIRST_DELAY = 0.1
 RETRY_MAX_DELAY = 5.0
 # Events a lane queues; a full lane makes the agent wait, which leaves the backlog in Kafka.
 LANE_DEPTH = 256
-# Lanes per agent: with three agents, up to 6 batches in flight. Fewer lanes make larger batches
-# under load (each batch costs a few statements, whatever its size).
+# Lanes per agent. With deliver-while-routing (the default) the routing agent's lanes carry nearly
+# all the work, so up to 2 batches are in flight; without it, up to 6 across the three agents.
+# Fewer lanes make larger batches under load (each batch costs a few statements, whatever its size).
 LANES_PER_AGENT = 2
 # Events a lane hands to the use case at once.
 MAX_BATCH = 128

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -117,9 +118,9 @@ class LocalFileStorage:
         checksum, and a later assembly (chunks re-sent before that completion was recorded) must
         not put other bytes under it. So the file is hard-linked into place rather than renamed:
         a link fails if the name exists, checked and created in one step by the filesystem (which
-        must have hard links; FAT and some network filesystems do not). A stored file with the same SHA-256 is the same file (a
-        retry after the completion could not be recorded) and is kept; one with another raises
-        Conflict."""
+        must have hard links; FAT and some network filesystems do not, and get Unavailable). A
+        stored file with the same SHA-256 is the same file (a retry after the completion could not
+        be recorded) and is kept; one with another raises Conflict."""
         chunk_dir = self._chunk_dir(upload_id)
         final_path = self._file_path(upload_id)
         self._files_root.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,13 @@ class LocalFileStorage:
             except FileExistsError:
                 _require_stored_checksum(final_path, actual, buffer)
                 return actual
+            except OSError as error:
+                if error.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                    raise Unavailable(
+                        "the data directory's filesystem cannot hard-link files, which storing a verified file needs; "
+                        "put CHAT4ALL_DATA_DIR on a filesystem that can (ext4, xfs, btrfs, ...)"
+                    ) from error
+                raise
         _fsync_dir(self._files_root)
         return actual
 
