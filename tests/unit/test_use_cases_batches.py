@@ -374,3 +374,32 @@ async def test_a_slow_or_retried_provider_does_not_hold_up_the_other_channels_ca
     await asyncio.wait_for(delivering, timeout=5)
     assert slow.delivered == [(message.id, bob.id)] and len(slow.calls) == 2  # one retry
     assert (await hub.message(message.id)).status is MessageStatus.DELIVERED
+
+
+async def test_a_provider_failing_on_route_is_retried_through_its_channel_topic_and_holds_nothing_up(hub, people):
+    alice, bob, *_ = people
+    chat = await hub.conversation(alice, bob)
+    both = await hub.send_text(alice, chat, channels=("whatsapp", "instagram"))
+    whatsapp_only = await hub.send_text(alice, chat)
+    flaky = PlannedConnector("whatsapp", transient={bob.id: 2})  # bob fails once per message
+    metrics = CountingMetrics()
+    deliver = attrs.evolve(hub.deliver, connectors={"whatsapp": flaky, "instagram": hub.connectors["instagram"]}, metrics=metrics)
+    route = RouteMessage(hub.uow, hub.clock, hub.publisher, metrics, deliver=deliver)
+
+    await route.execute_batch([both.id, whatsapp_only.id])
+
+    assert hub.sleeps == [], "routing waited for a provider's back-off"
+    assert flaky.calls == [[both.id, whatsapp_only.id]]  # one attempt on route
+    assert [(event.topic, event.payload["message_id"]) for event in hub.publisher.events] == [
+        ("whatsapp_outgoing", str(both.id)),
+        ("whatsapp_outgoing", str(whatsapp_only.id)),
+    ]
+    handed_off = await hub.message(both.id)
+    assert handed_off.status is MessageStatus.ROUTED
+    assert handed_off.deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.DELIVERED}
+    assert [event.status for event in (await hub.message(whatsapp_only.id)).history] == ["accepted", "routed"]
+    assert metrics.routed == 2
+
+    await deliver.execute_batch([(both.id, "whatsapp"), (whatsapp_only.id, "whatsapp")])  # the channel topic's turn
+    assert {(await hub.message(message.id)).status for message in (both, whatsapp_only)} == {MessageStatus.DELIVERED}
+    assert metrics.routed == 2

@@ -114,13 +114,7 @@ class RouteMessage:
                 if self.deliver is not None and channel in self.deliver.connectors:
                     here.append((message.id, channel))
                 else:
-                    events.append(
-                        OutboxEvent(
-                            channel_topic(channel),
-                            str(message.conversation_id),
-                            {"message_id": str(message.id), "channel": channel},
-                        )
-                    )
+                    events.append(_channel_event(message, channel))
         if self.deliver is not None:
             delivered_here = {message_id for message_id, _ in here}
             unrouted = [
@@ -136,7 +130,11 @@ class RouteMessage:
             await self.publisher.publish_batch(events)
         if here:
             assert self.deliver is not None
-            await self.deliver.execute_batch(here, already_read=found)
+            # One attempt here; a provider that fails transiently is retried by that channel's own
+            # deliverers, so its back-off holds up neither routing nor the other channels.
+            retry_later = await self.deliver.execute_batch(here, already_read=found, retry_elsewhere=True)
+            if retry_later:
+                await self.publisher.publish_batch([_channel_event(message, channel) for message, channel in retry_later])
 
     async def _mark_routed(self, wanted: list[UUID]) -> dict[UUID, Message]:
         routed: list[Message] = []
@@ -150,6 +148,10 @@ class RouteMessage:
         for _ in routed:
             self.metrics.message_routed()
         return found
+
+
+def _channel_event(message: Message, channel: str) -> OutboxEvent:
+    return OutboxEvent(channel_topic(channel), str(message.conversation_id), {"message_id": str(message.id), "channel": channel})
 
 
 @attrs.frozen
@@ -219,20 +221,29 @@ class DeliverMessage:
         await self.execute_batch([(message_id, channel)])
 
     async def execute_batch(
-        self, requests: Sequence[tuple[UUID, str]], *, already_read: Mapping[UUID, Message] | None = None
-    ) -> None:
+        self,
+        requests: Sequence[tuple[UUID, str]],
+        *,
+        already_read: Mapping[UUID, Message] | None = None,
+        retry_elsewhere: bool = False,
+    ) -> list[tuple[Message, str]]:
         """Delivers each (message id, channel) asked for whose channel is still pending.
 
         `already_read`: the messages as the caller has just read them from the database (routing does),
         instead of reading them again; it must hold every message asked for that exists.
+
+        `retry_elsewhere`: one attempt only. The sends that fail transiently are not recorded
+        (their messages are recorded as routed) but returned, for the caller to hand to the
+        channel's own deliverers; otherwise nothing is returned.
         """
         wanted = list(dict.fromkeys(requests))
         if not wanted:
-            return
+            return []
         sends = await self._load(wanted, already_read)
         if not sends:
-            return
-        await self._attempt(sends)
+            return []
+        await self._attempt(sends, attempts=1 if retry_elsewhere else self.retry.attempts, give_up=not retry_elsewhere)
+        retry_later = [send for send in sends if send.outcome is None]
         failed = [send for send in sends if send.outcome is not None and send.outcome.failure is not None]
         if failed:
             # Published before the failures are recorded: if publishing fails, the events are
@@ -245,21 +256,33 @@ class DeliverMessage:
             changed: dict[UUID, Message] = {}
             for send in sends:
                 message = current.get(send.message.id)
-                assert send.outcome is not None
-                unrouted = message is not None and message.status is MessageStatus.ACCEPTED
-                if message is not None and message.record_delivery(
+                if message is None:
+                    continue
+                if send.outcome is None:  # to be retried elsewhere
+                    if message.mark_routed(now):
+                        changed[message.id] = message
+                        routed_for_later.append(message)
+                    continue
+                unrouted = message.status is MessageStatus.ACCEPTED
+                if message.record_delivery(
                     send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
                 ):
                     changed[message.id] = message
                     recorded.append((send, message.status.is_terminal, unrouted))
             return list(changed.values())
 
+        routed_for_later: list[Message] = []
         current = await self._batches.change([send.message.id for send in sends], record_outcomes)
         # Counted once committed: a write that fails is redone by the retried batch, and counted then.
         for send, terminal, routed_now in recorded:
             if routed_now:  # see RouteMessage.deliver
                 self.metrics.message_routed()
             self._report(send, terminal, current[send.message.id])
+        for _ in routed_for_later:
+            self.metrics.message_routed()
+        for send in retry_later:
+            self.metrics.delivery_retried(send.channel)
+        return [(send.message, send.channel) for send in retry_later]
 
     async def _load(
         self, wanted: list[tuple[UUID, str]], already_read: Mapping[UUID, Message] | None
@@ -318,7 +341,7 @@ class DeliverMessage:
         for send in failed:
             self.metrics.dead_lettered(send.channel)
 
-    async def _attempt(self, sends: list[_Send]) -> None:
+    async def _attempt(self, sends: list[_Send], *, attempts: int, give_up: bool) -> None:
         """Attempts every send until each has an outcome. Channels are attempted concurrently, each
         with its own retries (one connector call per attempt), so a provider that is failing holds
         up only its own channel's sends, not those of the others in the batch."""
@@ -328,10 +351,14 @@ class DeliverMessage:
                 by_channel.setdefault(send.channel, []).append(send)
             else:
                 send.outcome = _Outcome(f"no connector for channel {send.channel!r}", 0)
-        await asyncio.gather(*(self._attempt_channel(channel, group) for channel, group in by_channel.items()))
+        await asyncio.gather(
+            *(self._attempt_channel(channel, group, attempts, give_up) for channel, group in by_channel.items())
+        )
 
-    async def _attempt_channel(self, channel: str, sends: list[_Send]) -> None:
-        for attempt in range(1, self.retry.attempts + 1):
+    async def _attempt_channel(self, channel: str, sends: list[_Send], attempts: int, give_up: bool) -> None:
+        """Up to `attempts` attempts; then, with `give_up`, a send still failing transiently fails
+        for good, and without it, it is left without an outcome."""
+        for attempt in range(1, attempts + 1):
             active = [send for send in sends if send.outcome is None]
             if not active:
                 return
@@ -359,11 +386,11 @@ class DeliverMessage:
                     log.info(
                         "delivery of %s on %s failed (attempt %d): %s", send.message.id, channel, attempt, result.failure.detail
                     )
+        if not give_up:
+            return
         for send in sends:
             if send.outcome is None:
-                send.outcome = _Outcome(
-                    f"gave up after {self.retry.attempts} attempts: {send.last_error}", self.retry.attempts
-                )
+                send.outcome = _Outcome(f"gave up after {attempts} attempts: {send.last_error}", attempts)
 
     async def _file_missing(self, message: Message) -> bool:
         return isinstance(message.payload, FilePayload) and not await self.storage.file_exists(message.payload.file_id)
