@@ -20,6 +20,16 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u202a-\u202e\u2066-\u2069]")
 
 
+def stored_file_differs() -> Conflict:
+    """What a completion answers when the upload's file is already stored with other bytes: an
+    earlier completion stored it, and may or may not have been recorded (see FileStorage)."""
+    return Conflict(
+        "this upload's file is already stored, with a different checksum (an earlier completion stored it, "
+        "and its result may not be recorded yet); re-send that file's chunks and complete again, or start a new upload",
+        code="upload_completed",
+    )
+
+
 class UploadStatus(str, enum.Enum):
     PENDING = "pending"
     COMPLETED = "completed"

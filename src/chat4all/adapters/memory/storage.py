@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from uuid import UUID
 
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound
+from chat4all.domain.uploads import stored_file_differs
 
 READ_BLOCK = 64 * 1024
 
@@ -42,7 +43,7 @@ class InMemoryFileStorage:
             return actual
         stored = self.files.setdefault(upload_id, b"".join(parts))
         if hashlib.sha256(stored).hexdigest() != actual:
-            raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
+            raise stored_file_differs()
         return actual
 
     async def release_chunks(self, upload_id: UUID) -> None:

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chat4all.domain.uploads import stored_file_differs
 
 BLOCK_SIZE = 1024 * 1024
 HASH_BLOCK_SIZE = 8 * 1024 * 1024
@@ -198,7 +199,7 @@ def _require_stored_checksum(path: Path, checksum: str, buffer: bytearray) -> No
     with open(path, "rb", buffering=0) as stored:
         _hash_into(stored, digest, buffer)
     if digest.hexdigest() != checksum:
-        raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
+        raise stored_file_differs()
 
 
 def _copy_and_close(chunk: BinaryIO, out_fd: int, position: int, size: int) -> None:

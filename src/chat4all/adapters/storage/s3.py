@@ -62,6 +62,7 @@ from chat4all.adapters.storage.s3_bucket import (
 )
 from chat4all.adapters.storage.s3_running import PartsCopiedAhead, RunningDigests
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from chat4all.domain.uploads import stored_file_differs
 
 logger = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ class S3FileStorage:
         digest = hashlib.sha256()
         await self._bucket.call(stream_into, response["Body"], digest)
         if digest.hexdigest() != checksum:
-            raise Conflict("this upload is already completed, with a different checksum", code="upload_completed")
+            raise stored_file_differs()
 
     async def _settle_missing(self, upload_id: UUID, error: ClientError, checksum: str) -> None:
         """Returns if the file was stored with `checksum` after all, else raises.
