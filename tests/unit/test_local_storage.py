@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -30,6 +31,24 @@ async def read_all(storage: LocalFileStorage, file_id: UUID) -> bytes:
 
 def leftovers(base: Path) -> list[Path]:
     return [path for path in base.rglob("*") if path.is_file()]
+
+
+def after_hashing(monkeypatch: pytest.MonkeyPatch, count: int, action: Callable[[], object]) -> None:
+    """Runs `action` once an assembly has hashed its `count`-th chunk, before it goes on."""
+    import chat4all.adapters.storage.local as local
+
+    hash_into = local._hash_into
+    hashed = 0
+
+    def hash_then_act(chunk, digest, buffer):
+        nonlocal hashed
+        size = hash_into(chunk, digest, buffer)
+        hashed += 1
+        if hashed == count:
+            action()
+        return size
+
+    monkeypatch.setattr(local, "_hash_into", hash_then_act)
 
 
 @pytest.fixture
@@ -105,29 +124,20 @@ async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
 async def test_of_concurrent_assemblies_with_other_bytes_the_first_stored_stands(
     storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chat4all.adapters.storage.local as local
-
     upload_id = uuid4()
     data = os.urandom(MiB + 10)
     for index, chunk in enumerate(split(data, MiB)):
         await storage.put_chunk(upload_id, index, chunk)
     other = os.urandom(MiB + 10)
-    hash_into = local._hash_into
-    hashed = 0
 
-    def another_completion_stores_first(chunk, digest, buffer):
+    def another_completion_stores_first() -> None:
         # Once this assembly has hashed every chunk, another one (of bytes re-sent meanwhile)
         # stores the file: the check for a stored file cannot be made before writing it.
-        nonlocal hashed
-        size = hash_into(chunk, digest, buffer)
-        hashed += 1
-        if hashed == 2:
-            final = tmp_path / "files" / str(upload_id)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            final.write_bytes(other)
-        return size
+        final = tmp_path / "files" / str(upload_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        final.write_bytes(other)
 
-    monkeypatch.setattr(local, "_hash_into", another_completion_stores_first)
+    after_hashing(monkeypatch, 2, another_completion_stores_first)
 
     with pytest.raises(Conflict) as raised:
         await storage.assemble_if_matches(upload_id, 2, sha256(data))
@@ -316,25 +326,14 @@ def test_any_order_with_repeats_assembles_exactly_the_bytes(
 async def test_a_chunk_resent_while_completing_cannot_slip_in(
     storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import chat4all.adapters.storage.local as local
-
     upload_id = uuid4()
     chunks = [os.urandom(MiB), os.urandom(MiB), os.urandom(1000)]
     whole = b"".join(chunks)
     for index, chunk in enumerate(chunks):
         await storage.put_chunk(upload_id, index, chunk)
-    hash_into = local._hash_into
-    hashed = 0
 
-    def hash_then_resend(chunk, digest, buffer):
-        nonlocal hashed
-        size = hash_into(chunk, digest, buffer)
-        hashed += 1
-        if hashed == 2:  # chunk 1 replaced between hashing it and copying it
-            storage._put_chunk(tmp_path / "uploads" / str(upload_id), 1, os.urandom(MiB))
-        return size
-
-    monkeypatch.setattr(local, "_hash_into", hash_then_resend)
+    # Chunk 1 replaced between hashing it and copying it.
+    after_hashing(monkeypatch, 2, lambda: storage._put_chunk(tmp_path / "uploads" / str(upload_id), 1, os.urandom(MiB)))
 
     assert await storage.assemble_if_matches(upload_id, 3, sha256(whole)) == sha256(whole)
     assert await read_all(storage, upload_id) == whole

@@ -97,6 +97,14 @@ def cached_resolver_and_logout(hub):
     return ResolveToken(hub.uow, hub.tokens, hub.clock, CACHE_FOR, cache), Logout(hub.uow, hub.tokens, hub.clock, cache)
 
 
+async def alice_cached_by(hub, resolve):
+    """Alice, logged in, and her token resolved once through `resolve` (cached there from now)."""
+    alice = await hub.user("alice")
+    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
+    assert await resolve.execute(token) == alice
+    return alice, token
+
+
 async def test_a_cached_token_still_stops_working_at_its_expiry(hub):
     alice = await hub.user("alice")
     resolve, _ = cached_resolver_and_logout(hub)
@@ -120,10 +128,8 @@ async def test_a_logout_through_the_same_process_is_not_hidden_by_the_cache(hub)
 
 
 async def test_a_revocation_by_another_process_takes_effect_within_the_cache_time(hub):
-    alice = await hub.user("alice")
     resolve, _ = cached_resolver_and_logout(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     await hub.logout.execute(token)  # another API process: its own cache, same database
     hub.clock.advance(CACHE_FOR - timedelta(microseconds=1))
     assert await resolve.execute(token) == alice
@@ -203,11 +209,10 @@ DUE = CACHE_FOR * 0.8
 
 
 async def test_a_token_due_for_refresh_is_served_at_once_and_looked_up_once_in_the_background(hub):
-    alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
     cached_at = hub.clock.now()
-    assert await resolve.execute(token) == alice and database.lookups == 1
+    alice, token = await alice_cached_by(hub, resolve)
+    assert database.lookups == 1
 
     database.open.clear()  # the refreshing lookup will hang until released
     hub.clock.advance(DUE)
@@ -228,10 +233,8 @@ async def test_a_token_due_for_refresh_is_served_at_once_and_looked_up_once_in_t
 
 
 async def test_a_revocation_seen_by_a_background_lookup_takes_effect_at_once(hub):
-    alice = await hub.user("alice")
     resolve, _ = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     await hub.logout.execute(token)  # another API process: its own cache, same database
 
     hub.clock.advance(DUE)
@@ -241,10 +244,8 @@ async def test_a_revocation_seen_by_a_background_lookup_takes_effect_at_once(hub
 
 
 async def test_a_background_lookup_that_finds_the_user_gone_ends_the_entry_at_once(hub):
-    alice = await hub.user("alice")
     resolve, _ = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     del hub.store.users[alice.id]  # deleted through another process
 
     hub.clock.advance(DUE)
@@ -256,11 +257,9 @@ async def test_a_background_lookup_that_finds_the_user_gone_ends_the_entry_at_on
 async def test_a_logout_racing_a_background_lookup_is_not_undone_by_it(hub):
     from chat4all.application.auth import Logout
 
-    alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)
     logout = Logout(hub.uow, hub.tokens, hub.clock, resolve.cache)  # this process's logout
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
 
     @contextlib.asynccontextmanager
     async def slow_uow():
@@ -313,11 +312,9 @@ async def test_a_request_after_a_logout_does_not_join_a_lookup_that_began_before
 
 
 async def test_a_background_lookup_during_an_outage_leaves_the_token_working_until_its_entry_ends(hub):
-    alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
     cached_at = hub.clock.now()
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     loop = asyncio.get_running_loop()
     reported: list[dict] = []
     loop.set_exception_handler(lambda _, context: reported.append(context))
@@ -342,11 +339,9 @@ async def test_a_background_lookup_during_an_outage_leaves_the_token_working_unt
 async def test_an_outage_costs_a_busy_cached_token_one_lookup_per_back_off_not_one_per_request(hub):
     from chat4all.application.caching import FIRST_REFRESH_BACKOFF
 
-    alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
     cached_at = hub.clock.now()
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     database.down = True
     database.lookup_times.clear()
 
@@ -372,10 +367,8 @@ async def test_an_outage_costs_a_busy_cached_token_one_lookup_per_back_off_not_o
 async def test_background_lookups_resume_once_the_database_is_back(hub):
     from chat4all.application.caching import FIRST_REFRESH_BACKOFF
 
-    alice = await hub.user("alice")
     resolve, database = refreshing_resolver(hub)
-    token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
-    assert await resolve.execute(token) == alice
+    alice, token = await alice_cached_by(hub, resolve)
     database.down = True
     hub.clock.advance(DUE)
     assert await resolve.execute(token) == alice

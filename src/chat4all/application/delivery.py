@@ -249,37 +249,34 @@ class DeliverMessage:
             # Published before the failures are recorded: if publishing fails, the events are
             # retried and publish again, instead of finding the channels ended and the letters lost.
             await self._dead_letter(failed)
-        recorded: list[tuple[_Send, bool, bool]] = []  # (send, message now terminal, routed by this outcome)
+        recorded: list[tuple[_Send, bool]] = []  # (send, message now terminal)
+        routed_here: set[UUID] = set()  # accepted messages this write records as routed (see RouteMessage.deliver)
 
         def record_outcomes(current: dict[UUID, Message]) -> list[Message]:
             now = self.clock.now()
+            accepted = {message_id for message_id, message in current.items() if message.status is MessageStatus.ACCEPTED}
             changed: dict[UUID, Message] = {}
             for send in sends:
                 message = current.get(send.message.id)
                 if message is None:
                     continue
-                if send.outcome is None:  # to be retried elsewhere
+                if send.outcome is None:  # to be retried elsewhere: routed, the channel left pending
                     if message.mark_routed(now):
                         changed[message.id] = message
-                        routed_for_later.append(message)
-                    continue
-                unrouted = message.status is MessageStatus.ACCEPTED
-                if message.record_delivery(
+                elif message.record_delivery(
                     send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
                 ):
                     changed[message.id] = message
-                    recorded.append((send, message.status.is_terminal, unrouted))
+                    recorded.append((send, message.status.is_terminal))
+            routed_here.update(accepted & changed.keys())  # any change to an accepted message routes it
             return list(changed.values())
 
-        routed_for_later: list[Message] = []
         current = await self._batches.change([send.message.id for send in sends], record_outcomes)
         # Counted once committed: a write that fails is redone by the retried batch, and counted then.
-        for send, terminal, routed_now in recorded:
-            if routed_now:  # see RouteMessage.deliver
-                self.metrics.message_routed()
-            self._report(send, terminal, current[send.message.id])
-        for _ in routed_for_later:
+        for _ in routed_here:
             self.metrics.message_routed()
+        for send, terminal in recorded:
+            self._report(send, terminal, current[send.message.id])
         for send in retry_later:
             self.metrics.delivery_retried(send.channel)
         return [(send.message, send.channel) for send in retry_later]
