@@ -1,0 +1,88 @@
+"""Messages in storage. Two ports write them, one for each moment a message's rows change:
+
+- `MessageIntake.accept` stores a message just accepted, with everything that must exist with it;
+- `MessageBatches.change` records routing and delivery outcomes, a batch under row locks at a time.
+
+`MessageRepository` is how a unit of work sees messages: reads, plus `add` and `update_many`, the
+same two writes inside the caller's transaction. `UnitOfWorkIntake` (application.messaging) and
+`UnitOfWorkMessageBatches` (application.delivery) build the two ports on them for any unit of work;
+an adapter that can do better implements the ports itself (the SQL adapters' map of who writes the
+messages tables on each engine is in `chat4all.adapters.sql`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from chat4all.application.ports.events import OutboxEvent
+from chat4all.domain.messages import Message
+
+
+class MessageRepository(Protocol):
+    async def add(self, message: Message) -> None:
+        """Raises DuplicateMessage if the id exists (the unit of work is then unusable)."""
+        ...
+
+    async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
+
+    async def update(self, message: Message) -> None:
+        """Persists status, channel outcomes and the message's `new_events`."""
+        ...
+
+    async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
+        """The messages found among `message_ids`, by id, with their deliveries; history is left
+        empty (what `update_many` needs is tracked in `new_events`). With `for_update`, the rows
+        are locked in id order, so two callers locking overlapping sets cannot deadlock."""
+        ...
+
+    async def update_many(self, messages: Sequence[Message]) -> None:
+        """Persists what changed in each message since it was read, as its `new_events` say: the
+        status (when one of them is a status change), the deliveries they are about, and the
+        events themselves, appended to the history; then clears `new_events`. Messages with no
+        new events are not written."""
+        ...
+
+    async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
+
+    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
+        """Messages accepted before `before` that have not reached a terminal status, oldest first
+        (deliveries loaded, history left empty)."""
+        ...
+
+
+class MessageIntake(Protocol):
+    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
+        """Stores a just-accepted message atomically with everything that must exist with it: its
+        channel deliveries and first history entry, the conversation's new activity time, the share
+        of its file with `file_shared_with` (a conversation id) and its `routing` outbox event.
+
+        Returns False, storing nothing, when a message with the same id already exists.
+        """
+        ...
+
+
+class MessageBatches(Protocol):
+    """What routing and delivery need of message storage: batches of messages read as they are,
+    and batches changed in one transaction under row locks."""
+
+    async def read(self, message_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        """The messages found among `message_ids`, by id, with their deliveries; history is left
+        empty. Nothing is locked: what was read may change before it is acted on."""
+        ...
+
+    async def change(
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+    ) -> dict[UUID, Message]:
+        """In one transaction: locks the messages found among `message_ids` (in id order, so two
+        overlapping batches wait for one another instead of deadlocking), reads them as they are
+        once locked, calls `apply` with them (by id, as `read` returns them), writes what `apply`
+        returns (status, changed deliveries and `new_events`, as `MessageRepository.update_many`
+        does), and commits. Returns the messages read, as `apply` left them.
+
+        `apply` holds the decisions and no I/O; it is called once, even when no message was found.
+        With no `message_ids` at all, nothing happens.
+        """
+        ...

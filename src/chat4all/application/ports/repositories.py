@@ -1,0 +1,109 @@
+"""The unit of work: one transaction over every repository the use cases write through."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from chat4all.application.ports.events import Outbox
+from chat4all.application.ports.messages import MessageRepository
+from chat4all.domain.conversations import Conversation
+from chat4all.domain.uploads import Upload
+from chat4all.domain.users import AccessToken, User
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None: ...
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_username(self, username: str) -> User | None: ...
+
+    async def existing_ids(self, user_ids: list[UUID]) -> set[UUID]: ...
+
+    async def list(self, *, username: str | None, limit: int, offset: int) -> list[User]: ...
+
+
+class TokenRepository(Protocol):
+    async def add(self, token: AccessToken) -> None: ...
+
+    async def get(self, token_hash: str) -> AccessToken | None: ...
+
+    async def revoke(self, token_hash: str, at: datetime) -> None: ...
+
+
+class LoginAttemptRepository(Protocol):
+    """Failed logins per throttling key ("user:<name>", "addr:<ip>"), shared by every API process."""
+
+    async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures `key` has after `since`, and the oldest of those. Holds a lock on
+        `key` until the unit of work ends, so concurrent logins count and record one after another."""
+        ...
+
+    async def record_failure(self, key: str, at: datetime) -> None: ...
+
+    async def withdraw(self, key: str, at: datetime) -> None:
+        """Removes one failure recorded for `key` at `at` (an attempt that turned out to succeed)."""
+        ...
+
+    async def clear(self, key: str) -> None: ...
+
+    async def purge_before(self, before: datetime) -> int:
+        """Deletes every failure older than `before`; returns how many."""
+        ...
+
+
+class ConversationRepository(Protocol):
+    async def add(self, conversation: Conversation) -> None: ...
+
+    async def get(self, conversation_id: UUID) -> Conversation | None: ...
+
+    async def get_private(self, pair_key: str) -> Conversation | None: ...
+
+    async def get_many(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Conversation]:
+        """The conversations found among `conversation_ids`, by id, with their members."""
+        ...
+
+    async def list_for_member(self, user_id: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]: ...
+
+    async def touch(self, conversation_id: UUID, at: datetime) -> None: ...
+
+    async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
+        """True if the file was sent into a conversation the user belongs to."""
+        ...
+
+    async def record_file_share(self, file_id: UUID, conversation_id: UUID) -> None: ...
+
+
+class UploadRepository(Protocol):
+    async def add(self, upload: Upload) -> None: ...
+
+    async def get(self, upload_id: UUID, *, for_update: bool = False) -> Upload | None: ...
+
+    async def update(self, upload: Upload) -> None: ...
+
+    async def add_chunk(self, upload_id: UUID, index: int) -> None: ...
+
+    async def expired_before(self, now: datetime, limit: int) -> list[Upload]: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    tokens: TokenRepository
+    login_attempts: LoginAttemptRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    uploads: UploadRepository
+    outbox: Outbox
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
