@@ -234,7 +234,7 @@ async def test_message_add_get_update_with_deliveries_and_history(uow: SqlUnitOf
         assert loaded.new_events == []
         assert loaded.mark_routed(at(2))
         assert loaded.record_delivery("instagram", delivered=False, now=at(3), detail="blocked")
-        await tx.messages.update(loaded)
+        await tx.messages.update_many([loaded])
         assert loaded.new_events == []
         await tx.commit()
 
@@ -244,7 +244,7 @@ async def test_message_add_get_update_with_deliveries_and_history(uow: SqlUnitOf
         assert loaded.status is MessageStatus.ROUTED
         assert loaded.deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.FAILED}
         assert loaded.record_delivery("whatsapp", delivered=True, now=at(4))
-        await tx.messages.update(loaded)
+        await tx.messages.update_many([loaded])
         await tx.commit()
 
     async with uow() as tx:
@@ -298,7 +298,7 @@ async def test_list_for_conversation_is_chronological_with_totals(uow: SqlUnitOf
             await tx.messages.add(message)
         routed = await tx.messages.get(sent[2].id)
         assert routed is not None and routed.record_delivery("whatsapp", delivered=True, now=at(20))
-        await tx.messages.update(routed)
+        await tx.messages.update_many([routed])
         await tx.commit()
 
     async with uow() as tx:
@@ -513,7 +513,7 @@ async def test_message_events_are_appended_not_rewritten(uow: SqlUnitOfWorkFacto
     async with uow() as tx:
         await tx.conversations.add(conversation)
         await tx.messages.add(message)
-        await tx.messages.update(message)  # nothing new: no extra rows
+        await tx.messages.update_many([message])  # nothing new: no extra rows
         await tx.commit()
     assert await count_rows(uow.engine, message_events) == 1
     assert await count_rows(uow.engine, messages) == 1

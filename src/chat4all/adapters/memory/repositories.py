@@ -194,16 +194,6 @@ class InMemoryMessageRepository:
             await self._tx.lock(("message", message_id))
         return self._messages.get(message_id)
 
-    async def update(self, message: Message) -> None:
-        stored = self._messages.get(message.id)
-        if stored is None:
-            raise LookupError(f"message {message.id} is not stored")
-        stored.status = message.status
-        stored.deliveries = dict(message.deliveries)
-        stored.history.extend(message.new_events)
-        self._messages.put(message.id, stored)
-        message.new_events.clear()
-
     async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
         found: dict[UUID, Message] = {}
         for message_id in sorted(set(message_ids)):  # locks taken in id order, as the SQL adapter does
@@ -217,8 +207,16 @@ class InMemoryMessageRepository:
 
     async def update_many(self, messages: Sequence[Message]) -> None:
         for message in messages:
-            if message.new_events:
-                await self.update(message)
+            if not message.new_events:
+                continue
+            stored = self._messages.get(message.id)
+            if stored is None:
+                raise LookupError(f"message {message.id} is not stored")
+            stored.status = message.status
+            stored.deliveries = dict(message.deliveries)
+            stored.history.extend(message.new_events)
+            self._messages.put(message.id, stored)
+            message.new_events.clear()
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
         """In the order they were stored."""

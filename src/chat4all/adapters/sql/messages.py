@@ -212,31 +212,6 @@ class SqlMessageRepository(SqlRepository):
             where=message_deliveries.c.status != insert_delivery.excluded.status,
         )
 
-    async def update(self, message: Message) -> None:
-        await self._execute(update(messages).where(messages.c.id == message.id).values(status=message.status.value))
-        if message.deliveries:
-            changed_at = {event.channel: event.at for event in message.new_events if event.channel is not None}
-            fallback = message.new_events[-1].at if message.new_events else datetime.now(UTC)
-            insert_delivery = self._upsert(message_deliveries)
-            upsert = insert_delivery.on_conflict_do_update(
-                index_elements=[message_deliveries.c.message_id, message_deliveries.c.channel],
-                set_={"status": insert_delivery.excluded.status, "updated_at": insert_delivery.excluded.updated_at},
-                where=message_deliveries.c.status != insert_delivery.excluded.status,
-            )
-            await self._execute(
-                upsert,
-                [
-                    {
-                        "message_id": message.id,
-                        "channel": channel,
-                        "status": status.value,
-                        "updated_at": changed_at.get(channel, fallback),
-                    }
-                    for channel, status in message.deliveries.items()
-                ],
-            )
-        await self._append_events(message)
-
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
         total = (
             await self._execute(select(func.count()).select_from(messages).where(messages.c.conversation_id == conversation_id))

@@ -28,10 +28,6 @@ class MessageRepository(Protocol):
 
     async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
 
-    async def update(self, message: Message) -> None:
-        """Persists status, channel outcomes and the message's `new_events`."""
-        ...
-
     async def get_many(self, message_ids: Sequence[UUID], *, for_update: bool = False) -> dict[UUID, Message]:
         """The messages found among `message_ids`, by id, with their deliveries; history is left
         empty (what `update_many` needs is tracked in `new_events`). With `for_update`, the rows
