@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql.postgres_batches import PostgresMessageBatches
+from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.delivery import UnitOfWorkMessageBatches
 from chat4all.application.ports import MessageBatches

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql.postgres_direct import conninfo_of, direct_pool
-from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
-from chat4all.adapters.sql.sqlite_intake import SqliteMessageIntake
+from chat4all.adapters.sql.postgres.connections import conninfo_of, direct_pool
+from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
+from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,

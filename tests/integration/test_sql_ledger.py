@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.connectors import SendLedger
 from chat4all.adapters.sql.ledger import SqlSendLedger
-from chat4all.adapters.sql.postgres_ledger import PostgresSendLedger
+from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.domain.errors import Unavailable
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
     DIRECT,

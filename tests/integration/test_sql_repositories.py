@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.engine import check, create_engine
 from chat4all.adapters.sql.outbox import SqlOutboxReader
-from chat4all.adapters.sql.postgres_direct import direct_pool
-from chat4all.adapters.sql.postgres_outbox import PostgresOutboxReader
+from chat4all.adapters.sql.postgres.connections import direct_pool
+from chat4all.adapters.sql.postgres.outbox import PostgresOutboxReader
 from chat4all.adapters.sql.tables import message_events, messages, outbox
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from chat4all.application.errors import DuplicateKey, DuplicateMessage

@@ -215,7 +215,7 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     from chat4all.adapters.sql.engine import check_database, create_engine
     from chat4all.adapters.sql.ledger import SqlSendLedger
     from chat4all.adapters.sql.outbox import SqlOutboxReader
-    from chat4all.adapters.sql.sqlite_intake import SqliteMessageIntake
+    from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.adapters.storage.local import LocalFileStorage
 

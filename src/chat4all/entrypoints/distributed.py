@@ -124,9 +124,9 @@ def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool =
 
 def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
     """The API's hot path on psycopg directly (before `wire`): accepting a message in one statement,
-    relaying the outbox in one statement per round (see `adapters.sql.postgres_direct`)."""
-    from chat4all.adapters.sql.postgres_intake import PostgresMessageIntake
-    from chat4all.adapters.sql.postgres_outbox import PostgresOutboxReader
+    relaying the outbox in one statement per round (see `adapters.sql.postgres`)."""
+    from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
+    from chat4all.adapters.sql.postgres.outbox import PostgresOutboxReader
 
     # Five connections opened in the background at start (the intake's four statements in flight
     # and the relay): the first burst of requests would otherwise wait while they are made one by one.
@@ -137,9 +137,9 @@ def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
 
 def use_direct_worker_statements(settings: Settings, adapters: Adapters) -> None:
     """The worker's batches on psycopg directly (before `wire`): reading and changing messages, and
-    the connectors' send ledger, in one or two round trips each (see `adapters.sql.postgres_batches`)."""
-    from chat4all.adapters.sql.postgres_batches import PostgresMessageBatches
-    from chat4all.adapters.sql.postgres_ledger import PostgresSendLedger
+    the connectors' send ledger, in one or two round trips each (see `adapters.sql.postgres.batches`)."""
+    from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
+    from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 
     pool = _direct_pool(settings, adapters)
     adapters.message_batches = PostgresMessageBatches(pool)
@@ -148,7 +148,7 @@ def use_direct_worker_statements(settings: Settings, adapters: Adapters) -> None
 
 def _direct_pool(settings: Settings, adapters: Adapters, *, min_connections: int = 1) -> AsyncConnectionPool:
     """A direct psycopg pool that opens with the process (in the background) and closes first on stop."""
-    from chat4all.adapters.sql.postgres_direct import direct_pool
+    from chat4all.adapters.sql.postgres.connections import direct_pool
 
     pool = direct_pool(settings.database_url, min_connections=min_connections)
     adapters.on_start.append(lambda: pool.open(wait=False))

@@ -1,6 +1,34 @@
-"""SQL persistence (SQLAlchemy 2 Core, async) for SQLite and PostgreSQL.
+"""SQL persistence for SQLite (the embedded profile) and PostgreSQL (the distributed profile).
 
-Composition root::
+This directory holds what both engines share, on SQLAlchemy 2 Core (async): the engine, the
+tables and their migrations, the unit of work and its repositories, the outbox and the send
+ledger. `sqlite/` and `postgres/` hold what one engine does its own way; on PostgreSQL that is
+raw psycopg, for the statements that run once per message.
+
+Who writes a message's rows (`messages`, `message_deliveries`, `message_events`), by the two
+ports that write them (`chat4all.application.ports.messages`):
+
+===================  ==================================  ==================================
+                     accepting (`MessageIntake`)         outcomes (`MessageBatches`)
+===================  ==================================  ==================================
+SQLite, embedded     `sqlite/intake.py`                  `messages.py` `update_many`, in a
+                     `SqliteMessageIntake`               unit of work (`UnitOfWorkMessageBatches`)
+PostgreSQL, API      `postgres/intake.py`                (the API does not route)
+                     `PostgresMessageIntake`
+PostgreSQL, worker   (the worker does not accept)        `postgres/batches.py`
+                                                         `PostgresMessageBatches`
+===================  ==================================  ==================================
+
+`messages.py` (`SqlMessageRepository.add` and `update_many`) is also what the unit-of-work forms
+of the two ports run on either engine when a process is given no adapter of its own for them.
+Every writer encodes rows with `message_rows.py`; both intakes batch with `group_commit.py`.
+
+The other tables written outside the unit of work: `outbox` rows are inserted by the intakes and
+`outbox.py` (`SqlOutbox`), and claimed by `outbox.py` (`SqlOutboxReader`, embedded) or
+`postgres/outbox.py` (the API's relay); `connector_sends` by `ledger.py` (embedded) or
+`postgres/ledger.py` (the worker).
+
+Composition::
 
     engine = create_engine(url)                      # chat4all.adapters.sql.engine
     await upgrade_database(engine)                   # chat4all.adapters.sql.migrations

@@ -1,8 +1,12 @@
+"""Messages through the unit of work (SQLAlchemy, both engines): the reads every profile serves,
+and the writes `UnitOfWorkIntake` and `UnitOfWorkMessageBatches` make in the caller's transaction
+(see `chat4all.adapters.sql` for which of them each engine runs in production)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,92 +14,12 @@ from sqlalchemy import Row, exc, func, insert, literal_column, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
+from chat4all.adapters.sql.message_rows import history_rows, message_from_row, message_row
 from chat4all.adapters.sql.tables import message_deliveries, message_events, messages
 from chat4all.application.errors import DuplicateMessage
-from chat4all.domain.messages import (
-    DeliveryStatus,
-    FilePayload,
-    Message,
-    MessageStatus,
-    Payload,
-    Priority,
-    StatusEvent,
-    TextPayload,
-)
-
-
-def payload_to_json(payload: Payload) -> dict[str, Any]:
-    if isinstance(payload, TextPayload):
-        return {"type": "text", "text": payload.text}
-    return {
-        "type": "file",
-        "file_id": str(payload.file_id),
-        "filename": payload.filename,
-        "file_size": payload.file_size,
-        "content_type": payload.content_type,
-        "checksum": payload.checksum,
-    }
-
-
-def payload_from_json(data: dict[str, Any]) -> Payload:
-    if data["type"] == "text":
-        return TextPayload(data["text"])
-    return FilePayload(
-        file_id=UUID(data["file_id"]),
-        filename=data["filename"],
-        file_size=data["file_size"],
-        content_type=data["content_type"],
-        checksum=data["checksum"],
-    )
-
-
-def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
-    """A message from a row with the `messages` columns as attributes (a SQLAlchemy row, or a
-    psycopg named tuple); deliveries follow the order of the message's channels."""
-    channels = tuple(row.channels)
-    ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
-    ordered.update(deliveries)
-    return Message(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        sender_id=row.sender_id,
-        recipient_id=row.recipient_id,
-        channels=channels,
-        payload=payload_from_json(row.payload),
-        priority=Priority(row.priority),
-        fingerprint=row.fingerprint,
-        status=MessageStatus(row.status),
-        created_at=row.created_at.astimezone(UTC),
-        deliveries=ordered,
-        history=history,
-    )
-
+from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 
 _MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
-
-
-def message_row(message: Message) -> dict[str, Any]:
-    """The `messages` row of a message (without `seq`, which the database or the caller assigns)."""
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "sender_id": message.sender_id,
-        "recipient_id": message.recipient_id,
-        "channels": list(message.channels),
-        "payload": payload_to_json(message.payload),
-        "priority": message.priority.value,
-        "status": message.status.value,
-        "fingerprint": message.fingerprint,
-        "created_at": message.created_at,
-    }
-
-
-def history_rows(message: Message) -> list[dict[str, Any]]:
-    """The `message_events` rows of a message's new history entries, in order."""
-    return [
-        {"message_id": message.id, "status": event.status, "channel": event.channel, "at": event.at, "detail": event.detail}
-        for event in message.new_events
-    ]
 
 
 class SqlMessageRepository(SqlRepository):

@@ -3,7 +3,7 @@ round trips.
 
 Through SQLAlchemy a batch of routing or delivery outcomes took some 17 statements (BEGIN, the
 locking read, a second read for messages without deliveries, an UPDATE per status, one upsert
-and one INSERT per row, COMMIT), each compiled and sent on its own. Here (see `postgres_direct`):
+and one INSERT per row, COMMIT), each compiled and sent on its own. Here (see `chat4all.adapters.sql.postgres`):
 
 - `read` is one SELECT in autocommit mode: no BEGIN, no ROLLBACK.
 - `change` sends BEGIN, the lock and the read in one pipelined round trip, calls `apply`, then
@@ -27,14 +27,13 @@ from uuid import UUID
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from chat4all.adapters.sql.messages import message_from_row
-from chat4all.adapters.sql.postgres_direct import (
+from chat4all.adapters.sql.message_rows import message_from_row
+from chat4all.adapters.sql.postgres.connections import (
     checking_pool_on_failure,
-    history_json_rows,
     pipelined_transaction,
     translate_psycopg_errors,
-    uuid_array,
 )
+from chat4all.adapters.sql.postgres.parameters import history_json_rows, uuid_array
 from chat4all.domain.messages import DeliveryStatus, Message
 
 READ = """

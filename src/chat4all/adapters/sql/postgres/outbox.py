@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
-from chat4all.adapters.sql.postgres_direct import pipelined_transaction, translate_psycopg_errors
+from chat4all.adapters.sql.postgres.connections import pipelined_transaction, translate_psycopg_errors
 from chat4all.application.ports import EventPublisher, OutboxEvent
 
 # Relays of several API processes take turns: one relay at a time claims and publishes, so two

@@ -3,8 +3,8 @@
 SQLite has one writer and the embedded engine one connection, each statement a hop to aiosqlite's
 thread. Storing a message through the unit of work costs seven of them (BEGIN, four inserts, an
 update, COMMIT); here a batch of messages costs about as many in all, each statement writing
-every row of its table at once (`group_commit` forms the batches: one in flight at a time, since
-there is only the one connection).
+every row of its table at once (`chat4all.adapters.sql.group_commit` forms the batches: one in
+flight at a time, since there is only the one connection).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import translate_errors
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
-from chat4all.adapters.sql.messages import history_rows, message_row
+from chat4all.adapters.sql.message_rows import history_rows, message_row
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,

@@ -1,19 +1,12 @@
-"""The distributed profile's hottest statements, sent with psycopg directly.
-
-Accepting a message and relaying the outbox run once per request and once per relay round; through
-SQLAlchemy each statement costs a pool pre-ping, a BEGIN and the construct's compilation. These
-run on a small psycopg pool of autocommit connections instead: a statement is one round trip,
-and a transaction costs only its own BEGIN and COMMIT. Prepared server-side after a few uses.
-"""
+"""The pool of autocommit psycopg connections the direct statements run on, their transactions
+and how their errors reach the application (see `chat4all.adapters.sql.postgres`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
-from uuid import UUID
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 from psycopg import AsyncConnection
@@ -22,7 +15,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import make_url
 
 from chat4all.domain.errors import InvalidInput, Unavailable
-from chat4all.domain.messages import Message
 
 log = logging.getLogger(__name__)
 
@@ -117,29 +109,3 @@ async def _roll_back_quietly(connection: AsyncConnection) -> None:
         await connection.execute("ROLLBACK")
     except psycopg.Error as error:
         log.warning("rolling back a failed transaction failed: %s: %s", type(error).__name__, error)
-
-
-# Parameters: psycopg dumps a Python list element by element in Python (~125-300 us per message
-# here), so the direct statements take lists as one string each: JSON documents read with
-# `json_to_recordset`, and `uuid[]` literals.
-
-
-def uuid_array(ids: Iterable[UUID]) -> str:
-    """A `uuid[]` literal, sent as one string."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
-def history_json_rows(message: Message, first_position: int) -> list[dict[str, Any]]:
-    """A message's new history entries as JSON rows for `message_events`; `position` (from
-    `first_position`) keeps their order across the whole statement."""
-    return [
-        {
-            "message_id": str(message.id),
-            "status": event.status,
-            "channel": event.channel,
-            "at": event.at.isoformat(),
-            "detail": event.detail,
-            "position": first_position + offset,
-        }
-        for offset, event in enumerate(message.new_events)
-    ]

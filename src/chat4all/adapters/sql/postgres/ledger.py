@@ -1,5 +1,5 @@
-"""The mock providers' idempotency ledger on psycopg directly, for the worker (see `ledger` for
-the SQLAlchemy one the embedded profile uses, and `postgres_direct`).
+"""The mock providers' idempotency ledger on psycopg directly, for the worker (see
+`chat4all.adapters.sql.ledger` for the SQLAlchemy one the embedded profile uses).
 
 A batch of keys costs two round trips: BEGIN with one INSERT of every key, then COMMIT after the
 sends. The keys travel as two `uuid[]` literals, so one statement holds any number of them.
@@ -13,7 +13,8 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
-from chat4all.adapters.sql.postgres_direct import pipelined_transaction, translate_psycopg_errors, uuid_array
+from chat4all.adapters.sql.postgres.connections import pipelined_transaction, translate_psycopg_errors
+from chat4all.adapters.sql.postgres.parameters import uuid_array
 
 # In the order given (sorted by the caller), so two batches racing on shared keys wait for one
 # another instead of deadlocking; the loser finds those keys taken.

@@ -1,9 +1,10 @@
 """The hot path of the distributed profile: accepted messages stored by one statement per batch.
 
 Every write of `MessageIntake.accept` goes into one data-modifying statement, run in autocommit
-mode: no BEGIN, no pre-ping, no SQLAlchemy statement compilation (see `postgres_direct`). Requests
-that arrive while up to `max_in_flight` statements run share the next one (`group_commit`): under
-load the round trip, the commit and the waking of a PostgreSQL backend are paid once per batch.
+mode: no BEGIN, no pre-ping, no SQLAlchemy statement compilation (see `chat4all.adapters.sql.postgres`).
+Requests that arrive while up to `max_in_flight` statements run share the next one (see
+`chat4all.adapters.sql.group_commit`): under load the round trip, the commit and the waking of a
+PostgreSQL backend are paid once per batch.
 
 The conversations' rows are locked, in id order, before anything is inserted (every insert
 depends on those locks, and the rows are sorted before the first insert), so two batches that
@@ -26,8 +27,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
-from chat4all.adapters.sql.messages import payload_to_json
-from chat4all.adapters.sql.postgres_direct import history_json_rows, translate_psycopg_errors
+from chat4all.adapters.sql.message_rows import payload_to_json
+from chat4all.adapters.sql.postgres.connections import translate_psycopg_errors
+from chat4all.adapters.sql.postgres.parameters import history_json_rows
 from chat4all.domain.messages import FilePayload
 
 log = logging.getLogger(__name__)
