@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.memory import ManualClock, PlainTestHasher, PredictableTokenIssuer, SequentialIds
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.auth import Authenticate, LoginThrottle, RegisterUser
 from chat4all.domain.errors import NotAuthenticated, Throttled
+from tests.fakes import ManualClock, PlainTestHasher, PredictableTokenIssuer, SequentialIds
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
     backend,
     database_url,

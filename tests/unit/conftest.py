@@ -10,18 +10,6 @@ from uuid import UUID
 import attrs
 import pytest
 
-from chat4all.adapters.memory import (
-    InMemoryFileStorage,
-    InMemoryOutboxReader,
-    InMemoryStore,
-    InMemoryUnitOfWorkFactory,
-    ManualClock,
-    PlainTestHasher,
-    PredictableTokenIssuer,
-    RecordingConnector,
-    RecordingPublisher,
-    SequentialIds,
-)
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
@@ -38,6 +26,18 @@ from chat4all.domain.conversations import Conversation, ConversationMetadata, Co
 from chat4all.domain.messages import Message, Priority
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import User
+from tests.fakes import (
+    InMemoryFileStorage,
+    InMemoryOutboxReader,
+    InMemoryStore,
+    InMemoryUnitOfWorkFactory,
+    ManualClock,
+    PlainTestHasher,
+    PredictableTokenIssuer,
+    RecordingConnector,
+    RecordingPublisher,
+    SequentialIds,
+)
 
 PASSWORD = "correct horse battery"
 CHANNELS = ("instagram", "whatsapp")

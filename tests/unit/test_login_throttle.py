@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from chat4all.adapters.memory import PlainTestHasher
 from chat4all.application.auth import Authenticate, LoginThrottle, address_key
 from chat4all.domain.errors import NotAuthenticated, Throttled
+from tests.fakes import PlainTestHasher
 
 PASSWORD = "correct horse battery"
 WRONG = "not the password"

@@ -398,9 +398,9 @@ async def test_background_lookups_resume_once_the_database_is_back(hub):
 
 
 async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapters_close(hub):
-    from chat4all.adapters.memory import InMemoryOutboxReader, PlainTestHasher
     from chat4all.entrypoints.bootstrap import Adapters, wire
     from chat4all.entrypoints.settings import load_settings
+    from tests.fakes import InMemoryOutboxReader, PlainTestHasher
 
     database = Database(hub)
     held_at_close: list[int] = []

@@ -9,12 +9,12 @@ from uuid import UUID
 import attrs
 import pytest
 
-from chat4all.adapters.memory import RecordingConnector
 from chat4all.application.delivery import RouteMessage
 from chat4all.application.ports import NoMetrics
 from chat4all.application.topics import DEAD_LETTERS
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import DeliveryStatus, MessageStatus
+from tests.fakes import RecordingConnector
 
 
 class CountingUnitsOfWork:

@@ -118,7 +118,7 @@ async def test_chunks_are_recorded_once_and_a_resent_chunk_replaces_the_old_byte
 
 
 async def test_a_checked_upload_is_not_loaded_again(hub, alice, monkeypatch):
-    from chat4all.adapters.memory.repositories import InMemoryUploadRepository
+    from tests.fakes.repositories import InMemoryUploadRepository
 
     upload = await hub.start_upload(alice, DATA)
     checked = await hub.upload_chunk.check(alice.id, upload.id, 1)

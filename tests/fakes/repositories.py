@@ -9,13 +9,13 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.adapters.memory.outbox import InMemoryOutbox
-from chat4all.adapters.memory.store import InMemoryStore, Transaction
 from chat4all.application.errors import DuplicateKey, DuplicateMessage
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.messages import Message
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import AccessToken, User
+from tests.fakes.outbox import InMemoryOutbox
+from tests.fakes.store import InMemoryStore, Transaction
 
 
 class InMemoryUserRepository:

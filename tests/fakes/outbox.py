@@ -4,8 +4,8 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from chat4all.adapters.memory.store import InMemoryStore, Transaction
 from chat4all.application.ports import EventPublisher, OutboxEvent
+from tests.fakes.store import InMemoryStore, Transaction
 
 
 class InMemoryOutbox:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -35,8 +34,3 @@ class SequentialIds:
 
     def new_id(self) -> UUID:
         return UUID(f"00000000-0000-4000-8000-{next(self._counter):012x}")
-
-
-class RandomIds:
-    def new_id(self) -> UUID:
-        return uuid.uuid4()

@@ -1,0 +1,29 @@
+"""In-memory adapters for every application port: fast, deterministic, for tests.
+
+They live with the tests because no profile runs them: the embedded one stores in SQLite and on
+the local disk and moves events through `chat4all.adapters.bus`; its clock and ids are
+`chat4all.adapters.system`'s."""
+
+from tests.fakes.clock import ManualClock, SequentialIds
+from tests.fakes.connectors import RecordingConnector
+from tests.fakes.outbox import InMemoryOutbox, InMemoryOutboxReader
+from tests.fakes.publisher import RecordingPublisher
+from tests.fakes.repositories import InMemoryUnitOfWork, InMemoryUnitOfWorkFactory
+from tests.fakes.security import PlainTestHasher, PredictableTokenIssuer
+from tests.fakes.storage import InMemoryFileStorage
+from tests.fakes.store import InMemoryStore
+
+__all__ = [
+    "InMemoryFileStorage",
+    "InMemoryOutbox",
+    "InMemoryOutboxReader",
+    "InMemoryStore",
+    "InMemoryUnitOfWork",
+    "InMemoryUnitOfWorkFactory",
+    "ManualClock",
+    "PlainTestHasher",
+    "PredictableTokenIssuer",
+    "RecordingConnector",
+    "RecordingPublisher",
+    "SequentialIds",
+]
