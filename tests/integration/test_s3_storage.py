@@ -16,7 +16,8 @@ import pytest
 
 from chat4all.adapters.storage.disposition import attachment_disposition
 from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
-from chat4all.adapters.storage.s3_running import COPY_AHEAD_CONCURRENCY, RunningDigest
+from chat4all.adapters.storage.s3_digest import RunningDigest
+from chat4all.adapters.storage.s3_running import COPY_AHEAD_CONCURRENCY
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
 from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
     multipart_uploads,

@@ -10,9 +10,10 @@ from urllib.parse import urlparse
 
 import attrs
 
+from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
+
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
-MIN_S3_PART = 5 * 1024 * 1024
 
 
 class SettingsError(Exception):
@@ -80,7 +81,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
     s3 = None
     if distributed:
-        if chunk_size < MIN_S3_PART:
+        if chunk_size < MIN_PART_SIZE:
             raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
         endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
         s3 = S3Settings(

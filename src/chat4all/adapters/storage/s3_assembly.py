@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from chat4all.adapters.storage.s3_bucket import (
     BLOCK_SIZE,
-    MIN_PART_SIZE,
+    HashedChunk,
     S3Bucket,
     changed_chunk,
     close_response,
@@ -33,7 +33,8 @@ from chat4all.adapters.storage.s3_bucket import (
     precondition_failed,
     stream_into,
 )
-from chat4all.adapters.storage.s3_running import HashedChunk, PartsCopiedAhead
+from chat4all.adapters.storage.s3_digest import PartsCopiedAhead
+from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 
 logger = logging.getLogger(__name__)
 

@@ -11,20 +11,16 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
+import attrs
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chat4all.domain.errors import Conflict, Unavailable
 
-if TYPE_CHECKING:
-    from chat4all.adapters.storage.s3_running import HashedChunk
-
 BLOCK_SIZE = 1024 * 1024
-MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PARTS = 10_000
 DELETE_BATCH = 1000
 FILE_CONTENT_TYPE = "application/octet-stream"
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -33,6 +29,16 @@ MULTIPART_GONE = {"NoSuchUpload", "InvalidPart"}
 _UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class HashedChunk:
+    """A chunk object as it was when its bytes were hashed: part copies and re-reads of it are
+    conditional on `etag`, so a chunk replaced since then can never slip into the file."""
+
+    key: str
+    etag: str
+    size: int
 
 
 class S3Bucket:
@@ -70,6 +76,15 @@ class S3Bucket:
             if error_code(error) in _UNAVAILABLE or status(error) >= 500:
                 raise Unavailable("object storage unavailable") from error
             raise
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self.call(self.client.head_object, Bucket=self.name, Key=key)
+        except ClientError as error:
+            if error_code(error) in NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def list_objects(self, prefix: str) -> list[tuple[str, int, str]]:
         """(key, size, ETag) of every object under `prefix`."""
