@@ -1,63 +1,112 @@
-"""Dependencies point inward: domain <- application <- adapters <- entrypoints."""
+"""Dependencies point inward: domain <- application <- adapters <- entrypoints.
+
+The rules are import-linter contracts in pyproject.toml. This module runs `lint-imports` on them,
+shows that each contract breaks on the import it forbids, and checks what a contract cannot say:
+that the inner layers take nothing from outside the standard library but attrs (a contract only
+forbids what it names), that imports are absolute, and that the domain has no async code.
+"""
 
 from __future__ import annotations
 
 import ast
+import copy
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import grimp
 import pytest
+from importlinter.api import read_configuration
+from importlinter.contracts.acyclic_siblings import AcyclicSiblingsContract
+from importlinter.contracts.forbidden import ForbiddenContract
+from importlinter.contracts.independence import IndependenceContract
+from importlinter.contracts.layers import LayersContract
 
-PACKAGE = Path(__file__).resolve().parents[2] / "src" / "chat4all"
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = ROOT / "pyproject.toml"
+PACKAGE = ROOT / "src" / "chat4all"
 LAYERS = ["domain", "application", "adapters", "entrypoints"]
 STDLIB = set(sys.stdlib_module_names)
-# The domain is pure: no I/O, no concurrency, no frameworks.
-DOMAIN_FORBIDDEN_STDLIB = {"asyncio", "os", "io", "socket", "pathlib", "sqlite3", "subprocess", "threading", "logging"}
 THIRD_PARTY_ALLOWED = {"domain": {"attrs"}, "application": {"attrs"}}
+CONTRACT_TYPES = {
+    "layers": LayersContract,
+    "forbidden": ForbiddenContract,
+    "independence": IndependenceContract,
+    "acyclic_siblings": AcyclicSiblingsContract,
+}
 
 
-def imports_of(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append(node.module)
-        elif isinstance(node, ast.ImportFrom) and node.level > 0:
-            raise AssertionError(f"{path}: use absolute imports so layering stays visible")
-    return found
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("chat4all", include_external_packages=True, cache_dir=None)
 
 
-def modules_in(layer: str) -> list[Path]:
-    return sorted((PACKAGE / layer).rglob("*.py"))
+def contract(contract_id: str) -> Any:
+    configuration = read_configuration(str(PYPROJECT))
+    options = next(options for options in configuration["contracts_options"] if options["id"] == contract_id)
+    session = {**configuration["session_options"], "root_packages": ["chat4all"]}
+    return CONTRACT_TYPES[options["type"]](options["name"], session, options)
+
+
+def test_the_import_contracts_are_kept() -> None:
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--config", str(PYPROJECT), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("contract_id", "importer", "imported"),
+    [
+        ("layers", "chat4all.domain.messages", "chat4all.entrypoints.cli"),
+        ("layers", "chat4all.application.messaging", "chat4all.adapters.sql.engine"),
+        ("http-without-adapters", "chat4all.entrypoints.http.message_routes", "chat4all.adapters.sql.engine"),
+        ("domain-without-io", "chat4all.domain.messages", "asyncio"),
+        ("inner-layers-without-frameworks", "chat4all.application.messaging", "sqlalchemy"),
+        ("engines-apart", "chat4all.adapters.sql.sqlite.intake", "chat4all.adapters.sql.postgres.connections"),
+        ("no-cycles", "chat4all.adapters.storage.s3_bucket", "chat4all.adapters.storage.s3_running"),
+    ],
+)
+def test_each_contract_breaks_on_the_import_it_forbids(
+    graph: grimp.ImportGraph, contract_id: str, importer: str, imported: str
+) -> None:
+    assert contract(contract_id).check(copy.deepcopy(graph), verbose=False).kept
+    broken = copy.deepcopy(graph)
+    broken.add_import(importer=importer, imported=imported, line_number=1, line_contents=f"import {imported}")
+    assert not contract(contract_id).check(broken, verbose=False).kept
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_layer_imports_only_inner_layers(layer: str) -> None:
-    allowed_layers = set(LAYERS[: LAYERS.index(layer) + 1])
+def test_a_layer_imports_from_outside_only_what_it_may(graph: grimp.ImportGraph, layer: str) -> None:
+    package = f"chat4all.{layer}"
+    outside_allowed = STDLIB | THIRD_PARTY_ALLOWED[layer] if layer in THIRD_PARTY_ALLOWED else None
     violations = []
-    for path in modules_in(layer):
-        for name in imports_of(path):
-            top = name.split(".")[0]
-            if top == "chat4all":
-                target = name.split(".")[1] if "." in name else None
-                if target not in allowed_layers:
-                    violations.append(f"{path.relative_to(PACKAGE)} imports {name}")
-            elif layer in THIRD_PARTY_ALLOWED and top not in STDLIB and top not in THIRD_PARTY_ALLOWED[layer]:
-                violations.append(f"{path.relative_to(PACKAGE)} imports third-party {name}")
-            elif layer == "domain" and top in DOMAIN_FORBIDDEN_STDLIB:
-                violations.append(f"{path.relative_to(PACKAGE)} imports {name} (domain does no I/O)")
+    for module in sorted({package} | graph.find_descendants(package)):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            top = imported.split(".")[0]
+            if imported == "chat4all":  # the root package belongs to no layer
+                violations.append(f"{module} imports {imported}")
+            elif outside_allowed is not None and top != "chat4all" and top not in outside_allowed:
+                violations.append(f"{module} imports third-party {imported}")
     assert violations == []
 
 
+def test_imports_are_absolute_so_layering_stays_visible() -> None:
+    relative = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert relative == []
+
+
 def test_domain_has_no_async_code() -> None:
-    for path in modules_in("domain"):
+    for path in sorted((PACKAGE / "domain").rglob("*.py")):
         tree = ast.parse(path.read_text())
         assert not any(isinstance(node, ast.AsyncFunctionDef | ast.Await) for node in ast.walk(tree)), path
-
-
-def test_checker_catches_an_outward_import(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.py"
-    bad.write_text("from chat4all.entrypoints.cli import main\n")
-    assert "chat4all.entrypoints.cli" in imports_of(bad)
