@@ -4,8 +4,9 @@ Every write of a message's rows on SQLite:
 
 - accepting: `intake.py` (`SqliteMessageIntake`), a batch of accepted messages per transaction;
 - routing and delivery outcomes: `chat4all.adapters.sql.messages` (`SqlMessageRepository.update_many`,
-  under `get_many(..., for_update=True)`), in a unit of work: SQLite takes its one write lock at
-  BEGIN (see `chat4all.adapters.sql.engine`), so the shared SQLAlchemy statements need nothing more.
+  after `get_many(..., for_update=True)`), in a unit of work (`UnitOfWorkMessageBatches`): SQLite
+  takes its one write lock at BEGIN (see `chat4all.adapters.sql.engine`), so the shared SQLAlchemy
+  statements need nothing more.
 
 The engine itself (one connection, WAL, `BEGIN IMMEDIATE`) is in `chat4all.adapters.sql.engine`.
 """
