@@ -77,14 +77,16 @@ def message_created(message: Message, conversation: Conversation) -> list[Pendin
 def message_status(
     message: Message, at: datetime, *, channel: str | None = None, receipt: Receipt | None = None
 ) -> list[PendingEvent]:
-    """What changed about the sender's message: its status now, and the channel outcome or the
-    recipient's receipt behind the change (at most one of the two; neither for `read` by all)."""
+    """What changed about the sender's message: its status now, when everyone had read it, and
+    the channel outcome or the recipient's receipt behind the change (at most one of the two;
+    neither when the change is that everyone has read it)."""
     if channel is not None and receipt is not None:
         raise ValueError("a status event tells one change: a channel outcome or a receipt")
     data: dict[str, Any] = {
         "message_id": str(message.id),
         "conversation_id": str(message.conversation_id),
         "status": message.status.value,
+        "read_by_all_at": None if message.read_by_all_at is None else iso(message.read_by_all_at),
         "channel": None,
         "receipt": None,
     }
