@@ -14,6 +14,7 @@ import attrs
 
 from chat4all.application.event_ports import LocatedMessage, ReadMark
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.history import PositionRange
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt, read_by_all
 from tests.fakes.events import EventLogState, InMemoryUserEventLog, InMemoryUserEventReader
@@ -143,6 +144,25 @@ class _Receipts:
         return [receipt for (of, _), receipt in self._state.receipts.items() if of == message_id]
 
 
+class _History:
+    def __init__(self, state: ReadingState) -> None:
+        self._state = state
+        self.ranges: list[PositionRange] = []  # what each page asked for
+
+    async def total(self, conversation_id: UUID) -> int:
+        return self._state.message_counts.get(conversation_id, 0)
+
+    async def at_positions(self, conversation_id: UUID, positions: PositionRange) -> list[tuple[int, Message]]:
+        self.ranges.append(positions)
+        found = [
+            (self._state.positions[message.id], message)
+            for message in self._state.messages.values()
+            if message.conversation_id == conversation_id
+            and positions.first <= self._state.positions[message.id] <= positions.last
+        ]
+        return sorted(found, key=lambda item: item[0])
+
+
 class InMemoryReadingUnitOfWork:
     def __init__(self, store: InMemoryReadingStore) -> None:
         self._store = store
@@ -155,6 +175,7 @@ class InMemoryReadingUnitOfWork:
         self.conversation_counters = _Counters(self._state)
         self.read_horizons = _Horizons(self._state)
         self.receipts = _Receipts(self._state)
+        self.history = _History(self._state)
         self.events = InMemoryUserEventLog(self._state.log)
         return self
 

@@ -1,4 +1,4 @@
-"""Accepting a message into the read state, and members marking conversations read."""
+"""Accepting a message into the read state, members marking conversations read, history pages."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from uuid import UUID
 import pytest
 
 from chat4all.adapters.memory import ManualClock
+from chat4all.application.history import ReadHistory
 from chat4all.application.reading import MarkConversationRead, record_new_message
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.errors import Forbidden, NotFound
 from chat4all.domain.events import EventType
+from chat4all.domain.history import PageRequest
 from chat4all.domain.messages import Message, MessageDraft, MessageStatus, Priority, TextPayload
 from tests.fakes.events import InMemoryEventNotifier
 from tests.fakes.reading import InMemoryReadingUnitOfWorkFactory
@@ -168,3 +170,37 @@ async def test_a_read_that_fails_to_commit_leaves_no_trace(scene, monkeypatch):
         await scene.mark_read.execute(BOB, chat.id, message.id)
     assert scene.unread(chat, BOB) == 1 and scene.store.state.receipts[message.id, BOB].read_at is None
     assert scene.events(BOB) == before and len(scene.notifier.notified) == 0
+
+
+async def test_history_pages_by_offset_after_and_before_read_only_the_positions_they_show(scene):
+    chat = await scene.conversation(ALICE, BOB)
+    sent = [await scene.send(chat, ALICE if number % 2 else BOB) for number in range(12)]
+    history = ReadHistory(scene.uow)
+
+    newest = await history.page(BOB, chat.id, PageRequest(5, offset=10))
+    assert [message.id for message in newest.messages] == [message.id for message in sent[10:]]
+    assert newest.total == 12 and newest.links.after is None and newest.links.before.position == 11
+
+    older = await history.page(BOB, chat.id, PageRequest(5, before=newest.links.before))
+    assert [message.id for message in older.messages] == [message.id for message in sent[5:10]]
+    oldest = await history.page(BOB, chat.id, PageRequest(5, before=older.links.before))
+    assert [message.id for message in oldest.messages] == [message.id for message in sent[:5]]
+    assert oldest.links.before is None
+
+    again = await history.page(BOB, chat.id, PageRequest(5, after=oldest.links.after))
+    assert [message.id for message in again.messages] == [message.id for message in sent[5:10]]
+    asked = [span for uow in scene.uow.opened if hasattr(uow, "history") for span in uow.history.ranges]
+    assert all(len(span) <= 5 for span in asked) and len(asked) == 4
+
+
+async def test_a_page_beyond_the_end_reads_nothing_and_only_members_read_history(scene):
+    chat = await scene.conversation(ALICE, BOB)
+    await scene.send(chat, ALICE)
+    history = ReadHistory(scene.uow)
+    page = await history.page(ALICE, chat.id, PageRequest(10, offset=50))
+    assert page.messages == [] and page.total == 1 and page.links.before is None and page.links.after is None
+    assert not scene.uow.opened[-1].history.ranges
+    with pytest.raises(Forbidden):
+        await history.page(MALLORY, chat.id, PageRequest(10))
+    with pytest.raises(NotFound):
+        await history.page(ALICE, UUID(int=424242), PageRequest(10))

@@ -20,6 +20,7 @@ import attrs
 
 from chat4all.application.ports import UnitOfWork
 from chat4all.domain.events import LogBounds, PendingEvent, UserEvent
+from chat4all.domain.history import PositionRange
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
 
@@ -139,9 +140,21 @@ class ReceiptRepository(Protocol):
     async def for_message(self, message_id: UUID) -> list[Receipt]: ...
 
 
+class MessageHistory(Protocol):
+    async def total(self, conversation_id: UUID) -> int:
+        """How many messages the conversation has: its counter, not a count of rows."""
+        ...
+
+    async def at_positions(self, conversation_id: UUID, positions: PositionRange) -> list[tuple[int, Message]]:
+        """The messages at `positions` (an index range scan; no OFFSET), ascending, each with its
+        position; deliveries loaded, history left empty."""
+        ...
+
+
 class ReadingUnitOfWork(UnitOfWork, Protocol):
     events: UserEventLog
     conversation_counters: ConversationCounters
+    history: MessageHistory
     read_horizons: ReadHorizonRepository
     receipts: ReceiptRepository
 
