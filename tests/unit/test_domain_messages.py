@@ -21,7 +21,13 @@ from chat4all.domain.messages import (
 )
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
-RANK = {MessageStatus.ACCEPTED: 0, MessageStatus.ROUTED: 1, MessageStatus.DELIVERED: 2, MessageStatus.FAILED: 2}
+RANK = {
+    MessageStatus.ACCEPTED: 0,
+    MessageStatus.ROUTED: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.FAILED: 2,
+    MessageStatus.READ: 3,
+}
 KNOWN_CHANNELS = ["whatsapp", "instagram", "telegram", "sms"]
 
 
@@ -50,6 +56,7 @@ class MessageLifecycle(RuleBasedStateMachine):
         self.outcome_times: dict[str, datetime] = {}
         self.terminal_at: datetime | None = None
         self.routed_at: datetime | None = None
+        self.read_by_all_at: datetime | None = None
 
     def tick(self) -> datetime:
         self.time += timedelta(seconds=1)
@@ -79,6 +86,12 @@ class MessageLifecycle(RuleBasedStateMachine):
         if self.message.status.is_terminal and self.terminal_at is None:
             self.terminal_at = now
 
+    @rule()
+    def everyone_reads(self) -> None:
+        now = self.tick()
+        assert self.message.record_read_by_all(now) is (self.read_by_all_at is None)
+        self.read_by_all_at = self.read_by_all_at or now
+
     @invariant()
     def status_never_moves_backwards(self) -> None:
         rank = RANK[self.message.status]
@@ -96,7 +109,7 @@ class MessageLifecycle(RuleBasedStateMachine):
     @invariant()
     def delivered_iff_all_channels_delivered(self) -> None:
         all_delivered = all(status is DeliveryStatus.DELIVERED for status in self.message.deliveries.values())
-        assert (self.message.status is MessageStatus.DELIVERED) == all_delivered
+        assert (self.message.status in (MessageStatus.DELIVERED, MessageStatus.READ)) == all_delivered
         if self.message.status is MessageStatus.FAILED:
             assert any(status is DeliveryStatus.FAILED for status in self.message.deliveries.values())
 
@@ -118,14 +131,28 @@ class MessageLifecycle(RuleBasedStateMachine):
         if self.terminal_at is None:
             assert final == []
         else:
-            assert [(event.status, event.at) for event in final] == [(self.message.status.value, self.terminal_at)]
-            assert history[-1] is final[0]
+            terminal = MessageStatus.FAILED if self.message.status is MessageStatus.FAILED else MessageStatus.DELIVERED
+            assert [(event.status, event.at) for event in final] == [(terminal.value, self.terminal_at)]
+        read = [event for event in history if event.status == "read"]
+        if self.message.status is MessageStatus.READ:
+            # Read once every recipient has and every channel delivered: whichever came last.
+            assert [event.at for event in read] == [max(self.read_by_all_at, self.terminal_at)]
+        else:
+            assert read == []
+        if final:
+            assert history[-1] is (read or final)[0]
         assert [event.at for event in history] == sorted(event.at for event in history)
         assert self.message.new_events == history
 
+    @invariant()
+    def read_only_when_everyone_read_and_every_channel_delivered(self) -> None:
+        expected = self.read_by_all_at is not None and self.message.status in (MessageStatus.DELIVERED, MessageStatus.READ)
+        assert (self.message.status is MessageStatus.READ) == expected
+        assert self.message.read_by_all_at == self.read_by_all_at
+
 
 TestMessageLifecycle = MessageLifecycle.TestCase
-TestMessageLifecycle.settings = settings(max_examples=80, stateful_step_count=15, deadline=None)
+TestMessageLifecycle.settings = settings(max_examples=200, stateful_step_count=15, deadline=None)
 
 
 def test_a_failed_message_names_its_failed_channels():
@@ -137,6 +164,25 @@ def test_a_failed_message_names_its_failed_channels():
     assert message.history[-1].detail == "failed on: whatsapp, sms"
     whatsapp = next(event for event in message.history if event.channel == "whatsapp")
     assert whatsapp.detail == "gave up after 3 attempts"
+
+
+def test_a_message_read_by_everyone_before_its_channels_answered_is_read_once_they_deliver():
+    message = Message.accept(draft(["whatsapp", "sms"]), START)
+    message.record_delivery("whatsapp", delivered=True, now=START + timedelta(seconds=1))
+    assert message.record_read_by_all(START + timedelta(seconds=2))
+    assert message.status is MessageStatus.ROUTED
+    message.record_delivery("sms", delivered=True, now=START + timedelta(seconds=3))
+    assert message.status is MessageStatus.READ
+    assert [(event.status, event.at.second) for event in message.history[-2:]] == [("delivered", 3), ("read", 3)]
+
+
+def test_a_failed_message_stays_failed_when_everyone_has_read_it():
+    message = Message.accept(draft(["whatsapp"]), START)
+    message.record_delivery("whatsapp", delivered=False, now=START)
+    assert message.record_read_by_all(START + timedelta(seconds=1))
+    assert message.status is MessageStatus.FAILED
+    assert message.read_by_all_at == START + timedelta(seconds=1)
+    assert message.status.is_terminal
 
 
 @pytest.mark.parametrize("length", [1, MAX_TEXT_LENGTH])

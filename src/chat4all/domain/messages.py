@@ -3,6 +3,14 @@
 A message is `accepted`, then `routed` into one delivery per channel; each delivery ends
 `delivered` or `failed`, and once every delivery has ended the message takes its terminal
 status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards.
+
+A `delivered` message becomes `read` once every recipient has read it (see `domain.receipts`).
+Reads and channel outcomes arrive in any order: when the last recipient reads it before the
+last channel has answered, the message is `delivered` and then, at the same moment, `read`.
+A `failed` message stays `failed` even when every recipient has read it (in a chat client, say):
+the overall status is what the hub did on the channels, and `read` would hide a channel that
+never got the message from the sender and from operators. Who has read it is still told by its
+receipts and by `read_by_all_at`.
 """
 
 from __future__ import annotations
@@ -25,16 +33,26 @@ class MessageStatus(str, enum.Enum):
     ROUTED = "routed"
     DELIVERED = "delivered"
     FAILED = "failed"
+    READ = "read"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (MessageStatus.DELIVERED, MessageStatus.FAILED)
+        """Every channel has ended; nothing is left to deliver (a `delivered` message may still become `read`)."""
+        return self in (MessageStatus.DELIVERED, MessageStatus.FAILED, MessageStatus.READ)
 
 
-_ORDER = {MessageStatus.ACCEPTED: 0, MessageStatus.ROUTED: 1, MessageStatus.DELIVERED: 2, MessageStatus.FAILED: 2}
+_ORDER = {
+    MessageStatus.ACCEPTED: 0,
+    MessageStatus.ROUTED: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.FAILED: 2,
+    MessageStatus.READ: 3,
+}
 
 
 def can_transition(current: MessageStatus, target: MessageStatus) -> bool:
+    if target is MessageStatus.READ:
+        return current is MessageStatus.DELIVERED  # never over a failed channel (see the module docstring)
     return _ORDER[target] > _ORDER[current]
 
 
@@ -132,6 +150,8 @@ class Message:
     history: list[StatusEvent] = attrs.field(factory=list)
     # History entries added since load; repositories append these and clear the list.
     new_events: list[StatusEvent] = attrs.field(factory=list)
+    # When the last recipient read it; set once, whatever the channels did.
+    read_by_all_at: datetime | None = None
 
     @classmethod
     def accept(cls, draft: MessageDraft, now: datetime) -> Message:
@@ -187,3 +207,18 @@ class Message:
             failed = [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.FAILED]
             detail = None if all_delivered else "failed on: " + ", ".join(failed)
             self._record(StatusEvent(final.value, now, detail=detail))
+            if self.read_by_all_at is not None:
+                self._become_read(now)
+
+    def record_read_by_all(self, now: datetime) -> bool:
+        """The last recipient has read the message. Returns False when that was already known."""
+        if self.read_by_all_at is not None:
+            return False
+        self.read_by_all_at = now
+        self._become_read(now)
+        return True
+
+    def _become_read(self, now: datetime) -> None:
+        if can_transition(self.status, MessageStatus.READ):
+            self.status = MessageStatus.READ
+            self._record(StatusEvent(MessageStatus.READ.value, now))

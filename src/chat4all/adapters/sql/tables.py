@@ -112,6 +112,11 @@ conversations = Table(
     Column("last_activity_at", UtcDateTime, nullable=False, index=True),
     # "<uuid>:<uuid>" of the two members of a private conversation; NULL for groups.
     Column("private_key", String(80), nullable=True, unique=True),
+    # Kept by the transaction that accepts a message, under the lock it takes on this row: the
+    # count is the history's `total` and the position of the newest message (positions have no
+    # gap), the last message the conversation list's preview, without a COUNT or a sort per request.
+    Column("message_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_message_id", Uuid, nullable=True),
 )
 
 conversation_members = Table(
@@ -139,7 +144,14 @@ messages = Table(
     # Insertion order, for a stable chronological listing. PostgreSQL fills it from an identity
     # sequence; on SQLite the repository sets it to the next rowid (writes are serialized there).
     Column("seq", BigInteger, Identity(), nullable=False),
+    # 1, 2, 3... within the conversation, in the order messages are accepted (the conversation's
+    # `message_count` at accept time): history pages are ranges of positions. NULL only for rows
+    # written by a version that did not number them.
+    Column("position", BigInteger, nullable=True),
+    # When the last recipient read it (see domain.receipts).
+    Column("read_by_all_at", UtcDateTime, nullable=True),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
+    Index("ix_messages_conversation_id_position", "conversation_id", "position", unique=True),
     # The sweep that re-drives unfinished messages looks them up by status and age.
     Index("ix_messages_status_created_at", "status", "created_at"),
 )
@@ -163,6 +175,58 @@ message_events = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("detail", Text, nullable=True),
     sqlite_autoincrement=True,
+)
+
+# One per recipient of a message (the `to` member, or every member but the sender). The
+# conversation and position are the message's, copied so that a read finds the reader's receipts
+# up to a position through one index. Recipients are members (checked when the message is
+# accepted), hence no foreign key to users on a table this large.
+message_receipts = Table(
+    "message_receipts",
+    metadata,
+    Column("message_id", Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("recipient_id", Uuid, primary_key=True),
+    Column("conversation_id", Uuid, nullable=False),
+    Column("position", BigInteger, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("read_at", UtcDateTime, nullable=True),
+    Index("ix_message_receipts_recipient_id_conversation_id_position", "recipient_id", "conversation_id", "position"),
+)
+
+# A member's read horizon in a conversation and their unread count there (see domain.receipts).
+# No row: nothing read and nothing unread; rows are created on first use.
+conversation_reads = Table(
+    "conversation_reads",
+    metadata,
+    Column("conversation_id", Uuid, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("read_up_to", Uuid, nullable=True),
+    Column("read_up_to_position", BigInteger, nullable=False, server_default="0"),
+    Column("read_at", UtcDateTime, nullable=True),
+    Column("unread_count", BigInteger, nullable=False, server_default="0"),
+)
+
+# Each user's last event seq. Updated in the transaction that appends their events, and locked
+# by it until commit, so seqs are given in commit order with no gap (see application.events).
+user_event_counters = Table(
+    "user_event_counters",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+# Every stored event of every user, the truth the event transports read. A user's events always
+# come with their counter row (which has the foreign key), hence none on this large table.
+user_events = Table(
+    "user_events",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(32), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    # Retention drops events by age.
+    Index("ix_user_events_at", "at"),
 )
 
 uploads = Table(
