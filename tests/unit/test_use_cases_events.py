@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from chat4all.adapters.memory import ManualClock
+from tests.fakes import ManualClock
 from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.domain.events import CursorExpired, EventQuery, EventType, PendingEvent
 from tests.fakes.events import InMemoryEventNotifier

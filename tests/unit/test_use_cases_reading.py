@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from chat4all.adapters.memory import ManualClock
+from tests.fakes import ManualClock
 from chat4all.application.history import ReadHistory
 from chat4all.application.reading import MarkConversationRead, record_new_message
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
