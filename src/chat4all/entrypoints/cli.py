@@ -83,6 +83,7 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
     import uvicorn
 
     from chat4all.entrypoints.http.app import create_app
+    from chat4all.entrypoints.http.server import server_config
 
     if not settings.distributed:
         asyncio.run(migrate(settings))
@@ -90,13 +91,7 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
         users = asyncio.run(seed_demo(settings))
         print(_demo_banner(users, host, port), flush=True)
     app = create_app(build_hub(settings))
-    config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on",
-        # X-Forwarded-For decides the client address that logins are throttled by: honour it only from
-        # the proxies the operator named (uvicorn would otherwise trust any local peer).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-    )
+    config = server_config(app, settings, host, port)
     print(f"Chat4All ({settings.profile}) listening on http://{host}:{port} — API docs at /docs", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()
 
