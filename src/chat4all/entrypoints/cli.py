@@ -90,7 +90,7 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
     if demo:
         users = asyncio.run(seed_demo(settings))
         print(_demo_banner(users, host, port), flush=True)
-    app = create_app(build_hub(settings))
+    app = create_app(build_hub(settings), bind_host=host)
     config = server_config(app, settings, host, port)
     print(f"Chat4All ({settings.profile}) listening on http://{host}:{port} — API docs at /docs", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()

@@ -168,7 +168,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     transport = httpx.ASGITransport(app=app)
     await hub.start()
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield Deployment("embedded", client, hub, tmp_path, app=app)
     finally:
         await hub.stop()

@@ -344,7 +344,7 @@ async def test_cors_allows_exactly_the_configured_origins(tmp_path):
     hub = build_embedded(settings)
     try:
         transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             asking = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
             for origin in ("https://app.example", "https://admin.example"):
                 preflight = await client.options("/v1/messages", headers={"Origin": origin, **asking})
@@ -367,6 +367,53 @@ async def test_error_answers_carry_the_security_headers(deployment, client):
     refused(await client.delete("/health"), 405)
     refused(await client.post("/v1/messages", json={}, headers=headers), 400)
     refused(await client.post("/auth/token", content=b"x" * (MAX_JSON_BODY + 1), headers=JSON), 413)
+
+
+# --- Host names --------------------------------------------------------------------------------
+
+async def test_a_host_name_that_is_not_allowed_is_refused_before_any_link_is_built(deployment, client):
+    _, headers = await deployment.user()
+    evil = {**headers, "Host": "evil.example"}
+    for response in (
+        await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers=evil),
+        await client.get("/v1/users/me", headers=evil),
+        await client.get("/no/such/route", headers={"Host": "evil.example:8000"}),
+        await client.post("/auth/token", json={"username": "x", "password": "y"}, headers={"Host": "localhost.evil.example"}),
+    ):
+        refused(response, 400, "host_not_allowed")
+    port = client.base_url.port
+    for host in ("localhost", "127.0.0.1", "[::1]", "LOCALHOST"):
+        allowed = {**headers, "Host": f"{host}:{port}" if port else host}
+        started = await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers=allowed)
+        assert started.status_code == 201, (host, started.text)
+        if deployment.profile == "embedded":  # links point back at the API, at the host the client used
+            assert urlparse(started.json()["upload_url"]).hostname == host.strip("[]").lower()
+
+
+async def test_links_come_from_the_public_url_whatever_host_was_used(tmp_path):
+    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.http.app import create_app
+    from chat4all.entrypoints.settings import load_settings
+
+    settings = load_settings(
+        {**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_PUBLIC_URL": "https://chat.example/api"}
+    )
+    hub = build_embedded(settings)
+    try:
+        from chat4all.entrypoints.cli import migrate
+
+        await migrate(settings)
+        await hub.register_user.execute("pub", "pass-word-123")
+        transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False, bind_host="10.1.2.3"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://10.1.2.3:8000") as client:
+            token = (await client.post("/auth/token", json={"username": "pub", "password": "pass-word-123"})).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            for host in ("10.1.2.3:8000", "chat.example", "localhost"):  # the bind address, the public host, loopback
+                started = await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers={**headers, "Host": host})
+                assert started.json()["upload_url"].startswith("https://chat.example/api/v1/files/upload?"), started.text
+            refused(await client.get("/health", headers={"Host": "10.1.2.4"}), 400, "host_not_allowed")
+    finally:
+        await hub.stop()
 
 
 # --- secrets and logs --------------------------------------------------------------------------
