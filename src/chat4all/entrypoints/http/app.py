@@ -43,7 +43,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, bind_host: str | None
         route_handlers=[
             health,
             ready,
-            metrics,
+            *([metrics] if hub.settings.http.metrics_token else []),  # else only on the metrics listener, if any
             AuthController,
             UserController,
             ConversationController,

@@ -165,3 +165,29 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> Any:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
     )
+
+
+class ByListener:
+    """Routes each request by the port it came in on: the metrics listener's to the metrics app,
+    every other to the API (which alone runs the lifespan: the hub is started once)."""
+
+    def __init__(self, api: Any, metrics: Any, metrics_port: int) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.metrics_port = metrics_port
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        server = scope.get("server") or (None, None)
+        target = self.metrics if scope["type"] == "http" and server[1] == self.metrics_port else self.api
+        await target(scope, receive, send)
+
+
+def run_server(config: Any, settings: Settings) -> None:
+    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port."""
+    import uvicorn
+
+    sockets = [config.bind_socket()]
+    if settings.http.metrics_port:
+        metrics = uvicorn.Config(config.app, host=settings.http.metrics_address, port=settings.http.metrics_port)
+        sockets.append(metrics.bind_socket())
+    uvicorn.Server(config).run(sockets=sockets)
