@@ -19,7 +19,12 @@ from tests.integration.http.helpers import conversation, text_message, upload_fi
 from tests.integration.http.profiles import FAST_ARGON2
 from tests.integration.http.test_auth_http import assert_error
 
-SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
 INTERNALS = re.compile(r"Traceback|File \"|\.py\b|site-packages|sqlalchemy|psycopg|sqlite|asyncpg|SELECT |INSERT |UPDATE |/work/|/tmp/")
 JSON = {"Content-Type": "application/json"}
 BINARY = {"Content-Type": "application/octet-stream"}

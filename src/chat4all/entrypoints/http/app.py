@@ -7,7 +7,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from chat4all.entrypoints.bootstrap import Hub
@@ -15,6 +14,7 @@ from chat4all.entrypoints.http.allowed_hosts import HostGuard, allowed_hosts
 from chat4all.entrypoints.http.auth_routes import AuthController, UserController
 from chat4all.entrypoints.http.conversation_routes import ConversationController
 from chat4all.entrypoints.http.dependencies import provide_hub
+from chat4all.entrypoints.http.docs_page import LocalSwaggerUI
 from chat4all.entrypoints.http.errors import EXCEPTION_HANDLERS
 from chat4all.entrypoints.http.file_routes import FileController
 from chat4all.entrypoints.http.health_routes import health, ready
@@ -36,7 +36,7 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, bind_host: str | None
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="POST /auth/token")}
         ),
         path="/docs",
-        render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+        render_plugins=[LocalSwaggerUI()],
     )
     cors = CORSConfig(allow_origins=list(hub.settings.cors_origins)) if hub.settings.cors_origins else None
     app = Litestar(
