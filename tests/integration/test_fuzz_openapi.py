@@ -108,7 +108,10 @@ def _embedded(workdir: Path) -> Iterator[Target]:
     from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
 
-    settings_ = load_settings({**SETTINGS, "CHAT4ALL_DATA_DIR": str(workdir / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"})
+    # schemathesis' ASGI client sends `Host: testserver`.
+    settings_ = load_settings(
+        {**SETTINGS, "CHAT4ALL_DATA_DIR": str(workdir / "data"), "CHAT4ALL_CHUNK_SIZE": "1024", "CHAT4ALL_ALLOWED_HOSTS": "testserver"}
+    )
 
     async def prepare() -> None:
         await migrate(settings_)

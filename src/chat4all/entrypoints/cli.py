@@ -80,25 +80,26 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
 
 
 def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
-    import uvicorn
-
     from chat4all.entrypoints.http.app import create_app
+    from chat4all.entrypoints.http.metrics_routes import create_metrics_app
+    from chat4all.entrypoints.http.server import ByListener, run_server, server_config
 
+    if settings.http.metrics_port == port:
+        raise SettingsError(f"CHAT4ALL_METRICS_PORT must differ from the API port ({port})")
     if not settings.distributed:
         asyncio.run(migrate(settings))
     if demo:
         users = asyncio.run(seed_demo(settings))
         print(_demo_banner(users, host, port), flush=True)
-    app = create_app(build_hub(settings))
-    config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_level="warning", lifespan="on",
-        # X-Forwarded-For decides the client address that logins are throttled by: honour it only from
-        # the proxies the operator named (uvicorn would otherwise trust any local peer).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-    )
+    hub = build_hub(settings)
+    app = create_app(hub, bind_host=host)
+    if settings.http.metrics_port:
+        app = ByListener(app, create_metrics_app(hub), settings.http.metrics_port)
     print(f"Chat4All ({settings.profile}) listening on http://{host}:{port} — API docs at /docs", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()
+    if settings.http.metrics_port:
+        where = f"{settings.http.metrics_address}:{settings.http.metrics_port}"
+        print(f"Prometheus metrics on http://{where}/metrics", file=sys.stderr, flush=True)
+    run_server(server_config(app, settings, host, port), settings)
 
 
 def _demo_banner(users: list[tuple[str, str]], host: str, port: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
+_HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
 
 
 class SettingsError(Exception):
@@ -34,6 +36,23 @@ class S3Settings:
     region: str
     public_endpoint_url: str
     copy_ahead: bool = True
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@attrs.frozen
+class HttpSettings:
+    """The HTTP edge: what a client may hold open, which Host names it may use, who reads /metrics."""
+
+    header_timeout: float = 10.0  # from the connection (or the request's first byte) to its last header
+    body_timeout: float = 30.0  # a body that makes no progress for this long is given up
+    keep_alive_timeout: float = 5.0  # an idle connection between requests
+    max_connections: int = 1000  # per process; past it a new connection gets a 503 and is closed
+    allowed_hosts: tuple[str, ...] | None = None  # None: loopback names, the bind host, the public URL's host
+    metrics_token: str | None = None  # set: GET /metrics on the API port wants `Authorization: Bearer <it>`
+    metrics_port: int | None = None  # set: /metrics (only) on a listener of its own
+    metrics_address: str = "127.0.0.1"
 
 
 @attrs.frozen
@@ -61,6 +80,7 @@ class Settings:
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
+    http: HttpSettings = HttpSettings()
 
     @property
     def distributed(self) -> bool:
@@ -124,6 +144,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
+        http=load_http_settings(reader),
+    )
+
+
+def load_http_settings(reader: EnvReader) -> HttpSettings:
+    allowed = [host.strip().lower() for host in reader.text("CHAT4ALL_ALLOWED_HOSTS", "").split(",") if host.strip()]
+    for host in allowed:
+        if host != "*" and not _HOST_NAME.fullmatch(host):
+            raise SettingsError(f"CHAT4ALL_ALLOWED_HOSTS must list host names or addresses (no port, no scheme) or *, got {host!r}")
+    metrics_token = reader.text("CHAT4ALL_METRICS_TOKEN", "") or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise SettingsError("CHAT4ALL_METRICS_TOKEN must be at least 16 characters")
+    return HttpSettings(
+        header_timeout=reader.integer("CHAT4ALL_HTTP_HEADER_TIMEOUT_SECONDS", 10, minimum=1, maximum=600),
+        body_timeout=reader.integer("CHAT4ALL_HTTP_BODY_TIMEOUT_SECONDS", 30, minimum=1, maximum=3600),
+        keep_alive_timeout=reader.integer("CHAT4ALL_HTTP_KEEP_ALIVE_SECONDS", 5, minimum=1, maximum=600),
+        max_connections=reader.integer("CHAT4ALL_HTTP_MAX_CONNECTIONS", 1000, minimum=1, maximum=1_000_000),
+        allowed_hosts=tuple(host.strip("[]") for host in allowed) or None,
+        metrics_token=metrics_token,
+        metrics_port=reader.integer("CHAT4ALL_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+        metrics_address=reader.text("CHAT4ALL_METRICS_ADDRESS", "127.0.0.1"),
     )
 
 

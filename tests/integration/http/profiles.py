@@ -23,6 +23,9 @@ FAST_ARGON2 = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "
 # A short throttling window, so a test can watch it free up; the per-user limit stays at its default.
 LOGIN_THROTTLE = {"CHAT4ALL_LOGIN_WINDOW_SECONDS": "3", "CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}
 PASSWORD = "pass-word-123"
+# /metrics is served on the API port only to holders of this token (by default not at all).
+METRICS_TOKEN = "metrics-token-for-the-contract-tests"
+METRICS = {"CHAT4ALL_METRICS_TOKEN": METRICS_TOKEN}
 
 
 def free_port() -> int:
@@ -52,6 +55,7 @@ def distributed_env(tag: str) -> dict[str, str]:
     return {
         **FAST_ARGON2,
         **LOGIN_THROTTLE,
+        **METRICS,
         "CHAT4ALL_PROFILE": "distributed",
         # Own topics and consumer group: deployments sharing the servers never consume each other's events.
         "CHAT4ALL_KAFKA_TOPIC_PREFIX": f"t{tag}{suffix}.",
@@ -159,7 +163,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.settings import load_settings
 
     settings = load_settings(
-        {**FAST_ARGON2, **LOGIN_THROTTLE, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
+        {**FAST_ARGON2, **LOGIN_THROTTLE, **METRICS, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
     )
     await migrate(settings)
     hub = build_embedded(settings)
@@ -168,7 +172,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     transport = httpx.ASGITransport(app=app)
     await hub.start()
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield Deployment("embedded", client, hub, tmp_path, app=app)
     finally:
         await hub.stop()

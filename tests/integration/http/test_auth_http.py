@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.http.profiles import PASSWORD
+from tests.integration.http.profiles import METRICS_TOKEN, PASSWORD
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -89,7 +89,7 @@ async def test_metrics_in_prometheus_text_format(deployment, client):
     body = text_message(await conversation(deployment, headers, [alice, bob]), alice)
     await client.post("/v1/messages", json=body, headers=headers)
     await wait_for_status(client, headers, body["message_id"])
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in response.text.splitlines() if line and not line.startswith("#")}
     assert samples["chat4all_messages_accepted_total"] >= 1

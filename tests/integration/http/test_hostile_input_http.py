@@ -5,7 +5,9 @@ short-lived and scoped, CORS is closed unless configured, secrets never reach th
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import random
 import re
 import uuid
 from urllib.parse import parse_qs, unquote, urlparse
@@ -17,7 +19,12 @@ from tests.integration.http.helpers import conversation, text_message, upload_fi
 from tests.integration.http.profiles import FAST_ARGON2
 from tests.integration.http.test_auth_http import assert_error
 
-SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
 INTERNALS = re.compile(r"Traceback|File \"|\.py\b|site-packages|sqlalchemy|psycopg|sqlite|asyncpg|SELECT |INSERT |UPDATE |/work/|/tmp/")
 JSON = {"Content-Type": "application/json"}
 BINARY = {"Content-Type": "application/octet-stream"}
@@ -84,6 +91,93 @@ async def test_hostile_requests_get_uniform_4xx_answers(deployment, client):
         assert response.status_code == status, (method, path, request.get("json") or request.get("params"), response.text)
         if status >= 400:
             refused(response, status)
+
+
+# Invalid UTF-8 inside a JSON string: a stray byte, an overlong "/", a UTF-16 surrogate, a cut
+# multibyte sequence, a code point past U+10FFFF. These reached a 500 and a logged traceback.
+INVALID_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82", b"\xf4\x90\x80\x80"]
+
+
+def json_bodies(me: str, other: str, conversation_id: str, file_id: str) -> list[tuple[str, dict]]:
+    message = text_message(conversation_id, me)
+    return [
+        ("/auth/token", {"username": "someone", "password": "xxxxxxxxxx"}),
+        ("/v1/conversations", {"type": "private", "members": [me, other]}),
+        ("/v1/messages", message),
+        ("/v1/files/initiate", {"filename": "a.bin", "file_size": 4}),
+        ("/v1/files/complete", {"file_id": file_id, "checksum": "0" * 64}),
+    ]
+
+
+def mutations(valid: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """Byte-level edits of a valid body: a byte replaced, hostile bytes spliced in, a cut."""
+    found = []
+    for _ in range(count):
+        body = bytearray(valid)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randint(0, len(body))
+            edit = rng.choice(["replace", "insert", "cut"])
+            if edit == "replace" and at < len(body):
+                body[at] = rng.randrange(256)
+            elif edit == "insert":
+                body[at:at] = rng.choice([*INVALID_UTF8, rng.randbytes(rng.randint(1, 4))])
+            else:
+                del body[at:]
+        found.append(bytes(body))
+    return found
+
+
+def assert_nothing_logged_as_an_error(deployment, caplog) -> None:
+    """In-process the app's log records; as a subprocess the API's output (a traceback was ~33 lines)."""
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert "Traceback" not in deployment.connector_log() and " ERROR " not in deployment.connector_log()
+
+
+async def post_as_stranger(deployment, path: str, body: bytes, headers: dict) -> httpx.Response:
+    """Login attempts come from an address of their own, so the failures they count never throttle
+    the logins of the other tests."""
+    if path != "/auth/token":
+        return await deployment.client.post(path, content=body, headers={**headers, **JSON})
+    async with deployment.client_from("127.0.0.13") as stranger:
+        return await stranger.post(path, content=body, headers=JSON)
+
+
+async def test_undecodable_json_bodies_are_400_invalid_body_on_every_json_route(deployment, client, caplog):
+    me, headers = await deployment.user()
+    other, _ = await deployment.add_user()
+    conversation_id = await conversation(deployment, headers, [me, other])
+    file_id = (await client.post("/v1/files/initiate", json={"filename": "f", "file_size": 4}, headers=headers)).json()["file_id"]
+    for path, body in json_bodies(me, other, conversation_id, file_id):
+        valid = json.dumps(body).encode()
+        inside_a_string = valid.index(b': "') + 3
+        for sequence in INVALID_UTF8:
+            hostile = valid[:inside_a_string] + sequence + valid[inside_a_string:]
+            refused(await post_as_stranger(deployment, path, hostile, headers), 400, "invalid_body")
+        refused(await post_as_stranger(deployment, path, valid[:-1], headers), 400, "invalid_body")
+    assert_nothing_logged_as_an_error(deployment, caplog)
+
+
+async def test_random_bytes_and_mangled_bodies_never_get_a_5xx(deployment, client, caplog):
+    me, headers = await deployment.user()
+    other, _ = await deployment.add_user()
+    conversation_id = await conversation(deployment, headers, [me, other])
+    file_id = (await client.post("/v1/files/initiate", json={"filename": "f", "file_size": 4}, headers=headers)).json()["file_id"]
+    rng = random.Random(20261207)
+    for path, body in json_bodies(me, other, conversation_id, file_id):
+        valid = json.dumps(body, ensure_ascii=False).encode()
+        for hostile in [*mutations(valid, rng, 40), *(rng.randbytes(rng.randint(0, 300)) for _ in range(10))]:
+            response = await post_as_stranger(deployment, path, hostile, headers)
+            assert response.status_code < 500, (path, hostile, response.text)
+            if response.status_code >= 400:
+                refused(response, response.status_code)
+    upload = f"/v1/files/upload?file_id={file_id}&chunk_id=0"
+    multipart = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabcd\r\n--b--\r\n'
+    for hostile in mutations(multipart, rng, 40):
+        response = await client.patch(upload, content=hostile, headers={**headers, "Content-Type": "multipart/form-data; boundary=b"})
+        assert response.status_code < 500, (hostile, response.text)
+        if response.status_code >= 400:
+            refused(response, response.status_code)
+    assert_nothing_logged_as_an_error(deployment, caplog)
 
 
 async def test_an_oversized_json_body_is_413_whether_announced_or_streamed(deployment, client):
@@ -255,7 +349,7 @@ async def test_cors_allows_exactly_the_configured_origins(tmp_path):
     hub = build_embedded(settings)
     try:
         transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.local") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             asking = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
             for origin in ("https://app.example", "https://admin.example"):
                 preflight = await client.options("/v1/messages", headers={"Origin": origin, **asking})
@@ -278,6 +372,53 @@ async def test_error_answers_carry_the_security_headers(deployment, client):
     refused(await client.delete("/health"), 405)
     refused(await client.post("/v1/messages", json={}, headers=headers), 400)
     refused(await client.post("/auth/token", content=b"x" * (MAX_JSON_BODY + 1), headers=JSON), 413)
+
+
+# --- Host names --------------------------------------------------------------------------------
+
+async def test_a_host_name_that_is_not_allowed_is_refused_before_any_link_is_built(deployment, client):
+    _, headers = await deployment.user()
+    evil = {**headers, "Host": "evil.example"}
+    for response in (
+        await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers=evil),
+        await client.get("/v1/users/me", headers=evil),
+        await client.get("/no/such/route", headers={"Host": "evil.example:8000"}),
+        await client.post("/auth/token", json={"username": "x", "password": "y"}, headers={"Host": "localhost.evil.example"}),
+    ):
+        refused(response, 400, "host_not_allowed")
+    port = client.base_url.port
+    for host in ("localhost", "127.0.0.1", "[::1]", "LOCALHOST"):
+        allowed = {**headers, "Host": f"{host}:{port}" if port else host}
+        started = await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers=allowed)
+        assert started.status_code == 201, (host, started.text)
+        if deployment.profile == "embedded":  # links point back at the API, at the host the client used
+            assert urlparse(started.json()["upload_url"]).hostname == host.strip("[]").lower()
+
+
+async def test_links_come_from_the_public_url_whatever_host_was_used(tmp_path):
+    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.http.app import create_app
+    from chat4all.entrypoints.settings import load_settings
+
+    settings = load_settings(
+        {**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_PUBLIC_URL": "https://chat.example/api"}
+    )
+    hub = build_embedded(settings)
+    try:
+        from chat4all.entrypoints.cli import migrate
+
+        await migrate(settings)
+        await hub.register_user.execute("pub", "pass-word-123")
+        transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False, bind_host="10.1.2.3"))
+        async with httpx.AsyncClient(transport=transport, base_url="http://10.1.2.3:8000") as client:
+            token = (await client.post("/auth/token", json={"username": "pub", "password": "pass-word-123"})).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            for host in ("10.1.2.3:8000", "chat.example", "localhost"):  # the bind address, the public host, loopback
+                started = await client.post("/v1/files/initiate", json={"filename": "a", "file_size": 1}, headers={**headers, "Host": host})
+                assert started.json()["upload_url"].startswith("https://chat.example/api/v1/files/upload?"), started.text
+            refused(await client.get("/health", headers={"Host": "10.1.2.4"}), 400, "host_not_allowed")
+    finally:
+        await hub.stop()
 
 
 # --- secrets and logs --------------------------------------------------------------------------

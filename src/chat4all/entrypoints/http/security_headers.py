@@ -9,11 +9,15 @@ from http import HTTPStatus
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from chat4all.entrypoints.http.docs_page import DOCS_POLICY
+
 HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
+    # Nothing the API answers is a page: should a browser render one anyway, it may load and run nothing.
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
 
 _REPLACED_BODY = "chat4all.replaced_error_body"
@@ -26,10 +30,12 @@ async def secure_response(message: Message, scope: Scope) -> None:
         return
     if message["type"] == "http.response.start":
         headers = MutableScopeHeaders.from_message(message)
+        status = message["status"]
+        if status < 400 and (headers.get("content-type") or "").startswith("text/html"):
+            headers["content-security-policy"] = DOCS_POLICY  # the docs page, the one page the hub serves
         for name, value in HEADERS.items():
             if name not in headers:
                 headers[name] = value
-        status = message["status"]
         if status >= 400 and not (headers.get("content-type") or "").startswith("application/json"):
             body = _error_body(status, scope)
             scope[_REPLACED_BODY] = body  # type: ignore[literal-required]

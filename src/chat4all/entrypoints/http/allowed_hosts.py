@@ -1,0 +1,74 @@
+"""The Host names a request may use. Links the API hands out (`upload_url`, `download_url`) are
+built from CHAT4ALL_PUBLIC_URL when it is set, else from the request's Host: without a check, a
+client (or anyone who can put a link in front of a victim's client) chose the host those links
+point at. A request naming a host that is not allowed is refused before any route runs.
+
+Litestar's AllowedHostsConfig is not used: it compares the whole header, port included, and is
+applied per route, so the router's own 404/405 would still answer any Host."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import urlparse
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from chat4all.entrypoints.settings import LOOPBACK_HOSTS, Settings
+
+WILDCARD_BINDS = {"", "0.0.0.0", "::"}
+REFUSAL = "host_not_allowed"
+
+
+def allowed_hosts(settings: Settings, bind_host: str | None) -> frozenset[str] | None:
+    """The names a request's Host may carry (None: any). CHAT4ALL_ALLOWED_HOSTS when set; else the
+    loopback names, the address the server is bound to, and the public URL's host."""
+    configured = settings.http.allowed_hosts
+    if configured is not None:
+        return None if "*" in configured else frozenset(configured)
+    names = set(LOOPBACK_HOSTS)
+    if bind_host is not None and bind_host.strip("[]") not in WILDCARD_BINDS:
+        names.add(bind_host.strip("[]").lower())
+    if settings.public_url:
+        names.add((urlparse(settings.public_url).hostname or "").lower())
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """`Host: Example.COM.:8000` -> `example.com`; `[::1]:8000` -> `::1`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    name, colon, port = header.rpartition(":")
+    name = name if colon and port.isdigit() else header
+    return name.rstrip(".")
+
+
+class HostGuard:
+    """Wraps the app's ASGI handler (inside Litestar, so the answer still gets the security headers)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] | None) -> None:
+        self.app = app
+        self.allowed = None if allowed is None else frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.allowed is not None:
+            header = next((value for name, value in scope["headers"] if name == b"host"), None)
+            # No Host at all (HTTP/1.0): links then name the address the request came in on.
+            if header is not None and host_name(header.decode("latin-1")) not in self.allowed:
+                await _refuse(send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send) -> None:
+    body = json.dumps(
+        {
+            "detail": "this server does not answer to that Host name; use one it is configured for "
+            "(CHAT4ALL_ALLOWED_HOSTS, CHAT4ALL_PUBLIC_URL)",
+            "error_code": REFUSAL,
+        }
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
