@@ -100,7 +100,7 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
-        from chat4all.adapters.memory import (
+        from tests.fakes import (
             InMemoryFileStorage,
             InMemoryOutboxReader,
             InMemoryStore,
