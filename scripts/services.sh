@@ -139,14 +139,22 @@ stop_pidfile() {
 }
 
 # The readiness probes use the project's own clients (aiokafka, boto3), so the
-# project environment must exist; create it from the lock file if it does not.
+# project environment must exist. bootstrap.sh finds uv the way every script
+# does (on PATH, else the copy it installs into the cache) and syncs the
+# environment from uv.lock; scripts/test has done so already and exported $UV.
 ensure_project_env() {
-    command -v uv >/dev/null 2>&1 || die "uv is not on PATH (the probes run in the project environment)"
+    if [[ -z "${UV:-}" || ! -x "$UV" ]]; then
+        log "setting up uv and the project environment (scripts/bootstrap.sh)"
+        # A shell of its own, so that errexit holds inside bootstrap.sh.
+        UV="$(bash -c 'source "$1" >&2 && printf %s "$UV"' bootstrap "$REPO_DIR/scripts/bootstrap.sh")" ||
+            die "scripts/bootstrap.sh could not set up uv and the project environment (its output is above)"
+        export UV
+    fi
     if project_python -c 'import aiokafka, boto3' 2>/dev/null; then
         return 0
     fi
     log "creating the project environment (uv sync --frozen)"
-    (cd "$REPO_DIR" && uv sync --frozen --quiet) >&2 || die "uv sync --frozen failed in $REPO_DIR"
+    (cd "$REPO_DIR" && "$UV" sync --frozen --quiet) >&2 || die "uv sync --frozen failed in $REPO_DIR"
     project_python -c 'import aiokafka, boto3' ||
         die "the project environment has no aiokafka/boto3 after uv sync"
 }
@@ -154,7 +162,7 @@ ensure_project_env() {
 # Python of the project's environment. --no-sync: never rewrite an environment
 # that other runs may be using at the same moment.
 project_python() {
-    uv run --no-sync --project "$REPO_DIR" python "$@"
+    "$UV" run --no-sync --project "$REPO_DIR" python "$@"
 }
 
 # Install Debian packages when running as root; otherwise explain.
