@@ -16,8 +16,13 @@
 # Works as root (CI) and as a normal user. Settings, all optional:
 #   CHAT4ALL_STATE_DIR   data, logs, pid files   (default ~/.cache/chat4all/state)
 #   CHAT4ALL_CACHE_DIR   downloaded jars, built binaries (default ~/.cache/chat4all)
-#   CHAT4ALL_PG_PORT (55432), CHAT4ALL_KAFKA_PORT (59092),
-#   CHAT4ALL_KAFKA_CONTROLLER_PORT (59093), CHAT4ALL_S3_PORT (57070)
+#   CHAT4ALL_PG_PORT (15432), CHAT4ALL_KAFKA_PORT (19092),
+#   CHAT4ALL_KAFKA_CONTROLLER_PORT (19093), CHAT4ALL_S3_PORT (17070)
+#     All below the kernel's ephemeral port range (32768-60999 on Linux): a
+#     client that keeps reconnecting to a stopped server on a port inside that
+#     range can be handed that very port as its own source port, connect to
+#     itself (TCP simultaneous open) and hold the port, so the server cannot
+#     listen there again when it restarts.
 #   CHAT4ALL_TEST_S3_ACCESS_KEY (chat4all), CHAT4ALL_TEST_S3_SECRET_KEY (chat4all-secret)
 #   CHAT4ALL_READY_TIMEOUT   seconds each server may take to become ready (180; a broker
 #                            killed with the machine replays its logs first)
@@ -31,10 +36,10 @@ CACHE_DIR="${CHAT4ALL_CACHE_DIR:-$HOME/.cache/chat4all}"
 STATE_DIR="${CHAT4ALL_STATE_DIR:-$HOME/.cache/chat4all/state}"
 HOST=127.0.0.1
 
-PG_PORT="${CHAT4ALL_PG_PORT:-55432}"
-KAFKA_PORT="${CHAT4ALL_KAFKA_PORT:-59092}"
-KAFKA_CONTROLLER_PORT="${CHAT4ALL_KAFKA_CONTROLLER_PORT:-59093}"
-S3_PORT="${CHAT4ALL_S3_PORT:-57070}"
+PG_PORT="${CHAT4ALL_PG_PORT:-15432}"
+KAFKA_PORT="${CHAT4ALL_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${CHAT4ALL_KAFKA_CONTROLLER_PORT:-19093}"
+S3_PORT="${CHAT4ALL_S3_PORT:-17070}"
 S3_ACCESS_KEY="${CHAT4ALL_TEST_S3_ACCESS_KEY:-chat4all}"
 S3_SECRET_KEY="${CHAT4ALL_TEST_S3_SECRET_KEY:-chat4all-secret}"
 S3_REGION=us-east-1
@@ -100,9 +105,21 @@ pid_running() {
 # readiness probe would otherwise talk to that other server.
 require_free_port() {
     local port=$1 what=$2
+    warn_if_ephemeral "$port" "$what"
     if port_open "$port"; then
         die "$what: port $HOST:$port is already in use by a process this script did not start" \
             "(stop it, or choose another port with the CHAT4ALL_*_PORT variables)"
+    fi
+}
+
+# A server on a port of the ephemeral range may not get its port back after a
+# restart while clients retry it (see CHAT4ALL_PG_PORT above).
+warn_if_ephemeral() {
+    local port=$1 what=$2 low high
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+    if ((port >= low && port <= high)); then
+        log "WARNING: $what: port $port lies in the ephemeral port range $low-$high; a restart may find" \
+            "it held by a client connected to itself. Choose a port below $low."
     fi
 }
 
