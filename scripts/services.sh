@@ -191,6 +191,15 @@ apt_install() {
     apt-get install -y -qq "$@" >&2
 }
 
+# Runs with several state dirs share one cache: the first to build a cached
+# artifact holds this lock while the others wait. Call it in a subshell, so the
+# lock goes with the subshell and no server inherits it.
+take_cache_lock() {
+    mkdir -p "$CACHE_DIR"
+    exec 8>"$CACHE_DIR/build.lock"
+    flock -w 1800 8 || die "another services.sh run holds $CACHE_DIR/build.lock"
+}
+
 take_lock() {
     mkdir -p "$STATE_DIR"
     exec 9>"$STATE_DIR/services.lock"
@@ -375,8 +384,10 @@ ensure_java() {
 }
 
 # Resolve the pinned jars from Maven Central once, cached by the pom's hash.
+# Called as $(kafka_classpath): a subshell, as take_cache_lock wants.
 kafka_classpath() {
     local key cpfile jar missing=0
+    take_cache_lock
     key="$(sha256sum "$KAFKA_POM" | cut -c1-16)"
     cpfile="$CACHE_DIR/kafka/classpath-$key.txt"
     if [[ -s "$cpfile" ]]; then
@@ -489,6 +500,13 @@ kafka_status() {
 # ----------------------------------------------------------------------------
 ensure_versitygw() {
     [[ -x "$VERSITYGW_BIN" ]] && return 0
+    (
+        take_cache_lock
+        [[ -x "$VERSITYGW_BIN" ]] || build_versitygw
+    )
+}
+
+build_versitygw() {
     command -v go >/dev/null 2>&1 || die "s3: the Go toolchain is needed to build versitygw (no 'go' on PATH)"
     local t0 build="$CACHE_DIR/go"
     t0="$(now)"
