@@ -5,7 +5,8 @@
 #
 #   scripts/services.sh up       provision what is missing, start what is not
 #                                running, return once every server answered a
-#                                real client (idempotent: a second run is fast)
+#                                real client (idempotent: a second run is fast);
+#                                also installs Debian's chromium for the browser tests
 #   scripts/services.sh down     stop the servers this script started
 #   up and down also take service names (postgres, kafka, s3) to act on those
 #   only, e.g. `down kafka` then `up kafka` for a broker outage in a fault test
@@ -182,11 +183,14 @@ project_python() {
     "$UV" run --no-sync --project "$REPO_DIR" python "$@"
 }
 
-# Install Debian packages when running as root; otherwise explain.
+# Install Debian packages when running as root; otherwise explain. The package
+# lists are refreshed only when the install fails without it (an unknown or
+# outdated package), so an up-to-date machine skips a slow apt-get update.
 apt_install() {
     is_root || die "missing $*: install it (apt-get install $*) or run this script as root"
     log "installing $* with apt-get"
     export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
     apt-get update -qq >&2
     apt-get install -y -qq "$@" >&2
 }
@@ -588,6 +592,21 @@ s3_status() {
 }
 
 # ----------------------------------------------------------------------------
+# Chromium, for the browser tests (Playwright drives Debian's package; it never
+# downloads a browser of its own)
+# ----------------------------------------------------------------------------
+chromium_path() { command -v chromium 2>/dev/null || echo /usr/bin/chromium; }
+
+ensure_chromium() {
+    [[ -x "$(chromium_path)" ]] && return 0
+    is_root || die "chromium: the browser tests need Debian's chromium package: apt-get install chromium" \
+        "(or run this script as root, which installs it)"
+    apt_install chromium
+    [[ -x "$(chromium_path)" ]] || die "chromium: installed the chromium package but found no chromium"
+    log "chromium: installed $(chromium_path)"
+}
+
+# ----------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------
 SERVICES=(postgres kafka s3)
@@ -611,6 +630,8 @@ cmd_up() {
     take_lock
     mkdir -p "$CACHE_DIR"
     ensure_project_env
+    # The browser is for the whole test suite, not a server: `up kafka` (a fault test) skips it.
+    (($# > 0)) || ensure_chromium
     for name in "${WANTED[@]}"; do "${name}_up"; done
     log "ready: ${WANTED[*]} ($(since "$t0")); for a test run: eval \"\$($0 env)\""
 }
@@ -639,6 +660,7 @@ export CHAT4ALL_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY
 export CHAT4ALL_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
 export CHAT4ALL_TEST_S3_BUCKET=chat4all-test
 export CHAT4ALL_TEST_S3_REGION=$S3_REGION
+export CHAT4ALL_TEST_CHROMIUM=$(chromium_path)
 EOF
 }
 
