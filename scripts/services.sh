@@ -124,6 +124,16 @@ warn_if_ephemeral() {
     fi
 }
 
+# A server of this state dir that runs on another address than the one asked
+# for (servers started before the default ports moved, or with other
+# CHAT4ALL_*_PORT values) is stopped, so that `up` starts it again where asked.
+# $1 = service name, $2 = where it runs, $3 = where it should.
+moved() {
+    [[ -n "$2" && "$2" != "$3" ]] || return 1
+    log "$1: running on $2, not on $3: restarting it there"
+    "${1}_down"
+}
+
 # Start "$@" detached from this shell (own session, stdin from /dev/null,
 # output to $logfile) and write its pid to $pidfile.
 spawn() {
@@ -325,7 +335,7 @@ postgres_up() {
     ensure_pg_installed
     ensure_postgres_user
     resolve_pg_root
-    if pg_running; then
+    if pg_running && ! moved postgres "$(sed -n 4p "$PG_ROOT/data/postmaster.pid")" "$PG_PORT"; then
         pg_wait_ready
         pg_create_databases
         log "postgres: already running on $HOST:$PG_PORT ($(since "$t0"))"
@@ -462,7 +472,8 @@ kafka_up() {
     local t0 cp
     t0="$(now)"
     mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-    if kafka_running; then
+    if kafka_running && ! moved kafka "$(sed -n 's/^listeners=//p' "$KAFKA_DIR/server.properties")" \
+        "PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"; then
         kafka_wait_ready
         log "kafka: already running on $HOST:$KAFKA_PORT ($(since "$t0"))"
         return
@@ -532,6 +543,11 @@ build_versitygw() {
 
 s3_running() { pid_running "$S3_DIR/versitygw.pid" "$S3_DIR/data"; }
 
+# The host:port the running gateway was started with (the value after --port).
+s3_running_address() {
+    tr '\0' '\n' <"/proc/$(cat "$S3_DIR/versitygw.pid")/cmdline" | grep -A1 -x -- --port | tail -n 1
+}
+
 # $1 = "started": as for kafka_wait_ready.
 s3_wait_ready() {
     local pid detail bucket bucket_args=()
@@ -561,7 +577,7 @@ s3_up() {
     local t0 meta_args
     t0="$(now)"
     mkdir -p "$S3_DIR/data"
-    if s3_running; then
+    if s3_running && ! moved s3 "$(s3_running_address)" "$HOST:$S3_PORT"; then
         s3_wait_ready
         log "s3: already running on $HOST:$S3_PORT ($(since "$t0"))"
         return
