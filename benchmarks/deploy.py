@@ -29,9 +29,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
-    "CHAT4ALL_TEST_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test",
-    "CHAT4ALL_TEST_KAFKA": "127.0.0.1:59092",
-    "CHAT4ALL_TEST_S3_ENDPOINT": "http://127.0.0.1:57070",
+    "CHAT4ALL_TEST_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test",
+    "CHAT4ALL_TEST_KAFKA": "127.0.0.1:19092",
+    "CHAT4ALL_TEST_S3_ENDPOINT": "http://127.0.0.1:17070",
     "CHAT4ALL_TEST_S3_ACCESS_KEY": "chat4all",
     "CHAT4ALL_TEST_S3_SECRET_KEY": "chat4all-secret",
     "CHAT4ALL_TEST_S3_REGION": "us-east-1",

@@ -28,7 +28,7 @@ import boto3
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070")
+ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070")
 ACCESS = os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all")
 SECRET = os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret")
 BUCKET = os.environ.get("CHAT4ALL_TEST_S3_BUCKET", "chat4all-test")

@@ -2,11 +2,11 @@
 
 A service counts as ready only when a real client has talked to it:
 
-    probe.py kafka 127.0.0.1:59092 --timeout 60 [--pid PID]
+    probe.py kafka 127.0.0.1:19092 --timeout 60 [--pid PID]
         fetches cluster metadata with aiokafka (the client the project uses),
         then asks for a group coordinator so the offsets topic exists before
         the first test needs it.
-    probe.py s3 http://127.0.0.1:57070 --access KEY --secret SECRET \\
+    probe.py s3 http://127.0.0.1:17070 --access KEY --secret SECRET \\
             --bucket chat4all --bucket chat4all-test --timeout 60 [--pid PID]
         signed ListBuckets with boto3, then creates the missing buckets.
 

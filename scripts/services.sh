@@ -5,7 +5,8 @@
 #
 #   scripts/services.sh up       provision what is missing, start what is not
 #                                running, return once every server answered a
-#                                real client (idempotent: a second run is fast)
+#                                real client (idempotent: a second run is fast);
+#                                also installs Debian's chromium for the browser tests
 #   scripts/services.sh down     stop the servers this script started
 #   up and down also take service names (postgres, kafka, s3) to act on those
 #   only, e.g. `down kafka` then `up kafka` for a broker outage in a fault test
@@ -16,8 +17,13 @@
 # Works as root (CI) and as a normal user. Settings, all optional:
 #   CHAT4ALL_STATE_DIR   data, logs, pid files   (default ~/.cache/chat4all/state)
 #   CHAT4ALL_CACHE_DIR   downloaded jars, built binaries (default ~/.cache/chat4all)
-#   CHAT4ALL_PG_PORT (55432), CHAT4ALL_KAFKA_PORT (59092),
-#   CHAT4ALL_KAFKA_CONTROLLER_PORT (59093), CHAT4ALL_S3_PORT (57070)
+#   CHAT4ALL_PG_PORT (15432), CHAT4ALL_KAFKA_PORT (19092),
+#   CHAT4ALL_KAFKA_CONTROLLER_PORT (19093), CHAT4ALL_S3_PORT (17070)
+#     All below the kernel's ephemeral port range (32768-60999 on Linux): a
+#     client that keeps reconnecting to a stopped server on a port inside that
+#     range can be handed that very port as its own source port, connect to
+#     itself (TCP simultaneous open) and hold the port, so the server cannot
+#     listen there again when it restarts.
 #   CHAT4ALL_TEST_S3_ACCESS_KEY (chat4all), CHAT4ALL_TEST_S3_SECRET_KEY (chat4all-secret)
 #   CHAT4ALL_READY_TIMEOUT   seconds each server may take to become ready (180; a broker
 #                            killed with the machine replays its logs first)
@@ -31,10 +37,10 @@ CACHE_DIR="${CHAT4ALL_CACHE_DIR:-$HOME/.cache/chat4all}"
 STATE_DIR="${CHAT4ALL_STATE_DIR:-$HOME/.cache/chat4all/state}"
 HOST=127.0.0.1
 
-PG_PORT="${CHAT4ALL_PG_PORT:-55432}"
-KAFKA_PORT="${CHAT4ALL_KAFKA_PORT:-59092}"
-KAFKA_CONTROLLER_PORT="${CHAT4ALL_KAFKA_CONTROLLER_PORT:-59093}"
-S3_PORT="${CHAT4ALL_S3_PORT:-57070}"
+PG_PORT="${CHAT4ALL_PG_PORT:-15432}"
+KAFKA_PORT="${CHAT4ALL_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${CHAT4ALL_KAFKA_CONTROLLER_PORT:-19093}"
+S3_PORT="${CHAT4ALL_S3_PORT:-17070}"
 S3_ACCESS_KEY="${CHAT4ALL_TEST_S3_ACCESS_KEY:-chat4all}"
 S3_SECRET_KEY="${CHAT4ALL_TEST_S3_SECRET_KEY:-chat4all-secret}"
 S3_REGION=us-east-1
@@ -100,10 +106,32 @@ pid_running() {
 # readiness probe would otherwise talk to that other server.
 require_free_port() {
     local port=$1 what=$2
+    warn_if_ephemeral "$port" "$what"
     if port_open "$port"; then
         die "$what: port $HOST:$port is already in use by a process this script did not start" \
             "(stop it, or choose another port with the CHAT4ALL_*_PORT variables)"
     fi
+}
+
+# A server on a port of the ephemeral range may not get its port back after a
+# restart while clients retry it (see CHAT4ALL_PG_PORT above).
+warn_if_ephemeral() {
+    local port=$1 what=$2 low high
+    read -r low high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 0
+    if ((port >= low && port <= high)); then
+        log "WARNING: $what: port $port lies in the ephemeral port range $low-$high; a restart may find" \
+            "it held by a client connected to itself. Choose a port below $low."
+    fi
+}
+
+# A server of this state dir that runs on another address than the one asked
+# for (servers started before the default ports moved, or with other
+# CHAT4ALL_*_PORT values) is stopped, so that `up` starts it again where asked.
+# $1 = service name, $2 = where it runs, $3 = where it should.
+moved() {
+    [[ -n "$2" && "$2" != "$3" ]] || return 1
+    log "$1: running on $2, not on $3: restarting it there"
+    "${1}_down"
 }
 
 # Start "$@" detached from this shell (own session, stdin from /dev/null,
@@ -139,14 +167,22 @@ stop_pidfile() {
 }
 
 # The readiness probes use the project's own clients (aiokafka, boto3), so the
-# project environment must exist; create it from the lock file if it does not.
+# project environment must exist. bootstrap.sh finds uv the way every script
+# does (on PATH, else the copy it installs into the cache) and syncs the
+# environment from uv.lock; scripts/test has done so already and exported $UV.
 ensure_project_env() {
-    command -v uv >/dev/null 2>&1 || die "uv is not on PATH (the probes run in the project environment)"
+    if [[ -z "${UV:-}" || ! -x "$UV" ]]; then
+        log "setting up uv and the project environment (scripts/bootstrap.sh)"
+        # A shell of its own, so that errexit holds inside bootstrap.sh.
+        UV="$(bash -c 'source "$1" >&2 && printf %s "$UV"' bootstrap "$REPO_DIR/scripts/bootstrap.sh")" ||
+            die "scripts/bootstrap.sh could not set up uv and the project environment (its output is above)"
+        export UV
+    fi
     if project_python -c 'import aiokafka, boto3' 2>/dev/null; then
         return 0
     fi
     log "creating the project environment (uv sync --frozen)"
-    (cd "$REPO_DIR" && uv sync --frozen --quiet) >&2 || die "uv sync --frozen failed in $REPO_DIR"
+    (cd "$REPO_DIR" && "$UV" sync --frozen --quiet) >&2 || die "uv sync --frozen failed in $REPO_DIR"
     project_python -c 'import aiokafka, boto3' ||
         die "the project environment has no aiokafka/boto3 after uv sync"
 }
@@ -154,16 +190,28 @@ ensure_project_env() {
 # Python of the project's environment. --no-sync: never rewrite an environment
 # that other runs may be using at the same moment.
 project_python() {
-    uv run --no-sync --project "$REPO_DIR" python "$@"
+    "$UV" run --no-sync --project "$REPO_DIR" python "$@"
 }
 
-# Install Debian packages when running as root; otherwise explain.
+# Install Debian packages when running as root; otherwise explain. The package
+# lists are refreshed only when the install fails without it (an unknown or
+# outdated package), so an up-to-date machine skips a slow apt-get update.
 apt_install() {
     is_root || die "missing $*: install it (apt-get install $*) or run this script as root"
     log "installing $* with apt-get"
     export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
     apt-get update -qq >&2
     apt-get install -y -qq "$@" >&2
+}
+
+# Runs with several state dirs share one cache: the first to build a cached
+# artifact holds this lock while the others wait. Call it in a subshell, so the
+# lock goes with the subshell and no server inherits it.
+take_cache_lock() {
+    mkdir -p "$CACHE_DIR"
+    exec 8>"$CACHE_DIR/build.lock"
+    flock -w 1800 8 || die "another services.sh run holds $CACHE_DIR/build.lock"
 }
 
 take_lock() {
@@ -287,7 +335,7 @@ postgres_up() {
     ensure_pg_installed
     ensure_postgres_user
     resolve_pg_root
-    if pg_running; then
+    if pg_running && ! moved postgres "$(sed -n 4p "$PG_ROOT/data/postmaster.pid")" "$PG_PORT"; then
         pg_wait_ready
         pg_create_databases
         log "postgres: already running on $HOST:$PG_PORT ($(since "$t0"))"
@@ -350,8 +398,10 @@ ensure_java() {
 }
 
 # Resolve the pinned jars from Maven Central once, cached by the pom's hash.
+# Called as $(kafka_classpath): a subshell, as take_cache_lock wants.
 kafka_classpath() {
     local key cpfile jar missing=0
+    take_cache_lock
     key="$(sha256sum "$KAFKA_POM" | cut -c1-16)"
     cpfile="$CACHE_DIR/kafka/classpath-$key.txt"
     if [[ -s "$cpfile" ]]; then
@@ -422,7 +472,8 @@ kafka_up() {
     local t0 cp
     t0="$(now)"
     mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-    if kafka_running; then
+    if kafka_running && ! moved kafka "$(sed -n 's/^listeners=//p' "$KAFKA_DIR/server.properties")" \
+        "PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"; then
         kafka_wait_ready
         log "kafka: already running on $HOST:$KAFKA_PORT ($(since "$t0"))"
         return
@@ -464,6 +515,13 @@ kafka_status() {
 # ----------------------------------------------------------------------------
 ensure_versitygw() {
     [[ -x "$VERSITYGW_BIN" ]] && return 0
+    (
+        take_cache_lock
+        [[ -x "$VERSITYGW_BIN" ]] || build_versitygw
+    )
+}
+
+build_versitygw() {
     command -v go >/dev/null 2>&1 || die "s3: the Go toolchain is needed to build versitygw (no 'go' on PATH)"
     local t0 build="$CACHE_DIR/go"
     t0="$(now)"
@@ -484,6 +542,11 @@ ensure_versitygw() {
 }
 
 s3_running() { pid_running "$S3_DIR/versitygw.pid" "$S3_DIR/data"; }
+
+# The host:port the running gateway was started with (the value after --port).
+s3_running_address() {
+    tr '\0' '\n' <"/proc/$(cat "$S3_DIR/versitygw.pid")/cmdline" | grep -A1 -x -- --port | tail -n 1
+}
 
 # $1 = "started": as for kafka_wait_ready.
 s3_wait_ready() {
@@ -514,7 +577,7 @@ s3_up() {
     local t0 meta_args
     t0="$(now)"
     mkdir -p "$S3_DIR/data"
-    if s3_running; then
+    if s3_running && ! moved s3 "$(s3_running_address)" "$HOST:$S3_PORT"; then
         s3_wait_ready
         log "s3: already running on $HOST:$S3_PORT ($(since "$t0"))"
         return
@@ -545,6 +608,21 @@ s3_status() {
 }
 
 # ----------------------------------------------------------------------------
+# Chromium, for the browser tests (Playwright drives Debian's package; it never
+# downloads a browser of its own)
+# ----------------------------------------------------------------------------
+chromium_path() { command -v chromium 2>/dev/null || echo /usr/bin/chromium; }
+
+ensure_chromium() {
+    [[ -x "$(chromium_path)" ]] && return 0
+    is_root || die "chromium: the browser tests need Debian's chromium package: apt-get install chromium" \
+        "(or run this script as root, which installs it)"
+    apt_install chromium
+    [[ -x "$(chromium_path)" ]] || die "chromium: installed the chromium package but found no chromium"
+    log "chromium: installed $(chromium_path)"
+}
+
+# ----------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------
 SERVICES=(postgres kafka s3)
@@ -568,6 +646,8 @@ cmd_up() {
     take_lock
     mkdir -p "$CACHE_DIR"
     ensure_project_env
+    # The browser is for the whole test suite, not a server: `up kafka` (a fault test) skips it.
+    (($# > 0)) || ensure_chromium
     for name in "${WANTED[@]}"; do "${name}_up"; done
     log "ready: ${WANTED[*]} ($(since "$t0")); for a test run: eval \"\$($0 env)\""
 }
@@ -596,6 +676,7 @@ export CHAT4ALL_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY
 export CHAT4ALL_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
 export CHAT4ALL_TEST_S3_BUCKET=chat4all-test
 export CHAT4ALL_TEST_S3_REGION=$S3_REGION
+export CHAT4ALL_TEST_CHROMIUM=$(chromium_path)
 EOF
 }
 

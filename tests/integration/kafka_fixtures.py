@@ -8,7 +8,7 @@ import pytest
 
 from chat4all.adapters.kafka import check_broker
 
-BOOTSTRAP = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
+BOOTSTRAP = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:19092")
 
 
 async def require_broker() -> str:

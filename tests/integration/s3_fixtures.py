@@ -19,7 +19,7 @@ from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_clie
 
 def s3_test_settings() -> S3Settings:
     return S3Settings(
-        endpoint_url=os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070"),
+        endpoint_url=os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070"),
         access_key=os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all"),
         secret_key=os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret"),
         region=os.environ.get("CHAT4ALL_TEST_S3_REGION", "us-east-1"),

@@ -25,7 +25,7 @@ from chat4all.adapters.sql.migrations import upgrade_database
 from chat4all.adapters.sql.postgres.connections import direct_pool
 from chat4all.adapters.sql.tables import metadata
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test"
+DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test"
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -35,11 +35,11 @@ from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channe
 
 pytestmark = pytest.mark.services
 
-KAFKA = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
+KAFKA = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:19092")
 DATABASE_URL = os.environ.get(
-    "CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test"
+    "CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test"
 )
-S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070")
+S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070")
 S3_ACCESS = os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all")
 S3_SECRET = os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret")
 S3_REGION = os.environ.get("CHAT4ALL_TEST_S3_REGION", "us-east-1")

@@ -37,13 +37,13 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.integration.http.profiles import PASSWORD, discard_distributed, distributed_env, free_port
+from tests.integration.http.profiles import PASSWORD, discard_distributed, distributed_env
 
-KAFKA = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092")
+KAFKA = os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:19092")
 DATABASE_URL = os.environ.get(
-    "CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test"
+    "CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test"
 )
-S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070")
+S3_ENDPOINT = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070")
 REPO = Path(__file__).resolve().parents[3]
 SERVICES_SCRIPT = REPO / "scripts" / "services.sh"
 
@@ -115,26 +115,43 @@ def services(*args: str, env: dict[str, str] | None = None, timeout: float = 180
     assert done.returncode == 0, f"services.sh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
-def quiet_port() -> int:
-    """A free port below the kernel's ephemeral range. While a server is down, a client retrying
-    its connection to an ephemeral-range port can be connected to itself (same source and
-    destination port) and hold the port, so the server cannot listen there again: seen with
-    aiokafka clients and a restarted broker."""
-    low = 32768
+# Ports handed out by quiet_port in this process: a broker's two ports must differ.
+_HANDED_OUT: set[int] = set()
+# quiet_port's range: above the default ports of scripts/services.sh (15432, 17070, 19092, 19093),
+# below the kernel's ephemeral range (32768-60999 on Linux unless configured otherwise).
+QUIET_PORTS_FROM = 20000
+EPHEMERAL_FROM_DEFAULT = 32768
+
+
+def ephemeral_ports_from() -> int:
+    """The first port of the kernel's ephemeral range (source ports of outgoing connections)."""
     try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        pass
+        return EPHEMERAL_FROM_DEFAULT
+
+
+def quiet_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server a test stops and starts again
+    on the same port. While a server is down, a client retrying its connection to a port of the
+    ephemeral range can be handed that very port as its source port, connect to itself (TCP
+    simultaneous open) and hold the port, so the server cannot listen there again: seen with
+    aiokafka clients and a restarted broker."""
+    high = min(ephemeral_ports_from(), EPHEMERAL_FROM_DEFAULT)
+    low = QUIET_PORTS_FROM if high - QUIET_PORTS_FROM >= 1000 else 1024
     rng = random.Random()
     for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
+        port = rng.randrange(low, high)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    raise AssertionError(f"no free port below {low}")
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError(f"no free port in {low}-{high - 1}")
 
 
 class PrivateBroker:
@@ -144,6 +161,7 @@ class PrivateBroker:
 
     def __init__(self, state_dir: Path):
         port, controller = quiet_port(), quiet_port()
+        self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
         self.env = {
             "CHAT4ALL_STATE_DIR": str(state_dir),
@@ -310,7 +328,7 @@ class Stack:
         return process
 
     def start_api(self, name: str = "api", port: int | None = None, **env: str) -> Process:
-        port = port or free_port()
+        port = port or quiet_port()  # an API restarted on its port while clients retry it
         return self._spawn(name, ["serve", "--port", str(port)], env, port)
 
     def start_worker(self, name: str = "worker", **env: str) -> Process:

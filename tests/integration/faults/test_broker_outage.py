@@ -6,6 +6,16 @@ outbox drains and every message is delivered exactly once. A publisher busy thro
 sends again soon after the broker is back (an idempotent producer with batches in flight when the
 broker stopped used to fail with OutOfOrderSequenceNumber for good).
 
+The broker comes back on its own port while the API and the worker keep reconnecting to it, as an
+operator's `scripts/services.sh down kafka` / `up kafka` would do, and nothing is restarted by
+hand: the clients find it again and the backlog drains by itself. The port lies below the kernel's
+ephemeral range, as every default port of `scripts/services.sh` does: inside that range one of the
+retrying clients could be handed the broker's port as its own source port, connect to itself and
+keep the broker from listening there again ("Address already in use").
+
+The processes run with the consumer-group timeouts a deployment gets (none of the harness's
+shortened ones).
+
 The deployment runs on a broker of its own (`scripts/services.sh up kafka` with a private state
 directory and ports): stopping the shared broker would be an outage for every other run using it
 at the same time. It is started again in `finally`, whatever happens, and stopped at the end.
@@ -20,11 +30,13 @@ import aiohttp
 import pytest
 
 from tests.integration.faults.harness import (
+    EPHEMERAL_FROM_DEFAULT,
     Load,
     PrivateBroker,
     PublishProbe,
     Stack,
     assert_nothing_lost_nothing_doubled,
+    ephemeral_ports_from,
     final_check,
     plan,
     print_figures,
@@ -46,6 +58,8 @@ STALL = 60.0
 # starts a few seconds into the burst, falls in the middle of it: unpaced, the API accepts the
 # whole burst before the broker is down.
 THINK_TIME = 1.0
+# The harness's shortened consumer-group timeouts (Faust reads them from the environment).
+SHORTENED_TIMEOUTS = ("BROKER_SESSION_TIMEOUT", "BROKER_REBALANCE_TIMEOUT", "BROKER_HEARTBEAT_INTERVAL")
 
 
 async def readiness(url: str) -> tuple[int, dict, str | None]:
@@ -59,6 +73,9 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
         PrivateBroker(tmp_path / "broker") as broker,
         Stack(tmp_path, "broker", CHAT4ALL_KAFKA_BOOTSTRAP=broker.bootstrap) as stack,
     ):
+        assert broker.port < min(ephemeral_ports_from(), EPHEMERAL_FROM_DEFAULT), broker.port
+        for name in SHORTENED_TIMEOUTS:
+            stack.env.pop(name, None)
         conversations = await stack.deploy()
         api = stack.processes["api"]
         planned = plan(conversations, MESSAGES)
@@ -77,7 +94,7 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
                 await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
                 during = {key: load.figures()[key] - down_at[key] for key in down_at}
             finally:
-                took = await broker.start()
+                took = await broker.start()  # fails if the port is held: nothing may have taken it
                 back = time.monotonic()
                 outage = back - stopped
                 say(f"Kafka started again in {took:.1f}s; the outage lasted {outage:.1f}s")
@@ -93,6 +110,7 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
             "Kafka outage",
             load,
             report,
+            broker_port=broker.port,
             outage=f"{outage:.1f}s",
             accepted_during_outage=during["accepted"],
             errors_during_outage=during["errors"] + during["no_answer"],

@@ -39,12 +39,12 @@ def distributed_env(tag: str) -> dict[str, str]:
     import boto3
     import psycopg
 
-    base_url = os.environ.get("CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/chat4all_test")
+    base_url = os.environ.get("CHAT4ALL_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test")
     database = f"chat4all_{tag}_{uuid.uuid4().hex[:8]}"
     admin_url = base_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
-    endpoint = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:57070")
+    endpoint = os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070")
     access = os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all")
     secret = os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret")
     bucket = f"c4a-{tag}-{uuid.uuid4().hex[:8]}"
@@ -61,7 +61,7 @@ def distributed_env(tag: str) -> dict[str, str]:
         "CHAT4ALL_KAFKA_TOPIC_PREFIX": f"t{tag}{suffix}.",
         "CHAT4ALL_WORKER_GROUP": f"chat4all-{tag}-{suffix}",
         "CHAT4ALL_DATABASE_URL": base_url.rsplit("/", 1)[0] + f"/{database}",
-        "CHAT4ALL_KAFKA_BOOTSTRAP": os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:59092"),
+        "CHAT4ALL_KAFKA_BOOTSTRAP": os.environ.get("CHAT4ALL_TEST_KAFKA", "127.0.0.1:19092"),
         "CHAT4ALL_S3_ENDPOINT": endpoint,
         "CHAT4ALL_S3_BUCKET": bucket,
         "CHAT4ALL_S3_ACCESS_KEY": access,
