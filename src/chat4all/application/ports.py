@@ -59,7 +59,8 @@ class TokenRepository(Protocol):
 
 
 class LoginAttemptRepository(Protocol):
-    """Failed logins per throttling key ("user:<name>", "addr:<ip>"), shared by every API process."""
+    """Failed logins per throttling key ("pair:<hash of name and address>", "addr:<ip>", "user:<name>"),
+    shared by every API process."""
 
     async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
         """How many failures `key` has after `since`, and the oldest of those. Holds a lock on

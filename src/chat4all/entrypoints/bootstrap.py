@@ -14,17 +14,10 @@ from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import (
-    Authenticate,
-    FindUsers,
-    LoginThrottle,
-    Logout,
-    RegisterUser,
-    ResolveToken,
-    token_cache,
-)
+from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
 from chat4all.application.conversations import CreateConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
+from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
     ChannelConnector,
@@ -173,7 +166,10 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
 
 def login_throttle(settings: Settings) -> LoginThrottle:
     return LoginThrottle(
-        settings.login_max_failures_per_user, settings.login_max_failures_per_address, settings.login_window
+        max_failures_per_user_and_address=settings.login_max_failures_per_user_and_address,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        max_failures_per_user=settings.login_max_failures_per_user,
+        window=settings.login_window,
     )
 
 

@@ -53,8 +53,9 @@ class Settings:
     log_level: str
     worker_metrics_port: int | None = None
     kafka_fetch_max_wait_ms: int = 10
-    login_max_failures_per_user: int = 5
+    login_max_failures_per_user_and_address: int = 5
     login_max_failures_per_address: int = 20
+    login_max_failures_per_user: int = 100
     login_window: timedelta = timedelta(minutes=15)
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
@@ -112,8 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
-        login_max_failures_per_user=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1),
-        login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        **login_limits(reader),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
         token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
         outbox_relay_linger=timedelta(
@@ -124,6 +124,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
     )
+
+
+def login_limits(reader: EnvReader) -> dict[str, int]:
+    per_pair = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS", 5, minimum=1)
+    per_user = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 100, minimum=1)
+    if per_user < per_pair:
+        # The username's ceiling would then be what locks a user out, from every address.
+        raise SettingsError(
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER ({per_user}) must be at least "
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS ({per_pair})"
+        )
+    return {
+        "login_max_failures_per_user_and_address": per_pair,
+        "login_max_failures_per_address": reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        "login_max_failures_per_user": per_user,
+    }
 
 
 @attrs.define

@@ -89,7 +89,8 @@ access_tokens = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
-# One row per failed (or still being verified) login, per throttling key ("user:<name>", "addr:<ip>").
+# One row per failed (or still being verified) login, per throttling key ("pair:<hash of name and
+# address>", "addr:<ip>", "user:<name>").
 login_failures = Table(
     "login_failures",
     metadata,
