@@ -73,3 +73,21 @@ class ViewConversations:
             raise NotFound("no such conversation", code="conversation_not_found")
         conversation.require_member(caller)
         return conversation
+
+
+@attrs.define
+class LeaveConversation:
+    """A member leaves a group. From the commit on they are an outsider: they cannot read it or send
+    into it, and no delivery starts for them (a group's members are read on every send and every
+    delivery, see `SendMessage` and `DeliverMessage`). What was delivered to them stays theirs."""
+
+    uow: UnitOfWorkFactory
+
+    async def execute(self, caller: UUID, conversation_id: UUID) -> None:
+        async with self.uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            if conversation is None:
+                raise NotFound("no such conversation", code="conversation_not_found")
+            conversation.leave(caller)
+            await uow.conversations.remove_member(conversation_id, caller)
+            await uow.commit()

@@ -95,6 +95,10 @@ class ConversationRepository(Protocol):
 
     async def touch(self, conversation_id: UUID, at: datetime) -> None: ...
 
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        """Takes `user_id` out of the conversation's members (nothing happens if they are not one)."""
+        ...
+
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         """True if the file was sent into a conversation the user belongs to."""
         ...

@@ -15,7 +15,7 @@ from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
-from chat4all.application.conversations import CreateConversation, ViewConversations
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
@@ -72,6 +72,7 @@ class Hub:
     find_users: FindUsers
     create_conversation: CreateConversation
     view_conversations: ViewConversations
+    leave_conversation: LeaveConversation
     send_message: SendMessage
     read_messages: ReadMessages
     initiate_upload: InitiateUpload
@@ -147,6 +148,7 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         find_users=FindUsers(a.uow),
         create_conversation=CreateConversation(a.uow, a.ids, a.clock),
         view_conversations=ViewConversations(a.uow),
+        leave_conversation=LeaveConversation(a.uow),
         send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
         read_messages=ReadMessages(a.uow),
         initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),

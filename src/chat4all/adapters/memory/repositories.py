@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 import attrs
 
+from chat4all.adapters.memory.login_attempts import InMemoryLoginAttemptRepository
 from chat4all.adapters.memory.outbox import InMemoryOutbox
 from chat4all.adapters.memory.store import InMemoryStore, Transaction
 from chat4all.application.errors import DuplicateKey, DuplicateMessage
@@ -64,61 +65,6 @@ class InMemoryTokenRepository:
             self._tokens.put(token_hash, attrs.evolve(token, revoked_at=at))
 
 
-Failure = tuple[str, datetime]
-
-
-class InMemoryLoginAttemptRepository:
-    """Writes are kept as operations and replayed on the committed rows at commit, so concurrent
-    units of work touching other keys are not overwritten."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-        self._store = tx.store
-        self._operations: list[Callable[[list[Failure]], None]] = []
-        tx.track(self)
-
-    def _rows(self) -> list[Failure]:
-        rows = list(self._store.login_failures)
-        for operation in self._operations:
-            operation(rows)
-        return rows
-
-    async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        await self._tx.lock(("login_attempts", key))
-        times = [at for row_key, at in self._rows() if row_key == key and at > since]
-        return len(times), min(times, default=None)
-
-    async def record_failure(self, key: str, at: datetime) -> None:
-        self._operations.append(lambda rows: rows.append((key, at)))
-
-    async def withdraw(self, key: str, at: datetime) -> None:
-        def remove_one(rows: list[Failure]) -> None:
-            if (key, at) in rows:
-                rows.remove((key, at))
-
-        self._operations.append(remove_one)
-
-    async def clear(self, key: str) -> None:
-        self._operations.append(lambda rows: _keep(rows, lambda row: row[0] != key))
-
-    async def purge_before(self, before: datetime) -> int:
-        purged = sum(1 for _, at in self._rows() if at < before)
-        self._operations.append(lambda rows: _keep(rows, lambda row: row[1] >= before))
-        return purged
-
-    def apply(self) -> None:
-        for operation in self._operations:
-            operation(self._store.login_failures)
-        self._operations.clear()
-
-    def discard(self) -> None:
-        self._operations.clear()
-
-
-def _keep(rows: list[Failure], predicate: Callable[[Failure], bool]) -> None:
-    rows[:] = [row for row in rows if predicate(row)]
-
-
 class InMemoryConversationRepository:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
@@ -157,9 +103,18 @@ class InMemoryConversationRepository:
         return mine[offset : offset + limit], len(mine)
 
     async def touch(self, conversation_id: UUID, at: datetime) -> None:
+        # Rows are written whole: locked, so that a touch and a member leaving cannot undo each other.
+        await self._tx.lock(("conversation", conversation_id))
         conversation = self._conversations.get(conversation_id)
         if conversation is not None and at > conversation.last_activity_at:
             conversation.last_activity_at = at
+            self._conversations.put(conversation_id, conversation)
+
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        await self._tx.lock(("conversation", conversation_id))
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None and conversation.has_member(user_id):
+            conversation.members = tuple(member for member in conversation.members if member != user_id)
             self._conversations.put(conversation_id, conversation)
 
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:

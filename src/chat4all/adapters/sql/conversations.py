@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, exc, exists, func, insert, select, update
+from sqlalchemy import Row, Select, delete, exc, exists, func, insert, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
@@ -89,6 +89,13 @@ class SqlConversationRepository(SqlRepository):
             update(conversations)
             .where(conversations.c.id == conversation_id, conversations.c.last_activity_at < at)
             .values(last_activity_at=at)
+        )
+
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        await self._execute(
+            delete(conversation_members).where(
+                conversation_members.c.conversation_id == conversation_id, conversation_members.c.user_id == user_id
+            )
         )
 
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
