@@ -12,6 +12,7 @@ import attrs
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import Message
+from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import AccessToken, User
 
@@ -99,6 +100,11 @@ class ConversationRepository(Protocol):
         """Takes `user_id` out of the conversation's members (nothing happens if they are not one)."""
         ...
 
+    async def started_since(self, user_id: UUID, since: datetime) -> RecentStarts:
+        """The conversations `user_id` started after `since`. Holds a lock on that user's count until
+        the unit of work ends, so concurrent starts count and add one after another."""
+        ...
+
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         """True if the file was sent into a conversation the user belongs to."""
         ...
@@ -169,6 +175,11 @@ class UploadRepository(Protocol):
     async def add_chunk(self, upload_id: UUID, index: int) -> None: ...
 
     async def expired_before(self, now: datetime, limit: int) -> list[Upload]: ...
+
+    async def open_for_owner(self, owner_id: UUID, now: datetime) -> OpenUploads:
+        """The owner's uploads still pending and not expired at `now`. Holds a lock on that owner's
+        count until the unit of work ends, so concurrent initiations count and add one after another."""
+        ...
 
 
 class Outbox(Protocol):

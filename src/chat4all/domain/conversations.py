@@ -60,6 +60,9 @@ class Conversation:
     metadata: ConversationMetadata
     created_at: datetime
     last_activity_at: datetime
+    # Who started it: counted against their conversations-per-hour quota. None for conversations
+    # stored before this was recorded.
+    created_by: UUID | None = None
 
     @classmethod
     def start(
@@ -86,7 +89,7 @@ class Conversation:
             )
         if creator not in distinct:
             raise Forbidden("you can only create conversations you are a member of", code="not_a_member")
-        return cls(conversation_id, type, distinct, metadata, now, now)
+        return cls(conversation_id, type, distinct, metadata, now, now, created_by=creator)
 
     @property
     def private_key(self) -> str | None:

@@ -34,6 +34,7 @@ from chat4all.application.ports import (
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
+from chat4all.domain.quotas import UserQuotas
 from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
 from chat4all.entrypoints.settings import Settings
 
@@ -146,12 +147,14 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock, settings.token_cache, tokens),
         logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock, tokens),
         find_users=FindUsers(a.uow),
-        create_conversation=CreateConversation(a.uow, a.ids, a.clock),
+        create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings)),
         view_conversations=ViewConversations(a.uow),
         leave_conversation=LeaveConversation(a.uow),
         send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
         read_messages=ReadMessages(a.uow),
-        initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),
+        initiate_upload=InitiateUpload(
+            a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)
+        ),
         upload_chunk=UploadChunk(a.uow, a.storage, a.clock),
         complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
         view_upload=ViewUpload(a.uow, a.storage, a.clock),
@@ -172,6 +175,14 @@ def login_throttle(settings: Settings) -> LoginThrottle:
         max_failures_per_address=settings.login_max_failures_per_address,
         max_failures_per_user=settings.login_max_failures_per_user,
         window=settings.login_window,
+    )
+
+
+def user_quotas(settings: Settings) -> UserQuotas:
+    return UserQuotas(
+        max_open_uploads=settings.quota_open_uploads,
+        max_open_upload_bytes=settings.quota_open_upload_bytes,
+        max_conversations_per_hour=settings.quota_conversations_per_hour,
     )
 
 

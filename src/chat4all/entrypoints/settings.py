@@ -57,6 +57,9 @@ class Settings:
     login_max_failures_per_address: int = 20
     login_max_failures_per_user: int = 100
     login_window: timedelta = timedelta(minutes=15)
+    quota_open_uploads: int = 20
+    quota_open_upload_bytes: int = 10 * 1024**3
+    quota_conversations_per_hour: int = 60
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
@@ -114,6 +117,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
         **login_limits(reader),
+        quota_open_uploads=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
+        quota_open_upload_bytes=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
+        quota_conversations_per_hour=reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
         token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
         outbox_relay_linger=timedelta(

@@ -15,6 +15,7 @@ from chat4all.adapters.memory.store import InMemoryStore, Transaction
 from chat4all.application.errors import DuplicateKey, DuplicateMessage
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.messages import Message
+from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import AccessToken, User
 
@@ -117,6 +118,11 @@ class InMemoryConversationRepository:
             conversation.members = tuple(member for member in conversation.members if member != user_id)
             self._conversations.put(conversation_id, conversation)
 
+    async def started_since(self, user_id: UUID, since: datetime) -> RecentStarts:
+        await self._tx.lock(("conversations started by", user_id))
+        started = self._conversations.select(lambda row: row.created_by == user_id and row.created_at > since)
+        return RecentStarts(len(started), min((row.created_at for row in started), default=None))
+
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         for shared_file, conversation_id in self._shares.all():
             conversation = self._conversations.get(conversation_id) if shared_file == file_id else None
@@ -209,6 +215,13 @@ class InMemoryUploadRepository:
             raise LookupError(f"upload {upload_id} is not stored")
         upload.received_chunks.add(index)
         self._uploads.put(upload_id, upload)
+
+    async def open_for_owner(self, owner_id: UUID, now: datetime) -> OpenUploads:
+        await self._tx.lock(("uploads opened by", owner_id))
+        mine = self._uploads.select(
+            lambda row: row.owner_id == owner_id and row.status is UploadStatus.PENDING and row.expires_at > now
+        )
+        return OpenUploads(len(mine), sum(row.file_size for row in mine))
 
     async def expired_before(self, now: datetime, limit: int) -> list[Upload]:
         """Pending uploads whose expiry has come, soonest expired first."""

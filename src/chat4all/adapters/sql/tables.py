@@ -113,6 +113,10 @@ conversations = Table(
     Column("last_activity_at", UtcDateTime, nullable=False, index=True),
     # "<uuid>:<uuid>" of the two members of a private conversation; NULL for groups.
     Column("private_key", String(80), nullable=True, unique=True),
+    # Who started it, for the conversations-per-hour quota (NULL before migration 0004). No foreign
+    # key: it only counts, and adding one to SQLite's existing table would mean rebuilding it.
+    Column("created_by", Uuid, nullable=True),
+    Index("ix_conversations_created_by_created_at", "created_by", "created_at"),
 )
 
 conversation_members = Table(
@@ -181,6 +185,8 @@ uploads = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
     Index("ix_uploads_status_expires_at", "status", "expires_at"),
+    # The open-uploads quota counts a user's pending uploads.
+    Index("ix_uploads_owner_id_status", "owner_id", "status"),
 )
 
 upload_chunks = Table(

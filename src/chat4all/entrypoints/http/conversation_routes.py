@@ -30,7 +30,7 @@ class ConversationController(Controller):
         summary="Start a conversation (201), or get the existing private one for the same pair (200)",
         responses={
             200: ResponseSpec(schemas.ConversationOut, description="The existing private conversation of this pair"),
-            **errors(400, 401, 403, 413),
+            **errors(400, 401, 403, 413, 429),
         },
     )
     async def create(self, data: JSONBody[schemas.ConversationCreate], user: UserDep, hub: HubDep) -> Response[schemas.ConversationOut]:
