@@ -29,7 +29,7 @@ from chat4all.application.ports import (
     UnitOfWorkFactory,
 )
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
-from chat4all.domain.conversations import Conversation
+from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import PermanentDeliveryFailure
 from chat4all.domain.messages import FilePayload, Message, MessageStatus
 
@@ -181,8 +181,8 @@ class _Send:
     last_error: str = ""
 
 
-# Conversations whose members are kept in memory: members never change once a conversation
-# exists (no use case changes them), so a cached member list cannot go stale.
+# Private conversations whose members are kept in memory: they cannot be left, so a cached member
+# list cannot go stale. A group's members are read for every batch (a member may have left).
 CONVERSATION_CACHE_SIZE = 50_000
 
 
@@ -290,15 +290,16 @@ class DeliverMessage:
             for message_id, channel in wanted
             if message_id in messages and channel in messages[message_id].pending_channels()
         ]
-        # Members are read once per conversation and process (see CONVERSATION_CACHE_SIZE), and
-        # only for messages with something left to deliver: a redelivered batch reads nothing more.
+        # Members are read once per private conversation and process, once per batch for a group
+        # (see CONVERSATION_CACHE_SIZE), and only for messages with something left to deliver.
         now = self.clock.now()
         known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message, _ in pending}
         unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
         if unknown:
             async with self.uow() as uow:
                 for conversation_id, conversation in (await uow.conversations.get_many(unknown)).items():
-                    self._conversations.put(conversation_id, conversation)
+                    if conversation.type is ConversationType.PRIVATE:
+                        self._conversations.put(conversation_id, conversation)
                     known[conversation_id] = conversation
         sends = []
         for message, channel in pending:

@@ -73,9 +73,13 @@ class Settings:
     log_level: str
     worker_metrics_port: int | None = None
     kafka_fetch_max_wait_ms: int = 10
-    login_max_failures_per_user: int = 5
+    login_max_failures_per_user_and_address: int = 5
     login_max_failures_per_address: int = 20
+    login_max_failures_per_user: int = 100
     login_window: timedelta = timedelta(minutes=15)
+    quota_open_uploads: int = 20
+    quota_open_upload_bytes: int = 10 * 1024**3
+    quota_conversations_per_hour: int = 60
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
@@ -133,8 +137,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
-        login_max_failures_per_user=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1),
-        login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        **login_limits(reader),
+        quota_open_uploads=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
+        quota_open_upload_bytes=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
+        quota_conversations_per_hour=reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
         token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
         outbox_relay_linger=timedelta(
@@ -166,6 +172,22 @@ def load_http_settings(reader: EnvReader) -> HttpSettings:
         metrics_port=reader.integer("CHAT4ALL_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         metrics_address=reader.text("CHAT4ALL_METRICS_ADDRESS", "127.0.0.1"),
     )
+
+
+def login_limits(reader: EnvReader) -> dict[str, int]:
+    per_pair = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS", 5, minimum=1)
+    per_user = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 100, minimum=1)
+    if per_user < per_pair:
+        # The username's ceiling would then be what locks a user out, from every address.
+        raise SettingsError(
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER ({per_user}) must be at least "
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS ({per_pair})"
+        )
+    return {
+        "login_max_failures_per_user_and_address": per_pair,
+        "login_max_failures_per_address": reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        "login_max_failures_per_user": per_user,
+    }
 
 
 @attrs.define

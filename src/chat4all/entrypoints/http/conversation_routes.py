@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -30,7 +30,7 @@ class ConversationController(Controller):
         summary="Start a conversation (201), or get the existing private one for the same pair (200)",
         responses={
             200: ResponseSpec(schemas.ConversationOut, description="The existing private conversation of this pair"),
-            **errors(400, 401, 403, 413),
+            **errors(400, 401, 403, 413, 429),
         },
     )
     async def create(self, data: JSONBody[schemas.ConversationCreate], user: UserDep, hub: HubDep) -> Response[schemas.ConversationOut]:
@@ -64,3 +64,15 @@ class ConversationController(Controller):
     ) -> schemas.MessagePage:
         page, total = await hub.read_messages.list(user.id, conversation_id, limit=limit, offset=offset)
         return schemas.MessagePage(conversation_id, [views.message_out(each) for each in page], total, limit, offset)
+
+    @delete(
+        "/{conversation_id:uuid}/members/me",
+        summary="Leave a group (204); a private conversation cannot be left (409)",
+        description=(
+            "From then on the caller is an outsider: 403 on reading or sending, no deliveries. "
+            "The last member may leave too; the group is then kept, with its messages, for nobody."
+        ),
+        responses=errors(401, 403, 404, 409),
+    )
+    async def leave(self, conversation_id: FromPath[UUID], user: UserDep, hub: HubDep) -> None:
+        await hub.leave_conversation.execute(user.id, conversation_id)
