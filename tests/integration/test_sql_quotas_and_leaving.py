@@ -9,15 +9,16 @@ from uuid import uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.fakes import InMemoryFileStorage, ManualClock, RandomIds
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from chat4all.adapters.system import RandomIds
 from chat4all.application.conversations import CreateConversation
 from chat4all.application.uploads import InitiateUpload
 from chat4all.domain.conversations import ConversationMetadata, ConversationType
 from chat4all.domain.errors import QuotaExceeded
 from chat4all.domain.quotas import OpenUploads, RecentStarts, UserQuotas
 from chat4all.domain.uploads import Upload, UploadStatus
+from tests.fakes import InMemoryFileStorage, ManualClock
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
     backend,
     database_url,
