@@ -18,6 +18,7 @@ from each other; a worker that finds a member with its id in the group when it s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -44,9 +45,11 @@ def host_instance_base(host: str | None = None) -> str:
 
 
 def _try_lock(path: Path) -> IO[str] | None:
-    import fcntl
-
     handle = path.open("a+")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locks; several workers there need explicit ids
+        return handle
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -99,7 +102,7 @@ class StaticMembership(mode.Service):
 
     async def on_start(self) -> None:
         try:
-            holders = await members_with_instance_id(self.bootstrap, self.group, self.instance_id)
+            holders = await asyncio.wait_for(members_with_instance_id(self.bootstrap, self.group, self.instance_id), 5)
         except Exception as error:  # a check for the log only: never a reason not to start
             log.info("could not look for other members with instance id %s: %s", self.instance_id, error)
             return
