@@ -13,11 +13,12 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 from aiokafka.partitioner import murmur2
 
-from tests.integration.faults.harness import Process, Stack, admin_dsn
+from tests.integration.faults.harness import Process, Stack, admin_dsn, connector_lines
 
 RESUME_WITHIN = 10.0  # seconds: the recovery bound the README states
 ASSIGNED = re.compile(r"partitions assigned: \d+ \((.*)\)$")
@@ -65,3 +66,34 @@ async def resumed_after(stack: Stack, since: float, conversation_ids: list[str],
         stack.assert_alive()
         await asyncio.sleep(0.2)
     return timeout
+
+
+def split_resent_at_a_kill(
+    stack: Stack, duplicates: list[tuple], killed_at: dict[Path, float]
+) -> tuple[list[tuple], list[tuple]]:
+    """Splits doubled connector lines (message, recipient, channel, count) into those the README
+    allows and the others. A mock provider sends inside the transaction that records the send in
+    the ledger, so a worker killed before that commit has written lines the ledger never got: the
+    next owner of the partition sends them again. Such a line is allowed twice: once in the log
+    of a killed incarnation (`killed_at`: its stdout -> when it was killed), once in a later one,
+    with the ledger's record made after the kill (so the killed worker's commit never happened)."""
+    if not duplicates:
+        return [], []
+    with psycopg.connect(admin_dsn(stack.database), connect_timeout=5) as connection:
+        recorded = {
+            (message_id, recipient_id, channel): sent_at.timestamp()
+            for channel, message_id, recipient_id, sent_at in connection.execute(
+                "SELECT channel, message_id::text, recipient_id::text, sent_at FROM connector_sends"
+                " WHERE message_id::text = ANY(%s)",
+                ([message_id for message_id, *_ in duplicates],),
+            )
+        }
+    per_log = {process.out: connector_lines([process.out]) for process in stack.all_processes()}
+    allowed, others = [], []
+    for message_id, recipient, channel, count in duplicates:
+        key = (message_id, recipient, channel)
+        logs = [log for log, lines in per_log.items() if key in lines]  # oldest incarnation first
+        first = killed_at.get(logs[0]) if count == 2 and len(logs) == 2 else None
+        resent = first is not None and recorded.get(key, 0.0) > first
+        (allowed if resent else others).append((message_id, recipient, channel, count))
+    return allowed, others
