@@ -184,9 +184,15 @@ class InMemoryMessageRepository:
         rows = self._messages.select(lambda row: row.conversation_id == conversation_id)
         return rows[offset : offset + limit], len(rows)
 
-    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
-        rows = self._messages.select(lambda row: not row.status.is_terminal and row.created_at < before)
-        return sorted(rows, key=lambda row: row.created_at)[:limit]
+    async def unfinished_before(
+        self, before: datetime, limit: int, *, after: tuple[datetime, UUID] | None = None
+    ) -> list[Message]:
+        rows = self._messages.select(
+            lambda row: not row.status.is_terminal
+            and row.created_at < before
+            and (after is None or (row.created_at, row.id) > after)
+        )
+        return sorted(rows, key=lambda row: (row.created_at, row.id))[:limit]
 
 
 class InMemoryUploadRepository:

@@ -12,8 +12,9 @@ import pytest
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
+from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
+from chat4all.application.redrive import RedriveUnfinished
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.uploads import (
     CompleteUpload,

@@ -16,7 +16,7 @@ from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
+from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
@@ -31,6 +31,7 @@ from chat4all.application.ports import (
     PasswordHasher,
     UnitOfWorkFactory,
 )
+from chat4all.application.redrive import RedriveUnfinished
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
@@ -212,6 +213,20 @@ def add_delivery_background(hub: Hub) -> None:
     hub.background.add("redrive-unfinished", lambda: every(15.0, hub.redrive_unfinished.execute, "redrive-unfinished"))
 
 
+async def resume_unfinished(hub: Hub) -> None:
+    """Routes again, at start-up, every message a previous run left unfinished. Only where events
+    live in memory (the embedded bus): a distributed worker finds its unfinished events in Kafka,
+    from its group's committed offsets, and re-sending every unfinished message whenever a worker
+    or API process starts would put a copy of the backlog behind the backlog."""
+    try:
+        resumed = await hub.redrive_unfinished.execute_all()
+    except Exception:  # the periodic sweep re-drives them later; not a reason to refuse to start
+        log.exception("could not resume the messages left unfinished at start-up")
+        return
+    if resumed:
+        log.warning("resumed %d messages a previous run left unfinished", resumed)
+
+
 def hasher_for(settings: Settings) -> Argon2PasswordHasher:
     return Argon2PasswordHasher(
         time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=2
@@ -250,6 +265,9 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
         bus.subscribe(topic, lambda payloads, topic=topic: hub.handle_events(topic, payloads))
     bus.subscribe(DEAD_LETTERS, log_dead_letters)
     adapters.on_start.append(bus.start)
+    # Before the relay starts (a background task): the resumed messages go first, in acceptance
+    # order, and the relay's copies of their events come after them.
+    adapters.on_start.append(lambda: resume_unfinished(hub))
     add_api_background(hub)
     add_delivery_background(hub)
     return hub

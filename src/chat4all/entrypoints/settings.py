@@ -16,6 +16,8 @@ from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
 _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
+# Kafka topic, group and instance names: what every broker and file system accepts.
+KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class SettingsError(Exception):
@@ -56,6 +58,26 @@ class HttpSettings:
 
 
 @attrs.frozen
+class KafkaSettings:
+    """The distributed profile's topics and the workers' consumer group.
+
+    The group timeouts are chosen for recovery: a worker that dies leaves the group after
+    `session_timeout` (6 s, the least a broker accepts by default), so another worker takes its
+    partitions within about 8 s; a restarted worker comes back under its `worker_instance_id`
+    (static membership, see `adapters.kafka.membership`) and gets its partitions back at once.
+    """
+
+    partitions: int = 6
+    replication: int = 1
+    topic_prefix: str = ""
+    worker_group: str = "chat4all-worker"
+    worker_instance_id: str | None = None  # None: "<host name>-<slot>", the first slot free on this host
+    session_timeout: timedelta = timedelta(seconds=6)
+    heartbeat_interval: timedelta = timedelta(seconds=1)
+    rebalance_timeout: timedelta = timedelta(seconds=30)
+
+
+@attrs.frozen
 class Settings:
     profile: str
     data_dir: Path
@@ -85,6 +107,7 @@ class Settings:
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
     http: HttpSettings = HttpSettings()
+    kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
     @property
     def distributed(self) -> bool:
@@ -151,6 +174,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
         http=load_http_settings(reader),
+        kafka=load_kafka_settings(reader),
+    )
+
+
+def load_kafka_settings(reader: EnvReader) -> KafkaSettings:
+    session_ms = reader.integer("CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS", 6_000, minimum=6_000, maximum=1_800_000)
+    heartbeat_ms = reader.integer("CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS", 1_000, minimum=100, maximum=600_000)
+    if heartbeat_ms * 3 > session_ms:
+        raise SettingsError(
+            f"CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS ({heartbeat_ms}) must be at most a third of "
+            f"CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS ({session_ms}), so a late heartbeat or two does not end the session"
+        )
+    return KafkaSettings(
+        partitions=reader.integer("CHAT4ALL_KAFKA_PARTITIONS", 6, minimum=1, maximum=1000),
+        replication=reader.integer("CHAT4ALL_KAFKA_REPLICATION", 1, minimum=1, maximum=1000),
+        topic_prefix=reader.name("CHAT4ALL_KAFKA_TOPIC_PREFIX", "", maximum=100),
+        worker_group=reader.name("CHAT4ALL_WORKER_GROUP", "chat4all-worker", maximum=200),
+        worker_instance_id=reader.name("CHAT4ALL_WORKER_INSTANCE_ID", "", maximum=200) or None,
+        session_timeout=timedelta(milliseconds=session_ms),
+        heartbeat_interval=timedelta(milliseconds=heartbeat_ms),
+        rebalance_timeout=timedelta(
+            milliseconds=reader.integer("CHAT4ALL_KAFKA_REBALANCE_TIMEOUT_MS", 30_000, minimum=1_000, maximum=1_800_000)
+        ),
     )
 
 
@@ -228,6 +274,15 @@ class EnvReader:
         value = self.env.get(name) or default
         if value not in options:
             raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def name(self, name: str, default: str, *, maximum: int) -> str:
+        """A Kafka name (or part of one): letters, digits, '.', '_' and '-'."""
+        value = self.env.get(name) or default
+        if value and (len(value) > maximum or not KAFKA_NAME.fullmatch(value)):
+            raise SettingsError(
+                f"{name} may hold only letters, digits, '.', '_' and '-' ({maximum} at most), got {value!r}"
+            )
         return value
 
     def url(self, name: str, default: str | None) -> str:
