@@ -101,6 +101,9 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
+        from chat4all.entrypoints.bootstrap import Adapters, wire
+        from chat4all.entrypoints.http.app import create_app
+        from chat4all.entrypoints.settings import load_settings
         from tests.fakes import (
             InMemoryFileStorage,
             InMemoryOutboxReader,
@@ -110,9 +113,6 @@ class EdgeScene:
             RecordingConnector,
             RecordingPublisher,
         )
-        from chat4all.entrypoints.bootstrap import Adapters, wire
-        from chat4all.entrypoints.http.app import create_app
-        from chat4all.entrypoints.settings import load_settings
 
         store = InMemoryStore()
         adapters = Adapters(

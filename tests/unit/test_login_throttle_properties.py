@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fakes import PlainTestHasher
 from chat4all.application.auth import Authenticate
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.domain.errors import NotAuthenticated, Throttled
+from tests.fakes import PlainTestHasher
 from tests.unit.conftest import PASSWORD, build_hub
 
 WINDOW = timedelta(minutes=15)
