@@ -330,7 +330,7 @@ async def test_unfinished_messages_page_by_acceptance_time_then_id(uow: SqlUnitO
         assert finished is not None
         assert finished.record_delivery("whatsapp", delivered=True, now=at(9))
         assert finished.record_delivery("instagram", delivered=True, now=at(9))
-        await tx.messages.update(finished)
+        await tx.messages.update_many([finished])
         await tx.commit()
 
     pages, after = [], None
