@@ -23,10 +23,10 @@ from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
+from chat4all.domain.paging import check_page
 from chat4all.domain.uploads import UploadStatus
 
 ALL_CHANNELS = "all"
-MAX_PAGE = 100
 
 
 @attrs.frozen
@@ -189,10 +189,7 @@ class ReadMessages:
     uow: UnitOfWorkFactory
 
     async def list(self, caller: UUID, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be 1-{MAX_PAGE}", field_errors={"limit": [f"1-{MAX_PAGE}"]})
-        if offset < 0:
-            raise InvalidInput("offset must be >= 0", field_errors={"offset": [">= 0"]})
+        check_page(limit, offset)
         async with self.uow() as uow:
             conversation = await uow.conversations.get(conversation_id)
             if conversation is None:
