@@ -20,6 +20,7 @@ from chat4all.application.ports import (
     UnitOfWorkFactory,
 )
 from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.upload_access import may_read
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
@@ -175,7 +176,7 @@ class SendMessage:
         upload = await uow.uploads.get(file_id)
         if upload is None:
             raise NotFound("no such file", code="file_not_found")
-        if upload.owner_id != caller and not await uow.conversations.shares_file(upload.id, caller):
+        if not await may_read(uow, upload, caller):
             raise Forbidden("you may only send files you uploaded or received", code="file_forbidden")
         if upload.status is not UploadStatus.COMPLETED or upload.checksum is None:
             raise InvalidInput(
