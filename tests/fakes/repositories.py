@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -12,8 +12,10 @@ import attrs
 from chat4all.application.errors import DuplicateKey, DuplicateMessage
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.messages import Message
+from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import AccessToken, User
+from tests.fakes.login_attempts import InMemoryLoginAttemptRepository
 from tests.fakes.outbox import InMemoryOutbox
 from tests.fakes.store import InMemoryStore, Transaction
 
@@ -64,61 +66,6 @@ class InMemoryTokenRepository:
             self._tokens.put(token_hash, attrs.evolve(token, revoked_at=at))
 
 
-Failure = tuple[str, datetime]
-
-
-class InMemoryLoginAttemptRepository:
-    """Writes are kept as operations and replayed on the committed rows at commit, so concurrent
-    units of work touching other keys are not overwritten."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self._tx = tx
-        self._store = tx.store
-        self._operations: list[Callable[[list[Failure]], None]] = []
-        tx.track(self)
-
-    def _rows(self) -> list[Failure]:
-        rows = list(self._store.login_failures)
-        for operation in self._operations:
-            operation(rows)
-        return rows
-
-    async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        await self._tx.lock(("login_attempts", key))
-        times = [at for row_key, at in self._rows() if row_key == key and at > since]
-        return len(times), min(times, default=None)
-
-    async def record_failure(self, key: str, at: datetime) -> None:
-        self._operations.append(lambda rows: rows.append((key, at)))
-
-    async def withdraw(self, key: str, at: datetime) -> None:
-        def remove_one(rows: list[Failure]) -> None:
-            if (key, at) in rows:
-                rows.remove((key, at))
-
-        self._operations.append(remove_one)
-
-    async def clear(self, key: str) -> None:
-        self._operations.append(lambda rows: _keep(rows, lambda row: row[0] != key))
-
-    async def purge_before(self, before: datetime) -> int:
-        purged = sum(1 for _, at in self._rows() if at < before)
-        self._operations.append(lambda rows: _keep(rows, lambda row: row[1] >= before))
-        return purged
-
-    def apply(self) -> None:
-        for operation in self._operations:
-            operation(self._store.login_failures)
-        self._operations.clear()
-
-    def discard(self) -> None:
-        self._operations.clear()
-
-
-def _keep(rows: list[Failure], predicate: Callable[[Failure], bool]) -> None:
-    rows[:] = [row for row in rows if predicate(row)]
-
-
 class InMemoryConversationRepository:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
@@ -157,10 +104,24 @@ class InMemoryConversationRepository:
         return mine[offset : offset + limit], len(mine)
 
     async def touch(self, conversation_id: UUID, at: datetime) -> None:
+        # Rows are written whole: locked, so that a touch and a member leaving cannot undo each other.
+        await self._tx.lock(("conversation", conversation_id))
         conversation = self._conversations.get(conversation_id)
         if conversation is not None and at > conversation.last_activity_at:
             conversation.last_activity_at = at
             self._conversations.put(conversation_id, conversation)
+
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        await self._tx.lock(("conversation", conversation_id))
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None and conversation.has_member(user_id):
+            conversation.members = tuple(member for member in conversation.members if member != user_id)
+            self._conversations.put(conversation_id, conversation)
+
+    async def started_since(self, user_id: UUID, since: datetime) -> RecentStarts:
+        await self._tx.lock(("conversations started by", user_id))
+        started = self._conversations.select(lambda row: row.created_by == user_id and row.created_at > since)
+        return RecentStarts(len(started), min((row.created_at for row in started), default=None))
 
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         for shared_file, conversation_id in self._shares.all():
@@ -223,9 +184,15 @@ class InMemoryMessageRepository:
         rows = self._messages.select(lambda row: row.conversation_id == conversation_id)
         return rows[offset : offset + limit], len(rows)
 
-    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
-        rows = self._messages.select(lambda row: not row.status.is_terminal and row.created_at < before)
-        return sorted(rows, key=lambda row: row.created_at)[:limit]
+    async def unfinished_before(
+        self, before: datetime, limit: int, *, after: tuple[datetime, UUID] | None = None
+    ) -> list[Message]:
+        rows = self._messages.select(
+            lambda row: not row.status.is_terminal
+            and row.created_at < before
+            and (after is None or (row.created_at, row.id) > after)
+        )
+        return sorted(rows, key=lambda row: (row.created_at, row.id))[:limit]
 
 
 class InMemoryUploadRepository:
@@ -252,6 +219,13 @@ class InMemoryUploadRepository:
             raise LookupError(f"upload {upload_id} is not stored")
         upload.received_chunks.add(index)
         self._uploads.put(upload_id, upload)
+
+    async def open_for_owner(self, owner_id: UUID, now: datetime) -> OpenUploads:
+        await self._tx.lock(("uploads opened by", owner_id))
+        mine = self._uploads.select(
+            lambda row: row.owner_id == owner_id and row.status is UploadStatus.PENDING and row.expires_at > now
+        )
+        return OpenUploads(len(mine), sum(row.file_size for row in mine))
 
     async def expired_before(self, now: datetime, limit: int) -> list[Upload]:
         """Pending uploads whose expiry has come, soonest expired first."""

@@ -50,7 +50,8 @@ SEED = 20241202
 EXAMPLES = {"embedded": 20, "distributed": 8}
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 # Every fuzzed request comes from one address; a high per-address limit keeps the fuzzer's own logins
-# possible, while repeated generated usernames still meet the per-user limit (and its documented 429).
+# possible, while repeated generated usernames still meet the per-(username, address) limit (and its
+# documented 429).
 SETTINGS = {**FAST_ARGON2, "CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS": "100000"}
 
 # Every operation of the document (a test checks the list is complete, so none is left unfuzzed).
@@ -65,6 +66,7 @@ OPERATIONS = [
     "POST /v1/conversations",
     "GET /v1/conversations/{conversation_id}",
     "GET /v1/conversations/{conversation_id}/messages",
+    "DELETE /v1/conversations/{conversation_id}/members/me",
     "POST /v1/messages",
     "GET /v1/messages/{message_id}",
     "POST /v1/files/initiate",

@@ -103,3 +103,42 @@ async def test_in_memory_sqlite_migrates_through_its_engine() -> None:
         assert await schema_differences(engine) == []
     finally:
         await engine.dispose()
+
+
+async def test_the_quota_migration_keeps_every_row_both_ways(empty_database: str) -> None:
+    """0005 adds `conversations.created_by` to a table full of rows (NULL for them), and drops it
+    again on the way down without rebuilding the table, which would cascade to the messages."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from sqlalchemy import func, insert, select
+
+    from chat4all.adapters.sql.tables import conversation_members, conversations, messages, users
+
+    await upgrade_database(empty_database, "0003")
+    engine = create_engine(empty_database)
+    user, conversation, now = uuid4(), uuid4(), datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:  # only columns that exist at 0003
+            await connection.execute(insert(users).values(id=user, username="alice", password_hash="h", created_at=now))
+            await connection.execute(
+                insert(conversations).values(id=conversation, type="group", created_at=now, last_activity_at=now)
+            )
+            await connection.execute(insert(conversation_members).values(conversation_id=conversation, user_id=user, position=0))
+            await connection.execute(
+                insert(messages).values(
+                    id=uuid4(), conversation_id=conversation, sender_id=user, channels=[], payload={}, priority="normal",
+                    status="accepted", fingerprint="f", created_at=now, seq=1,
+                )
+            )
+        await upgrade_database(engine)
+        async with engine.connect() as connection:
+            assert (await connection.execute(select(conversations.c.id, conversations.c.created_by))).all() == [(conversation, None)]
+        await downgrade_database(engine, "0003")
+        async with engine.connect() as connection:
+            for table in (conversations, conversation_members, messages):
+                assert (await connection.execute(select(func.count()).select_from(table))).scalar_one() == 1
+        await upgrade_database(engine)
+        assert await schema_differences(engine) == []
+    finally:
+        await engine.dispose()

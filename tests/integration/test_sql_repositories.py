@@ -315,6 +315,38 @@ async def test_list_for_conversation_is_chronological_with_totals(uow: SqlUnitOf
         assert await tx.messages.list_for_conversation(uuid4(), limit=3, offset=0) == ([], 0)
 
 
+async def test_unfinished_messages_page_by_acceptance_time_then_id(uow: SqlUnitOfWorkFactory) -> None:
+    alice, bob = await add_users(uow, "alice", "bob")
+    conversation = private(alice, bob)
+    # Four share an acceptance time (a page boundary falls among them); one is finished; one is too recent.
+    sent = [text_message(conversation, alice, f"m{index}", seconds=1 if index < 4 else index) for index in range(7)]
+    async with uow() as tx:
+        await tx.conversations.add(conversation)
+        for message in sent:
+            await tx.messages.add(message)
+        await tx.commit()
+    async with uow() as tx:
+        finished = await tx.messages.get(sent[4].id)
+        assert finished is not None
+        assert finished.record_delivery("whatsapp", delivered=True, now=at(9))
+        assert finished.record_delivery("instagram", delivered=True, now=at(9))
+        await tx.messages.update(finished)
+        await tx.commit()
+
+    pages, after = [], None
+    while True:
+        async with uow() as tx:
+            page = await tx.messages.unfinished_before(at(6), 2, after=after)
+        pages.append([message.id for message in page])
+        if len(page) < 2:
+            break
+        after = (page[-1].created_at, page[-1].id)
+
+    expected = sorted([*sent[:4], sent[5]], key=lambda message: (message.created_at, message.id))
+    assert [message_id for page in pages for message_id in page] == [message.id for message in expected]
+    assert [len(page) for page in pages] == [2, 2, 1]
+
+
 async def test_second_add_of_the_same_message_id_raises_duplicate_message(uow: SqlUnitOfWorkFactory) -> None:
     alice, bob, carol = await add_users(uow, "alice", "bob", "carol")
     conversation = group([alice, bob, carol])

@@ -11,9 +11,10 @@ import attrs
 import pytest
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
-from chat4all.application.conversations import CreateConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
+from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
+from chat4all.application.redrive import RedriveUnfinished
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.uploads import (
     CompleteUpload,
@@ -75,6 +76,7 @@ class Hub:
         self.find_users = FindUsers(self.uow)
         self.create_conversation = CreateConversation(self.uow, self.ids, self.clock)
         self.view_conversations = ViewConversations(self.uow)
+        self.leave = LeaveConversation(self.uow)
         self.send = SendMessage(self.uow, self.clock, tuple(self.connectors))
         self.read = ReadMessages(self.uow)
         self.route = RouteMessage(self.uow, self.clock, self.publisher)

@@ -15,7 +15,7 @@ from chat4all.domain.conversations import (
     ConversationType,
     private_pair_key,
 )
-from chat4all.domain.errors import Forbidden, InvalidInput
+from chat4all.domain.errors import Conflict, Forbidden, InvalidInput
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 PRIVATE, GROUP = ConversationType.PRIVATE, ConversationType.GROUP
@@ -115,3 +115,44 @@ def test_metadata_limits():
         ConversationMetadata(name="n" * 129)
     with pytest.raises(InvalidInput):
         ConversationMetadata(description="d" * 1025)
+
+
+def test_a_member_leaves_a_group_down_to_nobody():
+    alice, bob, carol = people(3)
+    group = start(GROUP, [alice, bob, carol])
+    group.leave(bob)
+    assert group.members == (alice, carol) and not group.has_member(bob)
+    assert group.recipients_of(alice, None) == (carol,)
+    group.leave(alice)
+    group.leave(carol)
+    assert group.members == ()
+
+
+def test_only_a_member_can_leave_and_only_once():
+    alice, bob, carol, stranger = people(4)
+    group = start(GROUP, [alice, bob, carol])
+    group.leave(bob)
+    for outsider in (stranger, bob):
+        with pytest.raises(Forbidden) as raised:
+            group.leave(outsider)
+        assert raised.value.code == "not_a_member"
+    assert group.members == (alice, carol)
+
+
+def test_a_private_conversation_cannot_be_left():
+    alice, bob, stranger = people(3)
+    pair = start(PRIVATE, [alice, bob])
+    with pytest.raises(Conflict) as raised:
+        pair.leave(alice)
+    assert raised.value.code == "cannot_leave_private"
+    assert pair.members == (alice, bob)
+    with pytest.raises(Forbidden):  # an outsider learns only that they are one
+        pair.leave(stranger)
+
+
+def test_a_message_to_a_member_who_left_reaches_nobody():
+    alice, bob, carol = people(3)
+    group = start(GROUP, [alice, bob, carol])
+    group.leave(carol)
+    assert group.recipients_of(alice, carol) == ()
+    assert group.recipients_of(alice, bob) == (bob,)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat4all.application.auth import user_key
+from chat4all.application.login_throttle import pair_key, user_key
 from chat4all.application.uploads import CONTENT_TYPE_PATTERN
 from chat4all.domain.conversations import ConversationMetadata
 from chat4all.domain.errors import InvalidInput, NotAuthenticated
@@ -77,7 +77,8 @@ async def test_login_with_an_impossible_username_is_an_ordinary_failure_without_
     with pytest.raises(NotAuthenticated):
         await hub.authenticate.execute("al\x00ice", PASSWORD, "192.0.2.1")
     keys = {key for key, _ in hub.store.login_failures}
-    assert keys == {"user:al\\x00ice", "addr:192.0.2.1"}
+    assert keys == {"user:al\\x00ice", "addr:192.0.2.1", pair_key("user:al\\x00ice", "addr:192.0.2.1")}
+    assert all(key.isascii() and key.isprintable() and len(key) <= 128 for key in keys)
 
 
 async def test_searching_for_an_impossible_username_finds_nobody(hub):
@@ -100,6 +101,9 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
+        from chat4all.entrypoints.bootstrap import Adapters, wire
+        from chat4all.entrypoints.settings import load_settings
+        from chat4all.entrypoints.web import web_app
         from tests.fakes import (
             InMemoryFileStorage,
             InMemoryOutboxReader,
@@ -109,9 +113,6 @@ class EdgeScene:
             RecordingConnector,
             RecordingPublisher,
         )
-        from chat4all.entrypoints.bootstrap import Adapters, wire
-        from chat4all.entrypoints.settings import load_settings
-        from chat4all.entrypoints.web import web_app
 
         store = InMemoryStore()
         adapters = Adapters(

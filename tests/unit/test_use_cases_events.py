@@ -8,9 +8,9 @@ from uuid import UUID
 
 import pytest
 
-from tests.fakes import ManualClock
 from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.domain.events import CursorExpired, EventQuery, EventType, PendingEvent
+from tests.fakes import ManualClock
 from tests.fakes.events import InMemoryEventNotifier
 from tests.fakes.reading import InMemoryReadingUnitOfWorkFactory
 

@@ -6,7 +6,6 @@ from uuid import UUID
 
 import pytest
 
-from tests.fakes import ManualClock
 from chat4all.application.history import ReadHistory
 from chat4all.application.reading import MarkConversationRead, record_new_message
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
@@ -14,6 +13,7 @@ from chat4all.domain.errors import Forbidden, NotFound
 from chat4all.domain.events import EventType
 from chat4all.domain.history import PageRequest
 from chat4all.domain.messages import Message, MessageDraft, MessageStatus, Priority, TextPayload
+from tests.fakes import ManualClock
 from tests.fakes.events import InMemoryEventNotifier
 from tests.fakes.reading import InMemoryReadingUnitOfWorkFactory
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import random
 from datetime import datetime, timedelta
@@ -12,12 +11,11 @@ import attrs
 
 from chat4all.application.caching import ExpiringCache
 from chat4all.application.errors import DuplicateKey
+from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
 from chat4all.domain.paging import MAX_PAGE, check_page
 from chat4all.domain.users import AccessToken, User, is_valid_username, validate_new_password, validate_username
-
-MAX_KEY_PART = 100
 
 
 @attrs.frozen
@@ -50,37 +48,6 @@ class RegisterUser:
         return user
 
 
-@attrs.frozen
-class LoginThrottle:
-    """How many failed logins a username, and a client address, may have within the sliding window."""
-
-    max_failures_per_user: int = 5
-    max_failures_per_address: int = 20
-    window: timedelta = timedelta(minutes=15)
-
-
-def address_key(address: str) -> str:
-    """The throttling key of a client address. IPv6 clients are counted per /64, the block a single
-    subscriber usually holds, so rotating through one's own addresses gains nothing."""
-    try:
-        parsed = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return "addr:" + address[:MAX_KEY_PART]
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return "addr:" + str(parsed.ipv4_mapped)
-        return "addr:" + str(ipaddress.IPv6Network((parsed, 64), strict=False))
-    return "addr:" + str(parsed)
-
-
-def user_key(username: str) -> str:
-    """Valid usernames are kept as they are; anything else (it can belong to no one) is escaped to
-    printable ASCII, so no byte a client sends ends up raw in the database."""
-    if is_valid_username(username):
-        return "user:" + username
-    return "user:" + username[:MAX_KEY_PART].encode("unicode_escape").decode("ascii")[:MAX_KEY_PART]
-
-
 @attrs.define
 class Authenticate:
     """Trades a username and password for a bearer token.
@@ -88,11 +55,12 @@ class Authenticate:
     Unknown users and wrong passwords cost the same argon2 verification and get the
     same answer, so timing and wording reveal nothing about which usernames exist.
 
-    Failed logins are throttled per username and per client address (`LoginThrottle`). The
-    throttle is checked before the password is looked at, so a throttled caller learns nothing
-    about it; and every attempt is counted as a failure *before* verification (then withdrawn
-    if it succeeds), so a burst of parallel guesses cannot slip past the limit while the slow
-    hashes run. A successful login clears the username's count.
+    Failed logins are throttled per (username, client address), per client address and per
+    username (`LoginThrottle`). The throttle is checked before the password is looked at, so a
+    throttled caller learns nothing about it; and every attempt is counted as a failure *before*
+    verification (then withdrawn if it succeeds), so a burst of parallel guesses cannot slip past
+    the limit while the slow hashes run. A successful login clears its (username, address) count;
+    the failures other addresses made for the username stay counted.
     """
 
     uow: UnitOfWorkFactory
@@ -105,9 +73,27 @@ class Authenticate:
 
     async def execute(self, username: str, password: str, client_address: str | None = None) -> IssuedToken:
         now = self.clock.now()
-        limits = [(user_key(username), self.throttle.max_failures_per_user)]
-        if client_address:
-            limits.append((address_key(client_address), self.throttle.max_failures_per_address))
+        limits = self.throttle.limits(username, client_address)
+        user = await self._count_attempt(limits, username, now)
+        if user is None:
+            await self.hasher.verify(await self._decoy(), password)
+            raise NotAuthenticated("invalid username or password", code="invalid_credentials")
+        if not await self.hasher.verify(user.password_hash, password):
+            raise NotAuthenticated("invalid username or password", code="invalid_credentials")
+        secret = self.tokens.new_secret()
+        token = AccessToken(self.tokens.digest(secret), user.id, now, now + self.token_lifetime)
+        (pair, _), *others = limits
+        async with self.uow() as uow:
+            await uow.tokens.add(token)
+            await uow.login_attempts.clear(pair)
+            for key, _ in others:
+                await uow.login_attempts.withdraw(key, now)
+            await uow.commit()
+        return IssuedToken(secret, int(self.token_lifetime.total_seconds()), user.id)
+
+    async def _count_attempt(self, limits: list[tuple[str, int]], username: str, now: datetime) -> User | None:
+        """Refuses the attempt if a counter is full, else counts it as a failure on every counter;
+        returns the user the name belongs to, if any."""
         async with self.uow() as uow:
             waits = []
             for key, limit in limits:
@@ -121,20 +107,7 @@ class Authenticate:
             # A name that breaks the username rules cannot have been registered: no need to look it up.
             user = await uow.users.get_by_username(username) if is_valid_username(username) else None
             await uow.commit()
-        if user is None:
-            await self.hasher.verify(await self._decoy(), password)
-            raise NotAuthenticated("invalid username or password", code="invalid_credentials")
-        if not await self.hasher.verify(user.password_hash, password):
-            raise NotAuthenticated("invalid username or password", code="invalid_credentials")
-        secret = self.tokens.new_secret()
-        token = AccessToken(self.tokens.digest(secret), user.id, now, now + self.token_lifetime)
-        async with self.uow() as uow:
-            await uow.tokens.add(token)
-            await uow.login_attempts.clear(limits[0][0])
-            for key, _ in limits[1:]:
-                await uow.login_attempts.withdraw(key, now)
-            await uow.commit()
-        return IssuedToken(secret, int(self.token_lifetime.total_seconds()), user.id)
+        return user
 
     async def forget_stale_failures(self) -> int:
         """Deletes failures too old to count any more (run periodically)."""

@@ -5,10 +5,11 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import Clock, IdGenerator, UnitOfWorkFactory
+from chat4all.application.ports import Clock, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType, private_pair_key
 from chat4all.domain.errors import InvalidInput, NotFound
 from chat4all.domain.paging import check_page
+from chat4all.domain.quotas import UserQuotas
 
 
 @attrs.frozen
@@ -19,32 +20,32 @@ class ConversationCreated:
 
 @attrs.define
 class CreateConversation:
-    """Starts a conversation; a private one that already exists for the same pair is returned instead."""
+    """Starts a conversation; a private one that already exists for the same pair is returned instead.
+
+    Starting one counts against the caller's conversations-per-hour quota (returning an existing
+    private one does not). The count and the insert happen in one transaction under a lock on the
+    caller's count, so concurrent requests cannot start more than the quota allows."""
 
     uow: UnitOfWorkFactory
     ids: IdGenerator
     clock: Clock
+    quotas: UserQuotas = attrs.field(factory=UserQuotas)
 
     async def execute(
         self, *, caller: UUID, type: ConversationType, members: list[UUID], metadata: ConversationMetadata
     ) -> ConversationCreated:
+        now = self.clock.now()
         conversation = Conversation.start(
-            conversation_id=self.ids.new_id(),
-            type=type,
-            members=members,
-            creator=caller,
-            metadata=metadata,
-            now=self.clock.now(),
+            conversation_id=self.ids.new_id(), type=type, members=members, creator=caller, metadata=metadata, now=now
         )
         async with self.uow() as uow:
-            unknown = set(conversation.members) - await uow.users.existing_ids(list(conversation.members))
-            if unknown:
-                listed = ", ".join(sorted(str(user_id) for user_id in unknown))
-                raise InvalidInput(f"unknown users: {listed}", code="unknown_users", field_errors={"members": [f"unknown: {listed}"]})
+            await _require_known_members(uow, conversation)
             if type is ConversationType.PRIVATE:
                 existing = await uow.conversations.get_private(private_pair_key(conversation.members))
                 if existing is not None:
                     return ConversationCreated(existing, created=False)
+            recent = await uow.conversations.started_since(caller, now - self.quotas.conversation_window)
+            self.quotas.check_new_conversation(recent, now)
             try:
                 await uow.conversations.add(conversation)
                 await uow.commit()
@@ -57,6 +58,13 @@ class CreateConversation:
         if existing is None:
             raise RuntimeError("private conversation vanished after a duplicate-key clash")
         return ConversationCreated(existing, created=False)
+
+
+async def _require_known_members(uow: UnitOfWork, conversation: Conversation) -> None:
+    unknown = set(conversation.members) - await uow.users.existing_ids(list(conversation.members))
+    if unknown:
+        listed = ", ".join(sorted(str(user_id) for user_id in unknown))
+        raise InvalidInput(f"unknown users: {listed}", code="unknown_users", field_errors={"members": [f"unknown: {listed}"]})
 
 
 @attrs.define
@@ -75,3 +83,21 @@ class ViewConversations:
             raise NotFound("no such conversation", code="conversation_not_found")
         conversation.require_member(caller)
         return conversation
+
+
+@attrs.define
+class LeaveConversation:
+    """A member leaves a group. From the commit on they are an outsider: they cannot read it or send
+    into it, and no delivery starts for them (a group's members are read on every send and every
+    delivery, see `SendMessage` and `DeliverMessage`). What was delivered to them stays theirs."""
+
+    uow: UnitOfWorkFactory
+
+    async def execute(self, caller: UUID, conversation_id: UUID) -> None:
+        async with self.uow() as uow:
+            conversation = await uow.conversations.get(conversation_id)
+            if conversation is None:
+                raise NotFound("no such conversation", code="conversation_not_found")
+            conversation.leave(caller)
+            await uow.conversations.remove_member(conversation_id, caller)
+            await uow.commit()

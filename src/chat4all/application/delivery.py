@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
 from uuid import UUID
 
 import attrs
@@ -28,8 +27,8 @@ from chat4all.application.ports import (
     OutboxEvent,
     UnitOfWorkFactory,
 )
-from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
-from chat4all.domain.conversations import Conversation
+from chat4all.application.topics import DEAD_LETTERS, channel_topic
+from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import PermanentDeliveryFailure
 from chat4all.domain.messages import FilePayload, Message, MessageStatus
 
@@ -181,8 +180,8 @@ class _Send:
     last_error: str = ""
 
 
-# Conversations whose members are kept in memory: members never change once a conversation
-# exists (no use case changes them), so a cached member list cannot go stale.
+# Private conversations whose members are kept in memory: they cannot be left, so a cached member
+# list cannot go stale. A group's members are read for every batch (a member may have left).
 CONVERSATION_CACHE_SIZE = 50_000
 
 
@@ -290,15 +289,16 @@ class DeliverMessage:
             for message_id, channel in wanted
             if message_id in messages and channel in messages[message_id].pending_channels()
         ]
-        # Members are read once per conversation and process (see CONVERSATION_CACHE_SIZE), and
-        # only for messages with something left to deliver: a redelivered batch reads nothing more.
+        # Members are read once per private conversation and process, once per batch for a group
+        # (see CONVERSATION_CACHE_SIZE), and only for messages with something left to deliver.
         now = self.clock.now()
         known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message, _ in pending}
         unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
         if unknown:
             async with self.uow() as uow:
                 for conversation_id, conversation in (await uow.conversations.get_many(unknown)).items():
-                    self._conversations.put(conversation_id, conversation)
+                    if conversation.type is ConversationType.PRIVATE:
+                        self._conversations.put(conversation_id, conversation)
                     known[conversation_id] = conversation
         sends = []
         for message, channel in pending:
@@ -391,28 +391,3 @@ class DeliverMessage:
 
     async def _file_missing(self, message: Message) -> bool:
         return isinstance(message.payload, FilePayload) and not await self.storage.file_exists(message.payload.file_id)
-
-
-@attrs.define
-class RedriveUnfinished:
-    """Re-sends the routing event of messages that have sat unfinished for too long.
-
-    Events can be lost between processes (a crash after commit and before publish, a bus
-    handler that failed); routing and delivery are idempotent, so sending again is safe.
-    A message merely queued behind a backlog would be sent again too, so the threshold is
-    long and each sweep bounded: re-drives stay a trickle however large the backlog grows.
-    """
-
-    uow: UnitOfWorkFactory
-    clock: Clock
-    publisher: EventPublisher
-    older_than: timedelta = timedelta(seconds=120)
-    batch: int = 100
-
-    async def execute(self) -> int:
-        async with self.uow() as uow:
-            stuck = await uow.messages.unfinished_before(self.clock.now() - self.older_than, self.batch)
-        for message in stuck:
-            log.warning("re-driving message %s, still %s", message.id, message.status.value)
-            await self.publisher.publish(MESSAGE_PROCESSING, str(message.conversation_id), {"message_id": str(message.id)})
-        return len(stuck)

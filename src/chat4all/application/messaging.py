@@ -21,7 +21,7 @@ from chat4all.application.ports import (
 )
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.application.upload_access import may_read
-from chat4all.domain.conversations import Conversation
+from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.paging import check_page
@@ -78,8 +78,9 @@ class SendMessage:
     characters of text or a completed upload they may share. The same message_id with the
     same content is accepted again without creating anything; with other content it conflicts.
 
-    A conversation's members never change once it exists, so they are read from the database
-    once per process and kept (up to MEMBERSHIP_CACHE_SIZE conversations).
+    A private conversation's members never change (it cannot be left), so they are read from the
+    database once per process and kept (up to MEMBERSHIP_CACHE_SIZE conversations). A group's are
+    read on every send: a member who left cannot send into it from the moment the leave committed.
     """
 
     uow: UnitOfWorkFactory
@@ -154,7 +155,8 @@ class SendMessage:
             conversation = await uow.conversations.get(conversation_id)
         if conversation is None:
             raise NotFound("no such conversation", code="conversation_not_found")
-        self._conversations.put(conversation.id, conversation)
+        if conversation.type is ConversationType.PRIVATE:
+            self._conversations.put(conversation.id, conversation)
         return conversation
 
     async def _conversation_for(self, caller: UUID, request: SendRequest) -> Conversation:

@@ -14,6 +14,7 @@ from chat4all.application.downloads import Download, download_of
 from chat4all.application.ports import Clock, FileStorage, IdGenerator, UnitOfWorkFactory
 from chat4all.application.upload_access import NextChunk, load_upload, next_chunk, require_reader
 from chat4all.domain.errors import Conflict, InvalidInput
+from chat4all.domain.quotas import UserQuotas
 from chat4all.domain.uploads import (
     Upload,
     UploadStatus,
@@ -55,12 +56,17 @@ class UploadView:
 
 @attrs.define
 class InitiateUpload:
+    """Opens an upload. Open uploads (pending, not expired) count against the owner's quotas, of
+    uploads and of bytes announced; the count and the insert happen in one transaction under a lock
+    on the owner's count, so concurrent requests cannot open more than the quotas allow."""
+
     uow: UnitOfWorkFactory
     storage: FileStorage
     ids: IdGenerator
     clock: Clock
     chunk_size: int
     lifetime: timedelta
+    quotas: UserQuotas = attrs.field(factory=UserQuotas)
 
     async def execute(self, caller: UUID, filename: str, file_size: int, content_type: str | None) -> Upload:
         validate_filename(filename)
@@ -80,8 +86,9 @@ class InitiateUpload:
             created_at=now,
             expires_at=now + self.lifetime,
         )
-        await self.storage.begin(upload.id)
         async with self.uow() as uow:
+            self.quotas.check_new_upload(await uow.uploads.open_for_owner(caller, now), file_size)
+            await self.storage.begin(upload.id)
             await uow.uploads.add(upload)
             await uow.commit()
         return upload

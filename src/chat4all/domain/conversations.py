@@ -8,7 +8,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.domain.errors import Forbidden, InvalidInput
+from chat4all.domain.errors import Conflict, Forbidden, InvalidInput
 
 MAX_GROUP_MEMBERS = 100
 MIN_GROUP_MEMBERS = 3
@@ -60,6 +60,9 @@ class Conversation:
     metadata: ConversationMetadata
     created_at: datetime
     last_activity_at: datetime
+    # Who started it: counted against their conversations-per-hour quota. None for conversations
+    # stored before this was recorded.
+    created_by: UUID | None = None
 
     @classmethod
     def start(
@@ -86,7 +89,7 @@ class Conversation:
             )
         if creator not in distinct:
             raise Forbidden("you can only create conversations you are a member of", code="not_a_member")
-        return cls(conversation_id, type, distinct, metadata, now, now)
+        return cls(conversation_id, type, distinct, metadata, now, now, created_by=creator)
 
     @property
     def private_key(self) -> str | None:
@@ -99,7 +102,19 @@ class Conversation:
         if not self.has_member(user_id):
             raise Forbidden("you are not a member of this conversation", code="not_a_member")
 
+    def leave(self, user_id: UUID) -> None:
+        """Takes a member out of a group. A group may shrink below the members it needs to start,
+        down to none: it is then kept, with its messages, and nobody can reach it.
+
+        A private conversation is its pair's for good: leaving it would only hide it until either
+        of the two starts it again, which returns this same conversation."""
+        self.require_member(user_id)
+        if self.type is ConversationType.PRIVATE:
+            raise Conflict("a private conversation cannot be left", code="cannot_leave_private")
+        self.members = tuple(member for member in self.members if member != user_id)
+
     def recipients_of(self, sender: UUID, to: UUID | None) -> tuple[UUID, ...]:
+        """Who a message gets delivered to: `to` if it is (still) a member, else every member but the sender."""
         if to is not None:
-            return (to,)
+            return (to,) if to in self.members else ()
         return tuple(member for member in self.members if member != sender)

@@ -50,6 +50,17 @@ class Throttled(DomainError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class QuotaExceeded(DomainError):
+    """A per-user quota is full. `quota` names it; `retry_after_seconds` is set when time alone frees it."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, detail: str, *, quota: str, retry_after_seconds: int | None = None):
+        super().__init__(detail)
+        self.quota = quota
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unavailable(DomainError):
     """A dependency (database, storage) cannot be reached; the caller may retry."""
 

@@ -14,17 +14,10 @@ from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import (
-    Authenticate,
-    FindUsers,
-    LoginThrottle,
-    Logout,
-    RegisterUser,
-    ResolveToken,
-    token_cache,
-)
-from chat4all.application.conversations import CreateConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RedriveUnfinished, RetryPolicy, RouteMessage
+from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
+from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
+from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
     ChannelConnector,
@@ -38,9 +31,11 @@ from chat4all.application.ports import (
     PasswordHasher,
     UnitOfWorkFactory,
 )
+from chat4all.application.redrive import RedriveUnfinished
 from chat4all.application.relay import RelayOutbox
 from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
+from chat4all.domain.quotas import UserQuotas
 from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
 from chat4all.entrypoints.settings import Settings
 
@@ -79,6 +74,7 @@ class Hub:
     find_users: FindUsers
     create_conversation: CreateConversation
     view_conversations: ViewConversations
+    leave_conversation: LeaveConversation
     send_message: SendMessage
     read_messages: ReadMessages
     initiate_upload: InitiateUpload
@@ -152,11 +148,14 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock, settings.token_cache, tokens),
         logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock, tokens),
         find_users=FindUsers(a.uow),
-        create_conversation=CreateConversation(a.uow, a.ids, a.clock),
+        create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings)),
         view_conversations=ViewConversations(a.uow),
+        leave_conversation=LeaveConversation(a.uow),
         send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
         read_messages=ReadMessages(a.uow),
-        initiate_upload=InitiateUpload(a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime),
+        initiate_upload=InitiateUpload(
+            a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)
+        ),
         upload_chunk=UploadChunk(a.uow, a.storage, a.clock),
         complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
         view_upload=ViewUpload(a.uow, a.storage, a.clock),
@@ -173,7 +172,18 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
 
 def login_throttle(settings: Settings) -> LoginThrottle:
     return LoginThrottle(
-        settings.login_max_failures_per_user, settings.login_max_failures_per_address, settings.login_window
+        max_failures_per_user_and_address=settings.login_max_failures_per_user_and_address,
+        max_failures_per_address=settings.login_max_failures_per_address,
+        max_failures_per_user=settings.login_max_failures_per_user,
+        window=settings.login_window,
+    )
+
+
+def user_quotas(settings: Settings) -> UserQuotas:
+    return UserQuotas(
+        max_open_uploads=settings.quota_open_uploads,
+        max_open_upload_bytes=settings.quota_open_upload_bytes,
+        max_conversations_per_hour=settings.quota_conversations_per_hour,
     )
 
 
@@ -201,6 +211,20 @@ def add_api_background(hub: Hub) -> None:
 def add_delivery_background(hub: Hub) -> None:
     """Where routing and delivery run (the embedded process, or each worker)."""
     hub.background.add("redrive-unfinished", lambda: every(15.0, hub.redrive_unfinished.execute, "redrive-unfinished"))
+
+
+async def resume_unfinished(hub: Hub) -> None:
+    """Routes again, at start-up, every message a previous run left unfinished. Only where events
+    live in memory (the embedded bus): a distributed worker finds its unfinished events in Kafka,
+    from its group's committed offsets, and re-sending every unfinished message whenever a worker
+    or API process starts would put a copy of the backlog behind the backlog."""
+    try:
+        resumed = await hub.redrive_unfinished.execute_all()
+    except Exception:  # the periodic sweep re-drives them later; not a reason to refuse to start
+        log.exception("could not resume the messages left unfinished at start-up")
+        return
+    if resumed:
+        log.warning("resumed %d messages a previous run left unfinished", resumed)
 
 
 def hasher_for(settings: Settings) -> Argon2PasswordHasher:
@@ -241,6 +265,9 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
         bus.subscribe(topic, lambda payloads, topic=topic: hub.handle_events(topic, payloads))
     bus.subscribe(DEAD_LETTERS, log_dead_letters)
     adapters.on_start.append(bus.start)
+    # Before the relay starts (a background task): the resumed messages go first, in acceptance
+    # order, and the relay's copies of their events come after them.
+    adapters.on_start.append(lambda: resume_unfinished(hub))
     add_api_background(hub)
     add_delivery_background(hub)
     return hub

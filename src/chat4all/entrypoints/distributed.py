@@ -8,9 +8,6 @@ per-channel topics: see `RouteMessage.deliver`).
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from chat4all.adapters.connectors import MockConnector, SendLedger, mock_connectors
@@ -23,40 +20,10 @@ from chat4all.entrypoints.bootstrap import (
     hasher_for,
     wire,
 )
-from chat4all.entrypoints.settings import EnvReader, S3Settings, Settings, SettingsError
+from chat4all.entrypoints.settings import S3Settings, Settings, SettingsError
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
-
-DEFAULT_PARTITIONS = 6
-
-
-def kafka_partitions(env: Mapping[str, str] | None = None) -> int:
-    """CHAT4ALL_KAFKA_PARTITIONS: partitions of each topic created by `migrate` (default 6).
-
-    Partitions bound how many worker processes share the load of one topic; changing it on an
-    existing deployment does not resize topics that already exist.
-    """
-    return _positive(env, "CHAT4ALL_KAFKA_PARTITIONS", DEFAULT_PARTITIONS)
-
-
-def kafka_replication(env: Mapping[str, str] | None = None) -> int:
-    """CHAT4ALL_KAFKA_REPLICATION: replicas of each topic created by `migrate` (default 1)."""
-    return _positive(env, "CHAT4ALL_KAFKA_REPLICATION", 1)
-
-
-def kafka_topic_prefix(env: Mapping[str, str] | None = None) -> str:
-    """CHAT4ALL_KAFKA_TOPIC_PREFIX: put before every topic name (default none: `message_processing`,
-    `whatsapp_outgoing`, ...), so several deployments, e.g. staging and test runs, can share a
-    Kafka cluster without seeing each other's events."""
-    prefix = (os.environ if env is None else env).get("CHAT4ALL_KAFKA_TOPIC_PREFIX", "")
-    if prefix and (len(prefix) > 100 or not re.fullmatch(r"[A-Za-z0-9._-]+", prefix)):
-        raise SettingsError("CHAT4ALL_KAFKA_TOPIC_PREFIX may hold only letters, digits, '.', '_' and '-' (100 at most)")
-    return prefix
-
-
-def _positive(env: Mapping[str, str] | None, name: str, default: int) -> int:
-    return EnvReader(os.environ if env is None else env).integer(name, default, minimum=1, maximum=1000)
 
 
 def event_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -107,7 +74,7 @@ def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool =
     bootstrap, _ = _require_services(settings)
     engine = create_engine(settings.database_url, pre_ping=pre_ping)
     storage = make_storage(settings)
-    publisher = KafkaEventPublisher(bootstrap, client_id=client_id, topic_prefix=kafka_topic_prefix())
+    publisher = KafkaEventPublisher(bootstrap, client_id=client_id, topic_prefix=settings.kafka.topic_prefix)
 
     return Adapters(
         uow=SqlUnitOfWorkFactory(engine),
@@ -187,10 +154,10 @@ async def prepare_distributed_services(settings: Settings) -> None:
         await storage.ensure_bucket()
     finally:
         await storage.close()
-    prefix = kafka_topic_prefix()
+    kafka = settings.kafka
     await ensure_topics(
         bootstrap,
-        [prefix + name for name in all_topics()],
-        partitions=kafka_partitions(),
-        replication_factor=kafka_replication(),
+        [kafka.topic_prefix + name for name in all_topics()],
+        partitions=kafka.partitions,
+        replication_factor=kafka.replication,
     )

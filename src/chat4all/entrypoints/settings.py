@@ -16,6 +16,8 @@ from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
 _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
+# Kafka topic, group and instance names: what every broker and file system accepts.
+KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class SettingsError(Exception):
@@ -56,6 +58,26 @@ class HttpSettings:
 
 
 @attrs.frozen
+class KafkaSettings:
+    """The distributed profile's topics and the workers' consumer group.
+
+    The group timeouts are chosen for recovery: a worker that dies leaves the group after
+    `session_timeout` (6 s, the least a broker accepts by default), so another worker takes its
+    partitions within about 8 s; a restarted worker comes back under its `worker_instance_id`
+    (static membership, see `adapters.kafka.membership`) and gets its partitions back at once.
+    """
+
+    partitions: int = 6
+    replication: int = 1
+    topic_prefix: str = ""
+    worker_group: str = "chat4all-worker"
+    worker_instance_id: str | None = None  # None: "<host name>-<slot>", the first slot free on this host
+    session_timeout: timedelta = timedelta(seconds=6)
+    heartbeat_interval: timedelta = timedelta(seconds=1)
+    rebalance_timeout: timedelta = timedelta(seconds=30)
+
+
+@attrs.frozen
 class Settings:
     profile: str
     data_dir: Path
@@ -73,14 +95,19 @@ class Settings:
     log_level: str
     worker_metrics_port: int | None = None
     kafka_fetch_max_wait_ms: int = 10
-    login_max_failures_per_user: int = 5
+    login_max_failures_per_user_and_address: int = 5
     login_max_failures_per_address: int = 20
+    login_max_failures_per_user: int = 100
     login_window: timedelta = timedelta(minutes=15)
+    quota_open_uploads: int = 20
+    quota_open_upload_bytes: int = 10 * 1024**3
+    quota_conversations_per_hour: int = 60
     trusted_proxies: tuple[str, ...] = ()
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
     http: HttpSettings = HttpSettings()
+    kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
     @property
     def distributed(self) -> bool:
@@ -133,8 +160,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
-        login_max_failures_per_user=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 5, minimum=1),
-        login_max_failures_per_address=reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        **login_limits(reader),
+        quota_open_uploads=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
+        quota_open_upload_bytes=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
+        quota_conversations_per_hour=reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
         login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
         token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
         outbox_relay_linger=timedelta(
@@ -145,6 +174,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
         http=load_http_settings(reader),
+        kafka=load_kafka_settings(reader),
+    )
+
+
+def load_kafka_settings(reader: EnvReader) -> KafkaSettings:
+    session_ms = reader.integer("CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS", 6_000, minimum=6_000, maximum=1_800_000)
+    heartbeat_ms = reader.integer("CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS", 1_000, minimum=100, maximum=600_000)
+    if heartbeat_ms * 3 > session_ms:
+        raise SettingsError(
+            f"CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS ({heartbeat_ms}) must be at most a third of "
+            f"CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS ({session_ms}), so a late heartbeat or two does not end the session"
+        )
+    return KafkaSettings(
+        partitions=reader.integer("CHAT4ALL_KAFKA_PARTITIONS", 6, minimum=1, maximum=1000),
+        replication=reader.integer("CHAT4ALL_KAFKA_REPLICATION", 1, minimum=1, maximum=1000),
+        topic_prefix=reader.name("CHAT4ALL_KAFKA_TOPIC_PREFIX", "", maximum=100),
+        worker_group=reader.name("CHAT4ALL_WORKER_GROUP", "chat4all-worker", maximum=200),
+        worker_instance_id=reader.name("CHAT4ALL_WORKER_INSTANCE_ID", "", maximum=200) or None,
+        session_timeout=timedelta(milliseconds=session_ms),
+        heartbeat_interval=timedelta(milliseconds=heartbeat_ms),
+        rebalance_timeout=timedelta(
+            milliseconds=reader.integer("CHAT4ALL_KAFKA_REBALANCE_TIMEOUT_MS", 30_000, minimum=1_000, maximum=1_800_000)
+        ),
     )
 
 
@@ -166,6 +218,22 @@ def load_http_settings(reader: EnvReader) -> HttpSettings:
         metrics_port=reader.integer("CHAT4ALL_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         metrics_address=reader.text("CHAT4ALL_METRICS_ADDRESS", "127.0.0.1"),
     )
+
+
+def login_limits(reader: EnvReader) -> dict[str, int]:
+    per_pair = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS", 5, minimum=1)
+    per_user = reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER", 100, minimum=1)
+    if per_user < per_pair:
+        # The username's ceiling would then be what locks a user out, from every address.
+        raise SettingsError(
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER ({per_user}) must be at least "
+            f"CHAT4ALL_LOGIN_MAX_FAILURES_PER_USER_AND_ADDRESS ({per_pair})"
+        )
+    return {
+        "login_max_failures_per_user_and_address": per_pair,
+        "login_max_failures_per_address": reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
+        "login_max_failures_per_user": per_user,
+    }
 
 
 @attrs.define
@@ -206,6 +274,15 @@ class EnvReader:
         value = self.env.get(name) or default
         if value not in options:
             raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def name(self, name: str, default: str, *, maximum: int) -> str:
+        """A Kafka name (or part of one): letters, digits, '.', '_' and '-'."""
+        value = self.env.get(name) or default
+        if value and (len(value) > maximum or not KAFKA_NAME.fullmatch(value)):
+            raise SettingsError(
+                f"{name} may hold only letters, digits, '.', '_' and '-' ({maximum} at most), got {value!r}"
+            )
         return value
 
     def url(self, name: str, default: str | None) -> str:

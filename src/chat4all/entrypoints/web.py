@@ -50,6 +50,7 @@ def http_use_cases(hub: Hub) -> UseCases:
         find_users=hub.find_users,
         create_conversation=hub.create_conversation,
         view_conversations=hub.view_conversations,
+        leave_conversation=hub.leave_conversation,
         send_message=hub.send_message,
         read_messages=hub.read_messages,
         initiate_upload=hub.initiate_upload,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -31,22 +30,15 @@ import mode
 from aiokafka.errors import KafkaError
 
 from chat4all.adapters.kafka.faust_transport import LowLatencyApp
+from chat4all.adapters.kafka.membership import InstanceIdTaken, StaticMembership
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.domain.errors import DomainError, Unavailable
 from chat4all.entrypoints.bootstrap import Hub
-from chat4all.entrypoints.distributed import (
-    all_topics,
-    build_distributed_worker,
-    event_topics,
-    kafka_partitions,
-    kafka_replication,
-    kafka_topic_prefix,
-)
+from chat4all.entrypoints.distributed import all_topics, build_distributed_worker, event_topics
 from chat4all.entrypoints.settings import Settings, SettingsError
 
 log = logging.getLogger("chat4all.worker")
 
-DEFAULT_GROUP = "chat4all-worker"
 RETRY_FIRST_DELAY = 0.1
 RETRY_MAX_DELAY = 5.0
 # Events a lane queues; a full lane makes the agent wait, which leaves the backlog in Kafka.
@@ -64,11 +56,6 @@ BATCH_LINGER = 0.02
 
 Handler = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 BatchHandler = Callable[[str, Sequence[Mapping[str, Any]]], Awaitable[None]]
-
-
-def worker_group(env: Mapping[str, str] | None = None) -> str:
-    """CHAT4ALL_WORKER_GROUP: the Kafka consumer group (and Faust app id) the workers share."""
-    return (os.environ if env is None else env).get("CHAT4ALL_WORKER_GROUP") or DEFAULT_GROUP
 
 
 class HubService(mode.Service):
@@ -271,15 +258,24 @@ def create_faust_app(
     """A Faust app whose agents feed `hub.handle_events` (batches of one topic); starting the app starts the hub."""
     if not settings.kafka_bootstrap:
         raise SettingsError("CHAT4ALL_KAFKA_BOOTSTRAP is required for the worker")
-    partitions = partitions or kafka_partitions()
-    replication = kafka_replication()
+    kafka, group = settings.kafka, group or settings.kafka.worker_group
+    partitions, replication, prefix = partitions or kafka.partitions, kafka.replication, kafka.topic_prefix
     channels = tuple(hub.adapters.connectors)
-    prefix = kafka_topic_prefix()
     topics = event_topics(channels)
     datadir = settings.data_dir / "worker"  # Faust insists on one; with in-memory stores it stays empty
-    datadir.mkdir(parents=True, exist_ok=True)
+    try:
+        membership = StaticMembership.claim(
+            datadir / "instances", group, kafka.worker_instance_id, bootstrap=settings.kafka_bootstrap
+        )
+    except InstanceIdTaken as error:
+        raise SettingsError(str(error)) from None
     app = LowLatencyApp(
-        group or worker_group(),
+        group,
+        **membership.faust_settings(
+            session_timeout=kafka.session_timeout.total_seconds(),
+            heartbeat_interval=kafka.heartbeat_interval.total_seconds(),
+            rebalance_timeout=kafka.rebalance_timeout.total_seconds(),
+        ),
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -305,6 +301,7 @@ def create_faust_app(
         producer_acks=-1,
         producer_linger_ms=2,
     )
+    app.add_dependency(membership)
     app.add_dependency(
         HubService(
             hub,

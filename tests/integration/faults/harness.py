@@ -51,11 +51,6 @@ CONNECTOR_LINE = re.compile(r"^INFO: Mensagem (\S+) enviada para o usuário (\S+
 DISPLAY_TO_CHANNEL = {"WhatsApp": "whatsapp", "Instagram": "instagram"}
 UNFINISHED = ("accepted", "routed")
 
-# A killed worker's group membership lingers until its session times out, and the partitions it
-# held wait that long for a new owner. Faust reads these from the environment; the default (60 s
-# each) would spend most of the suite's budget waiting after every `kill -9`.
-FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "10", "BROKER_REBALANCE_TIMEOUT": "10", "BROKER_HEARTBEAT_INTERVAL": "1"}
-
 
 def say(text: str) -> None:
     print(f"[faults] {text}", flush=True)
@@ -292,7 +287,6 @@ class Stack:
         self.env = {
             **inherited,
             **base,
-            **FAST_REBALANCE,
             "PYTHONUNBUFFERED": "1",
             "CHAT4ALL_DATA_DIR": str(self.workdir / "data"),
             "CHAT4ALL_LOG_LEVEL": "INFO",

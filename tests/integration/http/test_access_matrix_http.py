@@ -98,6 +98,11 @@ MATRIX: list[Row] = [
     *rows("GET", "/v1/conversations/{ab}/messages", ok=("alice", "bob"), denied=("carol", "dave")),
     *rows("GET", "/v1/conversations/{group}/messages", ok=("alice", "bob", "carol"), denied=("dave",)),
     *unknown("GET", "/v1/conversations/{unknown}/messages"),
+    # leaving: a group's members only (rows that succeed would change rights, see test_leave_http.py)
+    *rows("DELETE", "/v1/conversations/{group}/members/me", denied=("dave",)),
+    *rows("DELETE", "/v1/conversations/{ab}/members/me", denied=("carol", "dave")),
+    *[Row(who, "DELETE", "/v1/conversations/{ab}/members/me", 409) for who in ("alice", "bob")],  # private
+    *unknown("DELETE", "/v1/conversations/{unknown}/members/me"),
     # single messages
     *rows("GET", "/v1/messages/{msg_ab}", ok=("alice", "bob"), denied=("carol", "dave")),
     *rows("GET", "/v1/messages/{msg_group}", ok=("alice", "bob", "carol"), denied=("dave",)),

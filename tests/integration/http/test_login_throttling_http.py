@@ -1,7 +1,7 @@
 """Login throttling over HTTP, on both profiles.
 
-The test deployments use a 3-second window, the default 5 failures per username, and 8 failures
-per client address (tests/integration/http/profiles.py: LOGIN_THROTTLE).
+The test deployments use a 3-second window, the default 5 failures per (username, address) and 100
+per username, and 8 failures per client address (tests/integration/http/profiles.py: LOGIN_THROTTLE).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 from tests.integration.http.profiles import PASSWORD
 from tests.integration.http.test_auth_http import assert_error
 
-PER_USER = 5
+PER_USER_AND_ADDRESS = 5
 PER_ADDRESS = 8
 WINDOW_SECONDS = 3
 
@@ -31,13 +31,13 @@ def throttled(response) -> int:
     return retry_after
 
 
-async def test_failed_logins_are_throttled_per_user_and_per_address_until_the_window_frees(deployment, client):
+async def test_failed_logins_are_throttled_per_user_and_address_and_per_address_until_the_window_frees(deployment, client):
     _, username = await deployment.add_user()
     _, bystander = await deployment.add_user()
 
-    # Per username: five wrong passwords get 401, the sixth attempt 429, even with the right password.
+    # Per (username, address): five wrong passwords get 401, the sixth attempt 429, even with the right password.
     async with deployment.client_from("127.0.0.10") as other:
-        for _ in range(PER_USER):
+        for _ in range(PER_USER_AND_ADDRESS):
             assert_error(await login(other, username, "wrong-password"), 401, "invalid_credentials")
         throttled(await login(other, username, "wrong-password"))
         throttled(await login(other, username, PASSWORD))
@@ -69,3 +69,15 @@ async def test_failed_logins_are_throttled_per_user_and_per_address_until_the_wi
     async with deployment.client_from("127.0.0.11") as other:
         assert (await login(other, bystander, PASSWORD)).status_code == 200
     assert (await login(client, bystander, PASSWORD)).status_code == 200
+
+
+async def test_an_address_failing_for_a_user_does_not_lock_that_user_out_from_elsewhere(deployment):
+    _, username = await deployment.add_user()
+    async with deployment.client_from("127.0.0.20") as attacker, deployment.client_from("127.0.0.21") as own:
+        for _ in range(PER_USER_AND_ADDRESS):
+            assert_error(await login(attacker, username, "wrong-password"), 401, "invalid_credentials")
+        throttled(await login(attacker, username, "wrong-password"))
+        assert (await login(own, username, PASSWORD)).status_code == 200
+        # The user's own login frees nothing for the address that failed.
+        throttled(await login(attacker, username, PASSWORD))
+        throttled(await login(attacker, username, "wrong-password"))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +28,14 @@ class SqlRepository:
     ) -> CursorResult[Any]:
         with translate_errors():
             return await self._connection.execute(statement, parameters)
+
+    async def _lock_until_commit(self, key: str) -> None:
+        """Makes the transactions that lock the same `key` run the rest of their work one after
+        another (a PostgreSQL advisory lock, held until the transaction ends). SQLite transactions
+        start with BEGIN IMMEDIATE and are serialized already."""
+        if self._dialect == "postgresql":
+            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            await self._execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
 
     def _upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         """An INSERT that can take ON CONFLICT clauses (both dialects spell them the same way)."""

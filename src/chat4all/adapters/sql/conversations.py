@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, exc, exists, func, insert, select, update
+from sqlalchemy import Row, Select, delete, exc, exists, func, insert, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
 from chat4all.adapters.sql.tables import conversation_members, conversations, file_shares
 from chat4all.application.errors import DuplicateKey
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
+from chat4all.domain.quotas import RecentStarts
 
 
 def _conversation(row: Row, members: Iterable[UUID]) -> Conversation:
@@ -23,6 +24,7 @@ def _conversation(row: Row, members: Iterable[UUID]) -> Conversation:
         metadata=ConversationMetadata(name=row.name, description=row.description),
         created_at=row.created_at,
         last_activity_at=row.last_activity_at,
+        created_by=row.created_by,
     )
 
 
@@ -38,6 +40,7 @@ class SqlConversationRepository(SqlRepository):
                     created_at=conversation.created_at,
                     last_activity_at=conversation.last_activity_at,
                     private_key=conversation.private_key,
+                    created_by=conversation.created_by,
                 )
             )
         except exc.IntegrityError as error:
@@ -90,6 +93,24 @@ class SqlConversationRepository(SqlRepository):
             .where(conversations.c.id == conversation_id, conversations.c.last_activity_at < at)
             .values(last_activity_at=at)
         )
+
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        await self._execute(
+            delete(conversation_members).where(
+                conversation_members.c.conversation_id == conversation_id, conversation_members.c.user_id == user_id
+            )
+        )
+
+    async def started_since(self, user_id: UUID, since: datetime) -> RecentStarts:
+        await self._lock_until_commit(f"quota:conversations:{user_id}")
+        count, earliest = (
+            await self._execute(
+                select(func.count(), func.min(conversations.c.created_at)).where(
+                    conversations.c.created_by == user_id, conversations.c.created_at > since
+                )
+            )
+        ).one()
+        return RecentStarts(int(count), earliest)
 
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         shared = exists().where(

@@ -1,25 +1,17 @@
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.tables import login_failures
 
 
-def _lock_id(key: str) -> int:
-    """A signed 64-bit advisory lock id for a throttling key."""
-    return int.from_bytes(hashlib.sha256(b"login-throttle:" + key.encode()).digest()[:8], "big", signed=True)
-
-
 class SqlLoginAttemptRepository(SqlRepository):
     async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        if self._dialect == "postgresql":
-            # Held until the transaction ends: logins for the same key count and record in turn.
-            # (SQLite transactions start with BEGIN IMMEDIATE and are serialized already.)
-            await self._execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _lock_id(key)})
+        # Logins for the same key count and record in turn.
+        await self._lock_until_commit("login-throttle:" + key)
         row = (
             await self._execute(
                 select(func.count(), func.min(login_failures.c.failed_at)).where(

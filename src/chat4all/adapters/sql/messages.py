@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, exc, func, insert, literal_column, select, update
+from sqlalchemy import Row, and_, exc, func, insert, literal_column, or_, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
@@ -152,16 +152,17 @@ class SqlMessageRepository(SqlRepository):
         deliveries = await self._deliveries_of([row.id for row in rows])
         return [message_from_row(row, deliveries[row.id], []) for row in rows], total
 
-    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
+    async def unfinished_before(
+        self, before: datetime, limit: int, *, after: tuple[datetime, UUID] | None = None
+    ) -> list[Message]:
         unfinished = [MessageStatus.ACCEPTED.value, MessageStatus.ROUTED.value]
-        rows = (
-            await self._execute(
-                select(*_MESSAGE_COLUMNS)
-                .where(messages.c.status.in_(unfinished), messages.c.created_at < before)
-                .order_by(messages.c.created_at)
-                .limit(limit)
+        query = select(*_MESSAGE_COLUMNS).where(messages.c.status.in_(unfinished), messages.c.created_at < before)
+        if after is not None:
+            at, message_id = after
+            query = query.where(
+                or_(messages.c.created_at > at, and_(messages.c.created_at == at, messages.c.id > message_id))
             )
-        ).all()
+        rows = (await self._execute(query.order_by(messages.c.created_at, messages.c.id).limit(limit))).all()
         deliveries = await self._deliveries_of([row.id for row in rows])
         return [message_from_row(row, deliveries[row.id], []) for row in rows]
 

@@ -89,7 +89,8 @@ access_tokens = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
-# One row per failed (or still being verified) login, per throttling key ("user:<name>", "addr:<ip>").
+# One row per failed (or still being verified) login, per throttling key ("pair:<hash of name and
+# address>", "addr:<ip>", "user:<name>").
 login_failures = Table(
     "login_failures",
     metadata,
@@ -117,6 +118,10 @@ conversations = Table(
     # gap), the last message the conversation list's preview, without a COUNT or a sort per request.
     Column("message_count", BigInteger, nullable=False, server_default="0"),
     Column("last_message_id", Uuid, nullable=True),
+    # Who started it, for the conversations-per-hour quota (NULL before migration 0005). No foreign
+    # key: it only counts, and adding one to SQLite's existing table would mean rebuilding it.
+    Column("created_by", Uuid, nullable=True),
+    Index("ix_conversations_created_by_created_at", "created_by", "created_at"),
 )
 
 conversation_members = Table(
@@ -244,6 +249,8 @@ uploads = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
     Index("ix_uploads_status_expires_at", "status", "expires_at"),
+    # The open-uploads quota counts a user's pending uploads.
+    Index("ix_uploads_owner_id_status", "owner_id", "status"),
 )
 
 upload_chunks = Table(

@@ -4,12 +4,13 @@ from collections import defaultdict
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, exc, insert, select, update
+from sqlalchemy import Row, exc, func, insert, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
 from chat4all.adapters.sql.tables import upload_chunks, uploads
 from chat4all.application.errors import DuplicateKey
+from chat4all.domain.quotas import OpenUploads
 from chat4all.domain.uploads import Upload, UploadStatus
 
 
@@ -89,6 +90,19 @@ class SqlUploadRepository(SqlRepository):
         ).all()
         chunks = await self._chunks_of([row.id for row in rows])
         return [_upload(row, chunks[row.id]) for row in rows]
+
+    async def open_for_owner(self, owner_id: UUID, now: datetime) -> OpenUploads:
+        await self._lock_until_commit(f"quota:uploads:{owner_id}")
+        count, reserved = (
+            await self._execute(
+                select(func.count(), func.coalesce(func.sum(uploads.c.file_size), 0)).where(
+                    uploads.c.owner_id == owner_id,
+                    uploads.c.status == UploadStatus.PENDING.value,
+                    uploads.c.expires_at > now,
+                )
+            )
+        ).one()
+        return OpenUploads(int(count), int(reserved))
 
     async def _store_chunks(self, upload_id: UUID, indices: set[int]) -> None:
         if indices:

@@ -43,9 +43,12 @@ class MessageRepository(Protocol):
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
 
-    async def unfinished_before(self, before: datetime, limit: int) -> list[Message]:
+    async def unfinished_before(
+        self, before: datetime, limit: int, *, after: tuple[datetime, UUID] | None = None
+    ) -> list[Message]:
         """Messages accepted before `before` that have not reached a terminal status, oldest first
-        (deliveries loaded, history left empty)."""
+        (by acceptance time, then id; deliveries loaded, history left empty). `after`: only those
+        after this (acceptance time, id), the last of the previous page."""
         ...
 
 

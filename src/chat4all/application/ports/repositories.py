@@ -10,6 +10,7 @@ from uuid import UUID
 from chat4all.application.ports.events import Outbox
 from chat4all.application.ports.messages import MessageRepository
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import AccessToken, User
 
@@ -35,7 +36,8 @@ class TokenRepository(Protocol):
 
 
 class LoginAttemptRepository(Protocol):
-    """Failed logins per throttling key ("user:<name>", "addr:<ip>"), shared by every API process."""
+    """Failed logins per throttling key ("pair:<hash of name and address>", "addr:<ip>", "user:<name>"),
+    shared by every API process."""
 
     async def failures_since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
         """How many failures `key` has after `since`, and the oldest of those. Holds a lock on
@@ -70,6 +72,15 @@ class ConversationRepository(Protocol):
 
     async def touch(self, conversation_id: UUID, at: datetime) -> None: ...
 
+    async def remove_member(self, conversation_id: UUID, user_id: UUID) -> None:
+        """Takes `user_id` out of the conversation's members (nothing happens if they are not one)."""
+        ...
+
+    async def started_since(self, user_id: UUID, since: datetime) -> RecentStarts:
+        """The conversations `user_id` started after `since`. Holds a lock on that user's count until
+        the unit of work ends, so concurrent starts count and add one after another."""
+        ...
+
     async def shares_file(self, file_id: UUID, user_id: UUID) -> bool:
         """True if the file was sent into a conversation the user belongs to."""
         ...
@@ -87,6 +98,11 @@ class UploadRepository(Protocol):
     async def add_chunk(self, upload_id: UUID, index: int) -> None: ...
 
     async def expired_before(self, now: datetime, limit: int) -> list[Upload]: ...
+
+    async def open_for_owner(self, owner_id: UUID, now: datetime) -> OpenUploads:
+        """The owner's uploads still pending and not expired at `now`. Holds a lock on that owner's
+        count until the unit of work ends, so concurrent initiations count and add one after another."""
+        ...
 
 
 class UnitOfWork(Protocol):

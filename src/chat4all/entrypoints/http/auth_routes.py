@@ -21,7 +21,10 @@ class AuthController(Controller):
         "/token",
         status_code=HTTP_200_OK,
         summary="Log in: trade username and password for a bearer token",
-        description="Failed logins are throttled per username and per client address (429 with Retry-After).",
+        description=(
+            "Failed logins are throttled per (username, client address), per client address and, with a much "
+            "higher ceiling, per username (429 with Retry-After)."
+        ),
         responses=errors(400, 401, 413, 429),
     )
     async def issue_token(

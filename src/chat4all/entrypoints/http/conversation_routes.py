@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from chat4all.application.conversations import CreateConversation, ViewConversations
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.messaging import ReadMessages
 from chat4all.domain.conversations import ConversationMetadata, ConversationType
 from chat4all.entrypoints.http import schemas, views
@@ -26,7 +26,7 @@ class ConversationController(Controller):
         summary="Start a conversation (201), or get the existing private one for the same pair (200)",
         responses={
             200: ResponseSpec(schemas.ConversationOut, description="The existing private conversation of this pair"),
-            **errors(400, 401, 403, 413),
+            **errors(400, 401, 403, 413, 429),
         },
     )
     async def create(
@@ -68,3 +68,17 @@ class ConversationController(Controller):
         found, total = await read_messages.list(user.id, conversation_id, limit=page.limit, offset=page.offset)
         messages = [views.message_out(each) for each in found]
         return schemas.MessagePage(conversation_id, messages, total, page.limit, page.offset)
+
+    @delete(
+        "/{conversation_id:uuid}/members/me",
+        summary="Leave a group (204); a private conversation cannot be left (409)",
+        description=(
+            "From then on the caller is an outsider: 403 on reading or sending, no deliveries. "
+            "The last member may leave too; the group is then kept, with its messages, for nobody."
+        ),
+        responses=errors(401, 403, 404, 409),
+    )
+    async def leave(
+        self, conversation_id: FromPath[UUID], user: UserDep, leave_conversation: NamedDependency[LeaveConversation]
+    ) -> None:
+        await leave_conversation.execute(user.id, conversation_id)

@@ -23,6 +23,7 @@ STATUS_BY_ERROR: dict[type[domain.DomainError], int] = {
     domain.Gone: 410,
     domain.TooLarge: 413,
     domain.Throttled: 429,
+    domain.QuotaExceeded: 429,
     domain.Unavailable: 503,
 }
 
@@ -56,8 +57,9 @@ def on_domain_error(_: Request, error: domain.DomainError) -> Response[ErrorBody
     headers = {}
     if status == 401:
         headers.update(BEARER_CHALLENGE)
-    if isinstance(error, domain.Throttled | domain.Unavailable):
-        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, domain.Throttled | domain.Unavailable | domain.QuotaExceeded):
+        if error.retry_after_seconds is not None:
+            headers["Retry-After"] = str(error.retry_after_seconds)
     return error_response(status, error.detail, error.code, error.field_errors, headers)
 
 

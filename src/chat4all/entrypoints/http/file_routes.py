@@ -75,7 +75,8 @@ class FileController(Controller):
         "/initiate",
         status_code=HTTP_201_CREATED,
         summary="Start a chunked upload (up to 2 GiB)",
-        responses=errors(400, 401, 413),
+        description="Each user may have a limited number of uploads open, announcing a limited number of bytes (429).",
+        responses=errors(400, 401, 413, 429),
     )
     async def initiate(
         self,

@@ -20,7 +20,10 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the resource's current state",
     410: "The upload has expired",
     413: "The request body, or the announced file, is too large",
-    429: "Too many failed logins; `Retry-After` gives the seconds to wait",
+    429: (
+        "Too many failed logins (`too_many_attempts`), or a per-user quota is full (`quota_exceeded`, the detail "
+        "names it); `Retry-After`, when the wait alone frees it, gives the seconds to wait"
+    ),
     503: "A dependency is unreachable; retry after `Retry-After` seconds",
 }
 

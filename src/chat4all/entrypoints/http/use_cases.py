@@ -10,7 +10,7 @@ import attrs
 from litestar.di import Provide
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, ResolveToken
-from chat4all.application.conversations import CreateConversation, ViewConversations
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.monitoring import ReportMetrics
 from chat4all.application.uploads import CompleteUpload, InitiateUpload, UploadChunk, ViewUpload
@@ -27,6 +27,7 @@ class UseCases:
     find_users: FindUsers
     create_conversation: CreateConversation
     view_conversations: ViewConversations
+    leave_conversation: LeaveConversation
     send_message: SendMessage
     read_messages: ReadMessages
     initiate_upload: InitiateUpload
