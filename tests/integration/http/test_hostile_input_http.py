@@ -278,6 +278,21 @@ async def test_file_names_never_become_paths_or_keys(deployment, client):
     assert "\n" not in disposition and "\r" not in disposition
 
 
+async def test_a_download_names_the_file_alike_whether_streamed_or_redirected(deployment, client):
+    from chat4all.domain.uploads import attachment_disposition
+
+    _, headers = await deployment.user()
+    file_id = await upload_file(client, headers, b"odd name", filename=ODD_NAME)
+    response = await client.get(f"/v1/files/{file_id}/content", headers=headers)
+    if response.status_code == 307:  # distributed: storage serves it, with the disposition signed into the URL
+        disposition = parse_qs(urlparse(response.headers["location"]).query)["response-content-disposition"][0]
+    else:
+        assert response.status_code == 200 and response.content == b"odd name"
+        disposition = response.headers["content-disposition"]
+    assert disposition == attachment_disposition(ODD_NAME)
+    assert disposition.startswith('attachment; filename="Relat_rio _ _n_c_d_ _ ; rm -rf ~ $(x) \'q\' _q_ <b>.pdf"; ')
+
+
 async def test_content_types_are_only_echoed_never_served(deployment, client):
     _, headers = await deployment.user()
     started = await client.post(
