@@ -107,8 +107,8 @@ class Target:
 def _embedded(workdir: Path) -> Iterator[Target]:
     from chat4all.entrypoints.bootstrap import build_embedded
     from chat4all.entrypoints.cli import migrate
-    from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
+    from chat4all.entrypoints.web import web_app
 
     # schemathesis' ASGI client sends `Host: testserver`.
     settings_ = load_settings(
@@ -125,7 +125,7 @@ def _embedded(workdir: Path) -> Iterator[Target]:
             await hub.stop()
 
     asyncio.run(prepare())
-    app = create_app(build_embedded(settings_))  # its lifespan runs on schemathesis' ASGI event loop
+    app = web_app(build_embedded(settings_), settings_)  # its lifespan runs on schemathesis' ASGI event loop
     schema = schemathesis.openapi.from_asgi("/docs/openapi.json", app)
     with asgi.get_client(app) as session:
         yield Target("embedded", schema, session)

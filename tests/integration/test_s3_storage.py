@@ -14,11 +14,11 @@ import attrs
 import httpx
 import pytest
 
-from chat4all.adapters.storage.disposition import attachment_disposition
 from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
 from chat4all.adapters.storage.s3_digest import RunningDigest
 from chat4all.adapters.storage.s3_running import COPY_AHEAD_CONCURRENCY
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
+from chat4all.domain.uploads import attachment_disposition
 from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
     multipart_uploads,
     object_bytes,

@@ -66,6 +66,7 @@ def test_the_import_contracts_are_kept() -> None:
         ("layers", "chat4all.domain.messages", "chat4all.entrypoints.cli"),
         ("layers", "chat4all.application.messaging", "chat4all.adapters.sql.engine"),
         ("http-without-adapters", "chat4all.entrypoints.http.message_routes", "chat4all.adapters.sql.engine"),
+        ("http-given-its-configuration", "chat4all.entrypoints.http.file_routes", "chat4all.entrypoints.settings"),
         ("domain-without-io", "chat4all.domain.messages", "asyncio"),
         ("inner-layers-without-frameworks", "chat4all.application.messaging", "sqlalchemy"),
         ("engines-apart", "chat4all.adapters.sql.sqlite.intake", "chat4all.adapters.sql.postgres.connections"),

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat4all.domain.errors import InvalidInput
-from chat4all.domain.history import MAX_PAGE, HistoryCursor, PageRequest, page_links
+from chat4all.domain.history import HistoryCursor, PageRequest, page_links
+from chat4all.domain.paging import MAX_PAGE
 
 
 def cursor_at(position: int) -> HistoryCursor:

@@ -102,8 +102,8 @@ class EdgeScene:
 
     def __init__(self, tmp_path) -> None:
         from chat4all.entrypoints.bootstrap import Adapters, wire
-        from chat4all.entrypoints.http.app import create_app
         from chat4all.entrypoints.settings import load_settings
+        from chat4all.entrypoints.web import web_app
         from tests.fakes import (
             InMemoryFileStorage,
             InMemoryOutboxReader,
@@ -123,8 +123,9 @@ class EdgeScene:
             connectors={"whatsapp": RecordingConnector("whatsapp")},
             hasher=PlainTestHasher(),
         )
-        self.hub = wire(load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"}), adapters)
-        self.app = create_app(self.hub, manage_lifecycle=False)
+        settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
+        self.hub = wire(settings, adapters)
+        self.app = web_app(self.hub, settings, manage_lifecycle=False)
         self.loop = asyncio.new_event_loop()
         self.bodies = self.loop.run_until_complete(self._valid_bodies())
 

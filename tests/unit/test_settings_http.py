@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from chat4all.entrypoints.http.allowed_hosts import allowed_hosts, host_name
-from chat4all.entrypoints.http.server import GuardedHttpToolsProtocol, server_config
+from chat4all.entrypoints.http.allowed_hosts import host_name
+from chat4all.entrypoints.http.server import GuardedHttpToolsProtocol
 from chat4all.entrypoints.settings import SettingsError, load_settings
+from chat4all.entrypoints.web import allowed_hosts, server_config
 
 
 def test_the_defaults_are_small_enough_to_stop_slow_clients():

@@ -87,6 +87,13 @@ async def test_members_see_their_conversations_most_recent_first(hub):
     assert [conversation.id for conversation in carols] == [with_carol.id]
 
 
+@pytest.mark.parametrize("limit, offset", [(0, 0), (101, 0), (10, -1), (10, 2**31)])
+async def test_a_page_of_conversations_outside_the_bounds_is_refused(hub, limit, offset):
+    alice = await hub.user("alice")
+    with pytest.raises(InvalidInput):
+        await hub.view_conversations.list(alice.id, limit=limit, offset=offset)
+
+
 async def test_only_members_may_view_a_conversation(hub):
     alice, bob, carol = await hub.users("alice", "bob", "carol")
     conversation = await hub.conversation(alice, bob)

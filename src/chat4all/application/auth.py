@@ -14,9 +14,8 @@ from chat4all.application.errors import DuplicateKey
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
+from chat4all.domain.paging import MAX_PAGE, check_page
 from chat4all.domain.users import AccessToken, User, is_valid_username, validate_new_password, validate_username
-
-MAX_USERS_PAGE = 100
 
 
 @attrs.frozen
@@ -206,10 +205,12 @@ class FindUsers:
     uow: UnitOfWorkFactory
 
     async def execute(self, *, username: str | None = None, limit: int = 50, offset: int = 0) -> list[User]:
+        limit = min(limit, MAX_PAGE)  # asked for more, a caller gets one full page
+        check_page(limit, offset)
         if username is not None and not is_valid_username(username):
             return []  # no user can have it
         async with self.uow() as uow:
-            return await uow.users.list(username=username, limit=min(limit, MAX_USERS_PAGE), offset=offset)
+            return await uow.users.list(username=username, limit=limit, offset=offset)
 
     async def get(self, user_id: UUID) -> User:
         async with self.uow() as uow:

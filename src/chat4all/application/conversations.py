@@ -8,6 +8,7 @@ from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import Clock, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType, private_pair_key
 from chat4all.domain.errors import InvalidInput, NotFound
+from chat4all.domain.paging import check_page
 from chat4all.domain.quotas import UserQuotas
 
 
@@ -71,6 +72,7 @@ class ViewConversations:
     uow: UnitOfWorkFactory
 
     async def list(self, caller: UUID, *, limit: int, offset: int) -> tuple[list[Conversation], int]:
+        check_page(limit, offset)
         async with self.uow() as uow:
             return await uow.conversations.list_for_member(caller, limit=limit, offset=offset)
 

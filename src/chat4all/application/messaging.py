@@ -20,13 +20,14 @@ from chat4all.application.ports import (
     UnitOfWorkFactory,
 )
 from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.upload_access import may_read
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
+from chat4all.domain.paging import check_page
 from chat4all.domain.uploads import UploadStatus
 
 ALL_CHANNELS = "all"
-MAX_PAGE = 100
 
 
 @attrs.frozen
@@ -177,7 +178,7 @@ class SendMessage:
         upload = await uow.uploads.get(file_id)
         if upload is None:
             raise NotFound("no such file", code="file_not_found")
-        if upload.owner_id != caller and not await uow.conversations.shares_file(upload.id, caller):
+        if not await may_read(uow, upload, caller):
             raise Forbidden("you may only send files you uploaded or received", code="file_forbidden")
         if upload.status is not UploadStatus.COMPLETED or upload.checksum is None:
             raise InvalidInput(
@@ -191,10 +192,7 @@ class ReadMessages:
     uow: UnitOfWorkFactory
 
     async def list(self, caller: UUID, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be 1-{MAX_PAGE}", field_errors={"limit": [f"1-{MAX_PAGE}"]})
-        if offset < 0:
-            raise InvalidInput("offset must be >= 0", field_errors={"offset": [">= 0"]})
+        check_page(limit, offset)
         async with self.uow() as uow:
             conversation = await uow.conversations.get(conversation_id)
             if conversation is None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from uuid import UUID
 
 import attrs
 
+from chat4all.application.downloads import Download, download_of
 from chat4all.application.ports import Clock, FileStorage, IdGenerator, UnitOfWorkFactory
-from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chat4all.application.upload_access import NextChunk, load_upload, next_chunk, require_reader
+from chat4all.domain.errors import Conflict, InvalidInput
 from chat4all.domain.quotas import UserQuotas
 from chat4all.domain.uploads import (
     Upload,
@@ -29,18 +32,26 @@ CONTENT_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_
 
 
 @attrs.frozen
+class UploadProgress:
+    """An upload, and where its uploader sends the next chunk (None: nowhere, all are in)."""
+
+    upload: Upload
+    next_chunk: NextChunk | None
+
+
+@attrs.frozen
 class UploadView:
+    """What a reader sees of an upload: the chunks still missing, where the uploader sends the next
+    one, and, once completed, storage's own download URL when it hands one out."""
+
     upload: Upload
     missing_chunks: list[int]
     download_url: str | None
+    next_chunk: NextChunk | None = None
 
-
-async def _load(uow_factory: UnitOfWorkFactory, upload_id: UUID) -> Upload:
-    async with uow_factory() as uow:
-        upload = await uow.uploads.get(upload_id)
-    if upload is None:
-        raise NotFound("no such file", code="file_not_found")
-    return upload
+    @property
+    def downloadable(self) -> bool:
+        return self.upload.status is UploadStatus.COMPLETED
 
 
 @attrs.define
@@ -82,6 +93,11 @@ class InitiateUpload:
             await uow.commit()
         return upload
 
+    async def start(self, caller: UUID, filename: str, file_size: int, content_type: str | None) -> UploadProgress:
+        """`execute`, saying where the first chunk goes."""
+        upload = await self.execute(caller, filename, file_size, content_type)
+        return UploadProgress(upload, next_chunk(self.storage, upload, caller))
+
 
 @attrs.define
 class UploadChunk:
@@ -94,7 +110,7 @@ class UploadChunk:
     async def check(self, caller: UUID, upload_id: UUID, index: int) -> Upload:
         """Checks the caller may send this chunk now; `upload.layout.expected_size(index)` is how many
         bytes it must have. Passing the result to `execute` saves loading the upload twice."""
-        upload = await _load(self.uow, upload_id)
+        upload = await load_upload(self.uow, upload_id)
         upload.require_owner(caller)
         upload.require_open(self.clock.now())
         upload.layout.expected_size(index)
@@ -105,13 +121,23 @@ class UploadChunk:
         upload = await self.check(caller, upload_id, index)
         return upload.layout.expected_size(index)
 
+    async def receive(
+        self, caller: UUID, upload_id: UUID, index: int, read: Callable[[int], Awaitable[bytes]]
+    ) -> UploadProgress:
+        """Checks the chunk may be sent, then reads its bytes with `read(expected_size)` (which
+        refuses a body longer than that), stores them and says where the next chunk goes."""
+        checked = await self.check(caller, upload_id, index)
+        data = await read(checked.layout.expected_size(index))
+        upload = await self.execute(caller, upload_id, index, data, checked=checked)
+        return UploadProgress(upload, next_chunk(self.storage, upload, caller, after=index))
+
     async def execute(
         self, caller: UUID, upload_id: UUID, index: int, data: bytes, *, checked: Upload | None = None
     ) -> Upload:
         """`checked` is the upload `check` returned for this request, if any; it is checked again
         (owner, deadline, chunk size) but not reloaded. Whether the upload is still open is decided
         under the row lock after the bytes are stored."""
-        upload = checked if checked is not None and checked.id == upload_id else await _load(self.uow, upload_id)
+        upload = checked if checked is not None and checked.id == upload_id else await load_upload(self.uow, upload_id)
         upload.require_owner(caller)
         upload.require_open(self.clock.now())
         upload.check_chunk(index, len(data))
@@ -144,7 +170,7 @@ class CompleteUpload:
 
     async def execute(self, caller: UUID, upload_id: UUID, checksum: str) -> Upload:
         checksum = validate_checksum(checksum)
-        upload = await _load(self.uow, upload_id)
+        upload = await load_upload(self.uow, upload_id)
         upload.require_owner(caller)
         await self._require_open(upload)
         stored = await self.storage.stored_chunks(upload_id)
@@ -153,7 +179,7 @@ class CompleteUpload:
         ]
         if problems:
             # A concurrent completion may have been recorded, and its chunks released, since the load.
-            await self._require_open(await _load(self.uow, upload_id))
+            await self._require_open(await load_upload(self.uow, upload_id))
             raise InvalidInput(
                 f"chunks missing or incomplete: {_ranges(problems)}",
                 code="missing_chunks",
@@ -207,12 +233,8 @@ class ViewUpload:
     clock: Clock
 
     async def execute(self, caller: UUID, upload_id: UUID) -> UploadView:
-        upload = await _load(self.uow, upload_id)
-        if upload.owner_id != caller:
-            async with self.uow() as uow:
-                shared = await uow.conversations.shares_file(upload_id, caller)
-            if not shared:
-                raise Forbidden("only the uploader and members of conversations it was sent to may see this file", code="file_forbidden")
+        upload = await load_upload(self.uow, upload_id)
+        await require_reader(self.uow, upload, caller)
         if upload.status is not UploadStatus.COMPLETED:
             upload.require_open(self.clock.now())
             stored = await self.storage.stored_chunks(upload_id)
@@ -220,13 +242,18 @@ class ViewUpload:
                 index for index, size in stored.items() if index < upload.total_chunks and size == upload.layout.expected_size(index)
             }
         url = self.storage.download_url(upload.id, upload.filename) if upload.status is UploadStatus.COMPLETED else None
-        return UploadView(upload, upload.missing_chunks() if upload.status is UploadStatus.PENDING else [], url)
+        missing = upload.missing_chunks() if upload.status is UploadStatus.PENDING else []
+        return UploadView(upload, missing, url, next_chunk(self.storage, upload, caller))
 
     async def readable(self, caller: UUID, upload_id: UUID) -> Upload:
         view = await self.execute(caller, upload_id)
         if view.upload.status is not UploadStatus.COMPLETED:
             raise Conflict("the file is not completed yet", code="file_not_completed")
         return view.upload
+
+    async def download(self, caller: UUID, upload_id: UUID) -> Download:
+        """The completed file, for those who may see it (see `readable`)."""
+        return download_of(self.storage, await self.readable(caller, upload_id))
 
 
 @attrs.define

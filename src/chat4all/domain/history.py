@@ -26,8 +26,8 @@ from uuid import UUID
 import attrs
 
 from chat4all.domain.errors import InvalidInput
+from chat4all.domain.paging import check_page
 
-MAX_PAGE = 100
 _CURSOR_VERSION = "1"
 
 
@@ -86,16 +86,13 @@ class PageRequest:
     after: HistoryCursor | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not 1 <= self.limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be 1-{MAX_PAGE}", field_errors={"limit": [f"1-{MAX_PAGE}"]})
+        check_page(self.limit, self.offset)
         given = [name for name in ("offset", "before", "after") if getattr(self, name) is not None]
         if len(given) > 1:
             raise InvalidInput(
                 f"give at most one of offset, before and after (got {', '.join(given)})",
                 field_errors={name: ["only one of offset, before, after"] for name in given},
             )
-        if self.offset is not None and self.offset < 0:
-            raise InvalidInput("offset must be >= 0", field_errors={"offset": [">= 0"]})
 
     def positions(self, total: int) -> PositionRange:
         """The positions this page holds in a conversation of `total` messages."""

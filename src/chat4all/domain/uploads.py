@@ -6,6 +6,7 @@ import enum
 import math
 import re
 from datetime import datetime
+from urllib.parse import quote
 from uuid import UUID
 
 import attrs
@@ -18,6 +19,10 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # Path separators, control characters, and the bidirectional overrides and isolates that can make
 # "invoice\u202egpj.exe" display as "invoiceexe.jpg".
 _FORBIDDEN_FILENAME_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u202a-\u202e\u2066-\u2069]")
+# RFC 8187 attr-char minus ALPHA / DIGIT, which quote() never escapes.
+_ATTR_CHAR_EXTRAS = "!#$&+-.^_`|~"
+# RFC 6266 appendix D: the plain fallback should be printable ASCII without '%', '\' or '"'.
+_UNSAFE_FALLBACK = re.compile(r'[^\x20-\x7e]|["\\%]')
 
 
 def stored_file_differs() -> Conflict:
@@ -49,6 +54,14 @@ def validate_filename(filename: str) -> str:
     if problems:
         raise InvalidInput("filename is not acceptable: " + "; ".join(problems), field_errors={"filename": problems})
     return filename
+
+
+def attachment_disposition(filename: str) -> str:
+    """`Content-Disposition: attachment` for a user-chosen file name (RFC 6266, RFC 8187), however
+    the file is downloaded: through the API, or from storage's own URL."""
+    fallback = _UNSAFE_FALLBACK.sub("_", filename).strip() or "download"
+    encoded = quote(filename, safe=_ATTR_CHAR_EXTRAS, encoding="utf-8", errors="replace")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 def validate_file_size(file_size: int) -> int:

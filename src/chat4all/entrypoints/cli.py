@@ -80,9 +80,8 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
 
 
 def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
-    from chat4all.entrypoints.http.app import create_app
-    from chat4all.entrypoints.http.metrics_routes import create_metrics_app
-    from chat4all.entrypoints.http.server import ByListener, run_server, server_config
+    from chat4all.entrypoints.http.server import ByListener
+    from chat4all.entrypoints.web import metrics_app, run_server, server_config, web_app
 
     if settings.http.metrics_port == port:
         raise SettingsError(f"CHAT4ALL_METRICS_PORT must differ from the API port ({port})")
@@ -92,9 +91,9 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
         users = asyncio.run(seed_demo(settings))
         print(_demo_banner(users, host, port), flush=True)
     hub = build_hub(settings)
-    app = create_app(hub, bind_host=host)
+    app = web_app(hub, settings, bind_host=host)
     if settings.http.metrics_port:
-        app = ByListener(app, create_metrics_app(hub), settings.http.metrics_port)
+        app = ByListener(app, metrics_app(hub, settings), settings.http.metrics_port)
     print(f"Chat4All ({settings.profile}) listening on http://{host}:{port} — API docs at /docs", file=sys.stderr, flush=True)
     if settings.http.metrics_port:
         where = f"{settings.http.metrics_address}:{settings.http.metrics_port}"

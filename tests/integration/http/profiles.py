@@ -159,8 +159,8 @@ class Deployment:
 async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build_embedded
     from chat4all.entrypoints.cli import migrate
-    from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
+    from chat4all.entrypoints.web import web_app
 
     settings = load_settings(
         {**FAST_ARGON2, **LOGIN_THROTTLE, **METRICS, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
@@ -168,7 +168,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
     await migrate(settings)
     hub = build_embedded(settings)
     # The hub runs on the test's own event loop (Litestar's test client would start it on another).
-    app = create_app(hub, manage_lifecycle=False)
+    app = web_app(hub, settings, manage_lifecycle=False)
     transport = httpx.ASGITransport(app=app)
     await hub.start()
     try:

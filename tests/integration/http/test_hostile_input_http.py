@@ -278,6 +278,21 @@ async def test_file_names_never_become_paths_or_keys(deployment, client):
     assert "\n" not in disposition and "\r" not in disposition
 
 
+async def test_a_download_names_the_file_alike_whether_streamed_or_redirected(deployment, client):
+    from chat4all.domain.uploads import attachment_disposition
+
+    _, headers = await deployment.user()
+    file_id = await upload_file(client, headers, b"odd name", filename=ODD_NAME)
+    response = await client.get(f"/v1/files/{file_id}/content", headers=headers)
+    if response.status_code == 307:  # distributed: storage serves it, with the disposition signed into the URL
+        disposition = parse_qs(urlparse(response.headers["location"]).query)["response-content-disposition"][0]
+    else:
+        assert response.status_code == 200 and response.content == b"odd name"
+        disposition = response.headers["content-disposition"]
+    assert disposition == attachment_disposition(ODD_NAME)
+    assert disposition.startswith('attachment; filename="Relat_rio _ _n_c_d_ _ ; rm -rf ~ $(x) \'q\' _q_ <b>.pdf"; ')
+
+
 async def test_content_types_are_only_echoed_never_served(deployment, client):
     _, headers = await deployment.user()
     started = await client.post(
@@ -342,13 +357,13 @@ async def test_cors_is_closed_by_default(client):
 
 async def test_cors_allows_exactly_the_configured_origins(tmp_path):
     from chat4all.entrypoints.bootstrap import build_embedded
-    from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
+    from chat4all.entrypoints.web import web_app
 
     settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CORS_ORIGINS": "https://app.example,https://admin.example"})
     hub = build_embedded(settings)
     try:
-        transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
+        transport = httpx.ASGITransport(app=web_app(hub, settings, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             asking = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
             for origin in ("https://app.example", "https://admin.example"):
@@ -397,8 +412,8 @@ async def test_a_host_name_that_is_not_allowed_is_refused_before_any_link_is_bui
 
 async def test_links_come_from_the_public_url_whatever_host_was_used(tmp_path):
     from chat4all.entrypoints.bootstrap import build_embedded
-    from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
+    from chat4all.entrypoints.web import web_app
 
     settings = load_settings(
         {**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_PUBLIC_URL": "https://chat.example/api"}
@@ -409,7 +424,7 @@ async def test_links_come_from_the_public_url_whatever_host_was_used(tmp_path):
 
         await migrate(settings)
         await hub.register_user.execute("pub", "pass-word-123")
-        transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False, bind_host="10.1.2.3"))
+        transport = httpx.ASGITransport(app=web_app(hub, settings, manage_lifecycle=False, bind_host="10.1.2.3"))
         async with httpx.AsyncClient(transport=transport, base_url="http://10.1.2.3:8000") as client:
             token = (await client.post("/auth/token", json={"username": "pub", "password": "pass-word-123"})).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}

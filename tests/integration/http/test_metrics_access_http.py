@@ -19,12 +19,13 @@ def samples(text: str) -> dict[str, float]:
 
 async def test_by_default_the_api_port_does_not_serve_metrics(tmp_path):
     from chat4all.entrypoints.bootstrap import build_embedded
-    from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
+    from chat4all.entrypoints.web import web_app
 
-    hub = build_embedded(load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path)}))
+    settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path)})
+    hub = build_embedded(settings)
     try:
-        transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
+        transport = httpx.ASGITransport(app=web_app(hub, settings, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert_error(await client.get("/metrics"), 404, "not_found")
             assert_error(await client.get("/metrics", headers={"Authorization": "Bearer anything-at-all-123"}), 404)

@@ -42,13 +42,13 @@ from uuid import UUID
 
 from botocore.exceptions import ClientError
 
-from chat4all.adapters.storage.disposition import attachment_disposition
 from chat4all.adapters.storage.s3_assembly import ChunkAssembler
 from chat4all.adapters.storage.s3_bucket import BLOCK_SIZE, NOT_FOUND, S3Bucket, error_code
 from chat4all.adapters.storage.s3_client import S3Settings, make_s3_client
 from chat4all.adapters.storage.s3_completion import UploadCompletion
 from chat4all.adapters.storage.s3_running import RunningDigests
 from chat4all.domain.errors import NotFound, Unavailable
+from chat4all.domain.uploads import attachment_disposition
 
 __all__ = ["S3FileStorage", "S3Settings", "make_s3_client"]
 

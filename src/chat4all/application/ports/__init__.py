@@ -10,7 +10,13 @@
 Every name is importable from this package, e.g. `from chat4all.application.ports import UnitOfWork`.
 """
 
-from chat4all.application.ports.connectors import ChannelConnector, DeliveryMetrics, NoMetrics, SendResult
+from chat4all.application.ports.connectors import (
+    ChannelConnector,
+    DeliveryMetrics,
+    MetricsReport,
+    NoMetrics,
+    SendResult,
+)
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
 from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
 from chat4all.application.ports.repositories import (
@@ -38,6 +44,7 @@ __all__ = [
     "MessageBatches",
     "MessageIntake",
     "MessageRepository",
+    "MetricsReport",
     "NoMetrics",
     "Outbox",
     "OutboxEvent",

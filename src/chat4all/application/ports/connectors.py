@@ -52,6 +52,12 @@ class DeliveryMetrics(Protocol):
     def message_finished(self, status: str, seconds_since_accepted: float) -> None: ...
 
 
+class MetricsReport(Protocol):
+    """What operators read of those counts, in the exposition format the metrics adapter speaks."""
+
+    def render(self, *, outbox_backlog: int | None = None) -> bytes: ...
+
+
 class NoMetrics:
     def message_accepted(self) -> None: ...
 

@@ -1,7 +1,8 @@
 """The Host names a request may use. Links the API hands out (`upload_url`, `download_url`) are
 built from CHAT4ALL_PUBLIC_URL when it is set, else from the request's Host: without a check, a
 client (or anyone who can put a link in front of a victim's client) chose the host those links
-point at. A request naming a host that is not allowed is refused before any route runs.
+point at. A request naming a host that is not allowed is refused before any route runs. Which
+names are allowed is the app's configuration (`HttpConfig.allowed_hosts`).
 
 Litestar's AllowedHostsConfig is not used: it compares the whole header, port included, and is
 applied per route, so the router's own 404/405 would still answer any Host."""
@@ -10,28 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from urllib.parse import urlparse
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from chat4all.entrypoints.settings import LOOPBACK_HOSTS, Settings
-
-WILDCARD_BINDS = {"", "0.0.0.0", "::"}
 REFUSAL = "host_not_allowed"
-
-
-def allowed_hosts(settings: Settings, bind_host: str | None) -> frozenset[str] | None:
-    """The names a request's Host may carry (None: any). CHAT4ALL_ALLOWED_HOSTS when set; else the
-    loopback names, the address the server is bound to, and the public URL's host."""
-    configured = settings.http.allowed_hosts
-    if configured is not None:
-        return None if "*" in configured else frozenset(configured)
-    names = set(LOOPBACK_HOSTS)
-    if bind_host is not None and bind_host.strip("[]") not in WILDCARD_BINDS:
-        names.add(bind_host.strip("[]").lower())
-    if settings.public_url:
-        names.add((urlparse(settings.public_url).hostname or "").lower())
-    return frozenset(names)
 
 
 def host_name(header: str) -> str:

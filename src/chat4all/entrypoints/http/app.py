@@ -4,31 +4,63 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from chat4all.entrypoints.bootstrap import Hub
-from chat4all.entrypoints.http.allowed_hosts import HostGuard, allowed_hosts
+from chat4all.entrypoints.http.allowed_hosts import HostGuard
 from chat4all.entrypoints.http.auth_routes import AuthController, UserController
+from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.conversation_routes import ConversationController
-from chat4all.entrypoints.http.dependencies import provide_hub
+from chat4all.entrypoints.http.dependencies import links_provider, provide_page
 from chat4all.entrypoints.http.docs_page import LocalSwaggerUI
 from chat4all.entrypoints.http.errors import EXCEPTION_HANDLERS
 from chat4all.entrypoints.http.file_routes import FileController
 from chat4all.entrypoints.http.health_routes import health, ready
 from chat4all.entrypoints.http.message_routes import MessageController
-from chat4all.entrypoints.http.metrics_routes import metrics
+from chat4all.entrypoints.http.metrics_routes import metrics_route
 from chat4all.entrypoints.http.request import GuardedRequest
 from chat4all.entrypoints.http.security_headers import secure_response
+from chat4all.entrypoints.http.use_cases import Lifecycle, UseCases
 
 MAX_JSON_BODY = 256 * 1024
 
 
-def create_app(hub: Hub, *, manage_lifecycle: bool = True, bind_host: str | None = None) -> Litestar:
-    """`bind_host`: the address `serve` listens on, a Host name requests may use by default."""
-    openapi = OpenAPIConfig(
+def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle | None = None) -> Litestar:
+    """`lifecycle`: what the app's lifespan starts and stops (None: the caller runs it)."""
+    app = Litestar(
+        route_handlers=[
+            health,
+            ready,
+            # Else /metrics is only on the metrics listener, if there is one.
+            *([metrics_route(config.metrics_token)] if config.metrics_token else []),
+            AuthController,
+            UserController,
+            ConversationController,
+            MessageController,
+            FileController,
+        ],
+        dependencies={
+            **use_cases.providers(),
+            "page": Provide(provide_page, sync_to_thread=False),
+            "links": Provide(links_provider(config.public_url), sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=_openapi(),
+        cors_config=CORSConfig(allow_origins=list(config.cors_origins)) if config.cors_origins else None,
+        request_max_body_size=MAX_JSON_BODY,
+        request_class=GuardedRequest,
+        before_send=[secure_response],
+        on_startup=[lifecycle.start] if lifecycle else [],
+        on_shutdown=[lifecycle.stop] if lifecycle else [],
+    )
+    # Around the router rather than as route middleware, so unrouted 404/405 answers are guarded too.
+    app.asgi_handler = HostGuard(app.asgi_handler, config.allowed_hosts)
+    return app
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
         title="Chat4All",
         version="0.1.0",
         description="Send text and file messages into conversations; delivery to channels is asynchronous and tracked.",
@@ -38,29 +70,3 @@ def create_app(hub: Hub, *, manage_lifecycle: bool = True, bind_host: str | None
         path="/docs",
         render_plugins=[LocalSwaggerUI()],
     )
-    cors = CORSConfig(allow_origins=list(hub.settings.cors_origins)) if hub.settings.cors_origins else None
-    app = Litestar(
-        route_handlers=[
-            health,
-            ready,
-            *([metrics] if hub.settings.http.metrics_token else []),  # else only on the metrics listener, if any
-            AuthController,
-            UserController,
-            ConversationController,
-            MessageController,
-            FileController,
-        ],
-        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
-        state=State({"hub": hub}),
-        exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=openapi,
-        cors_config=cors,
-        request_max_body_size=MAX_JSON_BODY,
-        request_class=GuardedRequest,
-        before_send=[secure_response],
-        on_startup=[hub.start] if manage_lifecycle else [],
-        on_shutdown=[hub.stop] if manage_lifecycle else [],
-    )
-    # Around the router rather than as route middleware, so unrouted 404/405 answers are guarded too.
-    app.asgi_handler = HostGuard(app.asgi_handler, allowed_hosts(hub.settings, bind_host))
-    return app

@@ -3,13 +3,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
+from chat4all.application.auth import Authenticate, FindUsers, Logout
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.conversation_routes import Limit, Offset
-from chat4all.entrypoints.http.dependencies import HubDep, UserDep, bearer_secret, provide_user
+from chat4all.entrypoints.http.dependencies import PageDep, UserDep, bearer_secret, provide_user
 from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 
 
@@ -27,11 +27,13 @@ class AuthController(Controller):
         ),
         responses=errors(400, 401, 413, 429),
     )
-    async def issue_token(self, data: JSONBody[schemas.TokenRequest], request: Request, hub: HubDep) -> schemas.TokenResponse:
+    async def issue_token(
+        self, data: JSONBody[schemas.TokenRequest], request: Request, authenticate: NamedDependency[Authenticate]
+    ) -> schemas.TokenResponse:
         # The peer address of the connection. Behind a reverse proxy, start the server with
         # CHAT4ALL_TRUSTED_PROXIES so the proxy's forwarded header is used; it is never trusted by default.
         address = request.client.host if request.client else None
-        issued = await hub.authenticate.execute(data.username, data.password, address)
+        issued = await authenticate.execute(data.username, data.password, address)
         return schemas.TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in)
 
     @post(
@@ -42,8 +44,8 @@ class AuthController(Controller):
         security=BEARER,
         responses=errors(401),
     )
-    async def logout(self, request: Request, user: UserDep, hub: HubDep) -> None:
-        await hub.logout.execute(bearer_secret(request))
+    async def logout(self, request: Request, user: UserDep, logout: NamedDependency[Logout]) -> None:
+        await logout.execute(bearer_secret(request))
 
 
 class UserController(Controller):
@@ -60,10 +62,9 @@ class UserController(Controller):
     async def find(
         self,
         user: UserDep,
-        hub: HubDep,
+        page: PageDep,
+        find_users: NamedDependency[FindUsers],
         username: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
     ) -> schemas.UserList:
-        found = await hub.find_users.execute(username=username, limit=limit, offset=offset)
+        found = await find_users.execute(username=username, limit=page.limit, offset=page.offset)
         return schemas.UserList([views.user_out(each) for each in found])

@@ -1,22 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Response, delete, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
+from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
+from chat4all.application.messaging import ReadMessages
 from chat4all.domain.conversations import ConversationMetadata, ConversationType
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
+from chat4all.entrypoints.http.dependencies import PageDep, UserDep, provide_user
 from chat4all.entrypoints.http.openapi_docs import BEARER, errors
-
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1-100")]
-# Bounded so that no value can overflow a database integer (an unbounded offset once gave a 500).
-MAX_OFFSET = 2**31 - 1
-Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 
 class ConversationController(Controller):
@@ -33,9 +29,14 @@ class ConversationController(Controller):
             **errors(400, 401, 403, 413, 429),
         },
     )
-    async def create(self, data: JSONBody[schemas.ConversationCreate], user: UserDep, hub: HubDep) -> Response[schemas.ConversationOut]:
+    async def create(
+        self,
+        data: JSONBody[schemas.ConversationCreate],
+        user: UserDep,
+        create_conversation: NamedDependency[CreateConversation],
+    ) -> Response[schemas.ConversationOut]:
         metadata = data.metadata or schemas.ConversationMetadataIn()
-        result = await hub.create_conversation.execute(
+        result = await create_conversation.execute(
             caller=user.id,
             type=ConversationType(data.type),
             members=list(data.members),
@@ -45,14 +46,16 @@ class ConversationController(Controller):
 
     @get("/", summary="The caller's conversations, most recent activity first", responses=errors(400, 401))
     async def list_mine(
-        self, user: UserDep, hub: HubDep, limit: Limit = 50, offset: Offset = 0
+        self, user: UserDep, page: PageDep, view_conversations: NamedDependency[ViewConversations]
     ) -> schemas.ConversationPage:
-        page, total = await hub.view_conversations.list(user.id, limit=limit, offset=offset)
-        return schemas.ConversationPage([views.conversation_out(each) for each in page], total, limit, offset)
+        found, total = await view_conversations.list(user.id, limit=page.limit, offset=page.offset)
+        return schemas.ConversationPage([views.conversation_out(each) for each in found], total, page.limit, page.offset)
 
     @get("/{conversation_id:uuid}", summary="One conversation (members only)", responses=errors(401, 403, 404))
-    async def get_one(self, conversation_id: FromPath[UUID], user: UserDep, hub: HubDep) -> schemas.ConversationOut:
-        return views.conversation_out(await hub.view_conversations.get(user.id, conversation_id))
+    async def get_one(
+        self, conversation_id: FromPath[UUID], user: UserDep, view_conversations: NamedDependency[ViewConversations]
+    ) -> schemas.ConversationOut:
+        return views.conversation_out(await view_conversations.get(user.id, conversation_id))
 
     @get(
         "/{conversation_id:uuid}/messages",
@@ -60,10 +63,11 @@ class ConversationController(Controller):
         responses=errors(400, 401, 403, 404),
     )
     async def messages(
-        self, conversation_id: FromPath[UUID], user: UserDep, hub: HubDep, limit: Limit = 50, offset: Offset = 0
+        self, conversation_id: FromPath[UUID], user: UserDep, page: PageDep, read_messages: NamedDependency[ReadMessages]
     ) -> schemas.MessagePage:
-        page, total = await hub.read_messages.list(user.id, conversation_id, limit=limit, offset=offset)
-        return schemas.MessagePage(conversation_id, [views.message_out(each) for each in page], total, limit, offset)
+        found, total = await read_messages.list(user.id, conversation_id, limit=page.limit, offset=page.offset)
+        messages = [views.message_out(each) for each in found]
+        return schemas.MessagePage(conversation_id, messages, total, page.limit, page.offset)
 
     @delete(
         "/{conversation_id:uuid}/members/me",
@@ -74,5 +78,7 @@ class ConversationController(Controller):
         ),
         responses=errors(401, 403, 404, 409),
     )
-    async def leave(self, conversation_id: FromPath[UUID], user: UserDep, hub: HubDep) -> None:
-        await hub.leave_conversation.execute(user.id, conversation_id)
+    async def leave(
+        self, conversation_id: FromPath[UUID], user: UserDep, leave_conversation: NamedDependency[LeaveConversation]
+    ) -> None:
+        await leave_conversation.execute(user.id, conversation_id)

@@ -1,21 +1,47 @@
+"""Dependencies the routes share besides the use cases: the caller, the page asked for, the links."""
+
 from __future__ import annotations
 
-from litestar import Request
-from litestar.datastructures import State
-from litestar.di import NamedDependency
+from collections.abc import Callable
+from typing import Annotated
 
+import attrs
+from litestar import Request
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from chat4all.application.auth import ResolveToken
 from chat4all.domain.errors import NotAuthenticated
+from chat4all.domain.paging import MAX_OFFSET, MAX_PAGE, check_page
 from chat4all.domain.users import User
-from chat4all.entrypoints.bootstrap import Hub
+from chat4all.entrypoints.http.links import Links
 
 MAX_TOKEN_LENGTH = 512
+DEFAULT_PAGE = 50
 
-HubDep = NamedDependency[Hub]
 UserDep = NamedDependency[User]
 
+# The bounds are documented here and checked by domain.paging, for every paged list alike.
+PageSize = Annotated[
+    int, QueryParameter(description=f"Page size, 1-{MAX_PAGE}", schema_extra={"minimum": 1, "maximum": MAX_PAGE})
+]
+Offset = Annotated[
+    int, QueryParameter(description="Items to skip", schema_extra={"minimum": 0, "maximum": MAX_OFFSET})
+]
 
-def provide_hub(state: State) -> Hub:
-    return state.hub
+
+@attrs.frozen
+class Page:
+    limit: int
+    offset: int
+
+
+PageDep = NamedDependency[Page]
+
+
+def provide_page(limit: PageSize = DEFAULT_PAGE, offset: Offset = 0) -> Page:
+    check_page(limit, offset)
+    return Page(limit, offset)
 
 
 def bearer_secret(request: Request) -> str:
@@ -27,5 +53,12 @@ def bearer_secret(request: Request) -> str:
     return secret
 
 
-async def provide_user(request: Request, hub: HubDep) -> User:
-    return await hub.resolve_token.execute(bearer_secret(request))
+async def provide_user(request: Request, resolve_token: NamedDependency[ResolveToken]) -> User:
+    return await resolve_token.execute(bearer_secret(request))
+
+
+def links_provider(public_url: str | None) -> Callable[[Request], Links]:
+    def provide_links(request: Request) -> Links:
+        return Links(public_url or str(request.base_url).rstrip("/"))
+
+    return provide_links

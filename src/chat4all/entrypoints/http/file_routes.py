@@ -1,37 +1,27 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chat4all.application.uploads import CompleteUpload, InitiateUpload, UploadChunk, ViewUpload
 from chat4all.domain.errors import InvalidInput
-from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
+from chat4all.entrypoints.http.dependencies import UserDep, provide_user
+from chat4all.entrypoints.http.links import FILES, Links
 from chat4all.entrypoints.http.openapi_docs import BEARER, ChunkUploadOperation, errors
 
 ChunkIndex = Annotated[int, QueryParameter(ge=0, le=2**31 - 1, description="0-based chunk number")]
 # The largest chunk size the settings allow, plus room for multipart framing.
 MAX_CHUNK_REQUEST = 64 * 1024 * 1024 + 64 * 1024
-
-
-def _base_url(request: Request, hub: HubDep) -> str:
-    return hub.settings.public_url or str(request.base_url).rstrip("/")
-
-
-def chunk_url(request: Request, hub: HubDep, upload: Upload, index: int | None) -> str | None:
-    if index is None:
-        return None
-    direct = hub.adapters.storage.chunk_upload_url(upload.id, index, upload.layout.expected_size(index))
-    return direct or f"{_base_url(request, hub)}/v1/files/upload?file_id={upload.id}&chunk_id={index}"
+LinksDep = NamedDependency[Links]
 
 
 def _too_long(expected: int) -> InvalidInput:
@@ -48,15 +38,7 @@ async def read_chunk(request: Request, expected: int) -> bytes | bytearray:
     A raw body is copied once, block by block, into a buffer of the expected size (no regrowing,
     no final copy); the buffer is handed on as is."""
     if request.content_type[0] == "multipart/form-data":
-        form = await request.form()
-        part = form.get("file")
-        if not isinstance(part, UploadFile):
-            raise InvalidInput("multipart body needs a file field named 'file'", field_errors={"file": ["required"]})
-        data = await part.read(expected + 1)
-        await part.close()
-        if len(data) > expected:
-            raise _too_long(expected)
-        return data
+        return await _read_file_part(request, expected)
     received = bytearray(expected)
     filled = 0
     with memoryview(received) as view:
@@ -71,8 +53,20 @@ async def read_chunk(request: Request, expected: int) -> bytes | bytearray:
     return received
 
 
+async def _read_file_part(request: Request, expected: int) -> bytes:
+    form = await request.form()
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        raise InvalidInput("multipart body needs a file field named 'file'", field_errors={"file": ["required"]})
+    data = await part.read(expected + 1)
+    await part.close()
+    if len(data) > expected:
+        raise _too_long(expected)
+    return data
+
+
 class FileController(Controller):
-    path = "/v1/files"
+    path = FILES
     tags = ["files"]
     security = BEARER
     dependencies = {"user": Provide(provide_user)}
@@ -84,13 +78,20 @@ class FileController(Controller):
         description="Each user may have a limited number of uploads open, announcing a limited number of bytes (429).",
         responses=errors(400, 401, 413, 429),
     )
-    async def initiate(self, data: JSONBody[schemas.FileInitiate], request: Request, user: UserDep, hub: HubDep) -> schemas.FileInitiated:
-        upload = await hub.initiate_upload.execute(user.id, data.filename, data.file_size, data.content_type)
+    async def initiate(
+        self,
+        data: JSONBody[schemas.FileInitiate],
+        user: UserDep,
+        links: LinksDep,
+        initiate_upload: NamedDependency[InitiateUpload],
+    ) -> schemas.FileInitiated:
+        started = await initiate_upload.start(user.id, data.filename, data.file_size, data.content_type)
+        upload = started.upload
         return schemas.FileInitiated(
             file_id=upload.id,
             chunk_size=upload.chunk_size,
             total_chunks=upload.total_chunks,
-            upload_url=chunk_url(request, hub, upload, 0) or "",
+            upload_url=links.chunk(started.next_chunk) or "",
             expires_at=upload.expires_at,
         )
 
@@ -104,17 +105,22 @@ class FileController(Controller):
         responses=errors(400, 401, 403, 404, 409, 410, 413),
     )
     async def upload_chunk(
-        self, request: Request, user: UserDep, hub: HubDep, file_id: FromQuery[UUID], chunk_id: ChunkIndex
+        self,
+        request: Request,
+        user: UserDep,
+        links: LinksDep,
+        upload_chunk: NamedDependency[UploadChunk],
+        file_id: FromQuery[UUID],
+        chunk_id: ChunkIndex,
     ) -> schemas.ChunkReceived:
-        checked = await hub.upload_chunk.check(user.id, file_id, chunk_id)
-        data = await read_chunk(request, checked.layout.expected_size(chunk_id))
-        upload = await hub.upload_chunk.execute(user.id, file_id, chunk_id, data, checked=checked)
+        progress = await upload_chunk.receive(user.id, file_id, chunk_id, lambda size: read_chunk(request, size))
+        upload = progress.upload
         return schemas.ChunkReceived(
             file_id=upload.id,
             chunk_id=chunk_id,
             received_chunks=len(upload.received_chunks),
             total_chunks=upload.total_chunks,
-            next_upload_url=chunk_url(request, hub, upload, upload.next_missing_chunk(after=chunk_id)),
+            next_upload_url=links.chunk(progress.next_chunk),
         )
 
     @post(
@@ -123,8 +129,10 @@ class FileController(Controller):
         summary="Verify the whole file's SHA-256 and make it sendable (uploader only)",
         responses=errors(400, 401, 403, 404, 409, 410, 413),
     )
-    async def complete(self, data: JSONBody[schemas.FileComplete], user: UserDep, hub: HubDep) -> schemas.FileCompleted:
-        upload = await hub.complete_upload.execute(user.id, data.file_id, data.checksum)
+    async def complete(
+        self, data: JSONBody[schemas.FileComplete], user: UserDep, complete_upload: NamedDependency[CompleteUpload]
+    ) -> schemas.FileCompleted:
+        upload = await complete_upload.execute(user.id, data.file_id, data.checksum)
         return schemas.FileCompleted(upload.id, upload.status.value, upload.filename, upload.file_size, upload.checksum or "")
 
     @get(
@@ -133,13 +141,11 @@ class FileController(Controller):
         description="For the uploader, and for members of conversations the file was sent into.",
         responses=errors(401, 403, 404, 410),
     )
-    async def status(self, file_id: FromPath[UUID], request: Request, user: UserDep, hub: HubDep) -> schemas.FileOut:
-        view = await hub.view_upload.execute(user.id, file_id)
-        download = None
-        if view.upload.status is UploadStatus.COMPLETED:
-            download = view.download_url or f"{_base_url(request, hub)}/v1/files/{file_id}/content"
-        next_chunk = view.missing_chunks[0] if view.missing_chunks and view.upload.owner_id == user.id else None
-        return views.file_out(view, download, chunk_url(request, hub, view.upload, next_chunk))
+    async def status(
+        self, file_id: FromPath[UUID], user: UserDep, links: LinksDep, view_upload: NamedDependency[ViewUpload]
+    ) -> schemas.FileOut:
+        view = await view_upload.execute(user.id, file_id)
+        return views.file_out(view, links.download(view), links.chunk(view.next_chunk))
 
     @get(
         "/{file_id:uuid}/content",
@@ -153,14 +159,12 @@ class FileController(Controller):
             **errors(401, 403, 404, 409, 410),
         },
     )
-    async def content(self, file_id: FromPath[UUID], user: UserDep, hub: HubDep) -> Response:
-        upload = await hub.view_upload.readable(user.id, file_id)
-        direct = hub.adapters.storage.download_url(upload.id, upload.filename)
-        if direct:
-            return Response(content=None, status_code=307, headers={"Location": direct})
-        disposition = f"attachment; filename*=UTF-8''{quote(upload.filename, safe='')}"
+    async def content(self, file_id: FromPath[UUID], user: UserDep, view_upload: NamedDependency[ViewUpload]) -> Response:
+        download = await view_upload.download(user.id, file_id)
+        if download.redirect_url is not None:
+            return Response(content=None, status_code=307, headers={"Location": download.redirect_url})
         return Stream(
-            hub.adapters.storage.read_file(upload.id),
+            download.content,
             media_type="application/octet-stream",
-            headers={"Content-Disposition": disposition, "Content-Length": str(upload.file_size)},
+            headers={"Content-Disposition": download.disposition, "Content-Length": str(download.upload.file_size)},
         )

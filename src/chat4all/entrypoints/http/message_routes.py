@@ -3,14 +3,14 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from chat4all.application.messaging import SendRequest
+from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
 from chat4all.domain.messages import Priority
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import HubDep, UserDep, provide_user
+from chat4all.entrypoints.http.dependencies import UserDep, provide_user
 from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 
 
@@ -28,7 +28,9 @@ class MessageController(Controller):
         "Re-sending with the same message_id and content is safe and returns the same answer.",
         responses=errors(400, 401, 403, 404, 409, 413),
     )
-    async def send(self, data: JSONBody[schemas.MessageCreate], user: UserDep, hub: HubDep) -> schemas.MessageAccepted:
+    async def send(
+        self, data: JSONBody[schemas.MessageCreate], user: UserDep, send_message: NamedDependency[SendMessage]
+    ) -> schemas.MessageAccepted:
         payload = data.payload
         request = SendRequest(
             message_id=data.message_id,
@@ -40,11 +42,13 @@ class MessageController(Controller):
             file_id=payload.file_id if isinstance(payload, schemas.FilePayloadIn) else None,
             priority=Priority(data.priority),
         )
-        message = await hub.send_message.execute(user.id, request)
+        message = await send_message.execute(user.id, request)
         return schemas.MessageAccepted(message_id=message.id)
 
     @get(
         "/{message_id:uuid}", summary="A message with its full status history (members only)", responses=errors(401, 403, 404)
     )
-    async def get_one(self, message_id: FromPath[UUID], user: UserDep, hub: HubDep) -> schemas.MessageDetail:
-        return views.message_detail(await hub.read_messages.get(user.id, message_id))
+    async def get_one(
+        self, message_id: FromPath[UUID], user: UserDep, read_messages: NamedDependency[ReadMessages]
+    ) -> schemas.MessageDetail:
+        return views.message_detail(await read_messages.get(user.id, message_id))

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from chat4all.entrypoints.http.security_headers import HEADERS
-from chat4all.entrypoints.settings import HttpSettings, Settings
 
 # Request line and headers together; past this the answer is 431 (httptools itself sets no bound).
 MAX_HEADER_BYTES = 64 * 1024
@@ -29,6 +27,19 @@ class HeadersTooLarge(Exception):
     pass
 
 
+class ConnectionLimits(Protocol):
+    """How long a client may take, and how many connections one process holds (CHAT4ALL_HTTP_*)."""
+
+    @property
+    def header_timeout(self) -> float: ...
+
+    @property
+    def body_timeout(self) -> float: ...
+
+    @property
+    def max_connections(self) -> int: ...
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One connection. A read deadline runs while the server waits on the client: from the first
     byte of a request (or from the connection, before any) to the end of its headers, as one fixed
@@ -37,7 +48,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     keep-alive timer runs. Time the server itself spends (reading paused because the app has not
     consumed what came, a `100 Continue` not yet sent) is never held against the client."""
 
-    def __init__(self, *args: Any, limits: HttpSettings, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._deadline: asyncio.TimerHandle | None = None
@@ -150,23 +161,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.refuse(408, f"{why} (limit {seconds:g} s)", "request_timeout")
 
 
-def server_config(app: Any, settings: Settings, host: str, port: int) -> Any:
-    """The uvicorn configuration `chat4all serve` runs: this protocol with the settings' limits."""
-    import uvicorn
-
-    return uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", access_log=False, log_level="warning", lifespan="on",
-        http=partial(GuardedHttpToolsProtocol, limits=settings.http),
-        ws="none",
-        timeout_keep_alive=int(settings.http.keep_alive_timeout),
-        server_header=False,  # no need to tell every client which server, and which version, runs here
-        # X-Forwarded-For decides the client address that logins are throttled by: honour it only from
-        # the proxies the operator named (uvicorn would otherwise trust any local peer).
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-    )
-
-
 class ByListener:
     """Routes each request by the port it came in on: the metrics listener's to the metrics app,
     every other to the API (which alone runs the lifespan: the hub is started once)."""
@@ -180,14 +174,3 @@ class ByListener:
         server = scope.get("server") or (None, None)
         target = self.metrics if scope["type"] == "http" and server[1] == self.metrics_port else self.api
         await target(scope, receive, send)
-
-
-def run_server(config: Any, settings: Settings) -> None:
-    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port."""
-    import uvicorn
-
-    sockets = [config.bind_socket()]
-    if settings.http.metrics_port:
-        metrics = uvicorn.Config(config.app, host=settings.http.metrics_address, port=settings.http.metrics_port)
-        sockets.append(metrics.bind_socket())
-    uvicorn.Server(config).run(sockets=sockets)

@@ -1,0 +1,16 @@
+"""What the HTTP app is told by the process that serves it, as plain values: the composition root
+builds it from the settings, and nothing under entrypoints.http reads the configuration itself."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class HttpConfig:
+    # The base of the links the API hands out (upload_url, download_url); None: the base URL each
+    # request came in on, whose Host the app has checked against `allowed_hosts`.
+    public_url: str | None
+    allowed_hosts: frozenset[str] | None  # the Host names a request may use; None: any
+    cors_origins: tuple[str, ...] = ()
+    metrics_token: str | None = None  # set: GET /metrics on the API port, for holders of this bearer token
