@@ -5,9 +5,10 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import Clock, IdGenerator, UnitOfWorkFactory
+from chat4all.application.ports import Clock, EventNotifier, IdGenerator, UnitOfWorkFactory
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType, private_pair_key
 from chat4all.domain.errors import InvalidInput, NotFound
+from chat4all.domain.event_data import conversation_created
 
 
 @attrs.frozen
@@ -18,11 +19,14 @@ class ConversationCreated:
 
 @attrs.define
 class CreateConversation:
-    """Starts a conversation; a private one that already exists for the same pair is returned instead."""
+    """Starts a conversation; a private one that already exists for the same pair is returned instead.
+    Every member gets `conversation.created` in their event log, committed with the conversation;
+    `notifier` wakes their waiting readers after the commit."""
 
     uow: UnitOfWorkFactory
     ids: IdGenerator
     clock: Clock
+    notifier: EventNotifier | None = None
 
     async def execute(
         self, *, caller: UUID, type: ConversationType, members: list[UUID], metadata: ConversationMetadata
@@ -46,10 +50,13 @@ class CreateConversation:
                     return ConversationCreated(existing, created=False)
             try:
                 await uow.conversations.add(conversation)
+                await uow.events.append(conversation_created(conversation))
                 await uow.commit()
             except DuplicateKey:
                 pass  # another request created the same private pair first
             else:
+                if self.notifier is not None:
+                    self.notifier.notify(conversation.members)
                 return ConversationCreated(conversation, created=True)
         async with self.uow() as uow:
             existing = await uow.conversations.get_private(private_pair_key(conversation.members))
