@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, case, func, insert, literal, select, update
+from sqlalchemy import Row, case, func, insert, literal, literal_column, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.tables import UtcDateTime, conversation_reads, conversations, message_receipts, messages
@@ -144,10 +144,13 @@ class SqlReceiptRepository(SqlRepository):
             .with_for_update(of=messages)
         )
         other = message_receipts.alias("other")
+        # Spelled out: SQLAlchemy writes SQLite's RETURNING columns unqualified, which would turn
+        # the correlation into `message_id = message_id` inside the subquery.
+        updated_message = literal_column("message_receipts.message_id")
         others_unread = (
             select(func.count())
             .select_from(other)
-            .where(other.c.message_id == message_receipts.c.message_id, other.c.recipient_id != reader, other.c.read_at.is_(None))
+            .where(other.c.message_id == updated_message, other.c.recipient_id != reader, other.c.read_at.is_(None))
             .scalar_subquery()
         )
         changed = await self._execute(
