@@ -29,10 +29,11 @@ class LatchedWakeUp:
         self._flag.set()
 
     async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._flag.wait(), timeout)
-        except TimeoutError:
-            return False
+        if not self._flag.is_set():  # (wait_for would time out a zero timeout even with the flag set)
+            try:
+                await asyncio.wait_for(self._flag.wait(), timeout)
+            except TimeoutError:
+                return False
         self._flag.clear()
         return True
 
