@@ -35,6 +35,7 @@ async def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any
     from chat4all.adapters.sql.engine import create_engine
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.application.ports import OutboxEvent
+    from chat4all.application.reading import store_new_message
     from chat4all.application.topics import MESSAGE_PROCESSING
     from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
     from chat4all.domain.messages import Message, MessageDraft, Priority, TextPayload
@@ -92,7 +93,7 @@ async def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any
                             uuid.uuid4(), conversation.id, users[0].id, None, channels, TextPayload(f"m{index}"), Priority.NORMAL
                         )
                         message = Message.accept(draft, at)
-                        await tx.messages.add(message)
+                        await store_new_message(tx, conversation, message)
                         batch.append(message)
                     await tx.commit()
                 await publisher.publish_batch(

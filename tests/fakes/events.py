@@ -1,63 +1,61 @@
-"""In-memory event logs and wake-ups, following the ports' rules, for unit tests."""
+"""In-memory event logs following the ports' rules, and a notifier that records what it was told,
+for unit tests. (The in-process notifier itself is production code: `chat4all.adapters.notifier`.)"""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
-import attrs
-
+from chat4all.adapters.notifier import InProcessEventNotifier
 from chat4all.domain.events import LogBounds, PendingEvent, UserEvent, lock_order, number_events
-
-
-@attrs.define
-class EventLogState:
-    events: dict[UUID, list[UserEvent]] = attrs.field(factory=lambda: defaultdict(list))
-    counters: dict[UUID, int] = attrs.field(factory=dict)
+from tests.fakes.store import InMemoryStore, Transaction
 
 
 class InMemoryUserEventLog:
-    """`UserEventLog` over a unit of work's copy of the state (committed with it)."""
+    """`UserEventLog` inside a unit of work: each user's counter is locked (in `lock_order`) until
+    the unit of work ends, as the SQL adapter's counter rows are, and the events commit with it."""
 
-    def __init__(self, state: EventLogState) -> None:
-        self._state = state
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._counters = tx.table(tx.store.event_counters)
+        self._events = tx.table(tx.store.user_events)
         self.locked: list[list[UUID]] = []  # counters taken per append, in order
 
     async def append(self, events: Sequence[PendingEvent]) -> list[tuple[UUID, UserEvent]]:
-        self.locked.append(lock_order(event.user_id for event in events))
-        numbered, counters = number_events(self._state.counters, events)
-        for user_id, event in numbered:
-            self._state.events[user_id].append(event)
-        self._state.counters.update(counters)
+        users = lock_order(event.user_id for event in events)
+        self.locked.append(users)
+        for user_id in users:
+            await self._tx.lock(("event_counter", user_id))
+        last = {user_id: self._counters.get(user_id) or 0 for user_id in users}
+        numbered, counters = number_events(last, events)
+        for user_id in users:
+            kept = self._events.get(user_id) or []
+            kept += [event for owner, event in numbered if owner == user_id]
+            self._events.put(user_id, kept)
+            self._counters.put(user_id, counters[user_id])
         return numbered
 
 
 class InMemoryUserEventReader:
-    """`UserEventReader` over the committed state, read through `state()` each time."""
+    """`UserEventReader` over the committed state."""
 
-    def __init__(self, state: Callable[[], EventLogState]) -> None:
-        self._state = state
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
         self.reads = 0
 
     async def bounds(self, user_id: UUID) -> LogBounds:
-        state: EventLogState = self._state()
-        kept = state.events.get(user_id) or []
-        return LogBounds(kept[0].seq if kept else None, state.counters.get(user_id, 0))
+        kept = self._store.user_events.get(user_id) or []
+        return LogBounds(kept[0].seq if kept else None, self._store.event_counters.get(user_id, 0))
 
     async def read_after(self, user_id: UUID, after: int, limit: int) -> tuple[LogBounds, list[UserEvent]]:
         self.reads += 1
-        state: EventLogState = self._state()
-        page = [event for event in state.events.get(user_id, []) if event.seq > after][:limit]
+        page = [event for event in self._store.user_events.get(user_id, []) if event.seq > after][:limit]
         return await self.bounds(user_id), page
 
     async def purge_before(self, before: datetime, limit: int) -> int:
-        state: EventLogState = self._state()
         dropped = 0
-        for events in state.events.values():
+        for events in self._store.user_events.values():
             old = [index for index, event in enumerate(events) if event.at < before]
             if old and dropped < limit:
                 cut = min(old[-1] + 1, limit - dropped)  # a prefix, even past newer events
@@ -66,43 +64,14 @@ class InMemoryUserEventReader:
         return dropped
 
 
-class _WakeUp:
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout)
-        except TimeoutError:
-            return False
-        self.event.clear()
-        return True
-
-
-class InMemoryEventNotifier:
-    """`EventNotifier` within one process: a latched event per listening reader."""
+class InMemoryEventNotifier(InProcessEventNotifier):
+    """The in-process notifier, recording every `notify` call's users."""
 
     def __init__(self) -> None:
-        self._listeners: dict[UUID, set[_WakeUp]] = defaultdict(set)
+        super().__init__()
         self.notified: list[set[UUID]] = []
-
-    @asynccontextmanager
-    async def listen(self, user_id: UUID) -> AsyncIterator[_WakeUp]:
-        wakeup = _WakeUp()
-        self._listeners[user_id].add(wakeup)
-        try:
-            yield wakeup
-        finally:
-            self._listeners[user_id].discard(wakeup)
-            if not self._listeners[user_id]:
-                del self._listeners[user_id]
 
     def notify(self, user_ids: Iterable[UUID]) -> None:
         users = set(user_ids)
         self.notified.append(users)
-        for user_id in users:
-            for wakeup in self._listeners.get(user_id, ()):
-                wakeup.event.set()
-
-    def listening(self, user_id: UUID) -> int:
-        return len(self._listeners.get(user_id, ()))
+        super().notify(users)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
@@ -15,9 +14,7 @@ from chat4all.domain.messages import Message
 from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import AccessToken, User
-from tests.fakes.login_attempts import InMemoryLoginAttemptRepository
-from tests.fakes.outbox import InMemoryOutbox
-from tests.fakes.store import InMemoryStore, Transaction
+from tests.fakes.store import Transaction
 
 
 class InMemoryUserRepository:
@@ -138,11 +135,13 @@ class InMemoryMessageRepository:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
         self._messages = tx.table(tx.store.messages)
+        self._positions = tx.table(tx.store.positions)
 
-    async def add(self, message: Message) -> None:
+    async def add(self, message: Message, position: int) -> None:
         if self._messages.has(message.id):
             raise self._tx.duplicate(DuplicateMessage(f"message {message.id} exists"))
         self._messages.put(message.id, attrs.evolve(message, new_events=[]))
+        self._positions.put(message.id, position)
         message.new_events.clear()
         self._tx.check_at_commit(lambda: self._check_committed(message.id))
 
@@ -168,14 +167,15 @@ class InMemoryMessageRepository:
 
     async def update_many(self, messages: Sequence[Message]) -> None:
         for message in messages:
-            if not message.new_events:
-                continue
             stored = self._messages.get(message.id)
             if stored is None:
                 raise LookupError(f"message {message.id} is not stored")
+            if not message.new_events and (message.read_by_all_at is None or stored.read_by_all_at is not None):
+                continue
             stored.status = message.status
             stored.deliveries = dict(message.deliveries)
             stored.history.extend(message.new_events)
+            stored.read_by_all_at = stored.read_by_all_at or message.read_by_all_at
             self._messages.put(message.id, stored)
             message.new_events.clear()
 
@@ -232,33 +232,3 @@ class InMemoryUploadRepository:
         stale = self._uploads.select(lambda row: row.status is UploadStatus.PENDING and row.expires_at <= now)
         stale.sort(key=lambda row: row.expires_at)
         return stale[:limit]
-
-
-class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore) -> None:
-        self._tx = Transaction(store)
-        self.users = InMemoryUserRepository(self._tx)
-        self.tokens = InMemoryTokenRepository(self._tx)
-        self.login_attempts = InMemoryLoginAttemptRepository(self._tx)
-        self.conversations = InMemoryConversationRepository(self._tx)
-        self.messages = InMemoryMessageRepository(self._tx)
-        self.uploads = InMemoryUploadRepository(self._tx)
-        self.outbox = InMemoryOutbox(self._tx)
-
-    async def __aenter__(self) -> InMemoryUnitOfWork:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._tx.close()
-
-    async def commit(self) -> None:
-        await asyncio.sleep(0)  # let concurrent units of work interleave, as they would against a database
-        self._tx.commit()
-
-
-class InMemoryUnitOfWorkFactory:
-    def __init__(self, store: InMemoryStore | None = None) -> None:
-        self.store = store if store is not None else InMemoryStore()
-
-    def __call__(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store)

@@ -14,7 +14,9 @@ from uuid import UUID
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.ports import OutboxEvent
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.events import UserEvent
 from chat4all.domain.messages import Message
+from chat4all.domain.receipts import ReadHorizon, Receipt
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import AccessToken, User
 
@@ -32,11 +34,19 @@ class InMemoryStore:
         self.conversations: dict[UUID, Conversation] = {}
         self.file_shares: set[tuple[UUID, UUID]] = set()  # (file_id, conversation_id)
         self.messages: dict[UUID, Message] = {}
+        self.positions: dict[UUID, int] = {}  # message id -> its position in its conversation
+        self.message_counts: dict[UUID, int] = {}  # conversation id -> its message counter
+        self.last_messages: dict[UUID, UUID] = {}  # conversation id -> its last message's id
+        self.receipts: dict[tuple[UUID, UUID], Receipt] = {}  # (message id, recipient id)
+        self.horizons: dict[tuple[UUID, UUID], ReadHorizon] = {}  # (conversation id, member id)
+        self.event_counters: dict[UUID, int] = {}  # user id -> last seq
+        self.user_events: dict[UUID, list[UserEvent]] = {}  # user id -> their kept events, by seq
         self.uploads: dict[UUID, Upload] = {}
         self.outbox: dict[int, OutboxEvent] = {}
         self.outbox_claimed: set[int] = set()
         self.outbox_sequence = itertools.count(1)
         self.row_locks: defaultdict[Hashable, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.commits = 0
 
     def outbox_events(self) -> list[OutboxEvent]:
         return list(self.outbox.values())
@@ -67,6 +77,9 @@ class Table(Generic[K, V]):
 
     def select(self, predicate: Callable[[V], bool] = lambda row: True) -> list[V]:
         return [copy.deepcopy(row) for row in {**self.rows, **self._staged}.values() if predicate(row)]
+
+    def select_keys(self, predicate: Callable[[K, V], bool]) -> list[K]:
+        return [key for key, row in {**self.rows, **self._staged}.items() if predicate(key, row)]
 
     def put(self, key: K, row: V) -> None:
         self._staged[key] = copy.deepcopy(row)
@@ -148,6 +161,7 @@ class Transaction:
         for part in self._parts:
             part.apply()
         self._checks.clear()
+        self.store.commits += 1
 
     def close(self) -> None:
         for part in self._parts:

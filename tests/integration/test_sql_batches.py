@@ -54,8 +54,8 @@ async def stored(uow: SqlUnitOfWorkFactory, count: int, channels=("whatsapp", "i
     batch = [text_message(conversation, alice, f"hello {n}", seconds=n, channels=channels) for n in range(count)]
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        for message in batch:
-            await tx.messages.add(message)
+        for position, message in enumerate(batch, 1):
+            await tx.messages.add(message, position)
         await tx.commit()
     return conversation, batch
 
@@ -271,7 +271,7 @@ async def stored_without_channels(uow: SqlUnitOfWorkFactory):
     message = text_message(conversation, dave, "no channels", channels=())
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        await tx.messages.add(message)
+        await tx.messages.add(message, 1)
         await tx.commit()
     return conversation, message
 

@@ -123,7 +123,7 @@ async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(
     alice, _, conversation = await seed(engine)
     message = accepted(conversation, alice.id, TextPayload("hello"), START + timedelta(minutes=1))
 
-    assert await intake.accept(message, routing_of(message)) is True
+    assert await intake.accept(message, conversation, routing_of(message)) is True
 
     repository_view = await _read_back(engine, message.id)
     assert repository_view.payload == TextPayload("hello")
@@ -145,9 +145,9 @@ async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntak
     alice, _, conversation = await seed(engine)
     first = accepted(conversation, alice.id, TextPayload("first"), START + timedelta(minutes=1))
     again = accepted(conversation, alice.id, TextPayload("other text"), START + timedelta(minutes=2), first.id)
-    assert await intake.accept(first, routing_of(first)) is True
+    assert await intake.accept(first, conversation, routing_of(first)) is True
 
-    assert await intake.accept(again, routing_of(again)) is False
+    assert await intake.accept(again, conversation, routing_of(again)) is False
 
     assert (await _read_back(engine, first.id)).payload == TextPayload("first")
     assert len(await rows(engine, outbox)) == 1
@@ -161,7 +161,7 @@ async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake,
     message_id = uuid4()
     copies = [accepted(conversation, alice.id, TextPayload("once"), START, message_id) for _ in range(20)]
 
-    results = await asyncio.gather(*(intake.accept(copy, routing_of(copy)) for copy in copies))
+    results = await asyncio.gather(*(intake.accept(copy, conversation, routing_of(copy)) for copy in copies))
 
     assert sorted(results) == [False] * 19 + [True]
     assert len(await rows(engine, messages)) == 1
@@ -180,7 +180,7 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
     payload = FilePayload(upload.id, "a.pdf", 10, "application/pdf", "0" * 64)
     message = accepted(conversation, alice.id, payload, START + timedelta(minutes=1))
 
-    assert await intake.accept(message, routing_of(message), conversation.id) is True
+    assert await intake.accept(message, conversation, routing_of(message)) is True
 
     assert await rows(engine, file_shares) == [(upload.id, conversation.id)]
     assert (await _read_back(engine, message.id)).payload == payload
@@ -194,7 +194,7 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
     intake = PostgresMessageIntake(pool)
     try:
         first = accepted(conversation, alice.id, TextPayload("before"), START)
-        assert await intake.accept(first, routing_of(first)) is True
+        assert await intake.accept(first, conversation, routing_of(first)) is True
         with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
             terminated = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -203,7 +203,7 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
         assert terminated is not None and terminated[0] >= 1
 
         second = accepted(conversation, alice.id, TextPayload("after"), START + timedelta(seconds=1))
-        assert await intake.accept(second, routing_of(second)) is True
+        assert await intake.accept(second, conversation, routing_of(second)) is True
     finally:
         await pool.close()
     assert len(await rows(engine, messages)) == 2
@@ -226,11 +226,11 @@ async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(
         await tx.conversations.add(second)
         await tx.commit()
     batch = [
-        accepted(conversation, alice.id, TextPayload(f"n{index}"), START + timedelta(milliseconds=index))
+        (accepted(conversation, alice.id, TextPayload(f"n{index}"), START + timedelta(milliseconds=index)), conversation)
         for index in range(120)
         for conversation in (first, second)
     ]
-    results = await asyncio.gather(*(intake.accept(message, routing_of(message)) for message in batch))
+    results = await asyncio.gather(*(intake.accept(message, owner, routing_of(message)) for message, owner in batch))
 
     assert results == [True] * len(batch)
     stored = sorted(await rows(engine, messages, messages.c.seq, messages.c.id, messages.c.conversation_id))
@@ -257,7 +257,7 @@ async def test_a_message_the_database_refuses_fails_alone_when_batched(database_
     intake = PostgresMessageIntake(pool, max_in_flight=1)  # the first goes alone, the other nine together
     try:
         results = await asyncio.gather(
-            *(intake.accept(message, routing_of(message)) for message in batch), return_exceptions=True
+            *(intake.accept(message, conversation, routing_of(message)) for message in batch), return_exceptions=True
         )
     finally:
         await pool.close()

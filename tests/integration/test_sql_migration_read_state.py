@@ -1,5 +1,6 @@
 """Upgrading a database with history: messages numbered per conversation in the order they were
-listed, counters set, read horizons at the newest message, on SQLite and on PostgreSQL."""
+listed, counters set, read horizons at the newest message, on SQLite and on PostgreSQL; then
+the messages stored meanwhile without a position numbered, and positions required."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.engine import create_engine
@@ -137,6 +139,53 @@ async def test_existing_history_is_numbered_counted_and_counts_as_read(database:
         # Down and up again keeps the history and numbers it the same way.
         await downgrade_database(engine, "0003")
         assert len(await rows(engine, select(messages.c.id, messages.c.seq))) == len(HISTORY)
+        await upgrade_database(engine)
+        assert dict(await rows(engine, select(messages.c.id, messages.c.position))) == positions
+    finally:
+        await engine.dispose()
+
+
+async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_positions_become_required(database: str) -> None:
+    """Revision 0006: between 0004 and the versions that number messages, an older process may
+    have stored some without a position; they are numbered after their conversation's counter."""
+    await upgrade_database(database, "0003")
+    engine = create_engine(database)
+    try:
+        await write_history(engine)
+        await upgrade_database(engine, "0004")
+        unnumbered = [(UUID(int=1004), TEAM, 20), (UUID(int=3001), QUIET, 21), (UUID(int=1005), TEAM, 22)]
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(messages),
+                [
+                    {
+                        "id": message_id, "conversation_id": conversation, "sender_id": ALICE, "recipient_id": None,
+                        "channels": ["sms"], "payload": {"type": "text", "text": "meanwhile"}, "priority": "normal",
+                        "status": "accepted", "fingerprint": "f" * 64, "created_at": NOW + timedelta(seconds=seq), "seq": seq,
+                    }
+                    for message_id, conversation, seq in unnumbered
+                ],
+            )
+        await upgrade_database(engine)
+
+        positions = dict(await rows(engine, select(messages.c.id, messages.c.position)))
+        assert {message_id: positions[message_id] for message_id, _, _ in unnumbered} == {
+            UUID(int=1004): 4,
+            UUID(int=3001): 1,
+            UUID(int=1005): 5,
+        }
+        assert positions[UUID(int=1001)] == 1 and positions[UUID(int=2002)] == 2
+        counters = await rows(engine, select(conversations.c.id, conversations.c.message_count, conversations.c.last_message_id))
+        assert sorted(counters) == [(TEAM, 5, UUID(int=1005)), (PAIR, 2, UUID(int=2002)), (QUIET, 1, UUID(int=3001))]
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(messages).values(
+                        id=UUID(int=9999), conversation_id=PAIR, sender_id=ALICE, channels=[], payload={}, priority="normal",
+                        status="accepted", fingerprint="f", created_at=NOW, seq=99,
+                    )
+                )
+        await downgrade_database(engine, "0004")
         await upgrade_database(engine)
         assert dict(await rows(engine, select(messages.c.id, messages.c.position))) == positions
     finally:

@@ -216,7 +216,7 @@ async def test_message_add_get_update_with_deliveries_and_history(uow: SqlUnitOf
     message = text_message(conversation, alice, "hello")
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        await tx.messages.add(message)
+        await tx.messages.add(message, 1)
         await tx.commit()
     assert message.new_events == []
 
@@ -273,7 +273,7 @@ async def test_file_payload_and_recipient_round_trip(uow: SqlUnitOfWorkFactory) 
     async with uow() as tx:
         await tx.conversations.add(conversation)
         await tx.uploads.add(upload)
-        await tx.messages.add(message)
+        await tx.messages.add(message, 1)
         await tx.commit()
     async with uow() as tx:
         loaded = await tx.messages.get(message.id)
@@ -289,13 +289,13 @@ async def test_list_for_conversation_is_chronological_with_totals(uow: SqlUnitOf
     async with uow() as tx:
         await tx.conversations.add(conversation)
         await tx.conversations.add(other)
-        await tx.messages.add(text_message(other, bob, "elsewhere"))
-        for message in sent[:4]:
-            await tx.messages.add(message)
+        await tx.messages.add(text_message(other, bob, "elsewhere"), 1)
+        for position, message in enumerate(sent[:4], 1):
+            await tx.messages.add(message, position)
         await tx.commit()
     async with uow() as tx:  # later transactions keep sorting after earlier ones
-        for message in sent[4:]:
-            await tx.messages.add(message)
+        for position, message in enumerate(sent[4:], 5):
+            await tx.messages.add(message, position)
         routed = await tx.messages.get(sent[2].id)
         assert routed is not None and routed.record_delivery("whatsapp", delivered=True, now=at(20))
         await tx.messages.update_many([routed])
@@ -322,8 +322,8 @@ async def test_unfinished_messages_page_by_acceptance_time_then_id(uow: SqlUnitO
     sent = [text_message(conversation, alice, f"m{index}", seconds=1 if index < 4 else index) for index in range(7)]
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        for message in sent:
-            await tx.messages.add(message)
+        for position, message in enumerate(sent, 1):
+            await tx.messages.add(message, position)
         await tx.commit()
     async with uow() as tx:
         finished = await tx.messages.get(sent[4].id)
@@ -353,13 +353,13 @@ async def test_second_add_of_the_same_message_id_raises_duplicate_message(uow: S
     message = text_message(conversation, alice, "once")
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        await tx.messages.add(message)
+        await tx.messages.add(message, 1)
         await tx.commit()
     copy = text_message(conversation, bob, "twice")
     copy.id = message.id
     async with uow() as tx:
         with pytest.raises(DuplicateMessage):
-            await tx.messages.add(copy)
+            await tx.messages.add(copy, 2)
     async with uow() as tx:
         loaded = await tx.messages.get(message.id)
     assert loaded is not None and loaded.payload == TextPayload("once") and len(loaded.history) == 1
@@ -544,7 +544,7 @@ async def test_message_events_are_appended_not_rewritten(uow: SqlUnitOfWorkFacto
     message = text_message(conversation, alice, "hi", channels=("whatsapp",))
     async with uow() as tx:
         await tx.conversations.add(conversation)
-        await tx.messages.add(message)
+        await tx.messages.add(message, 1)
         await tx.messages.update_many([message])  # nothing new: no extra rows
         await tx.commit()
     assert await count_rows(uow.engine, message_events) == 1

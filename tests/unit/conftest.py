@@ -28,6 +28,7 @@ from chat4all.domain.messages import Message, Priority
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import User
 from tests.fakes import (
+    InMemoryEventNotifier,
     InMemoryFileStorage,
     InMemoryOutboxReader,
     InMemoryStore,
@@ -74,10 +75,11 @@ class Hub:
         self.resolve_token = ResolveToken(self.uow, self.tokens, self.clock)
         self.logout = Logout(self.uow, self.tokens, self.clock)
         self.find_users = FindUsers(self.uow)
-        self.create_conversation = CreateConversation(self.uow, self.ids, self.clock)
+        self.notifier = InMemoryEventNotifier()
+        self.create_conversation = CreateConversation(self.uow, self.ids, self.clock, notifier=self.notifier)
         self.view_conversations = ViewConversations(self.uow)
         self.leave = LeaveConversation(self.uow)
-        self.send = SendMessage(self.uow, self.clock, tuple(self.connectors))
+        self.send = SendMessage(self.uow, self.clock, tuple(self.connectors), notifier=self.notifier)
         self.read = ReadMessages(self.uow)
         self.route = RouteMessage(self.uow, self.clock, self.publisher)
         self.deliver = DeliverMessage(self.uow, self.clock, self.connectors, self.storage, self._sleep, RETRY)

@@ -10,9 +10,7 @@ import pytest
 
 from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.domain.events import CursorExpired, EventQuery, EventType, PendingEvent
-from tests.fakes import ManualClock
-from tests.fakes.events import InMemoryEventNotifier
-from tests.fakes.reading import InMemoryReadingUnitOfWorkFactory
+from tests.fakes import InMemoryEventNotifier, InMemoryUnitOfWorkFactory, ManualClock
 
 ALICE, BOB = UUID(int=1), UUID(int=2)
 PROMPTLY = 2.0  # seconds; a wait that should end at once ends well within this
@@ -21,9 +19,9 @@ PROMPTLY = 2.0  # seconds; a wait that should end at once ends well within this
 class Scene:
     def __init__(self) -> None:
         self.clock = ManualClock()
-        self.uow = InMemoryReadingUnitOfWorkFactory()
+        self.uow = InMemoryUnitOfWorkFactory()
         self.notifier = InMemoryEventNotifier()
-        self.read = ReadEvents(self.uow.store.reader, self.notifier)
+        self.read = ReadEvents(self.uow.reader, self.notifier)
 
     async def append(self, user: UUID, count: int = 1, *, notify: bool = True) -> None:
         async with self.uow() as uow:
@@ -98,7 +96,7 @@ async def test_a_wake_up_without_new_events_keeps_waiting(scene):
 
 
 async def test_an_event_committed_between_the_read_and_the_wait_still_ends_it(scene):
-    reader, read_after = scene.uow.store.reader, scene.uow.store.reader.read_after
+    reader, read_after = scene.uow.reader, scene.uow.reader.read_after
 
     async def read_then_an_event_lands(user_id, after, limit):
         found = await read_after(user_id, after, limit)
@@ -124,7 +122,7 @@ async def test_a_cursor_older_than_what_is_kept_has_expired(scene):
     await scene.append(ALICE, 3)
     scene.clock.advance(timedelta(days=8))
     await scene.append(ALICE, 2)
-    assert await PurgeEvents(scene.uow.store.reader, scene.clock).execute() == 3
+    assert await PurgeEvents(scene.uow.reader, scene.clock).execute() == 3
     with pytest.raises(CursorExpired) as expired:
         await scene.read.execute(ALICE, EventQuery(since=1, timeout=30))
     assert expired.value.resume_from == 5
@@ -135,7 +133,7 @@ async def test_retention_drops_old_events_in_batches_and_seqs_go_on(scene):
     await scene.append(ALICE, 7)
     await scene.append(BOB, 4)
     scene.clock.advance(timedelta(days=7, seconds=1))
-    purge = PurgeEvents(scene.uow.store.reader, scene.clock, batch=3)
+    purge = PurgeEvents(scene.uow.reader, scene.clock, batch=3)
     assert await purge.execute() == 11
     assert await purge.execute() == 0
     await scene.append(ALICE)
@@ -145,14 +143,14 @@ async def test_retention_drops_old_events_in_batches_and_seqs_go_on(scene):
 async def test_retention_keeps_what_is_younger_than_the_retention_period(scene):
     await scene.append(ALICE, 2)
     scene.clock.advance(timedelta(days=6, hours=23))
-    assert await PurgeEvents(scene.uow.store.reader, scene.clock).execute() == 0
+    assert await PurgeEvents(scene.uow.reader, scene.clock).execute() == 0
     assert seqs(await scene.read.execute(ALICE, EventQuery(since=0))) == [1, 2]
 
 
 async def test_a_page_that_does_not_start_right_after_the_cursor_is_never_served(scene):
     """Events dropped between reading the bounds and the page (an adapter reading them apart)."""
     await scene.append(ALICE, 5)
-    reader, read_after = scene.uow.store.reader, scene.uow.store.reader.read_after
+    reader, read_after = scene.uow.reader, scene.uow.reader.read_after
 
     async def purged_meanwhile(user_id, after, limit):
         bounds, events = await read_after(user_id, after, limit)
@@ -167,7 +165,7 @@ async def test_a_cursor_ahead_of_stale_bounds_never_skips_the_events_numbered_af
     """The cursor is past the end of the log, and events up to beyond it are committed between
     reading the bounds and the page: serving them would skip those numbered in between."""
     await scene.append(ALICE, 3)
-    reader, read_after = scene.uow.store.reader, scene.uow.store.reader.read_after
+    reader, read_after = scene.uow.reader, scene.uow.reader.read_after
 
     async def stale_bounds(user_id, after, limit):
         bounds = await reader.bounds(user_id)

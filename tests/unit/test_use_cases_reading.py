@@ -7,15 +7,13 @@ from uuid import UUID
 import pytest
 
 from chat4all.application.history import ReadHistory
-from chat4all.application.reading import MarkConversationRead, record_new_message
+from chat4all.application.reading import MarkConversationRead, store_new_message
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.errors import Forbidden, NotFound
 from chat4all.domain.events import EventType
 from chat4all.domain.history import PageRequest
 from chat4all.domain.messages import Message, MessageDraft, MessageStatus, Priority, TextPayload
-from tests.fakes import ManualClock
-from tests.fakes.events import InMemoryEventNotifier
-from tests.fakes.reading import InMemoryReadingUnitOfWorkFactory
+from tests.fakes import InMemoryEventNotifier, InMemoryUnitOfWorkFactory, ManualClock
 
 ALICE, BOB, CAROL, MALLORY = (UUID(int=number) for number in (1, 2, 3, 66))
 
@@ -23,7 +21,7 @@ ALICE, BOB, CAROL, MALLORY = (UUID(int=number) for number in (1, 2, 3, 66))
 class Scene:
     def __init__(self) -> None:
         self.clock = ManualClock()
-        self.uow = InMemoryReadingUnitOfWorkFactory()
+        self.uow = InMemoryUnitOfWorkFactory()
         self.store = self.uow.store
         self.notifier = InMemoryEventNotifier()
         self.mark_read = MarkConversationRead(self.uow, self.clock, self.notifier)
@@ -50,8 +48,7 @@ class Scene:
         draft = MessageDraft(UUID(int=self.next_id), conversation.id, sender, to, ("sms",), TextPayload("hi"), Priority.NORMAL)
         message = Message.accept(draft, self.clock.advance())
         async with self.uow() as uow:
-            await uow.messages.add(message)
-            await record_new_message(uow, conversation, message)
+            await store_new_message(uow, conversation, message)
             await uow.commit()
         return message
 
@@ -64,11 +61,11 @@ class Scene:
             await uow.commit()
 
     def unread(self, conversation: Conversation, member: UUID) -> int:
-        horizon = self.store.state.horizons.get((conversation.id, member))
+        horizon = self.store.horizons.get((conversation.id, member))
         return 0 if horizon is None else horizon.unread_count
 
     def events(self, user: UUID, type: EventType | None = None) -> list:
-        return [event for event in self.store.state.log.events.get(user, []) if type is None or event.type is type]
+        return [event for event in self.store.user_events.get(user, []) if type is None or event.type is type]
 
 
 @pytest.fixture
@@ -80,8 +77,8 @@ async def test_an_accepted_message_is_numbered_counted_unread_by_its_recipients_
     team = await scene.conversation(ALICE, BOB, CAROL)
     first = await scene.send(team, ALICE)
     second = await scene.send(team, CAROL, to=BOB)
-    assert [scene.store.state.positions[message.id] for message in (first, second)] == [1, 2]
-    assert scene.store.state.message_counts[team.id] == 2 and scene.store.state.last_messages[team.id] == second.id
+    assert [scene.store.positions[message.id] for message in (first, second)] == [1, 2]
+    assert scene.store.message_counts[team.id] == 2 and scene.store.last_messages[team.id] == second.id
     assert (scene.unread(team, ALICE), scene.unread(team, BOB), scene.unread(team, CAROL)) == (0, 2, 1)
     for member in (ALICE, BOB, CAROL):
         assert [(event.seq, event.data["message_id"]) for event in scene.events(member)] == [
@@ -96,7 +93,7 @@ async def test_reading_up_to_a_message_reads_every_receipt_before_it_and_tells_e
     outcome = await scene.mark_read.execute(BOB, team.id, second.id)
     assert outcome.advanced and outcome.horizon.position == 2 and outcome.horizon.unread_count == 1
     assert scene.unread(team, BOB) == 1 and scene.unread(team, CAROL) == 3
-    receipts = scene.store.state.receipts
+    receipts = scene.store.receipts
     assert [receipts[message.id, BOB].read_at is not None for message in (first, second, third)] == [True, True, False]
     for member in (ALICE, BOB, CAROL):
         (read,) = scene.events(member, EventType.CONVERSATION_READ)
@@ -136,10 +133,10 @@ async def test_a_message_every_recipient_read_becomes_read_and_its_sender_is_tol
     message = await scene.send(team, ALICE)
     await scene.deliver(message)
     await scene.mark_read.execute(BOB, team.id, message.id)
-    assert scene.store.state.messages[message.id].status is MessageStatus.DELIVERED
+    assert scene.store.messages[message.id].status is MessageStatus.DELIVERED
     assert scene.events(ALICE, EventType.MESSAGE_STATUS) == []
     await scene.mark_read.execute(CAROL, team.id, message.id)
-    stored = scene.store.state.messages[message.id]
+    stored = scene.store.messages[message.id]
     assert stored.status is MessageStatus.READ and stored.read_by_all_at == scene.clock.now()
     (told,) = scene.events(ALICE, EventType.MESSAGE_STATUS)
     assert told.data["status"] == "read" and told.data["message_id"] == str(message.id)
@@ -151,10 +148,10 @@ async def test_a_message_addressed_to_someone_else_is_not_the_readers_to_read(sc
     to_bob = await scene.send(team, ALICE, to=BOB)
     outcome = await scene.mark_read.execute(CAROL, team.id, to_bob.id)
     assert outcome.advanced and outcome.horizon.unread_count == 0
-    assert (to_bob.id, CAROL) not in scene.store.state.receipts
-    assert scene.store.state.messages[to_bob.id].read_by_all_at is None
+    assert (to_bob.id, CAROL) not in scene.store.receipts
+    assert scene.store.messages[to_bob.id].read_by_all_at is None
     await scene.mark_read.execute(BOB, team.id, to_bob.id)
-    assert scene.store.state.messages[to_bob.id].read_by_all_at is not None
+    assert scene.store.messages[to_bob.id].read_by_all_at is not None
 
 
 async def test_a_read_that_fails_to_commit_leaves_no_trace(scene, monkeypatch):
@@ -168,7 +165,7 @@ async def test_a_read_that_fails_to_commit_leaves_no_trace(scene, monkeypatch):
     monkeypatch.setattr("tests.fakes.events.InMemoryUserEventLog.append", broken)
     with pytest.raises(ConnectionError):
         await scene.mark_read.execute(BOB, chat.id, message.id)
-    assert scene.unread(chat, BOB) == 1 and scene.store.state.receipts[message.id, BOB].read_at is None
+    assert scene.unread(chat, BOB) == 1 and scene.store.receipts[message.id, BOB].read_at is None
     assert scene.events(BOB) == before and len(scene.notifier.notified) == 0
 
 

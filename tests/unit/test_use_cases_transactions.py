@@ -50,7 +50,7 @@ async def test_a_duplicate_message_spoils_the_unit_of_work(hub):
     message = await hub.send_text(alice, await hub.conversation(alice, bob))
     async with hub.uow() as uow:
         with pytest.raises(DuplicateMessage):
-            await uow.messages.add(await hub.message(message.id))
+            await uow.messages.add(await hub.message(message.id), 2)
         with pytest.raises(RuntimeError):
             await uow.commit()
 

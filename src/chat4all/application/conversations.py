@@ -5,9 +5,10 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import Clock, IdGenerator, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.ports import Clock, EventNotifier, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType, private_pair_key
 from chat4all.domain.errors import InvalidInput, NotFound
+from chat4all.domain.event_data import conversation_created
 from chat4all.domain.paging import check_page
 from chat4all.domain.quotas import UserQuotas
 
@@ -24,12 +25,16 @@ class CreateConversation:
 
     Starting one counts against the caller's conversations-per-hour quota (returning an existing
     private one does not). The count and the insert happen in one transaction under a lock on the
-    caller's count, so concurrent requests cannot start more than the quota allows."""
+    caller's count, so concurrent requests cannot start more than the quota allows.
+
+    Every member gets `conversation.created` in their event log, committed with the conversation;
+    `notifier` wakes their waiting readers after the commit."""
 
     uow: UnitOfWorkFactory
     ids: IdGenerator
     clock: Clock
     quotas: UserQuotas = attrs.field(factory=UserQuotas)
+    notifier: EventNotifier | None = None
 
     async def execute(
         self, *, caller: UUID, type: ConversationType, members: list[UUID], metadata: ConversationMetadata
@@ -48,10 +53,13 @@ class CreateConversation:
             self.quotas.check_new_conversation(recent, now)
             try:
                 await uow.conversations.add(conversation)
+                await uow.events.append(conversation_created(conversation))
                 await uow.commit()
             except DuplicateKey:
                 pass  # another request created the same private pair first
             else:
+                if self.notifier is not None:
+                    self.notifier.notify(conversation.members)
                 return ConversationCreated(conversation, created=True)
         async with self.uow() as uow:
             existing = await uow.conversations.get_private(private_pair_key(conversation.members))

@@ -21,7 +21,7 @@ RETURNING last_seq` (an upsert for a user's first event), in the same transactio
 - a rolled-back change takes its seqs back: seqs have no gaps, which lets a reader check that
   a page starts right after its cursor (`require_contiguous`) and notice dropped events.
 - counters are taken in ascending user id, after any conversation, horizon, message and receipt
-  row the transaction locks (see `event_ports`), so writers never deadlock.
+  row the transaction locks (see `ports.read_state`), so writers never deadlock.
 On PostgreSQL's one-statement intake this is one more CTE: an `INSERT ... ON CONFLICT DO UPDATE
 ... RETURNING` over the recipients sorted by id, then the events inserted at `last_seq - n + k`.
 A user in many busy conversations makes those commits take turns on their counter row: the
@@ -54,8 +54,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.event_ports import EventNotifier, UserEventReader
-from chat4all.application.ports import Clock
+from chat4all.application.ports import Clock, EventNotifier, UserEventReader
 from chat4all.domain.events import EventQuery, UserEvent, next_cursor, require_contiguous, resolve_since
 
 DEFAULT_EVENT_RETENTION = timedelta(days=7)

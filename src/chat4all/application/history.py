@@ -6,7 +6,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.event_ports import ReadingUnitOfWorkFactory
+from chat4all.application.ports import UnitOfWorkFactory
 from chat4all.domain.errors import NotFound
 from chat4all.domain.history import HistoryCursor, PageLinks, PageRequest, page_links
 from chat4all.domain.messages import Message
@@ -24,7 +24,7 @@ class ReadHistory:
     """Members only. `total` is the conversation's counter; the page is the range of positions the
     request names, read through the (conversation, position) index."""
 
-    uow: ReadingUnitOfWorkFactory
+    uow: UnitOfWorkFactory
 
     async def page(self, caller: UUID, conversation_id: UUID, request: PageRequest) -> HistoryPage:
         async with self.uow() as uow:

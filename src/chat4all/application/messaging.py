@@ -12,6 +12,7 @@ from chat4all.application.errors import DuplicateMessage
 from chat4all.application.ports import (
     Clock,
     DeliveryMetrics,
+    EventNotifier,
     MessageIntake,
     NoMetrics,
     OutboxEvent,
@@ -19,6 +20,7 @@ from chat4all.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from chat4all.application.reading import store_new_message
 from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.application.upload_access import may_read
 from chat4all.domain.conversations import Conversation, ConversationType
@@ -52,15 +54,14 @@ class UnitOfWorkIntake:
 
     uow: UnitOfWorkFactory
 
-    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
+    async def accept(self, message: Message, conversation: Conversation, routing: OutboxEvent) -> bool:
         async with self.uow() as uow:
             try:
-                await uow.messages.add(message)
+                await store_new_message(uow, conversation, message)
             except DuplicateMessage:
                 return False
-            await uow.conversations.touch(message.conversation_id, message.created_at)
-            if file_shared_with is not None and isinstance(message.payload, FilePayload):
-                await uow.conversations.record_file_share(message.payload.file_id, file_shared_with)
+            if isinstance(message.payload, FilePayload):
+                await uow.conversations.record_file_share(message.payload.file_id, conversation.id)
             await uow.outbox.add(routing.topic, routing.key, routing.payload)
             try:
                 await uow.commit()
@@ -77,6 +78,8 @@ class SendMessage:
     member if `to` is given, over known channels (`all` = every connector), with 1-4096
     characters of text or a completed upload they may share. The same message_id with the
     same content is accepted again without creating anything; with other content it conflicts.
+    Every member (the sender's other sessions too) gets `message.created` in their event log,
+    committed with the message; `notifier` wakes their waiting readers after the commit.
 
     A private conversation's members never change (it cannot be left), so they are read from the
     database once per process and kept (up to MEMBERSHIP_CACHE_SIZE conversations). A group's are
@@ -89,6 +92,7 @@ class SendMessage:
     outbox_signal: OutboxSignal | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
     intake: MessageIntake | None = None
+    notifier: EventNotifier | None = None
     _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
         init=False, factory=lambda: ExpiringCache(MEMBERSHIP_CACHE_SIZE)
     )
@@ -118,12 +122,13 @@ class SendMessage:
         )
         message = Message.accept(draft, self.clock.now())
         routing = OutboxEvent(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
-        shared_with = conversation.id if isinstance(payload, FilePayload) else None
         assert self.intake is not None
-        if await self.intake.accept(message, routing, shared_with):
+        if await self.intake.accept(message, conversation, routing):
             self.metrics.message_accepted()
             if self.outbox_signal is not None:
                 self.outbox_signal.notify()
+            if self.notifier is not None:
+                self.notifier.notify(conversation.members)
             return message
         async with self.uow() as uow:
             existing = await uow.messages.get(request.message_id)

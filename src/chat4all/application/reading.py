@@ -8,8 +8,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.event_ports import EventNotifier, ReadingUnitOfWork, ReadingUnitOfWorkFactory, ReadMark
-from chat4all.application.ports import Clock
+from chat4all.application.ports import Clock, EventNotifier, ReadMark, UnitOfWork, UnitOfWorkFactory
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import NotFound
 from chat4all.domain.event_data import conversation_read, message_created, message_status
@@ -18,11 +17,14 @@ from chat4all.domain.messages import Message
 from chat4all.domain.receipts import MessageRef, ReadHorizon
 
 
-async def record_new_message(uow: ReadingUnitOfWork, conversation: Conversation, message: Message) -> set[UUID]:
-    """What accepting `message` writes besides the message itself, in the same unit of work: its
-    position (from the conversation's counter), a receipt and +1 unread for each recipient, and
-    `message.created` for every member. Returns the users to wake once committed."""
+async def store_new_message(uow: UnitOfWork, conversation: Conversation, message: Message) -> set[UUID]:
+    """Stores an accepted message with what it adds to the read state, in one unit of work: its
+    position (from the conversation's counter, whose row lock comes first), a receipt and +1
+    unread for each recipient, and `message.created` for every member. Raises DuplicateMessage
+    (the unit of work must then be dropped) when the id exists. Returns the users to wake once
+    committed."""
     position = await uow.conversation_counters.record_message(conversation.id, message.id, message.created_at)
+    await uow.messages.add(message, position)
     recipients = conversation.recipients_of(message.sender_id, message.recipient_id)
     await uow.receipts.add(message, position, recipients)
     await uow.read_horizons.count_new(conversation.id, sorted(recipients), position)
@@ -47,7 +49,7 @@ class MarkConversationRead:
     (if its channels delivered it) and its sender hears `message.status`.
     """
 
-    uow: ReadingUnitOfWorkFactory
+    uow: UnitOfWorkFactory
     clock: Clock
     notifier: EventNotifier | None = None
 
@@ -72,7 +74,7 @@ class MarkConversationRead:
         return ReadOutcome(advanced, advanced=True)
 
     @staticmethod
-    async def _target(uow: ReadingUnitOfWork, conversation_id: UUID, up_to: UUID) -> MessageRef:
+    async def _target(uow: UnitOfWork, conversation_id: UUID, up_to: UUID) -> MessageRef:
         located = await uow.receipts.locate(up_to)
         if located is None or located.conversation_id != conversation_id:
             # The same answer whether the message is elsewhere or nowhere: ids of other conversations stay private.
@@ -80,7 +82,7 @@ class MarkConversationRead:
         return MessageRef(located.message_id, located.position)
 
 
-async def _conversation_of_member(uow: ReadingUnitOfWork, caller: UUID, conversation_id: UUID) -> Conversation:
+async def _conversation_of_member(uow: UnitOfWork, caller: UUID, conversation_id: UUID) -> Conversation:
     conversation = await uow.conversations.get(conversation_id)
     if conversation is None:
         raise NotFound("no such conversation", code="conversation_not_found")
@@ -88,7 +90,7 @@ async def _conversation_of_member(uow: ReadingUnitOfWork, caller: UUID, conversa
     return conversation
 
 
-async def _read_by_all(uow: ReadingUnitOfWork, marks: Sequence[ReadMark], now: datetime) -> list[PendingEvent]:
+async def _read_by_all(uow: UnitOfWork, marks: Sequence[ReadMark], now: datetime) -> list[PendingEvent]:
     """Messages that this read made read by all their recipients: recorded (`update_many` stores
     `read_by_all_at` with the status), and their senders told."""
     if not marks:

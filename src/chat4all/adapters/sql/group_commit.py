@@ -16,6 +16,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.ports import OutboxEvent
+from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import InvalidInput
 from chat4all.domain.messages import Message
 
@@ -27,8 +28,8 @@ class PendingAccept:
     """One request's message, waiting for the batch that stores it."""
 
     message: Message
+    conversation: Conversation
     routing: OutboxEvent
-    file_shared_with: UUID | None
     outcome: asyncio.Future[bool]
 
 
@@ -51,8 +52,8 @@ class GroupCommitIntake:
     async def store_batch(self, batch: list[PendingAccept]) -> set[UUID]:
         raise NotImplementedError
 
-    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
-        item = PendingAccept(message, routing, file_shared_with, asyncio.get_running_loop().create_future())
+    async def accept(self, message: Message, conversation: Conversation, routing: OutboxEvent) -> bool:
+        item = PendingAccept(message, conversation, routing, asyncio.get_running_loop().create_future())
         self._waiting.append(item)
         self._send_waiting()
         inserted = await item.outcome

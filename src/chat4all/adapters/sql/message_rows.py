@@ -47,7 +47,8 @@ def payload_from_json(data: dict[str, Any]) -> Payload:
 
 def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
     """A message from a row with the `messages` columns as attributes (a SQLAlchemy row, or a
-    psycopg named tuple); deliveries follow the order of the message's channels."""
+    psycopg named tuple; `seq` and `position` are not needed); deliveries follow the order of
+    the message's channels."""
     channels = tuple(row.channels)
     ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
     ordered.update(deliveries)
@@ -64,11 +65,13 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         created_at=row.created_at.astimezone(UTC),
         deliveries=ordered,
         history=history,
+        read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
     )
 
 
 def message_row(message: Message) -> dict[str, Any]:
-    """The `messages` row of a message (without `seq`, which the database or the caller assigns)."""
+    """The `messages` row of a message (without `seq` and `position`, which the database or the
+    caller assign, and `read_by_all_at`, which is never set on a new message)."""
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, and_, exc, func, insert, literal_column, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exc, func, insert, literal_column, or_, select, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.errors import is_unique_violation
@@ -19,12 +19,29 @@ from chat4all.adapters.sql.tables import message_deliveries, message_events, mes
 from chat4all.application.errors import DuplicateMessage
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 
-_MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
+MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
 
 
-class SqlMessageRepository(SqlRepository):
-    async def add(self, message: Message) -> None:
-        values = message_row(message)
+class MessageReads(SqlRepository):
+    """What every reader of messages shares: their deliveries, by message."""
+
+    async def _deliveries_of(self, message_ids: list[UUID]) -> dict[UUID, dict[str, DeliveryStatus]]:
+        found: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
+        if not message_ids:
+            return found
+        rows = await self._execute(
+            select(message_deliveries.c.message_id, message_deliveries.c.channel, message_deliveries.c.status).where(
+                message_deliveries.c.message_id.in_(message_ids)
+            )
+        )
+        for message_id, channel, status in rows:
+            found[message_id][channel] = DeliveryStatus(status)
+        return found
+
+
+class SqlMessageRepository(MessageReads):
+    async def add(self, message: Message, position: int) -> None:
+        values = {**message_row(message), "position": position}
         if self._dialect == "sqlite":
             # SQLite cannot generate a second increasing column; writes are serialized there,
             # so the next rowid (O(1) to find) is a safe, strictly increasing sequence number.
@@ -49,7 +66,7 @@ class SqlMessageRepository(SqlRepository):
         await self._append_events(message)
 
     async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None:
-        query = select(*_MESSAGE_COLUMNS).where(messages.c.id == message_id)
+        query = select(*MESSAGE_COLUMNS).where(messages.c.id == message_id)
         if for_update:
             query = query.with_for_update()
         row = (await self._execute(query)).first()
@@ -73,7 +90,7 @@ class SqlMessageRepository(SqlRepository):
         if not message_ids:
             return {}
         wanted = sorted(set(message_ids))
-        columns = (*_MESSAGE_COLUMNS, message_deliveries.c.channel.label("_channel"), message_deliveries.c.status.label("_status"))
+        columns = (*MESSAGE_COLUMNS, message_deliveries.c.channel.label("_channel"), message_deliveries.c.status.label("_status"))
         if for_update:
             query = (
                 select(*columns)
@@ -96,14 +113,23 @@ class SqlMessageRepository(SqlRepository):
                 deliveries[row.id][row._channel] = DeliveryStatus(row._status)
         if for_update and len(rows) < len(wanted):
             rest = [message_id for message_id in wanted if message_id not in rows]
-            locked = select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(rest)).order_by(messages.c.id).with_for_update()
+            locked = select(*MESSAGE_COLUMNS).where(messages.c.id.in_(rest)).order_by(messages.c.id).with_for_update()
             for row in await self._execute(locked):
                 rows[row.id] = row
         return {message_id: message_from_row(row, deliveries[message_id], []) for message_id, row in rows.items()}
 
     async def update_many(self, batch: Sequence[Message]) -> None:
         """A few statements for the whole batch: one UPDATE per distinct new status, one upsert of
-        the deliveries that have a new event, one INSERT of the new events."""
+        the deliveries that have a new event, one INSERT of the new events, and one UPDATE of the
+        times messages were read by all (when any message has one: those already stored stay)."""
+        read = [{"read_id": message.id, "read_at": message.read_by_all_at} for message in batch if message.read_by_all_at]
+        if read:
+            await self._execute(
+                update(messages)
+                .where(messages.c.id == bindparam("read_id"), messages.c.read_by_all_at.is_(None))
+                .values(read_by_all_at=bindparam("read_at")),
+                read,
+            )
         changed = [message for message in batch if message.new_events]
         if not changed:
             return
@@ -142,7 +168,7 @@ class SqlMessageRepository(SqlRepository):
         ).scalar_one()
         rows = (
             await self._execute(
-                select(*_MESSAGE_COLUMNS)
+                select(*MESSAGE_COLUMNS)
                 .where(messages.c.conversation_id == conversation_id)
                 .order_by(messages.c.seq)
                 .limit(limit)
@@ -156,7 +182,7 @@ class SqlMessageRepository(SqlRepository):
         self, before: datetime, limit: int, *, after: tuple[datetime, UUID] | None = None
     ) -> list[Message]:
         unfinished = [MessageStatus.ACCEPTED.value, MessageStatus.ROUTED.value]
-        query = select(*_MESSAGE_COLUMNS).where(messages.c.status.in_(unfinished), messages.c.created_at < before)
+        query = select(*MESSAGE_COLUMNS).where(messages.c.status.in_(unfinished), messages.c.created_at < before)
         if after is not None:
             at, message_id = after
             query = query.where(
@@ -165,19 +191,6 @@ class SqlMessageRepository(SqlRepository):
         rows = (await self._execute(query.order_by(messages.c.created_at, messages.c.id).limit(limit))).all()
         deliveries = await self._deliveries_of([row.id for row in rows])
         return [message_from_row(row, deliveries[row.id], []) for row in rows]
-
-    async def _deliveries_of(self, message_ids: list[UUID]) -> dict[UUID, dict[str, DeliveryStatus]]:
-        found: dict[UUID, dict[str, DeliveryStatus]] = defaultdict(dict)
-        if not message_ids:
-            return found
-        rows = await self._execute(
-            select(message_deliveries.c.message_id, message_deliveries.c.channel, message_deliveries.c.status).where(
-                message_deliveries.c.message_id.in_(message_ids)
-            )
-        )
-        for message_id, channel, status in rows:
-            found[message_id][channel] = DeliveryStatus(status)
-        return found
 
     async def _append_events(self, message: Message) -> None:
         if not message.new_events:

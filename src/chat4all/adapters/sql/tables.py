@@ -150,9 +150,8 @@ messages = Table(
     # sequence; on SQLite the repository sets it to the next rowid (writes are serialized there).
     Column("seq", BigInteger, Identity(), nullable=False),
     # 1, 2, 3... within the conversation, in the order messages are accepted (the conversation's
-    # `message_count` at accept time): history pages are ranges of positions. NULL only for rows
-    # written by a version that did not number them.
-    Column("position", BigInteger, nullable=True),
+    # `message_count` at accept time): history pages are ranges of positions.
+    Column("position", BigInteger, nullable=False),
     # When the last recipient read it (see domain.receipts).
     Column("read_by_all_at", UtcDateTime, nullable=True),
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
@@ -192,7 +191,7 @@ message_receipts = Table(
     Column("message_id", Uuid, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
     Column("recipient_id", Uuid, primary_key=True),
     Column("conversation_id", Uuid, nullable=False),
-    Column("position", BigInteger, nullable=True),
+    Column("position", BigInteger, nullable=False),
     Column("delivered_at", UtcDateTime, nullable=True),
     Column("read_at", UtcDateTime, nullable=True),
     Index("ix_message_receipts_recipient_id_conversation_id_position", "recipient_id", "conversation_id", "position"),

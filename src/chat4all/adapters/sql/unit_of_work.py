@@ -8,9 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chat4all.adapters.sql.conversations import SqlConversationRepository
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import close_quietly, translate_errors
+from chat4all.adapters.sql.event_log import SqlUserEventLog
+from chat4all.adapters.sql.history import SqlMessageHistory
 from chat4all.adapters.sql.login_attempts import SqlLoginAttemptRepository
 from chat4all.adapters.sql.messages import SqlMessageRepository
 from chat4all.adapters.sql.outbox import SqlOutbox
+from chat4all.adapters.sql.read_state import SqlConversationCounters, SqlReadHorizonRepository, SqlReceiptRepository
 from chat4all.adapters.sql.uploads import SqlUploadRepository
 from chat4all.adapters.sql.users import SqlTokenRepository, SqlUserRepository
 
@@ -29,6 +32,11 @@ class SqlUnitOfWork:
     messages: SqlMessageRepository
     uploads: SqlUploadRepository
     outbox: SqlOutbox
+    events: SqlUserEventLog
+    conversation_counters: SqlConversationCounters
+    history: SqlMessageHistory
+    read_horizons: SqlReadHorizonRepository
+    receipts: SqlReceiptRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -56,6 +64,11 @@ class SqlUnitOfWork:
         self.messages = SqlMessageRepository(connection)
         self.uploads = SqlUploadRepository(connection)
         self.outbox = SqlOutbox(connection)
+        self.events = SqlUserEventLog(connection)
+        self.conversation_counters = SqlConversationCounters(connection)
+        self.history = SqlMessageHistory(connection)
+        self.read_horizons = SqlReadHorizonRepository(connection)
+        self.receipts = SqlReceiptRepository(connection)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

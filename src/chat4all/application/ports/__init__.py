@@ -3,6 +3,8 @@
 - `repositories`: the unit of work and the repositories it holds;
 - `messages`: messages in storage, and the two ports that write them (`MessageIntake`, `MessageBatches`);
 - `events`: the outbox, its relay and the event bus;
+- `events_log`: the per-user event log users read their events from, and the wake-ups of its readers;
+- `read_state`: conversation counters, read horizons, receipts and history pages (and the lock order);
 - `storage`: upload bytes;
 - `connectors`: the channels messages leave through, and the pipeline's metrics;
 - `security`, `system`: password hashes and tokens; time and ids.
@@ -18,7 +20,16 @@ from chat4all.application.ports.connectors import (
     SendResult,
 )
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
+from chat4all.application.ports.events_log import EventNotifier, UserEventLog, UserEventReader, WakeUp
 from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
+from chat4all.application.ports.read_state import (
+    ConversationCounters,
+    LocatedMessage,
+    MessageHistory,
+    ReadHorizonRepository,
+    ReadMark,
+    ReceiptRepository,
+)
 from chat4all.application.ports.repositories import (
     ConversationRepository,
     LoginAttemptRepository,
@@ -35,13 +46,17 @@ from chat4all.application.ports.system import Clock, IdGenerator
 __all__ = [
     "ChannelConnector",
     "Clock",
+    "ConversationCounters",
     "ConversationRepository",
     "DeliveryMetrics",
+    "EventNotifier",
     "EventPublisher",
     "FileStorage",
     "IdGenerator",
+    "LocatedMessage",
     "LoginAttemptRepository",
     "MessageBatches",
+    "MessageHistory",
     "MessageIntake",
     "MessageRepository",
     "MetricsReport",
@@ -51,11 +66,17 @@ __all__ = [
     "OutboxReader",
     "OutboxSignal",
     "PasswordHasher",
+    "ReadHorizonRepository",
+    "ReadMark",
+    "ReceiptRepository",
     "SendResult",
     "TokenIssuer",
     "TokenRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",
     "UploadRepository",
+    "UserEventLog",
+    "UserEventReader",
     "UserRepository",
+    "WakeUp",
 ]

@@ -18,12 +18,14 @@ from typing import Protocol
 from uuid import UUID
 
 from chat4all.application.ports.events import OutboxEvent
+from chat4all.domain.conversations import Conversation
 from chat4all.domain.messages import Message
 
 
 class MessageRepository(Protocol):
-    async def add(self, message: Message) -> None:
-        """Raises DuplicateMessage if the id exists (the unit of work is then unusable)."""
+    async def add(self, message: Message, position: int) -> None:
+        """Stores the message at `position` in its conversation (from `ConversationCounters`).
+        Raises DuplicateMessage if the id exists (the unit of work is then unusable)."""
         ...
 
     async def get(self, message_id: UUID, *, for_update: bool = False) -> Message | None: ...
@@ -37,8 +39,9 @@ class MessageRepository(Protocol):
     async def update_many(self, messages: Sequence[Message]) -> None:
         """Persists what changed in each message since it was read, as its `new_events` say: the
         status (when one of them is a status change), the deliveries they are about, and the
-        events themselves, appended to the history; then clears `new_events`. Messages with no
-        new events are not written."""
+        events themselves, appended to the history; then clears `new_events`. A `read_by_all_at`
+        the message has is stored too if none was (it may come without an event: a message read
+        by all before its channels answered). Nothing else is written."""
         ...
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]: ...
@@ -53,10 +56,12 @@ class MessageRepository(Protocol):
 
 
 class MessageIntake(Protocol):
-    async def accept(self, message: Message, routing: OutboxEvent, file_shared_with: UUID | None = None) -> bool:
-        """Stores a just-accepted message atomically with everything that must exist with it: its
-        channel deliveries and first history entry, the conversation's new activity time, the share
-        of its file with `file_shared_with` (a conversation id) and its `routing` outbox event.
+    async def accept(self, message: Message, conversation: Conversation, routing: OutboxEvent) -> bool:
+        """Stores a just-accepted message of `conversation` atomically with everything that must
+        exist with it (what `application.reading.store_new_message` writes): its position, channel
+        deliveries and first history entry; the conversation's count, last message and activity
+        time; a receipt and an unread count for each recipient; `message.created` in every member's
+        event log; the share of its file with the conversation; and its `routing` outbox event.
 
         Returns False, storing nothing, when a message with the same id already exists.
         """

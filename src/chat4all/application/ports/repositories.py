@@ -8,7 +8,14 @@ from typing import Protocol
 from uuid import UUID
 
 from chat4all.application.ports.events import Outbox
+from chat4all.application.ports.events_log import UserEventLog
 from chat4all.application.ports.messages import MessageRepository
+from chat4all.application.ports.read_state import (
+    ConversationCounters,
+    MessageHistory,
+    ReadHorizonRepository,
+    ReceiptRepository,
+)
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.quotas import OpenUploads, RecentStarts
 from chat4all.domain.uploads import Upload
@@ -106,6 +113,10 @@ class UploadRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
+    """One transaction over every repository: what is written through any of them commits, or rolls
+    back, together (a message with its receipts, unread counts and events; a change with its outbox
+    events). Row locks follow the order in `read_state`."""
+
     users: UserRepository
     tokens: TokenRepository
     login_attempts: LoginAttemptRepository
@@ -113,6 +124,11 @@ class UnitOfWork(Protocol):
     messages: MessageRepository
     uploads: UploadRepository
     outbox: Outbox
+    events: UserEventLog
+    conversation_counters: ConversationCounters
+    history: MessageHistory
+    read_horizons: ReadHorizonRepository
+    receipts: ReceiptRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -1,0 +1,71 @@
+"""Waking the readers of users' event logs within one process (production code, not a test double).
+
+The embedded profile runs every writer and every reader in one process: `InProcessEventNotifier`
+is its `EventNotifier` alone, `notify` being called by the use cases after they commit. In the
+distributed profile it is the local half of `adapters.sql.postgres.listener.PostgresEventNotifier`,
+which feeds it what PostgreSQL's LISTEN connection hears.
+
+Each waiting reader holds a latched flag: a notification that arrives between `listen` and
+`wait` (while the reader reads the log) is kept and ends the next wait at once. Notifying costs
+a dictionary lookup per user; a user nobody waits for costs nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+
+class LatchedWakeUp:
+    """One reader's wake-up (`WakeUp`): set by a notification, cleared by the wait it ends."""
+
+    def __init__(self) -> None:
+        self._flag = asyncio.Event()
+
+    def set(self) -> None:
+        self._flag.set()
+
+    async def wait(self, timeout: float) -> bool:
+        if not self._flag.is_set():  # (wait_for would time out a zero timeout even with the flag set)
+            try:
+                await asyncio.wait_for(self._flag.wait(), timeout)
+            except TimeoutError:
+                return False
+        self._flag.clear()
+        return True
+
+
+class InProcessEventNotifier:
+    """`EventNotifier` within one process: a latched wake-up per listening reader."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[UUID, set[LatchedWakeUp]] = defaultdict(set)
+
+    @asynccontextmanager
+    async def listen(self, user_id: UUID) -> AsyncIterator[LatchedWakeUp]:
+        wakeup = LatchedWakeUp()
+        self._listeners[user_id].add(wakeup)
+        try:
+            yield wakeup
+        finally:
+            self._listeners[user_id].discard(wakeup)
+            if not self._listeners[user_id]:
+                del self._listeners[user_id]
+
+    def notify(self, user_ids: Iterable[UUID]) -> None:
+        for user_id in set(user_ids):
+            for wakeup in self._listeners.get(user_id, ()):
+                wakeup.set()
+
+    def notify_all(self) -> None:
+        """Wakes every reader (they re-read their logs): for when notifications may have been lost."""
+        for wakeups in self._listeners.values():
+            for wakeup in wakeups:
+                wakeup.set()
+
+    def listening(self, user_id: UUID) -> int:
+        """How many readers wait for `user_id`'s events."""
+        return len(self._listeners.get(user_id, ()))

@@ -1,0 +1,138 @@
+"""The per-user event log on SQL (both engines): appended inside the unit of work, read outside it.
+
+Appending numbers each user's events from their row in `user_event_counters`, taken with one
+`INSERT ... ON CONFLICT DO UPDATE SET last_seq = last_seq + n ... RETURNING last_seq` over the
+users in `lock_order` (an upsert: a user's first event creates the row). The rows stay locked
+until the transaction ends, so a user's events are numbered in commit order with no gap (see
+`chat4all.application.events`). On PostgreSQL the same transaction also sends
+`pg_notify(EVENTS_CHANNEL, '<user id>,<user id>,...')`: PostgreSQL delivers it when the
+transaction commits, and never if it rolls back, to every API process LISTENing
+(`postgres/listener.py`). On SQLite every reader is in this process and is woken by the use
+case through the in-process notifier.
+
+Reading runs in autocommit mode: a long poll holds no transaction (and on SQLite takes no write lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chat4all.adapters.sql.base import SqlRepository
+from chat4all.adapters.sql.engine import exclusive_use
+from chat4all.adapters.sql.errors import translate_errors
+from chat4all.adapters.sql.tables import user_event_counters, user_events
+from chat4all.domain.events import EventType, LogBounds, PendingEvent, UserEvent, lock_order, number_events
+
+EVENTS_CHANNEL = "chat4all_events"
+# A notification's payload must stay under 8000 bytes: 200 ids of 36 characters and a comma.
+IDS_PER_NOTIFICATION = 200
+
+
+def wake_up_payloads(user_ids: Iterable[UUID]) -> list[str]:
+    """The payloads of the notifications that wake `user_ids`' readers: comma-separated ids."""
+    ordered = [str(user_id) for user_id in sorted(set(user_ids))]
+    return [",".join(ordered[start : start + IDS_PER_NOTIFICATION]) for start in range(0, len(ordered), IDS_PER_NOTIFICATION)]
+
+
+def parse_wake_up(payload: str) -> list[UUID]:
+    """The user ids of a notification's payload; what is not an id is skipped."""
+    found = []
+    for part in payload.split(","):
+        with contextlib.suppress(ValueError):
+            found.append(UUID(part))
+    return found
+
+
+class SqlUserEventLog(SqlRepository):
+    async def append(self, events: Sequence[PendingEvent]) -> list[tuple[UUID, UserEvent]]:
+        if not events:
+            return []
+        users = lock_order(event.user_id for event in events)
+        counts = Counter(event.user_id for event in events)
+        upsert = self._upsert(user_event_counters)
+        taken = upsert.values([{"user_id": user_id, "last_seq": counts[user_id]} for user_id in users])
+        taken = taken.on_conflict_do_update(
+            index_elements=[user_event_counters.c.user_id],
+            set_={"last_seq": user_event_counters.c.last_seq + upsert.excluded.last_seq},
+        ).returning(user_event_counters.c.user_id, user_event_counters.c.last_seq)
+        last_seqs = {row.user_id: row.last_seq - counts[row.user_id] for row in await self._execute(taken)}
+        numbered, _ = number_events(last_seqs, events)
+        rows = [
+            {"user_id": user_id, "seq": event.seq, "type": event.type.value, "at": event.at, "data": dict(event.data)}
+            for user_id, event in numbered
+        ]
+        await self._execute(insert(user_events), rows)
+        if self._dialect == "postgresql":
+            for payload in wake_up_payloads(users):
+                await self._execute(select(func.pg_notify(EVENTS_CHANNEL, payload)))
+        return numbered
+
+
+def _event(row: object) -> UserEvent:
+    return UserEvent(row.seq, EventType(row.type), row.at, row.data)  # type: ignore[attr-defined]
+
+
+class SqlUserEventReader:
+    """`UserEventReader` on the engine's pool, each call on a connection of its own."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        async with exclusive_use(self._engine):
+            with translate_errors():
+                async with self._engine.connect() as connection:
+                    yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def bounds(self, user_id: UUID) -> LogBounds:
+        async with self._autocommit() as connection:
+            return await self._bounds(connection, user_id)
+
+    async def read_after(self, user_id: UUID, after: int, limit: int) -> tuple[LogBounds, list[UserEvent]]:
+        page = (
+            select(user_events.c.seq, user_events.c.type, user_events.c.at, user_events.c.data)
+            .where(user_events.c.user_id == user_id, user_events.c.seq > after)
+            .order_by(user_events.c.seq)
+            .limit(limit)
+        )
+        async with self._autocommit() as connection:
+            bounds = await self._bounds(connection, user_id)
+            return bounds, [_event(row) for row in await connection.execute(page)]
+
+    @staticmethod
+    async def _bounds(connection: AsyncConnection, user_id: UUID) -> LogBounds:
+        last = select(user_event_counters.c.last_seq).where(user_event_counters.c.user_id == user_id).scalar_subquery()
+        oldest = select(func.min(user_events.c.seq)).where(user_events.c.user_id == user_id).scalar_subquery()
+        row = (await connection.execute(select(last.label("last"), oldest.label("oldest")))).one()
+        return LogBounds(row.oldest, row.last or 0)
+
+    async def purge_before(self, before: datetime, limit: int) -> int:
+        """One statement: per user, the prefix up to their newest event older than `before`, the
+        first `limit` of those rows in (user, seq) order, so what is cut is a prefix of each log."""
+        old = (
+            select(user_events.c.user_id, func.max(user_events.c.seq).label("up_to"))
+            .where(user_events.c.at < before)
+            .group_by(user_events.c.user_id)
+            .subquery()
+        )
+        doomed = (
+            select(user_events.c.user_id, user_events.c.seq)
+            .join(old, (old.c.user_id == user_events.c.user_id) & (user_events.c.seq <= old.c.up_to))
+            .order_by(user_events.c.user_id, user_events.c.seq)
+            .limit(limit)
+        )
+        async with exclusive_use(self._engine):
+            with translate_errors():
+                async with self._engine.begin() as connection:
+                    result = await connection.execute(
+                        delete(user_events).where(tuple_(user_events.c.user_id, user_events.c.seq).in_(doomed))
+                    )
+        return result.rowcount
