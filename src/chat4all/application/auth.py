@@ -166,6 +166,15 @@ class ResolveToken:
         now = self.clock.now()
         return await self.cache.get_or_load(digest, now, lambda: self._look_up(digest, now))
 
+    async def expiry(self, secret: str) -> datetime:
+        """When the token stops being valid (a live connection is closed then); always read from
+        the database. Raises NotAuthenticated when it is not valid now."""
+        async with self.uow() as uow:
+            token = await uow.tokens.get(self.tokens.digest(secret))
+        if token is None or not token.is_valid_at(self.clock.now()):
+            raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
+        return token.expires_at
+
     async def _look_up(self, digest: str, now: datetime) -> User:
         async with self.uow() as uow:
             token = await uow.tokens.get(digest)

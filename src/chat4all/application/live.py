@@ -1,0 +1,149 @@
+"""Live connections: who may hold one, how many, and for how long.
+
+A user holds at most `per_user` live connections (Server-Sent Events streams and WebSockets) in
+a process, and a process at most `per_process`; past either, a new one is refused (the first
+with `too_many_connections`, the second with `server_busy`), and the ones already open are kept.
+
+A connection lives as long as the token it was opened with: it ends at the token's expiry, and
+within `token_check` seconds of the token being revoked (a logout through this process is seen
+at the next check; through another, once this process's token cache has let go of it, see
+`ResolveToken`). One sweep checks every connection's token, rather than a timer per connection,
+so idle connections cost no wake-ups of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from chat4all.application.auth import ResolveToken
+from chat4all.application.events import ReadEvents
+from chat4all.application.live_feed import Ended, FeedLimits, LiveFeed
+from chat4all.application.ports import Clock, EventNotifier, LiveNotices
+from chat4all.domain.errors import NotAuthenticated, Throttled, Unavailable
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENDED = Ended("invalid_token", "the access token expired or was revoked; log in again and reconnect")
+
+
+class TooManyConnections(Throttled):
+    code = "too_many_connections"
+
+
+class ServerBusy(Unavailable):
+    code = "server_busy"
+
+
+@attrs.frozen
+class LiveLimits:
+    per_user: int = 10
+    per_process: int = 800
+    token_check: float = 5.0  # seconds between checks that each connection's token is still valid
+    feed: FeedLimits = FeedLimits()
+
+
+@attrs.frozen
+class LiveSession:
+    """An open live connection: its user, and the feed the transport sends from."""
+
+    user_id: UUID
+    feed: LiveFeed
+    expires_at: datetime
+
+
+@attrs.define
+class LiveEvents:
+    events: ReadEvents
+    notifier: EventNotifier
+    notices: LiveNotices
+    tokens: ResolveToken
+    clock: Clock
+    limits: LiveLimits = LiveLimits()
+    _per_user: Counter[UUID] = attrs.field(init=False, factory=Counter)
+    _by_token: dict[str, set[LiveFeed]] = attrs.field(init=False, factory=lambda: defaultdict(set))
+    _sweep: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+
+    @property
+    def open_connections(self) -> int:
+        return sum(self._per_user.values())
+
+    def check_room(self, user_id: UUID) -> None:
+        """Raises what `connect` would, without taking a place (so an HTTP stream can be refused
+        with a status code before its response starts)."""
+        if self.open_connections >= self.limits.per_process:
+            raise ServerBusy(
+                f"this server holds its maximum of {self.limits.per_process} live connections; retry shortly",
+                retry_after_seconds=5,
+            )
+        if self._per_user[user_id] >= self.limits.per_user:
+            raise TooManyConnections(
+                f"at most {self.limits.per_user} live connections per user; close one first", retry_after_seconds=5
+            )
+
+    @contextlib.asynccontextmanager
+    async def connect(self, secret: str) -> AsyncIterator[LiveSession]:
+        """A live connection for the token's user, held until the context ends. Raises
+        NotAuthenticated, TooManyConnections or ServerBusy."""
+        user = await self.tokens.execute(secret)
+        expires_at = await self.tokens.expiry(secret)
+        self.check_room(user.id)
+        feed = LiveFeed(user.id, self.events, self.notifier, self.limits.feed)
+        self._per_user[user.id] += 1
+        self._by_token[secret].add(feed)
+        expiry = asyncio.get_running_loop().call_later(self._seconds_until(expires_at), feed.end, TOKEN_ENDED)
+        self._start_sweep()
+        try:
+            with self.notices.subscribe(user.id, feed.offer):
+                yield LiveSession(user.id, feed, expires_at)
+        finally:
+            expiry.cancel()
+            self._release(user.id, secret, feed)
+            await feed.close()
+
+    def _seconds_until(self, moment: datetime) -> float:
+        return max(0.0, (moment - self.clock.now()).total_seconds())
+
+    def _release(self, user_id: UUID, secret: str, feed: LiveFeed) -> None:
+        self._per_user[user_id] -= 1
+        if self._per_user[user_id] <= 0:
+            del self._per_user[user_id]
+        feeds = self._by_token[secret]
+        feeds.discard(feed)
+        if not feeds:
+            del self._by_token[secret]
+
+    def _start_sweep(self) -> None:
+        if self._sweep is None or self._sweep.done():
+            self._sweep = asyncio.create_task(self._check_tokens_forever(), name="live-token-check")
+
+    async def _check_tokens_forever(self) -> None:
+        while self._by_token:
+            await asyncio.sleep(self.limits.token_check)
+            await self.check_tokens()
+
+    async def check_tokens(self) -> None:
+        """Ends the connections whose token is no longer valid. A check that fails for another
+        reason (the database is unreachable) ends nothing: the next one decides."""
+        for secret in list(self._by_token):
+            try:
+                await self.tokens.execute(secret)
+            except NotAuthenticated:
+                for feed in list(self._by_token.get(secret, ())):
+                    feed.end(TOKEN_ENDED)
+            except Exception:
+                log.warning("could not check a live connection's token; keeping it until the next check", exc_info=True)
+
+    async def stop(self) -> None:
+        sweep, self._sweep = self._sweep, None
+        if sweep is not None:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
