@@ -7,21 +7,15 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import attrs
 
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
+from chat4all.entrypoints.env_values import EnvReader, SettingsError
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
 _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
-# Kafka topic, group and instance names: what every broker and file system accepts.
-KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed; the message names it."""
 
 
 def default_data_dir() -> Path:
@@ -55,6 +49,21 @@ class HttpSettings:
     metrics_token: str | None = None  # set: GET /metrics on the API port wants `Authorization: Bearer <it>`
     metrics_port: int | None = None  # set: /metrics (only) on a listener of its own
     metrics_address: str = "127.0.0.1"
+
+
+@attrs.frozen
+class EventsSettings:
+    """Users' live events: how long the log keeps them, what a client or a process may hold open."""
+
+    retention: timedelta = timedelta(days=7)
+    max_connections_per_user: int = 10  # SSE streams and WebSockets, per process
+    # Per process; below the HTTP connection limit, so REST requests always find room.
+    max_connections: int = 800
+    queue_size: int = 500  # frames waiting to be sent, per connection
+    slow_client: float = 10.0  # seconds a full queue waits for its client before dropping it (resync)
+    keepalive: float = 15.0  # an SSE comment, a WebSocket ping; an unanswered ping closes the socket
+    token_check: float = 5.0  # seconds between checks that a live connection's token is still valid
+    typing_interval: timedelta = timedelta(seconds=2)  # per user and conversation
 
 
 @attrs.frozen
@@ -107,6 +116,7 @@ class Settings:
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
     http: HttpSettings = HttpSettings()
+    events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
     @property
@@ -143,6 +153,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
     if public_url:
         reader.url("CHAT4ALL_PUBLIC_URL", None)
+    http = load_http_settings(reader)
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -173,9 +184,35 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
-        http=load_http_settings(reader),
+        http=http,
+        events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
     )
+
+
+def load_events_settings(reader: EnvReader, http: HttpSettings) -> EventsSettings:
+    def seconds(name: str, default: int) -> int:
+        return reader.integer(f"CHAT4ALL_EVENTS_{name}_SECONDS", default, minimum=1, maximum=600)
+
+    events = EventsSettings(
+        retention=timedelta(days=reader.integer("CHAT4ALL_EVENTS_RETENTION_DAYS", 7, minimum=1, maximum=3650)),
+        max_connections_per_user=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS_PER_USER", 10, minimum=1),
+        # By default four fifths of the HTTP connection limit (800 of 1000).
+        max_connections=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS", max(1, http.max_connections * 4 // 5), minimum=1),
+        queue_size=reader.integer("CHAT4ALL_EVENTS_QUEUE_SIZE", 500, minimum=1, maximum=100_000),
+        slow_client=seconds("SLOW_CLIENT", 10),
+        keepalive=seconds("KEEPALIVE", 15),
+        token_check=seconds("TOKEN_CHECK", 5),
+        typing_interval=timedelta(
+            milliseconds=reader.integer("CHAT4ALL_EVENTS_TYPING_INTERVAL_MS", 2000, minimum=100, maximum=60_000)
+        ),
+    )
+    if events.max_connections >= http.max_connections > 1:
+        raise SettingsError(
+            f"CHAT4ALL_EVENTS_MAX_CONNECTIONS ({events.max_connections}) must be below "
+            f"CHAT4ALL_HTTP_MAX_CONNECTIONS ({http.max_connections}), so REST requests always find room"
+        )
+    return events
 
 
 def load_kafka_settings(reader: EnvReader) -> KafkaSettings:
@@ -234,60 +271,3 @@ def login_limits(reader: EnvReader) -> dict[str, int]:
         "login_max_failures_per_address": reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
         "login_max_failures_per_user": per_user,
     }
-
-
-@attrs.define
-class EnvReader:
-    env: Mapping[str, str]
-
-    def text(self, name: str, default: str | None) -> str:
-        value = self.env.get(name) or default
-        if value is None:
-            raise SettingsError(f"{name} is required for this profile")
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-        raw = self.env.get(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise SettingsError(f"{name} must be between {minimum} and {maximum or 'any'}, got {value}")
-        return value
-
-    def fraction(self, name: str, default: float) -> float:
-        raw = self.env.get(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise SettingsError(f"{name} must be between 0 and 1, got {value}")
-        return value
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.env.get(name) or default
-        if value not in options:
-            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    def name(self, name: str, default: str, *, maximum: int) -> str:
-        """A Kafka name (or part of one): letters, digits, '.', '_' and '-'."""
-        value = self.env.get(name) or default
-        if value and (len(value) > maximum or not KAFKA_NAME.fullmatch(value)):
-            raise SettingsError(
-                f"{name} may hold only letters, digits, '.', '_' and '-' ({maximum} at most), got {value!r}"
-            )
-        return value
-
-    def url(self, name: str, default: str | None) -> str:
-        value = self.text(name, default)
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-        return value.rstrip("/")
