@@ -14,6 +14,7 @@ import json
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from chat4all.entrypoints.http.security_headers import HEADERS
 
@@ -21,6 +22,8 @@ from chat4all.entrypoints.http.security_headers import HEADERS
 MAX_HEADER_BYTES = 64 * 1024
 MALFORMED = (400, "the request is not valid HTTP/1.1", "malformed_request")
 HEADERS_TOO_LARGE = (431, f"the request line and headers exceed {MAX_HEADER_BYTES} bytes", "headers_too_large")
+# What a WebSocket client may send in one frame (auth, resume, typing, ping are all tiny); past it: 1009.
+MAX_CLIENT_FRAME = 64 * 1024
 
 
 class HeadersTooLarge(Exception):
@@ -67,6 +70,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._stop_deadline()  # the socket is the WebSocket protocol's from now on; its pings watch the client
+        super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
         self._received_any = True
@@ -159,6 +166,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # nothing to answer: no request begun, or an answer already under way
         else:
             self.refuse(408, f"{why} (limit {seconds:g} s)", "request_timeout")
+
+
+class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, except that closing a socket whose client has stopped reading
+    (writing is paused: the client's window and the buffers are full) drops the connection: the
+    close frame could never reach it, and a graceful close would wait for it forever."""
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.close" and self.handshake_complete and not self.writable.is_set():
+            self.logger.info("closing a WebSocket whose client stopped reading: connection dropped")
+            self.transport.abort()
+            return
+        await super().send(message)
 
 
 class ByListener:
