@@ -101,14 +101,18 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
+        from chat4all.adapters.live_notices import InProcessLiveNotices
         from chat4all.entrypoints.bootstrap import Adapters, wire
+        from chat4all.entrypoints.recipient import EventAdapters
         from chat4all.entrypoints.settings import load_settings
         from chat4all.entrypoints.web import web_app
         from tests.fakes import (
             InMemoryFileStorage,
             InMemoryOutboxReader,
             InMemoryStore,
+            InMemoryEventNotifier,
             InMemoryUnitOfWorkFactory,
+            InMemoryUserEventReader,
             PlainTestHasher,
             RecordingConnector,
             RecordingPublisher,
@@ -122,6 +126,7 @@ class EdgeScene:
             outbox_reader=InMemoryOutboxReader(store),
             connectors={"whatsapp": RecordingConnector("whatsapp")},
             hasher=PlainTestHasher(),
+            events=EventAdapters(InMemoryUserEventReader(store), InMemoryEventNotifier(), InProcessLiveNotices()),
         )
         settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
         self.hub = wire(settings, adapters)

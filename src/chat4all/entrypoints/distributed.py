@@ -125,8 +125,11 @@ def _direct_pool(settings: Settings, adapters: Adapters, *, min_connections: int
 
 def build_distributed_api(settings: Settings) -> Hub:
     """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
+    from chat4all.entrypoints.recipient import distributed_event_adapters
+
     adapters = distributed_adapters(settings, client_id="chat4all-api")
     use_direct_statements(settings, adapters)
+    adapters.events = distributed_event_adapters(settings, adapters.uow.engine)  # type: ignore[attr-defined]
     hub = wire(settings, adapters)
     add_api_background(hub)
     return hub

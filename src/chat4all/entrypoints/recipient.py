@@ -1,0 +1,103 @@
+"""The recipient side as the composition root wires it: the adapters of users' event logs per
+profile (the log's reader, the wake-ups of its readers, the ephemeral notices), and the use
+cases over them (history pages, read horizons, the long poll, live connections, typing).
+
+The root uses it in four places: `embedded_event_adapters` / `distributed_event_adapters` make
+an API process's `EventAdapters`; their `notifier` goes to SendMessage and CreateConversation,
+which wake readers after they commit; `recipient_use_cases` builds the use cases; and
+`add_event_background` runs the retention purge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from chat4all.application.auth import ResolveToken
+from chat4all.application.events import PurgeEvents, ReadEvents
+from chat4all.application.history import ReadHistory
+from chat4all.application.live import LiveEvents, LiveLimits
+from chat4all.application.live_feed import FeedLimits
+from chat4all.application.ports import Clock, EventNotifier, LiveNotices, UnitOfWorkFactory, UserEventReader
+from chat4all.application.reading import MarkConversationRead
+from chat4all.application.typing_notices import SendTyping
+from chat4all.entrypoints.background import BackgroundTasks, every
+from chat4all.entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+PURGE_EVERY = 3600.0  # seconds between runs of the retention purge
+
+
+@attrs.define
+class EventAdapters:
+    reader: UserEventReader
+    notifier: EventNotifier
+    notices: LiveNotices
+    on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+
+
+def embedded_event_adapters(engine: AsyncEngine) -> EventAdapters:
+    """One process: every writer and reader is here, so wake-ups and notices stay in it."""
+    from chat4all.adapters.live_notices import InProcessLiveNotices
+    from chat4all.adapters.notifier import InProcessEventNotifier
+    from chat4all.adapters.sql.event_log import SqlUserEventReader
+
+    return EventAdapters(SqlUserEventReader(engine), InProcessEventNotifier(), InProcessLiveNotices())
+
+
+def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> EventAdapters:
+    """An API process among several: commits anywhere wake its readers through PostgreSQL's
+    LISTEN/NOTIFY, and typing notices reach the other processes' connections the same way."""
+    from chat4all.adapters.sql.event_log import SqlUserEventReader
+    from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
+    from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
+
+    notifier = PostgresEventNotifier(settings.database_url)
+    notices = PostgresLiveNotices(settings.database_url, engine)
+    return EventAdapters(
+        SqlUserEventReader(engine),
+        notifier,
+        notices,
+        on_start=[notifier.start, notices.start],
+        on_stop=[notices.stop, notifier.stop],
+    )
+
+
+@attrs.frozen
+class RecipientUseCases:
+    read_history: ReadHistory
+    mark_conversation_read: MarkConversationRead
+    read_events: ReadEvents
+    live_events: LiveEvents
+    send_typing: SendTyping
+    purge_events: PurgeEvents
+
+
+def recipient_use_cases(
+    settings: Settings, uow: UnitOfWorkFactory, clock: Clock, events: EventAdapters, resolve_token: ResolveToken
+) -> RecipientUseCases:
+    configured = settings.events
+    read_events = ReadEvents(events.reader, events.notifier)
+    limits = LiveLimits(
+        per_user=configured.max_connections_per_user,
+        per_process=configured.max_connections,
+        token_check=configured.token_check,
+        feed=FeedLimits(queue_size=configured.queue_size, slow_client=configured.slow_client),
+    )
+    return RecipientUseCases(
+        read_history=ReadHistory(uow),
+        mark_conversation_read=MarkConversationRead(uow, clock, events.notifier),
+        read_events=read_events,
+        live_events=LiveEvents(read_events, events.notifier, events.notices, resolve_token, clock, limits),
+        send_typing=SendTyping(uow, clock, events.notices, interval=configured.typing_interval),
+        purge_events=PurgeEvents(events.reader, clock, configured.retention),
+    )
+
+
+def add_event_background(background: BackgroundTasks, recipient: RecipientUseCases) -> None:
+    background.add("event-purge", lambda: every(PURGE_EVERY, recipient.purge_events.execute, "event-purge"))
