@@ -6,6 +6,7 @@
 - `{"type": "resync", "reason", "resume_from", "detail"}`: the feed stopped. `cursor_expired`:
   reload over REST, then resume from `resume_from`; `too_slow`: reconnect and resume from the
   last seq received (SSE: `id:` is `resume_from`, so an EventSource reconnects from there);
+- a `: connected` comment first, once nothing can be missed any more (typing notices included);
 - `{"type": "error", "error_code", "detail"}`: the connection ends (its token expired or was
   revoked, or it was refused).
 """
@@ -22,6 +23,7 @@ from chat4all.domain.errors import DomainError
 from chat4all.domain.events import UserEvent
 
 KEEP_ALIVE = ServerSentEventMessage(data=None, comment="keep-alive")
+CONNECTED = ServerSentEventMessage(data=None, comment="connected")
 
 
 def frame_json(frame: Frame) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from chat4all.application.live import LiveSession
 from chat4all.application.live_feed import Ended, Resync, ResyncReason
 from chat4all.application.typing_notices import SendTyping
 from chat4all.domain.errors import DomainError, InvalidInput
+from chat4all.domain.events import UserEvent
 from chat4all.entrypoints.http.live_frames import encode, error_json, frame_json
+from chat4all.entrypoints.http.ws_protocol import LAST_WORDS
 
 CLOSE_UNAUTHENTICATED = 4401  # no valid token in time, or the token expired or was revoked
 CLOSE_TOO_SLOW = 4408  # the client did not keep up: reconnect and resume
@@ -39,10 +41,18 @@ class LiveSocket:
         self._send_typing = send_typing
         self._send_timeout = send_timeout
         self._sending = asyncio.Lock()
+        self._delivered: int | None = None  # the seq of the last stored event handed to the socket
 
-    async def run(self) -> Close | None:
-        """Until the client leaves (None) or the server ends the connection (the close to send)."""
+    async def run(self) -> None:
+        """Until the client leaves, or the server ends the connection (and closes it)."""
         await self._send({"type": "ready", "user_id": str(self._session.user_id)})
+        close = await self._serve()
+        if close is TOO_SLOW:
+            await self._give_up()
+        elif close is not None:
+            await self._socket.close(*close)
+
+    async def _serve(self) -> Close | None:
         receiver = asyncio.create_task(self._receive_frames())
         sender = asyncio.create_task(self._send_feed())
         done, pending = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
@@ -56,7 +66,7 @@ class LiveSocket:
                 return TOO_SLOW
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 raise error
-        return sender.result() if sender in done and sender.exception() is None else None
+        return sender.result() if sender in done else None
 
     async def _send(self, document: dict[str, Any]) -> None:
         """Raises TimeoutError when the client has not taken it within the send timeout."""
@@ -68,12 +78,26 @@ class LiveSocket:
         while True:
             frame = await feed.next()
             assert frame is not None  # no timeout: WebSocket pings, not frames, keep the connection alive
-            await self._send(frame_json(frame))
-            if isinstance(frame, Ended):
-                return CLOSE_UNAUTHENTICATED, frame.code
             if isinstance(frame, Resync) and frame.reason is ResyncReason.TOO_SLOW:
                 return TOO_SLOW
+            await self._send(frame_json(frame))
+            if isinstance(frame, UserEvent):
+                self._delivered = frame.seq
+            elif isinstance(frame, Ended):
+                return CLOSE_UNAUTHENTICATED, frame.code
             # A cursor_expired resync keeps the socket: the client reloads, then sends `resume`.
+
+    async def _give_up(self) -> None:
+        """The client stopped taking its frames: a `resync` frame after the last event it was sent,
+        then the close, both past the flow control (see `ws_protocol`)."""
+        resync = {
+            "type": "resync",
+            "reason": ResyncReason.TOO_SLOW.value,
+            "resume_from": self._delivered or 0,
+            "detail": "the connection did not keep up with its events; reconnect and resume from the last seq received",
+        }
+        await self._socket.send({"type": "websocket.send", "text": encode(resync), LAST_WORDS: True})  # type: ignore[typeddict-unknown-key]
+        await self._socket.send({"type": "websocket.close", "code": CLOSE_TOO_SLOW, "reason": "too_slow", LAST_WORDS: True})  # type: ignore[typeddict-unknown-key]
 
     async def _receive_frames(self) -> None:
         while True:
@@ -95,7 +119,9 @@ class LiveSocket:
         kind = fields.get("type")
         try:
             if kind == "resume":
-                self._session.feed.resume(_cursor(fields.get("since")))
+                since = _cursor(fields.get("since"))
+                self._session.feed.resume(since)
+                self._delivered = since
             elif kind == "typing":
                 await self._send_typing.execute(self._session.user_id, _conversation_id(fields.get("conversation_id")))
             elif kind == "ping":

@@ -14,7 +14,6 @@ import json
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from chat4all.entrypoints.http.security_headers import HEADERS
 
@@ -22,8 +21,6 @@ from chat4all.entrypoints.http.security_headers import HEADERS
 MAX_HEADER_BYTES = 64 * 1024
 MALFORMED = (400, "the request is not valid HTTP/1.1", "malformed_request")
 HEADERS_TOO_LARGE = (431, f"the request line and headers exceed {MAX_HEADER_BYTES} bytes", "headers_too_large")
-# What a WebSocket client may send in one frame (auth, resume, typing, ping are all tiny); past it: 1009.
-MAX_CLIENT_FRAME = 64 * 1024
 
 
 class HeadersTooLarge(Exception):
@@ -55,6 +52,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._deadline: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # armed while the client takes none of the answer
         self._header_bytes = 0
         self._received_any = False
         self._refusal = MALFORMED
@@ -69,7 +67,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client has not taken what was sent (the buffers are full): an answer it takes
+        nothing of for `body_timeout` is given up, so a client that stopped reading (an event
+        stream, a download) does not hold its connection forever."""
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.limits.body_timeout, self._give_up_on_reader)
+
+    def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+        super().resume_writing()
+
+    def _give_up_on_reader(self) -> None:
+        self._stalled = None
+        self.logger.info("dropped a connection whose client took nothing of the answer for %g s", self.limits.body_timeout)
+        self.transport.abort()
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_deadline()  # the socket is the WebSocket protocol's from now on; its pings watch the client
@@ -166,19 +186,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # nothing to answer: no request begun, or an answer already under way
         else:
             self.refuse(408, f"{why} (limit {seconds:g} s)", "request_timeout")
-
-
-class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, except that closing a socket whose client has stopped reading
-    (writing is paused: the client's window and the buffers are full) drops the connection: the
-    close frame could never reach it, and a graceful close would wait for it forever."""
-
-    async def send(self, message: Any) -> None:
-        if message["type"] == "websocket.close" and self.handshake_complete and not self.writable.is_set():
-            self.logger.info("closing a WebSocket whose client stopped reading: connection dropped")
-            self.transport.abort()
-            return
-        await super().send(message)
 
 
 class ByListener:

@@ -11,7 +11,7 @@ from litestar.response import ServerSentEventMessage
 from chat4all.application.live import LiveEvents
 from chat4all.application.live_feed import Ended, Resync
 from chat4all.domain.errors import DomainError, InvalidInput
-from chat4all.entrypoints.http.live_frames import KEEP_ALIVE, sse_message, sse_refusal
+from chat4all.entrypoints.http.live_frames import CONNECTED, KEEP_ALIVE, sse_message, sse_refusal
 
 MAX_CURSOR_DIGITS = 19
 
@@ -41,6 +41,7 @@ async def event_stream(
             yield sse_refusal(refused)
             return
         session.feed.resume(since)
+        yield CONNECTED  # from here on nothing is missed, typing notices included
         while True:
             frame = await session.feed.next(keepalive)
             if frame is None:

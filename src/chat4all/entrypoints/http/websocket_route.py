@@ -43,9 +43,9 @@ async def events_socket(
         if secret is None:
             await socket.close(CLOSE_UNAUTHENTICATED, "send 'Authorization: Bearer <token>' or an auth frame first")
             return
-        close = await _serve(socket, secret, live_events, send_typing, http_config.events_send_timeout)
-        if close is not None:
-            await socket.close(*close)
+        refused = await _serve(socket, secret, live_events, send_typing, http_config.events_send_timeout)
+        if refused is not None:
+            await socket.close(*refused)
     except WebSocketDisconnect:
         pass  # the client left: nothing to close
 
@@ -55,7 +55,8 @@ async def _serve(
 ) -> tuple[int, str] | None:
     try:
         async with live.connect(secret) as session:
-            return await LiveSocket(socket, session, send_typing, send_timeout).run()
+            await LiveSocket(socket, session, send_typing, send_timeout).run()
+            return None
     except NotAuthenticated as error:
         return CLOSE_UNAUTHENTICATED, error.code
     except TooManyConnections as error:
