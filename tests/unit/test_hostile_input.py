@@ -107,10 +107,10 @@ class EdgeScene:
         from chat4all.entrypoints.settings import load_settings
         from chat4all.entrypoints.web import web_app
         from tests.fakes import (
+            InMemoryEventNotifier,
             InMemoryFileStorage,
             InMemoryOutboxReader,
             InMemoryStore,
-            InMemoryEventNotifier,
             InMemoryUnitOfWorkFactory,
             InMemoryUserEventReader,
             PlainTestHasher,

@@ -16,8 +16,8 @@ from chat4all.entrypoints.http.app import create_app
 from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.metrics_routes import create_metrics_app
 from chat4all.entrypoints.http.server import GuardedHttpToolsProtocol
-from chat4all.entrypoints.http.ws_protocol import MAX_CLIENT_FRAME, LiveWebSocketProtocol
 from chat4all.entrypoints.http.use_cases import UseCases
+from chat4all.entrypoints.http.ws_protocol import MAX_CLIENT_FRAME, LiveWebSocketProtocol
 from chat4all.entrypoints.settings import LOOPBACK_HOSTS, Settings
 
 WILDCARD_BINDS = {"", "0.0.0.0", "::"}

@@ -27,7 +27,6 @@ from tests.integration.http.live_clients import (
 )
 
 
-
 async def test_the_three_transports_deliver_the_same_events_in_the_same_order(live):
     (alice, alice_token), (bob, bob_token) = await live.user(), await live.user()
     start = await last_seq(live.client, bob_token)
