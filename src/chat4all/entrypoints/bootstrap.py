@@ -37,7 +37,13 @@ from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channe
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
 from chat4all.domain.quotas import UserQuotas
 from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
-from chat4all.entrypoints.recipient import EventAdapters, RecipientUseCases, add_event_background, recipient_use_cases
+from chat4all.entrypoints.recipient import (
+    EventAdapters,
+    RecipientUseCases,
+    add_event_background,
+    embedded_event_adapters,
+    recipient_use_cases,
+)
 from chat4all.entrypoints.settings import Settings
 
 Check = Callable[[], Awaitable[None]]
@@ -92,6 +98,10 @@ class Hub:
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
     recipient: RecipientUseCases | None = None  # set where `adapters.events` is
 
+    def __attrs_post_init__(self) -> None:
+        if self.adapters.events is not None:
+            add_recipient_side(self, self.adapters.events)
+
     async def handle_event(self, topic: str, payload: Mapping[str, Any]) -> None:
         """Runs the use case an event asks for; shared by the in-process bus and the Kafka worker."""
         message_id = UUID(str(payload["message_id"]))
@@ -141,8 +151,7 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
     deliver = DeliverMessage(
         a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
     )
-    notifier = a.events.notifier if a.events is not None else None
-    hub = Hub(
+    return Hub(
         settings=settings,
         adapters=a,
         register_user=RegisterUser(a.uow, a.hasher, a.ids, a.clock),
@@ -152,10 +161,10 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock, settings.token_cache, tokens),
         logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock, tokens),
         find_users=FindUsers(a.uow),
-        create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings), notifier),
+        create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings)),
         view_conversations=ViewConversations(a.uow),
         leave_conversation=LeaveConversation(a.uow),
-        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake, notifier),
+        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
         read_messages=ReadMessages(a.uow),
         initiate_upload=InitiateUpload(
             a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)
@@ -172,13 +181,12 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         relay=RelayOutbox(a.outbox_reader, a.publisher),
         wake_relay=wake,
     )
-    if a.events is not None:
-        add_recipient_side(hub, a.events)
-    return hub
 
 
 def add_recipient_side(hub: Hub, events: EventAdapters) -> None:
-    """Live events, read state and history (see `entrypoints.recipient`), in an API process."""
+    """Live events, read state and history (see `entrypoints.recipient`), in an API process; the
+    use cases that append to event logs wake their readers after they commit."""
+    hub.send_message.notifier = hub.create_conversation.notifier = events.notifier
     hub.recipient = recipient_use_cases(hub.settings, hub.adapters.uow, hub.adapters.clock, events, hub.resolve_token)
     hub.adapters.on_start.extend(events.on_start)
     hub.adapters.on_stop.extend([*events.on_stop, hub.recipient.live_events.stop])  # stopped in reverse: first
@@ -257,7 +265,6 @@ def build_embedded(settings: Settings, **overrides: Any) -> Hub:
     from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.adapters.storage.local import LocalFileStorage
-    from chat4all.entrypoints.recipient import embedded_event_adapters
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
