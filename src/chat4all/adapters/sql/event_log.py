@@ -57,12 +57,14 @@ class SqlUserEventLog(SqlRepository):
         users = lock_order(event.user_id for event in events)
         counts = Counter(event.user_id for event in events)
         upsert = self._upsert(user_event_counters)
-        taken = upsert.values([{"user_id": user_id, "last_seq": counts[user_id]} for user_id in users])
-        taken = taken.on_conflict_do_update(
+        taken = upsert.on_conflict_do_update(
             index_elements=[user_event_counters.c.user_id],
             set_={"last_seq": user_event_counters.c.last_seq + upsert.excluded.last_seq},
         ).returning(user_event_counters.c.user_id, user_event_counters.c.last_seq)
-        last_seqs = {row.user_id: row.last_seq - counts[row.user_id] for row in await self._execute(taken)}
+        # Sent as one multi-row statement with the rows in the order given (SQLAlchemy's
+        # "insertmanyvalues"), so the counters are locked in `lock_order`.
+        rows = [{"user_id": user_id, "last_seq": counts[user_id]} for user_id in users]
+        last_seqs = {row.user_id: row.last_seq - counts[row.user_id] for row in await self._execute(taken, rows)}
         numbered, _ = number_events(last_seqs, events)
         rows = [
             {"user_id": user_id, "seq": event.seq, "type": event.type.value, "at": event.at, "data": dict(event.data)}
