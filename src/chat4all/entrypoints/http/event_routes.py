@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from chat4all.application.events import ReadEvents
@@ -19,12 +19,23 @@ from chat4all.entrypoints.http.dependencies import UserDep, bearer_secret, provi
 from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 from chat4all.entrypoints.http.sse import event_stream, stream_cursor
 
+MAX_SEQ = 2**63 - 1
+
 Since = Annotated[
     int | None,
-    Parameter(
+    QueryParameter(
         description="The last seq the client has; omitted: from now on (nothing is replayed)",
         ge=0,
-        le=2**63 - 1,
+        le=MAX_SEQ,
+        schema_extra={"minimum": 0, "maximum": MAX_SEQ},
+    ),
+]
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        description="The last `id:` received, sent by an EventSource when it reconnects; wins over `since`",
+        max_length=19,
     ),
 ]
 
@@ -58,14 +69,14 @@ class EventController(Controller):
         user: UserDep,
         read_events: NamedDependency[ReadEvents],
         since: Since = None,
-        timeout: Annotated[float, Parameter(description="Seconds to wait when there is nothing", ge=0, le=MAX_WAIT_SECONDS)] = 0,
-        limit: Annotated[int, Parameter(description="At most this many events", ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        timeout: Annotated[float, QueryParameter(description="Seconds to wait when there is nothing", ge=0, le=MAX_WAIT_SECONDS)] = 0,
+        limit: Annotated[int, QueryParameter(description="At most this many events", ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     ) -> schemas.EventPage:
         batch = await read_events.execute(user.id, EventQuery(since=since, limit=limit, timeout=timeout))
         events = [schemas.EventOut(event.seq, event.type.value, event.at, dict(event.data)) for event in batch.events]
         return schemas.EventPage(events, batch.next)
 
-    @get("/stream", summary="The caller's events as Server-Sent Events", description=STREAM_DESCRIPTION,
+    @get("/stream", summary="The caller's events as Server-Sent Events", description=STREAM_DESCRIPTION, media_type="text/event-stream",
          responses=errors(400, 401, 429, 503))
     async def stream(
         self,
@@ -74,8 +85,9 @@ class EventController(Controller):
         live_events: NamedDependency[LiveEvents],
         http_config: NamedDependency[HttpConfig],
         since: Since = None,
+        last_event_id: LastEventId = None,
     ) -> ServerSentEvent:
-        cursor = stream_cursor(request.headers.get("last-event-id"), since)
+        cursor = stream_cursor(last_event_id, since)
         live_events.check_room(user.id)
         stream = event_stream(live_events, bearer_secret(request), cursor, http_config.events_keepalive)
         return ServerSentEvent(stream, headers={"X-Accel-Buffering": "no"})
