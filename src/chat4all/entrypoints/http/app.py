@@ -68,7 +68,17 @@ def _openapi() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Chat4All",
         version="0.1.0",
-        description="Send text and file messages into conversations; delivery to channels is asynchronous and tracked.",
+        description=(
+            "Send text and file messages into conversations; delivery to channels is asynchronous and tracked. "
+            "Each user's events (message.created, message.status, conversation.created, conversation.read) come "
+            "with a per-user `seq` over three transports: `GET /v1/events` (long-poll), `GET /v1/events/stream` "
+            "(Server-Sent Events) and a WebSocket at `/v1/events/ws`, which OpenAPI cannot describe: "
+            'authenticate with the Authorization header or a first frame {"type": "auth", "token": "..."} within '
+            '5 s, then send {"type": "resume", "since": N}; the server sends {seq, type, at, data} frames and '
+            'typing notices, and takes {"type": "typing", "conversation_id": "..."} and {"type": "ping"}. '
+            "Close codes: 4401 token missing, expired or revoked; 4429 too many connections for the user; "
+            "1013 server busy; 4408 too slow (reconnect and resume)."
+        ),
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="POST /auth/token")}
         ),
