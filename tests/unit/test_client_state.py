@@ -84,11 +84,11 @@ def test_an_expired_token_asks_to_log_in_again_without_asking_the_server() -> No
     assert load_credentials(now=999.0).access_token == "token"
 
 
-def test_upload_state_round_trips_with_its_fingerprints(tmp_path: Path) -> None:
+def test_upload_state_round_trips_with_its_digests(tmp_path: Path) -> None:
     local = a_file(tmp_path)
     store = StateStore(tmp_path / "uploads")
     state = a_state(local)
-    state.confirm(2, b"xx")
+    state.confirm(2, "ab" * 32)
     state.message_id = "m-1"
     store.save(state)
     assert store.load(SERVER, "alice", local) == state
@@ -139,13 +139,13 @@ def test_a_file_whose_size_or_time_changed_is_refused_unless_restarted(tmp_path:
     assert should_resume(state, grown, restart=True) is False
 
 
-def test_a_confirmed_chunk_that_reads_back_differently_is_refused(tmp_path: Path) -> None:
-    state = a_state(a_file(tmp_path))
-    state.confirm(0, b"abcd")
-    state.require_same_chunk(0, b"abcd")
-    state.require_same_chunk(1, b"anything")  # the server has it, this client never saw it confirmed
-    with pytest.raises(FileChanged, match="chunk 0 differs"):
-        state.require_same_chunk(0, b"abce")
+def test_a_file_whose_start_reads_back_differently_up_to_a_confirmed_chunk_is_refused(tmp_path: Path) -> None:
+    state = a_state(a_file(tmp_path))  # 10 bytes in chunks of 4
+    state.confirm(1, "d1")
+    state.require_same_start(1, "d1")
+    state.require_same_start(0, "anything")  # the server has it, this client never saw it confirmed
+    with pytest.raises(FileChanged, match="its first 8 bytes differ.*--restart"):
+        state.require_same_start(1, "d2")
 
 
 def test_chunk_lengths_follow_the_servers_layout(tmp_path: Path) -> None:

@@ -107,7 +107,8 @@ def test_a_first_attempt_sends_every_chunk_and_completes_with_the_files_sha256(a
     assert sorted(api.patches) == [0, 1, 2, 3, 4]
     assert api.uploads[state.file_id]["stored"] == DATA
     assert result["checksum"] == hashlib.sha256(DATA).hexdigest() and result["chunks_sent"] == 5
-    assert sorted(store.load(ME.url, ME.username, file).fingerprints) == [0, 1, 2, 3, 4]
+    recorded = store.load(ME.url, ME.username, file).digests_through
+    assert recorded == {index: hashlib.sha256(DATA[: (index + 1) * CHUNK]).hexdigest() for index in range(5)}
 
 
 def test_running_again_after_a_failure_sends_only_the_chunks_the_server_lacks(api, store, file) -> None:
@@ -125,7 +126,7 @@ def test_a_chunk_the_server_got_but_the_client_never_recorded_is_not_sent_again(
     with pytest.raises(ServerError):
         upload(api, store, file)
     state = store.load(ME.url, ME.username, file)
-    del state.fingerprints[1]  # as if killed between the server's answer and the state file
+    del state.digests_through[1]  # as if killed between the server's answer and the state file
     store.save(state)
     upload(api, store, file)
     assert api.patches[4:] == [3, 4]
@@ -138,7 +139,7 @@ def test_a_file_changed_in_place_is_refused_before_anything_is_sent(api, store, 
     sent = len(api.patches)
     file.path.write_bytes(b"X" + DATA[1:])  # same size, same time: only the bytes tell
     os.utime(file.path, ns=(file.mtime_ns, file.mtime_ns))
-    with pytest.raises(FileChanged, match="chunk 0 differs.*--restart"):
+    with pytest.raises(FileChanged, match="its first 4 bytes differ.*--restart"):
         upload(api, store, file)
     assert len(api.patches) == sent
     state, result = upload(api, store, file, restart=True)

@@ -64,18 +64,19 @@ class ChunkSender:
     def count(self) -> int:
         return len(self._sent)
 
-    def submit(self, index: int, data: bytes) -> None:
+    def submit(self, index: int, data: bytes, digest_through: str) -> None:
+        """`digest_through`: the SHA-256 of the file through this chunk, recorded once it is confirmed."""
         self._raise_first_failure()
         self._slots.acquire()
         self._raise_first_failure()
-        future = self._pool.submit(self._send, index, data)
+        future = self._pool.submit(self._send, index, data, digest_through)
         future.add_done_callback(lambda _: self._slots.release())
         self._sent.append(future)
 
-    def _send(self, index: int, data: bytes) -> None:
+    def _send(self, index: int, data: bytes, digest_through: str) -> None:
         send_chunk(self._hub, self._state.file_id, index, data)
         with self._recording:
-            self._state.confirm(index, data)
+            self._state.confirm(index, digest_through)
             self._store.save(self._state)
         self._progress.advance(len(data), f"chunk {index + 1}/{self._state.total_chunks} sent")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import mimetypes
+import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +38,7 @@ class Uploader:
         self.hub, self.me, self.output, self.store, self.parallel = hub, me, output, store, parallel
 
     def upload(self, local: LocalFile, restart: bool) -> tuple[UploadState, dict[str, Any]]:
+        started = time.monotonic()
         state, status = self._prepare(local, restart)
         missing = set(status["missing_chunks"]) if status["status"] == "pending" else set()
         checksum, sent = self._transfer(state, missing)
@@ -48,6 +50,7 @@ class Uploader:
             "checksum": checksum,
             "chunks_sent": sent,
             "total_chunks": state.total_chunks,
+            "seconds": round(time.monotonic() - started, 3),
         }
 
     def _prepare(self, local: LocalFile, restart: bool) -> tuple[UploadState, dict[str, Any]]:
@@ -96,10 +99,11 @@ class Uploader:
             for index in range(state.total_chunks):
                 data = read_chunk(source, state, index)
                 digest.update(data)
+                digest_through = digest.copy().hexdigest()
                 if index in missing:
-                    sender.submit(index, data)
+                    sender.submit(index, data, digest_through)
                 else:
-                    state.require_same_chunk(index, data)
+                    state.require_same_start(index, digest_through)
         return digest.hexdigest(), sender.count
 
     def _complete(self, state: UploadState, status: dict[str, Any], checksum: str) -> None:

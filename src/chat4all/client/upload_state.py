@@ -1,17 +1,18 @@
 """What `chat4all upload` remembers between attempts, and how it decides to resume.
 
 One state file per (server, user, file path) in `<state dir>/uploads/`: the upload's id and chunk
-layout, the file's size and modification time when it began, and a CRC-32 of each chunk the server
-confirmed. The server says which chunks it holds; the state says whether the local file is still
-the one they came from. A file whose size or modification time changed, or whose confirmed chunks
-read back differently, is refused: resuming would complete a file that is neither the old nor the
-new one (the final SHA-256 check would then fail, after sending it all)."""
+layout, the file's size and modification time when it began, and for each chunk the server
+confirmed the SHA-256 of the file from its start through that chunk. That digest costs nothing
+extra: the whole file's SHA-256 is computed in order anyway, and the digest so far is taken at
+each chunk's end. The server says which chunks it holds; the state says whether the local file is
+still the one they came from. A file whose size or modification time changed, or whose bytes up
+to a confirmed chunk read back differently, is refused: resuming would complete a file that is
+neither the old nor the new one (the final SHA-256 check would then fail, after sending it all)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,20 +43,23 @@ class UploadState:
     file_id: str
     chunk_size: int
     total_chunks: int
-    fingerprints: dict[int, int] = field(default_factory=dict)  # chunk index -> CRC-32 of its bytes
+    # chunk index -> SHA-256 (hex) of the file's bytes from the start through that chunk
+    digests_through: dict[int, str] = field(default_factory=dict)
     message_id: str | None = None  # chosen before the file message is sent, so a retry cannot send it twice
 
     def chunk_length(self, index: int) -> int:
         return min(self.chunk_size, self.size - index * self.chunk_size)
 
-    def confirm(self, index: int, data: bytes) -> None:
-        self.fingerprints[index] = zlib.crc32(data)
+    def confirm(self, index: int, digest_through: str) -> None:
+        self.digests_through[index] = digest_through
 
-    def require_same_chunk(self, index: int, data: bytes) -> None:
-        """Checks a chunk the server holds reads back as it was sent (if this client saw it confirmed)."""
-        expected = self.fingerprints.get(index)
-        if expected is not None and zlib.crc32(data) != expected:
-            raise FileChanged(f"{self.path} changed since its upload began (chunk {index} differs): {RESTART}")
+    def require_same_start(self, index: int, digest_through: str) -> None:
+        """Checks the file up to a chunk the server holds reads back as it did when this client saw
+        that chunk confirmed (chunks it never saw confirmed are left to the final checksum)."""
+        expected = self.digests_through.get(index)
+        if expected is not None and digest_through != expected:
+            end = min(self.size, (index + 1) * self.chunk_size)
+            raise FileChanged(f"{self.path} changed since its upload began (its first {end} bytes differ): {RESTART}")
 
 
 RESTART = "run the same command with --restart to upload it afresh"
@@ -88,7 +92,7 @@ class StateStore:
         a power loss, say) counts as none: the upload starts again rather than fail."""
         try:
             raw = json.loads(self.path_for(server, username, local.path).read_text(encoding="utf-8"))
-            raw["fingerprints"] = {int(index): int(crc) for index, crc in raw["fingerprints"].items()}
+            raw["digests_through"] = {int(index): str(digest) for index, digest in raw["digests_through"].items()}
             return UploadState(**raw)
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
