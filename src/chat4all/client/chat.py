@@ -12,6 +12,7 @@ from chat4all.client.errors import ClientError
 from chat4all.client.output import Output
 
 DEFAULT_CHANNELS = ["all"]
+SHOWN_MEMBERS = 5  # of a group's, in the conversation list
 
 
 def conversation_id_for(hub: Hub, me: Credentials, target: str) -> str:
@@ -62,7 +63,9 @@ def conversations(args: argparse.Namespace, output: Output) -> None:
         when = conversation["last_activity_at"][:19].replace("T", " ")
         text = f"{conversation['conversation_id']}  {conversation['type']:<7}  {when}  {title}"
         output.result({**conversation, "title": title}, text)
-    if not output.as_json and page["total"] > args.offset + len(page["conversations"]):
+    if not page["conversations"]:
+        output.step("no conversations" + (" here; there are fewer" if args.offset else " yet"))
+    elif page["total"] > args.offset + len(page["conversations"]):
         output.step(f"{page['total']} conversations in all; see more with --offset")
 
 
@@ -76,4 +79,6 @@ def title_of(conversation: dict[str, Any], me: Credentials, names: dict[str, str
     others = [names.get(member, member) for member in conversation["members"] if member != me.user_id]
     if conversation["type"] == "private":
         return f"with {', '.join(others) or me.username}"
-    return f"{name or 'group'} ({', '.join([me.username, *others])})"
+    shown = [me.username, *others[:SHOWN_MEMBERS]]
+    more = f" and {len(others) - SHOWN_MEMBERS} more" if len(others) > SHOWN_MEMBERS else ""
+    return f"{name or 'group'} ({', '.join(shown)}{more})"
