@@ -53,7 +53,7 @@ class Hub:
                 with httpx.stream("GET", url, headers=headers, timeout=TIMEOUT) as response:
                     yield self._checked(response, stream=True)
         except httpx.TransportError as error:
-            raise self._unreachable(error) from None
+            raise self._unreachable(error, self.url if own else url.split("?")[0]) from None
 
     def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
         try:
@@ -63,7 +63,7 @@ class Hub:
         return self._checked(response)
 
     def _checked(self, response: httpx.Response, stream: bool = False) -> httpx.Response:
-        if response.is_success or response.is_redirect or response.status_code == 416:
+        if response.is_success or (stream and response.is_redirect):  # a download may go to storage's URL
             return response
         if stream:
             response.read()
@@ -88,6 +88,6 @@ class Hub:
             status=response.status_code,
         )
 
-    def _unreachable(self, error: httpx.TransportError) -> Unreachable:
+    def _unreachable(self, error: httpx.TransportError, where: str | None = None) -> Unreachable:
         reason = str(error) or type(error).__name__
-        return Unreachable(f"cannot reach {self.url}: {reason}")
+        return Unreachable(f"cannot reach {where or self.url}: {reason}")
