@@ -20,6 +20,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the resource's current state",
     410: "The upload has expired",
     413: "The request body, or the announced file, is too large",
+    416: "The part asked for starts past the end of the file (`Content-Range: bytes */<size>`)",
     429: (
         "Too many failed logins (`too_many_attempts`), or a per-user quota is full (`quota_exceeded`, the detail "
         "names it); `Retry-After`, when the wait alone frees it, gives the seconds to wait"
