@@ -61,12 +61,12 @@ class InMemoryFileStorage:
     def download_url(self, file_id: UUID, filename: str) -> str | None:
         return None
 
-    async def read_file(self, file_id: UUID) -> AsyncIterator[bytes]:
+    async def read_file(self, file_id: UUID, start: int = 0) -> AsyncIterator[bytes]:
         if file_id not in self.files:
             raise NotFound("no such file", code="file_not_found")
         data = self.files[file_id]
-        for start in range(0, len(data), READ_BLOCK):
-            yield data[start : start + READ_BLOCK]
+        for offset in range(start, len(data), READ_BLOCK):
+            yield data[offset : offset + READ_BLOCK]
 
     async def check(self) -> None:
         return None

@@ -97,6 +97,14 @@ def test_worker_load_runs(workdir):
     assert report["worker_cpu_ms_per_message_total"] > 0
 
 
+def test_cli_upload_benchmark_runs(workdir):
+    out = workdir / "cli-upload.json"
+    done = tool("benchmarks.cli_upload", "--size", "3MiB", "--rounds", "2", "--json", str(out))
+    assert "cli / api" in done.stdout
+    rounds = json.loads(out.read_text())["rounds"]
+    assert len(rounds) == 2 and all(r["api_mb_s"] > 0 and r["cli_mb_s"] > 0 and r["cli_upload_mb_s"] > 0 for r in rounds)
+
+
 def test_summary_and_targets_from_reports(workdir):
     from benchmarks.run import evaluate, summary_markdown
 

@@ -1,4 +1,4 @@
-"""Dependencies point inward: domain <- application <- adapters <- entrypoints.
+"""Dependencies point inward: domain <- application <- adapters <- entrypoints; the client stands apart.
 
 The rules are import-linter contracts in pyproject.toml. This module runs `lint-imports` on them,
 shows that each contract breaks on the import it forbids, and checks what a contract cannot say:
@@ -26,7 +26,7 @@ from importlinter.contracts.layers import LayersContract
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = ROOT / "pyproject.toml"
 PACKAGE = ROOT / "src" / "chat4all"
-LAYERS = ["domain", "application", "adapters", "entrypoints"]
+LAYERS = ["domain", "application", "adapters", "entrypoints", "client"]
 STDLIB = set(sys.stdlib_module_names)
 THIRD_PARTY_ALLOWED = {"domain": {"attrs"}, "application": {"attrs"}}
 CONTRACT_TYPES = {
@@ -65,6 +65,10 @@ def test_the_import_contracts_are_kept() -> None:
     [
         ("layers", "chat4all.domain.messages", "chat4all.entrypoints.cli"),
         ("layers", "chat4all.application.messaging", "chat4all.adapters.sql.engine"),
+        ("layers", "chat4all.client.api", "chat4all.adapters.bus"),
+        ("layers", "chat4all.adapters.bus", "chat4all.client.api"),
+        ("client-apart", "chat4all.client.upload", "chat4all.domain.uploads"),
+        ("client-apart", "chat4all.client.api", "chat4all.entrypoints.http.schemas"),
         ("http-without-adapters", "chat4all.entrypoints.http.message_routes", "chat4all.adapters.sql.engine"),
         ("http-given-its-configuration", "chat4all.entrypoints.http.file_routes", "chat4all.entrypoints.settings"),
         ("domain-without-io", "chat4all.domain.messages", "asyncio"),

@@ -234,6 +234,17 @@ async def test_read_file_streams_blocks_of_one_mebibyte(storage: LocalFileStorag
     assert b"".join(blocks) == data
 
 
+async def test_read_file_from_a_byte_onwards_resumes_a_download(storage: LocalFileStorage) -> None:
+    upload_id = uuid4()
+    data = os.urandom(MiB + 100)
+    await storage.put_chunk(upload_id, 0, data)
+    await storage.assemble_if_matches(upload_id, 1, sha256(data))
+
+    rest = b"".join([block async for block in storage.read_file(upload_id, start=MiB - 3)])
+
+    assert rest == data[MiB - 3 :]
+
+
 async def test_read_file_of_an_unknown_file_is_not_found(storage: LocalFileStorage) -> None:
     with pytest.raises(NotFound):
         await read_all(storage, uuid4())

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat4all.adapters.storage.local import LocalFileStorage
-from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, TooLarge, Unavailable
+from chat4all.application.downloads import ByteRange
+from chat4all.domain.errors import Conflict, Forbidden, Gone, InvalidInput, RangeNotSatisfiable, TooLarge, Unavailable
 from chat4all.domain.uploads import MAX_FILE_SIZE, UploadStatus, attachment_disposition
 from tests.unit.conftest import build_hub
 
@@ -571,6 +572,19 @@ async def test_a_download_is_a_redirect_when_storage_hands_out_its_own_url(hub, 
     download = await viewing.download(alice.id, upload.id)
     assert download.redirect_url == f"https://storage.example/{upload.id}?disposition=photo.jpg"
     assert download.content is None
+
+
+async def test_a_download_may_ask_for_a_part_of_the_file_to_resume(hub, alice):
+    upload = await hub.uploaded_file(alice, DATA)
+    rest = await hub.view_upload.download(alice.id, upload.id, ByteRange(7))
+    middle = await hub.view_upload.download(alice.id, upload.id, ByteRange(2, 4))
+    to_beyond_the_end = await hub.view_upload.download(alice.id, upload.id, ByteRange(17, 1000))
+    assert rest.span == (7, 18) and b"".join([block async for block in rest.content]) == DATA[7:]
+    assert middle.span == (2, 4) and b"".join([block async for block in middle.content]) == DATA[2:5]
+    assert to_beyond_the_end.span == (17, 18) and b"".join([block async for block in to_beyond_the_end.content]) == DATA[17:]
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        await hub.view_upload.download(alice.id, upload.id, ByteRange(len(DATA)))
+    assert raised.value.size == len(DATA)
 
 
 async def test_a_pending_upload_cannot_be_downloaded(hub, alice):

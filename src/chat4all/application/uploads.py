@@ -10,7 +10,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.downloads import Download, download_of
+from chat4all.application.downloads import ByteRange, Download, download_of
 from chat4all.application.ports import Clock, FileStorage, IdGenerator, UnitOfWorkFactory
 from chat4all.application.upload_access import NextChunk, load_upload, next_chunk, require_reader
 from chat4all.domain.errors import Conflict, InvalidInput
@@ -142,6 +142,7 @@ class UploadChunk:
         upload.require_open(self.clock.now())
         upload.check_chunk(index, len(data))
         await self.storage.put_chunk(upload_id, index, data)
+        log.debug("upload %s: chunk %d stored (%d bytes)", upload_id, index, len(data))
         async with self.uow() as uow:
             upload = await uow.uploads.get(upload_id, for_update=True)
             assert upload is not None
@@ -251,9 +252,9 @@ class ViewUpload:
             raise Conflict("the file is not completed yet", code="file_not_completed")
         return view.upload
 
-    async def download(self, caller: UUID, upload_id: UUID) -> Download:
-        """The completed file, for those who may see it (see `readable`)."""
-        return download_of(self.storage, await self.readable(caller, upload_id))
+    async def download(self, caller: UUID, upload_id: UUID, wanted: ByteRange | None = None) -> Download:
+        """The completed file, or the part of it `wanted`, for those who may see it (see `readable`)."""
+        return download_of(self.storage, await self.readable(caller, upload_id), wanted)
 
 
 @attrs.define

@@ -38,6 +38,16 @@ class Gone(DomainError):
     code = "gone"
 
 
+class RangeNotSatisfiable(DomainError):
+    """A part of a file was asked for that starts past its end; `size` is the file's."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, detail: str, *, size: int):
+        super().__init__(detail)
+        self.size = size
+
+
 class TooLarge(DomainError):
     code = "too_large"
 

@@ -8,6 +8,7 @@ import inspect
 import sys
 from collections.abc import Sequence
 
+from chat4all.client.commands import add_client_commands, run_client_command
 from chat4all.domain.errors import DomainError
 from chat4all.entrypoints.settings import Settings, SettingsError, load_settings
 
@@ -125,11 +126,14 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--password", required=True)
     users.add_parser("list", help="list users")
+    add_client_commands(commands)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "client_command", None):
+        return run_client_command(args)
     try:
         settings = load_settings()
     except SettingsError as error:

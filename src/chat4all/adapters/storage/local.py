@@ -68,13 +68,15 @@ class LocalFileStorage:
     def download_url(self, file_id: UUID, filename: str) -> str | None:
         return None
 
-    async def read_file(self, file_id: UUID) -> AsyncIterator[bytes]:
+    async def read_file(self, file_id: UUID, start: int = 0) -> AsyncIterator[bytes]:
         path = self._file_path(file_id)
         try:
             handle = await self._run(open, path, "rb")
         except FileNotFoundError:
             raise NotFound("no such file", code="file_not_found") from None
         try:
+            if start:
+                await self._run(handle.seek, start)
             while block := await self._run(handle.read, BLOCK_SIZE):
                 yield block
         finally:

@@ -164,10 +164,11 @@ class S3FileStorage:
             ExpiresIn=self._ttl,
         )
 
-    async def read_file(self, file_id: UUID) -> AsyncIterator[bytes]:
+    async def read_file(self, file_id: UUID, start: int = 0) -> AsyncIterator[bytes]:
+        part = {"Range": f"bytes={start}-"} if start else {}
         try:
             response = await self._bucket.call(
-                self._bucket.client.get_object, Bucket=self._bucket.name, Key=self.file_key(file_id)
+                self._bucket.client.get_object, Bucket=self._bucket.name, Key=self.file_key(file_id), **part
             )
         except ClientError as error:
             if error_code(error) in NOT_FOUND:

@@ -58,6 +58,9 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
         before_send=[secure_response],
         on_startup=[lifecycle.start] if lifecycle else [],
         on_shutdown=[lifecycle.stop] if lifecycle else [],
+        # The process's logging is set up once, by `chat4all` (CHAT4ALL_LOG_LEVEL); Litestar's own
+        # configuration would replace the root logger's level (INFO) and handlers when the app starts.
+        logging_config=None,
     )
     # Around the router rather than as route middleware, so unrouted 404/405 answers are guarded too.
     app.asgi_handler = HostGuard(app.asgi_handler, config.allowed_hosts)

@@ -23,6 +23,7 @@ STATUS_BY_ERROR: dict[type[domain.DomainError], int] = {
     domain.Conflict: 409,
     domain.Gone: 410,
     domain.TooLarge: 413,
+    domain.RangeNotSatisfiable: 416,
     domain.Throttled: 429,
     domain.QuotaExceeded: 429,
     domain.Unavailable: 503,
@@ -63,6 +64,8 @@ def on_domain_error(_: Request, error: domain.DomainError) -> Response[ErrorBody
     if isinstance(error, domain.Throttled | domain.Unavailable | domain.QuotaExceeded):
         if error.retry_after_seconds is not None:
             headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, domain.RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{error.size}"
     resume_from = error.resume_from if isinstance(error, CursorExpired) else None
     return error_response(status, error.detail, error.code, error.field_errors, headers, resume_from)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from chat4all.application.downloads import ByteRange, Download
 from chat4all.application.uploads import CompleteUpload, InitiateUpload, UploadChunk, ViewUpload
 from chat4all.domain.errors import InvalidInput
 from chat4all.entrypoints.http import schemas, views
@@ -22,6 +24,7 @@ ChunkIndex = Annotated[int, QueryParameter(ge=0, le=2**31 - 1, description="0-ba
 # The largest chunk size the settings allow, plus room for multipart framing.
 MAX_CHUNK_REQUEST = 64 * 1024 * 1024 + 64 * 1024
 LinksDep = NamedDependency[Links]
+SINGLE_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{0,19})")
 
 
 def _too_long(expected: int) -> InvalidInput:
@@ -63,6 +66,26 @@ async def _read_file_part(request: Request, expected: int) -> bytes:
     if len(data) > expected:
         raise _too_long(expected)
     return data
+
+
+def requested_range(header: str | None) -> ByteRange | None:
+    """The one `bytes=first-[last]` range a Range header asks for. Other forms (several ranges, a
+    suffix) are ignored and the whole file is served, as HTTP allows."""
+    match = SINGLE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first, last = int(match[1]), int(match[2]) if match[2] else None
+    return ByteRange(first, last) if last is None or last >= first else None
+
+
+def served(download: Download) -> Stream:
+    size = download.upload.file_size
+    headers = {"Content-Disposition": download.disposition, "Accept-Ranges": "bytes", "Content-Length": str(size)}
+    if download.span is None:
+        return Stream(download.content, media_type="application/octet-stream", headers=headers)
+    first, last = download.span
+    headers |= {"Content-Range": f"bytes {first}-{last}/{size}", "Content-Length": str(last - first + 1)}
+    return Stream(download.content, status_code=206, media_type="application/octet-stream", headers=headers)
 
 
 class FileController(Controller):
@@ -150,21 +173,24 @@ class FileController(Controller):
     @get(
         "/{file_id:uuid}/content",
         summary="Download a completed file",
-        description="For the uploader, and for members of conversations the file was sent into.",
+        description="For the uploader, and for members of conversations the file was sent into. A `Range: "
+        "bytes=first-[last]` header asks for a part (206), to resume an interrupted download; storage's own URLs "
+        "take it too.",
         responses={
             200: ResponseSpec(
                 bytes, description="The file's bytes", media_type="application/octet-stream", generate_examples=False
             ),
+            206: ResponseSpec(
+                bytes, description="The part asked for", media_type="application/octet-stream", generate_examples=False
+            ),
             307: ResponseSpec(None, description="Redirect to a short-lived presigned URL (object storage)"),
-            **errors(401, 403, 404, 409, 410),
+            **errors(401, 403, 404, 409, 410, 416),
         },
     )
-    async def content(self, file_id: FromPath[UUID], user: UserDep, view_upload: NamedDependency[ViewUpload]) -> Response:
-        download = await view_upload.download(user.id, file_id)
+    async def content(
+        self, request: Request, file_id: FromPath[UUID], user: UserDep, view_upload: NamedDependency[ViewUpload]
+    ) -> Response:
+        download = await view_upload.download(user.id, file_id, requested_range(request.headers.get("range")))
         if download.redirect_url is not None:
             return Response(content=None, status_code=307, headers={"Location": download.redirect_url})
-        return Stream(
-            download.content,
-            media_type="application/octet-stream",
-            headers={"Content-Disposition": download.disposition, "Content-Length": str(download.upload.file_size)},
-        )
+        return served(download)

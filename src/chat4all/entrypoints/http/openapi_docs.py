@@ -23,6 +23,7 @@ ERROR_DESCRIPTIONS = {
         "reload over REST, then resume from `resume_from`"
     ),
     413: "The request body, or the announced file, is too large",
+    416: "The part asked for starts past the end of the file (`Content-Range: bytes */<size>`)",
     429: (
         "Too many failed logins (`too_many_attempts`), or a per-user quota is full (`quota_exceeded`, the detail "
         "names it), or too many live connections (`too_many_connections`); `Retry-After`, when the wait alone frees it, "
