@@ -98,3 +98,23 @@ async def test_typing_notices_published_to_a_user_reach_their_open_connections(h
         assert await asyncio.wait_for(session.feed.next(), SOON) == notice
     await live.notices.publish([session.user_id], notice)  # nobody listens any more: dropped
     await live.stop()
+
+
+async def test_a_logout_through_another_process_is_seen_at_the_next_check_whatever_the_token_cache(hub):
+    from chat4all.application.auth import ResolveToken
+
+    # This process trusts tokens it looked up for a minute; the logout goes through another one.
+    caching = ResolveToken(hub.uow, hub.tokens, hub.clock, cache_for=timedelta(minutes=1))
+    events = ReadEvents(hub.uow.reader, InMemoryEventNotifier())
+    live = LiveEvents(events, events.notifier, InProcessLiveNotices(), caching, hub.clock, LiveLimits())
+    alice, bob = await token_of(hub, "alice"), await token_of(hub, "bob")
+    async with live.connect(alice) as revoked, live.connect(bob) as kept:
+        await hub.logout.execute(alice)
+        opened = len(hub.uow.opened)
+        await live.check_tokens()
+        assert len(hub.uow.opened) == opened + 1  # one query for every open connection's token
+        assert isinstance(await asyncio.wait_for(revoked.feed.next(), SOON), Ended)
+        assert await kept.feed.next(timeout=0.1) is None
+    with pytest.raises(NotAuthenticated):
+        await caching.execute(alice)  # and its cache entry is gone: requests with it are refused too
+    await live.stop()

@@ -5,10 +5,9 @@ a process, and a process at most `per_process`; past either, a new one is refuse
 with `too_many_connections`, the second with `server_busy`), and the ones already open are kept.
 
 A connection lives as long as the token it was opened with: it ends at the token's expiry, and
-within `token_check` seconds of the token being revoked (a logout through this process is seen
-at the next check; through another, once this process's token cache has let go of it, see
-`ResolveToken`). One sweep checks every connection's token, rather than a timer per connection,
-so idle connections cost no wake-ups of their own.
+within `token_check` seconds of the token being revoked, through whichever API process. One
+sweep checks every open connection's token in the database, a few hundred per query, rather
+than a timer and a lookup per connection, so idle connections cost no wake-ups of their own.
 """
 
 from __future__ import annotations
@@ -27,10 +26,11 @@ from chat4all.application.auth import ResolveToken
 from chat4all.application.events import ReadEvents
 from chat4all.application.live_feed import Ended, FeedLimits, LiveFeed
 from chat4all.application.ports import Clock, EventNotifier, LiveNotices
-from chat4all.domain.errors import NotAuthenticated, Throttled, Unavailable
+from chat4all.domain.errors import Throttled, Unavailable
 
 log = logging.getLogger(__name__)
 
+TOKENS_PER_CHECK = 500
 TOKEN_ENDED = Ended("invalid_token", "the access token expired or was revoked; log in again and reconnect")
 
 
@@ -130,16 +130,19 @@ class LiveEvents:
             await self.check_tokens()
 
     async def check_tokens(self) -> None:
-        """Ends the connections whose token is no longer valid. A check that fails for another
-        reason (the database is unreachable) ends nothing: the next one decides."""
-        for secret in list(self._by_token):
+        """Ends the connections whose token is no longer valid, asking the database about every
+        open connection's token in a few queries (TOKENS_PER_CHECK at a time). A check that fails
+        (the database is unreachable) ends nothing: the next one decides."""
+        secrets = list(self._by_token)
+        for start in range(0, len(secrets), TOKENS_PER_CHECK):
             try:
-                await self.tokens.execute(secret)
-            except NotAuthenticated:
+                ended = await self.tokens.invalid_among(secrets[start : start + TOKENS_PER_CHECK])
+            except Exception:
+                log.warning("could not check the tokens of live connections; keeping them until the next check", exc_info=True)
+                continue
+            for secret in ended:
                 for feed in list(self._by_token.get(secret, ())):
                     feed.end(TOKEN_ENDED)
-            except Exception:
-                log.warning("could not check a live connection's token; keeping it until the next check", exc_info=True)
 
     async def stop(self) -> None:
         sweep, self._sweep = self._sweep, None
