@@ -31,6 +31,7 @@ from chat4all.domain.errors import Throttled, Unavailable
 log = logging.getLogger(__name__)
 
 TOKENS_PER_CHECK = 500
+RESTARTING = Ended("server_restarting", "this server is stopping; reconnect (another one may answer) and resume")
 TOKEN_ENDED = Ended("invalid_token", "the access token expired or was revoked; log in again and reconnect")
 
 
@@ -70,6 +71,7 @@ class LiveEvents:
     _per_user: Counter[UUID] = attrs.field(init=False, factory=Counter)
     _by_token: dict[str, set[LiveFeed]] = attrs.field(init=False, factory=lambda: defaultdict(set))
     _sweep: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    _ending: bool = attrs.field(init=False, default=False)
 
     @property
     def open_connections(self) -> int:
@@ -78,6 +80,8 @@ class LiveEvents:
     def check_room(self, user_id: UUID) -> None:
         """Raises what `connect` would, without taking a place (so an HTTP stream can be refused
         with a status code before its response starts)."""
+        if self._ending:
+            raise ServerBusy(RESTARTING.detail, retry_after_seconds=1)
         if self.open_connections >= self.limits.per_process:
             raise ServerBusy(
                 f"this server holds its maximum of {self.limits.per_process} live connections; retry shortly",
@@ -143,6 +147,14 @@ class LiveEvents:
             for secret in ended:
                 for feed in list(self._by_token.get(secret, ())):
                     feed.end(TOKEN_ENDED)
+
+    def end_all(self) -> None:
+        """The process is stopping: every live connection ends (`server_restarting`) and no new
+        one opens, so the server is not left waiting for streams that would never end."""
+        self._ending = True
+        for feeds in list(self._by_token.values()):
+            for feed in list(feeds):
+                feed.end(RESTARTING)
 
     async def stop(self) -> None:
         sweep, self._sweep = self._sweep, None

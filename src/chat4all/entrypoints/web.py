@@ -4,6 +4,7 @@ given plain values and use cases; it reads no settings and touches no adapter.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urlparse
@@ -111,12 +112,20 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> Any:
     )
 
 
-def run_server(config: Any, settings: Settings) -> None:
-    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port."""
+def run_server(config: Any, settings: Settings, before_shutdown: Callable[[], None] | None = None) -> None:
+    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port.
+    `before_shutdown`: called when the server is asked to stop, before it waits for its connections
+    to close (the live streams, which never end on their own, are ended there)."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if before_shutdown is not None:
+                before_shutdown()
+            await super().shutdown(sockets)
 
     sockets = [config.bind_socket()]
     if settings.http.metrics_port:
         metrics = uvicorn.Config(config.app, host=settings.http.metrics_address, port=settings.http.metrics_port)
         sockets.append(metrics.bind_socket())
-    uvicorn.Server(config).run(sockets=sockets)
+    Server(config).run(sockets=sockets)

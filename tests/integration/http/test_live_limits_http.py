@@ -99,3 +99,19 @@ async def test_a_client_that_stops_reading_is_dropped_with_a_resync_and_resumes_
         rest = await frames(again, len(sent) - len(events))
     assert [event["seq"] for event in events + rest] == list(range(start + 1, start + 1 + len(sent)))
     assert [event["data"]["message_id"] for event in events + rest] == sent
+
+
+async def test_a_stopping_server_ends_its_live_connections_instead_of_waiting_for_them(tmp_path):
+    async with live_deployment("embedded", tmp_path) as stopping:
+        _, token = await stopping.user()
+        async with socket(stopping.ws_url(), token, since=None) as ws, event_stream(stopping.client, token) as sse:
+            api, _ = stopping.processes.running[0]
+            api.terminate()  # SIGTERM, as a rolling restart sends it
+            ended = await sse.next()
+            assert (ended["event"], ended["data"]["error_code"]) == ("error", "server_restarting")
+            code, _ = await closed_with(ws)
+            assert code == 1012  # "service restart": reconnect and resume
+            began = time.monotonic()
+            while api.poll() is None:
+                assert time.monotonic() - began < WAIT, "the server kept waiting for its live connections"
+                await asyncio.sleep(0.1)

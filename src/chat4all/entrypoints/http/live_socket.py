@@ -28,6 +28,7 @@ from chat4all.entrypoints.http.ws_protocol import LAST_WORDS
 
 CLOSE_UNAUTHENTICATED = 4401  # no valid token in time, or the token expired or was revoked
 CLOSE_TOO_SLOW = 4408  # the client did not keep up: reconnect and resume
+CLOSE_BY_END = {"server_restarting": 1012}  # WebSocket's "service restart"; else 4401
 MAX_CURSOR = 2**63 - 1
 
 Close = tuple[int, str]
@@ -84,7 +85,7 @@ class LiveSocket:
             if isinstance(frame, UserEvent):
                 self._delivered = frame.seq
             elif isinstance(frame, Ended):
-                return CLOSE_UNAUTHENTICATED, frame.code
+                return CLOSE_BY_END.get(frame.code, CLOSE_UNAUTHENTICATED), frame.code
             # A cursor_expired resync keeps the socket: the client reloads, then sends `resume`.
 
     async def _give_up(self) -> None:
