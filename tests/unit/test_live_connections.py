@@ -118,3 +118,24 @@ async def test_a_logout_through_another_process_is_seen_at_the_next_check_whatev
     with pytest.raises(NotAuthenticated):
         await caching.execute(alice)  # and its cache entry is gone: requests with it are refused too
     await live.stop()
+
+
+async def test_a_feed_whose_wake_up_was_lost_is_nudged_at_the_next_check(hub):
+    from chat4all.domain.events import PendingEvent
+    from tests.fakes.live import InMemoryEventLogHeads
+
+    heads = InMemoryEventLogHeads(hub.store)
+    events = ReadEvents(hub.uow.reader, InMemoryEventNotifier())
+    live = LiveEvents(events, events.notifier, InProcessLiveNotices(), hub.resolve_token, hub.clock, LiveLimits(), heads)
+    tokens = [await token_of(hub, name) for name in ("alice", "bob", "carol")]
+    async with live.connect(tokens[0]) as alice, live.connect(tokens[1]), live.connect(tokens[2]):
+        alice.feed.resume(0)
+        await asyncio.sleep(0.05)  # the feed has read its (empty) log and waits
+        async with hub.uow() as uow:  # committed by a writer that wakes nobody
+            await uow.events.append([PendingEvent(alice.user_id, EventType.MESSAGE_CREATED, hub.clock.now(), {})])
+            await uow.commit()
+        assert await alice.feed.next(timeout=0.2) is None
+        await live.catch_up()
+        assert (await asyncio.wait_for(alice.feed.next(), SOON)).seq == 1
+        assert heads.queries == 1  # one query for every open connection's user
+    await live.stop()

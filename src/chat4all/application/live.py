@@ -5,9 +5,12 @@ a process, and a process at most `per_process`; past either, a new one is refuse
 with `too_many_connections`, the second with `server_busy`), and the ones already open are kept.
 
 A connection lives as long as the token it was opened with: it ends at the token's expiry, and
-within `token_check` seconds of the token being revoked, through whichever API process. One
-sweep checks every open connection's token in the database, a few hundred per query, rather
-than a timer and a lookup per connection, so idle connections cost no wake-ups of their own.
+within `token_check` seconds of the token being revoked, through whichever API process.
+
+Every `token_check` seconds one sweep checks all open connections at once: their tokens in the
+database, and where their users' logs end (a feed behind its log, whose wake-up was lost, is
+nudged), a few hundred per query, rather than a timer and a query per connection: an idle
+connection costs no wake-up and no query of its own.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import attrs
 from chat4all.application.auth import ResolveToken
 from chat4all.application.events import ReadEvents
 from chat4all.application.live_feed import Ended, FeedLimits, LiveFeed
-from chat4all.application.ports import Clock, EventNotifier, LiveNotices
+from chat4all.application.ports import Clock, EventLogHeads, EventNotifier, LiveNotices
 from chat4all.domain.errors import Throttled, Unavailable
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class LiveEvents:
     tokens: ResolveToken
     clock: Clock
     limits: LiveLimits = LiveLimits()
+    heads: EventLogHeads | None = None  # None: no catch-up check (feeds rely on wake-ups and their recheck)
     _per_user: Counter[UUID] = attrs.field(init=False, factory=Counter)
     _by_token: dict[str, set[LiveFeed]] = attrs.field(init=False, factory=lambda: defaultdict(set))
     _sweep: asyncio.Task[None] | None = attrs.field(init=False, default=None)
@@ -126,12 +130,29 @@ class LiveEvents:
 
     def _start_sweep(self) -> None:
         if self._sweep is None or self._sweep.done():
-            self._sweep = asyncio.create_task(self._check_tokens_forever(), name="live-token-check")
+            self._sweep = asyncio.create_task(self._sweep_forever(), name="live-connections-check")
 
-    async def _check_tokens_forever(self) -> None:
+    async def _sweep_forever(self) -> None:
         while self._by_token:
             await asyncio.sleep(self.limits.token_check)
             await self.check_tokens()
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Nudges the feeds whose user's log has events past their cursor: a wake-up that was lost
+        (a notification connection that dropped, a writer that did not notify) costs at most one
+        check period. One query per TOKENS_PER_CHECK users, whatever the number of connections."""
+        feeds = [feed for group in self._by_token.values() for feed in group if feed.cursor is not None]
+        users = sorted({feed.user_id for feed in feeds})
+        heads: dict[UUID, int] = {}
+        for start in range(0, len(users) if self.heads is not None else 0, TOKENS_PER_CHECK):
+            try:
+                heads |= await self.heads.last_seqs(users[start : start + TOKENS_PER_CHECK])  # type: ignore[union-attr]
+            except Exception:
+                log.warning("could not check where the live connections' logs end", exc_info=True)
+        for feed in feeds:
+            if heads.get(feed.user_id, 0) > (feed.cursor or 0):
+                feed.nudge()
 
     async def check_tokens(self) -> None:
         """Ends the connections whose token is no longer valid, asking the database about every

@@ -3,8 +3,9 @@ cursor, in seq order, and the ephemeral ones (`typing`) as they come.
 
 The log is the buffer. A pump reads the log after the cursor, a page at a time, into a bounded
 queue of frames, and the transport takes frames from the queue as fast as its client reads
-them; the pump reads again when woken (the notifier) or every `recheck` seconds anyway, so a
-lost wake-up delays an event and never loses it. A client that is behind costs no memory: what
+them; the pump reads again when woken (the notifier), or nudged (`nudge`: a periodic check of
+where the users' logs end found events this feed has not read), or every `recheck` seconds
+anyway, so a lost wake-up delays an event and never loses it. A client that is behind costs no memory: what
 it has not read stays in the log. One whose queue stays full for `slow_client` seconds has
 stopped reading: its feed ends with a `Resync` (`too_slow`), and it reconnects and resumes from
 the last seq it received, missing nothing. A cursor older than what the log keeps ends the feed
@@ -25,7 +26,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.events import ReadEvents
-from chat4all.application.ports import EventNotifier
+from chat4all.application.ports import EventNotifier, WakeUp
 from chat4all.domain.events import CursorExpired, EphemeralEvent, UserEvent
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ RETRY_AFTER_FAILURE = 2.0  # seconds before the pump reads again after the log c
 class FeedLimits:
     queue_size: int = 500  # frames waiting to be sent, per connection
     slow_client: float = 10.0  # seconds a full queue may wait for the client before it is dropped
-    recheck: float = 60.0  # seconds between reads of the log when no wake-up came (a safety net)
+    recheck: float = 3600.0  # seconds between reads of the log when nothing woke the feed (a last net)
 
 
 class ResyncReason(str, enum.Enum):
@@ -75,14 +76,16 @@ class LiveFeed:
         self._room = asyncio.Event()  # the queue has room
         self._ended: Ended | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._nudged = asyncio.Event()
         self.last_sent: int | None = None  # the seq of the last stored event taken by the transport
+        self.cursor: int | None = None  # where the pump has read the log to (None: not started)
 
     def resume(self, since: int | None) -> None:
         """(Re)starts the feed after `since` (None: from the newest event, replaying nothing);
         frames still queued from an earlier cursor are dropped."""
         self._stop_pump()
         self._frames.clear()
-        self.last_sent = since
+        self.last_sent = self.cursor = since
         self._pump = asyncio.create_task(self._run(since), name=f"live-feed-{self.user_id}")
 
     async def next(self, timeout: float | None = None) -> Frame | None:
@@ -102,6 +105,10 @@ class LiveFeed:
         if isinstance(frame, UserEvent):
             self.last_sent = frame.seq
         return frame
+
+    def nudge(self) -> None:
+        """The log has events past this feed's cursor: read it now (a wake-up was lost)."""
+        self._nudged.set()
 
     def offer(self, event: EphemeralEvent) -> None:
         """An ephemeral event: queued if there is room, else dropped (it is never owed to anyone)."""
@@ -144,10 +151,21 @@ class LiveFeed:
                 for event in batch.events:
                     if not await self._put(event):
                         return
-                cursor = batch.next
+                cursor = self.cursor = batch.next
                 if len(batch.events) < PAGE:
-                    # Jittered, so connections opened together do not all re-read together.
-                    await wakeup.wait(self._limits.recheck * random.uniform(0.8, 1.0))
+                    await self._idle(wakeup)
+
+    async def _idle(self, wakeup: WakeUp) -> None:
+        """Until a wake-up, a nudge, or the recheck period (jittered, so that connections opened
+        together do not all re-read together)."""
+        self._nudged.clear()
+        woken = asyncio.ensure_future(wakeup.wait(self._limits.recheck * random.uniform(0.8, 1.0)))
+        nudged = asyncio.ensure_future(self._nudged.wait())
+        try:
+            await asyncio.wait({woken, nudged}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            nudged.cancel()
 
     async def _put(self, event: UserEvent) -> bool:
         while len(self._frames) >= self._limits.queue_size:

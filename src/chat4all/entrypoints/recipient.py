@@ -20,7 +20,14 @@ from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.application.history import ReadHistory
 from chat4all.application.live import LiveEvents, LiveLimits
 from chat4all.application.live_feed import FeedLimits
-from chat4all.application.ports import Clock, EventNotifier, LiveNotices, UnitOfWorkFactory, UserEventReader
+from chat4all.application.ports import (
+    Clock,
+    EventLogHeads,
+    EventNotifier,
+    LiveNotices,
+    UnitOfWorkFactory,
+    UserEventReader,
+)
 from chat4all.application.reading import MarkConversationRead
 from chat4all.application.typing_notices import SendTyping
 from chat4all.entrypoints.background import BackgroundTasks, every
@@ -37,6 +44,7 @@ class EventAdapters:
     reader: UserEventReader
     notifier: EventNotifier
     notices: LiveNotices
+    heads: EventLogHeads | None = None
     on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
@@ -54,18 +62,26 @@ def embedded_event_adapters(engine: AsyncEngine) -> EventAdapters:
     from chat4all.adapters.live_notices import InProcessLiveNotices
     from chat4all.adapters.notifier import InProcessEventNotifier
     from chat4all.adapters.sql.engine import create_engine
+    from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
 
     if isinstance(engine.pool, pool.StaticPool):  # an in-memory database exists only in its one connection
-        return EventAdapters(SqlUserEventReader(engine), InProcessEventNotifier(), InProcessLiveNotices())
+        return EventAdapters(SqlUserEventReader(engine), InProcessEventNotifier(), InProcessLiveNotices(), SqlEventLogHeads(engine))
     reads = create_engine(engine.url.render_as_string(hide_password=False))
-    reader = SqlUserEventReader(reads.execution_options(isolation_level="AUTOCOMMIT"))
-    return EventAdapters(reader, InProcessEventNotifier(), InProcessLiveNotices(), on_stop=[reads.dispose])
+    autocommit = reads.execution_options(isolation_level="AUTOCOMMIT")
+    return EventAdapters(
+        SqlUserEventReader(autocommit),
+        InProcessEventNotifier(),
+        InProcessLiveNotices(),
+        SqlEventLogHeads(autocommit),
+        on_stop=[reads.dispose],
+    )
 
 
 def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> EventAdapters:
     """An API process among several: commits anywhere wake its readers through PostgreSQL's
     LISTEN/NOTIFY, and typing notices reach the other processes' connections the same way."""
+    from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
     from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
     from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
@@ -76,6 +92,7 @@ def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> Event
         SqlUserEventReader(engine),
         notifier,
         notices,
+        SqlEventLogHeads(engine),
         on_start=[notifier.start, notices.start],
         on_stop=[notices.stop, notifier.stop],
     )
@@ -106,7 +123,7 @@ def recipient_use_cases(
         read_history=ReadHistory(uow),
         mark_conversation_read=MarkConversationRead(uow, clock, events.notifier),
         read_events=read_events,
-        live_events=LiveEvents(read_events, events.notifier, events.notices, resolve_token, clock, limits),
+        live_events=LiveEvents(read_events, events.notifier, events.notices, resolve_token, clock, limits, events.heads),
         send_typing=SendTyping(uow, clock, events.notices, interval=configured.typing_interval),
         purge_events=PurgeEvents(events.reader, clock, configured.retention),
     )

@@ -1,5 +1,6 @@
-"""Ephemeral events (`typing`): handed to the live connections of users, in every API process
-they may be connected to, and forgotten. Never stored, no seq, never replayed."""
+"""What live connections need besides the event log itself: ephemeral events (`typing`), handed to
+the live connections of users in every API process they may be connected to and forgotten (never
+stored, no seq, never replayed); and where users' logs end, to notice a wake-up that was lost."""
 
 from __future__ import annotations
 
@@ -22,4 +23,11 @@ class LiveNotices(Protocol):
     async def publish(self, user_ids: Sequence[UUID], event: EphemeralEvent) -> None:
         """Hands `event` to every subscriber of these users, wherever they are connected; at most
         once, and not at all if nobody listens (it is not kept for later)."""
+        ...
+
+
+class EventLogHeads(Protocol):
+    async def last_seqs(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Each user's last seq (their counter), in one query for all of them; users who never had
+        an event are left out."""
         ...
