@@ -158,13 +158,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--idle", type=int, default=0, help="measure this many idle connections instead")
     parser.add_argument("--settle", type=float, default=30.0, help="idle: seconds between connecting and measuring")
+    parser.add_argument("--env", action="append", default=[], metavar="CHAT4ALL_X=VALUE", help="a setting of the server")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
     limits = {"CHAT4ALL_HTTP_MAX_CONNECTIONS": str(max(1000, 2 * (args.idle or args.clients) + 100)),
               "CHAT4ALL_EVENTS_MAX_CONNECTIONS": str(max(800, (args.idle or args.clients) + 50))}
+    limits.update(dict(setting.split("=", 1) for setting in args.env))
     with Deployment(args.profile, extra_env={**FAST, **limits}, worker=False) as deployment:
         run = idle(deployment, args.idle, args.seconds, args.settle) if args.idle else delivery(deployment, args.clients, args.rate, args.seconds)
-        result = {"profile": args.profile, **asyncio.run(run)}
+        result = {"profile": args.profile, "settings": limits, **asyncio.run(run)}
     print(json.dumps(result, indent=2))
     write_json(args.json, result)
     return 0
