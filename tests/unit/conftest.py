@@ -10,7 +10,8 @@ from uuid import UUID
 import attrs
 import pytest
 
-from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
+from chat4all.adapters.caching import ExpiringCache
+from chat4all.application.auth import TOKEN_CACHE_SIZE, Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
 from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
@@ -71,16 +72,17 @@ class Hub:
         hasher = PlainTestHasher()
         self.register = RegisterUser(self.uow, hasher, self.ids, self.clock)
         self.authenticate = Authenticate(self.uow, hasher, self.tokens, self.clock, TOKEN_LIFETIME)
-        self.resolve_token = ResolveToken(self.uow, self.tokens, self.clock)
-        self.logout = Logout(self.uow, self.tokens, self.clock)
+        tokens = ExpiringCache(TOKEN_CACHE_SIZE)
+        self.resolve_token = ResolveToken(self.uow, self.tokens, self.clock, timedelta(0), tokens)
+        self.logout = Logout(self.uow, self.tokens, self.clock, tokens)
         self.find_users = FindUsers(self.uow)
         self.create_conversation = CreateConversation(self.uow, self.ids, self.clock)
         self.view_conversations = ViewConversations(self.uow)
         self.leave = LeaveConversation(self.uow)
-        self.send = SendMessage(self.uow, self.clock, tuple(self.connectors))
+        self.send = SendMessage(self.uow, self.clock, tuple(self.connectors), caches=ExpiringCache)
         self.read = ReadMessages(self.uow)
         self.route = RouteMessage(self.uow, self.clock, self.publisher)
-        self.deliver = DeliverMessage(self.uow, self.clock, self.connectors, self.storage, self._sleep, RETRY)
+        self.deliver = DeliverMessage(self.uow, self.clock, self.connectors, self.storage, self._sleep, RETRY, caches=ExpiringCache)
         self.initiate_upload = InitiateUpload(self.uow, self.storage, self.ids, self.clock, CHUNK_SIZE, UPLOAD_LIFETIME)
         self.upload_chunk = UploadChunk(self.uow, self.storage, self.clock)
         self.complete_upload = CompleteUpload(self.uow, self.storage, self.clock)

@@ -15,8 +15,9 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
 from chat4all.application.ports import (
+    Cache,
+    CacheFactory,
     ChannelConnector,
     Clock,
     DeliveryMetrics,
@@ -208,13 +209,13 @@ class DeliverMessage:
     dead_letters: EventPublisher | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
     message_batches: MessageBatches | None = None  # None: `UnitOfWorkMessageBatches` (see RouteMessage)
+    caches: CacheFactory = attrs.field(kw_only=True)
     _batches: MessageBatches = attrs.field(init=False, repr=False)
-    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
-        factory=lambda: ExpiringCache(CONVERSATION_CACHE_SIZE), init=False, repr=False
-    )
+    _conversations: Cache[UUID, Conversation] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._batches = self.message_batches or UnitOfWorkMessageBatches(self.uow)
+        self._conversations = self.caches(CONVERSATION_CACHE_SIZE)
 
     async def execute(self, message_id: UUID, channel: str) -> None:
         await self.execute_batch([(message_id, channel)])

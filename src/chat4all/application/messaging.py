@@ -7,9 +7,10 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
 from chat4all.application.errors import DuplicateMessage
 from chat4all.application.ports import (
+    Cache,
+    CacheFactory,
     Clock,
     DeliveryMetrics,
     MessageIntake,
@@ -88,11 +89,11 @@ class SendMessage:
     outbox_signal: OutboxSignal | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
     intake: MessageIntake | None = None
-    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
-        init=False, factory=lambda: ExpiringCache(MEMBERSHIP_CACHE_SIZE)
-    )
+    caches: CacheFactory = attrs.field(kw_only=True)
+    _conversations: Cache[UUID, Conversation] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._conversations = self.caches(MEMBERSHIP_CACHE_SIZE)
         if self.intake is None:
             self.intake = UnitOfWorkIntake(self.uow)
 

@@ -14,7 +14,8 @@ from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.metrics import PrometheusMetrics
 from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
 from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
+from chat4all.adapters.caching import ExpiringCache
+from chat4all.application.auth import TOKEN_CACHE_SIZE, Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
 from chat4all.application.login_throttle import LoginThrottle
@@ -134,9 +135,10 @@ class Hub:
 def wire(settings: Settings, adapters: Adapters) -> Hub:
     a = adapters
     wake = WakeSignal()
-    tokens = token_cache()
+    tokens = ExpiringCache(TOKEN_CACHE_SIZE)
     deliver = DeliverMessage(
-        a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
+        a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches,
+        caches=ExpiringCache,
     )
     return Hub(
         settings=settings,
@@ -151,7 +153,7 @@ def wire(settings: Settings, adapters: Adapters) -> Hub:
         create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings)),
         view_conversations=ViewConversations(a.uow),
         leave_conversation=LeaveConversation(a.uow),
-        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
+        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake, caches=ExpiringCache),
         read_messages=ReadMessages(a.uow),
         initiate_upload=InitiateUpload(
             a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)

@@ -5,11 +5,13 @@
 - `events`: the outbox, its relay and the event bus;
 - `storage`: upload bytes;
 - `connectors`: the channels messages leave through, and the pipeline's metrics;
-- `security`, `system`: password hashes and tokens; time and ids.
+- `security`, `system`: password hashes and tokens; time and ids;
+- `caching`: facts kept in the process between requests.
 
 Every name is importable from this package, e.g. `from chat4all.application.ports import UnitOfWork`.
 """
 
+from chat4all.application.ports.caching import Cache, CacheFactory
 from chat4all.application.ports.connectors import ChannelConnector, DeliveryMetrics, NoMetrics, SendResult
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
 from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
@@ -27,6 +29,8 @@ from chat4all.application.ports.storage import FileStorage
 from chat4all.application.ports.system import Clock, IdGenerator
 
 __all__ = [
+    "Cache",
+    "CacheFactory",
     "ChannelConnector",
     "Clock",
     "ConversationRepository",
