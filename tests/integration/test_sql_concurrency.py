@@ -14,7 +14,7 @@ from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.sql.tables import message_deliveries, message_events, messages, outbox
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.messaging import SendMessage, SendRequest
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.messages import MessageStatus, Priority
 from chat4all.domain.users import User

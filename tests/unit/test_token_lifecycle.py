@@ -401,7 +401,7 @@ async def test_background_lookups_resume_once_the_database_is_back(hub):
 
 
 async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapters_close(hub):
-    from chat4all.entrypoints.bootstrap import Adapters, wire
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
     from tests.fakes import InMemoryOutboxReader, PlainTestHasher
 
@@ -411,7 +411,9 @@ async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapt
     async def close_database() -> None:
         held_at_close.append(database.held)
 
-    adapters = Adapters(
+    process = build(
+        "embedded",
+        load_settings({}),
         uow=database.uow,
         storage=hub.storage,
         publisher=hub.publisher,
@@ -419,9 +421,8 @@ async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapt
         connectors=hub.connectors,
         hasher=PlainTestHasher(),
         clock=hub.clock,
-        on_stop=[close_database],
     )
-    process = wire(load_settings({}), adapters)
+    process.adapters.on_stop.append(close_database)
     await process.register_user.execute("alice", PASSWORD)
     token = (await process.authenticate.execute("alice", PASSWORD)).access_token
     await process.resolve_token.execute(token)

@@ -5,7 +5,7 @@ from uuid import UUID
 import pytest
 
 from chat4all.application.delivery import DeliverMessage
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.errors import TransientDeliveryFailure
 from chat4all.domain.messages import DeliveryStatus, MessageStatus
 from tests.fakes import RecordingConnector

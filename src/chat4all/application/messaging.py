@@ -20,7 +20,7 @@ from chat4all.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import RouteRequested, encode
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
@@ -117,7 +117,7 @@ class SendMessage:
             request.priority,
         )
         message = Message.accept(draft, self.clock.now())
-        routing = OutboxEvent(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
+        routing = encode(RouteRequested(message.id), conversation.id)
         shared_with = conversation.id if isinstance(payload, FilePayload) else None
         assert self.intake is not None
         if await self.intake.accept(message, routing, shared_with):

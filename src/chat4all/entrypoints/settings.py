@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import attrs
 
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
+from chat4all.application.sending import RetryPolicy
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -106,6 +107,9 @@ class Settings:
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
+    # Not read from the environment: the defaults are what a deployment gets; tests may set others.
+    delivery_retry: RetryPolicy = RetryPolicy()
+    redrive_after: timedelta = timedelta(seconds=120)  # a message unfinished this long is routed again
     http: HttpSettings = HttpSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 

@@ -18,11 +18,11 @@ def samples(text: str) -> dict[str, float]:
 
 
 async def test_by_default_the_api_port_does_not_serve_metrics(tmp_path):
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.http.app import create_app
     from chat4all.entrypoints.settings import load_settings
 
-    hub = build_embedded(load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path)}))
+    hub = build("embedded", load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path)}))
     try:
         transport = httpx.ASGITransport(app=create_app(hub, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
