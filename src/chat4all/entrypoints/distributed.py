@@ -28,11 +28,11 @@ def require_services(settings: Settings) -> tuple[str, Any]:
 
 
 def make_storage(settings: Settings) -> Any:
-    from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings
+    from chat4all.adapters.storage.s3 import S3FileStorage, S3StorageOptions
 
     _, s3 = require_services(settings)
-    return S3FileStorage.from_settings(
-        S3Settings(
+    return S3FileStorage.from_options(
+        S3StorageOptions(
             bucket=s3.bucket,
             endpoint_url=s3.endpoint_url,
             access_key=s3.access_key,

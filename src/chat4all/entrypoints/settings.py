@@ -32,6 +32,9 @@ def default_data_dir() -> Path:
 
 @attrs.frozen
 class S3Settings:
+    """CHAT4ALL_S3_*, as the operator configured them; the composition root makes the storage
+    adapter's own `S3StorageOptions` from them (`entrypoints.distributed.make_storage`)."""
+
     endpoint_url: str
     bucket: str
     access_key: str
