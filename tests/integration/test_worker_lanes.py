@@ -13,9 +13,9 @@ from collections import defaultdict
 
 import pytest
 
-from chat4all.domain.errors import InvalidInput, Unavailable
 from chat4all.adapters.kafka import lanes as worker_module
 from chat4all.adapters.kafka.lanes import KeyLanes, handle_batch_with_retry, handle_with_retry
+from chat4all.domain.errors import InvalidInput, Unavailable
 
 
 class Message:

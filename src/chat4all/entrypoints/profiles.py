@@ -12,6 +12,8 @@ import asyncio
 from functools import cached_property
 from typing import Any
 
+import attrs
+
 from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.connectors import mock_connectors
 from chat4all.adapters.metrics import PrometheusMetrics
@@ -20,11 +22,13 @@ from chat4all.adapters.system import RandomIds, SystemClock
 from chat4all.entrypoints.hub import Adapters, Check, Hook
 from chat4all.entrypoints.settings import Settings
 
-ADAPTER_NAMES = ("uow", "storage", "publisher", "outbox_reader", "connectors", "hasher", "tokens", "clock", "ids")
-ADAPTER_NAMES += ("metrics", "caches", "sleep", "intake", "message_batches", "bus")
-# Adapters that write the database `uow` reaches: a build given a `uow` of its own must be given
-# these too (or none, for those that may be None), or the defaults would write another database.
-WRITE_THROUGH_UOW = {"outbox_reader": "required", "connectors": "required", "intake": None, "message_batches": None}
+LIFECYCLE = ("checks", "on_start", "on_stop")
+ADAPTER_NAMES = tuple(field.name for field in attrs.fields(Adapters) if field.name not in LIFECYCLE)
+# Adapters that write the database the unit of work reaches. A build given a `uow` of its own is
+# given the first ones too, and runs without the others (the use cases then write through the
+# uow): the profile's would write another database.
+GIVEN_WITH_UOW = ("outbox_reader", "connectors")
+NONE_WITH_UOW = ("intake", "message_batches")
 
 
 class Parts:
@@ -132,10 +136,10 @@ def adapters_of(parts: Parts, overrides: dict[str, Any]) -> Adapters:
     if unknown:
         raise TypeError(f"no adapter named {', '.join(unknown)}; adapters are {', '.join(ADAPTER_NAMES)}")
     if "uow" in overrides:
-        missing = [name for name, need in WRITE_THROUGH_UOW.items() if need == "required" and name not in overrides]
+        missing = [name for name in GIVEN_WITH_UOW if name not in overrides]
         if missing:
             raise TypeError(f"given a uow of its own, a build needs {' and '.join(missing)} too")
-        overrides = {**{name: None for name, need in WRITE_THROUGH_UOW.items() if need is None}, **overrides}
+        overrides = {**dict.fromkeys(NONE_WITH_UOW), **overrides}
     made = {name: overrides[name] if name in overrides else getattr(parts, name)() for name in ADAPTER_NAMES}
     return Adapters(**made, checks=parts.checks, on_start=parts.on_start, on_stop=parts.on_stop)
 
