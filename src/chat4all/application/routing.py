@@ -66,7 +66,6 @@ class DeliverOnRoute:
         return channel in self.deliver.connectors
 
 
-
 @attrs.define
 class RouteMessage:
     uow: UnitOfWorkFactory
