@@ -130,14 +130,18 @@ class DeliverMessage:
             for message_id, channel in wanted
             if message_id in messages and channel in messages[message_id].pending_channels()
         ]
-        conversations = await self._conversations_of(list(dict.fromkeys(message.conversation_id for message, _ in pending)))
+        conversations = await self._conversations_of(
+            list(dict.fromkeys(message.conversation_id for message, _ in pending))
+        )
         sends = []
         for message, channel in pending:
             conversation = conversations.get(message.conversation_id)
             if conversation is None:  # unreachable while conversations are never deleted without their messages
                 log.warning("message %s belongs to no conversation; not delivered on %s", message.id, channel)
             else:
-                sends.append(Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
+                sends.append(
+                    Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id)))
+                )
         return sends
 
     async def _conversations_of(self, conversation_ids: list[UUID]) -> dict[UUID, Conversation | None]:
@@ -170,7 +174,10 @@ class DeliverMessage:
         if self.dead_letters is None:
             return
         letters = [
-            encode(DeadLettered(send.message.id, send.channel, send.ended.failure, send.ended.attempts), send.message.conversation_id)
+            encode(
+                DeadLettered(send.message.id, send.channel, send.ended.failure, send.ended.attempts),
+                send.message.conversation_id,
+            )
             for send in failed
             if send.ended is not None and send.ended.failure is not None
         ]

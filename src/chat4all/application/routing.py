@@ -147,7 +147,10 @@ class RouteMessage:
     async def _request_delivery(self, pending: Sequence[tuple[Message, str]]) -> None:
         if pending:
             await self.publisher.publish_batch(
-                [encode(DeliveryRequested(message.id, channel), message.conversation_id) for message, channel in pending]
+                [
+                    encode(DeliveryRequested(message.id, channel), message.conversation_id)
+                    for message, channel in pending
+                ]
             )
 
 

@@ -105,7 +105,9 @@ class ConnectorAttempts:
                 send.ended = Ended(result.failure.detail, attempt)
             else:
                 send.last_error = result.failure.detail
-                log.info("delivery of %s on %s failed (attempt %d): %s", send.message.id, channel, attempt, send.last_error)
+                log.info(
+                    "delivery of %s on %s failed (attempt %d): %s", send.message.id, channel, attempt, send.last_error
+                )
 
     async def _file_missing(self, message: Message) -> bool:
         return isinstance(message.payload, FilePayload) and not await self.storage.file_exists(message.payload.file_id)

@@ -134,7 +134,12 @@ class DeadLettered:
         return DEAD_LETTER_STREAM
 
     def payload(self) -> dict[str, Any]:
-        return {"message_id": str(self.message_id), "channel": self.channel, "reason": self.reason, "attempts": self.attempts}
+        return {
+            "message_id": str(self.message_id),
+            "channel": self.channel,
+            "reason": self.reason,
+            "attempts": self.attempts,
+        }
 
 
 WorkEvent = RouteRequested | DeliveryRequested | DeadLettered

@@ -39,7 +39,9 @@ def mark_routed(found: Mapping[UUID, Message], wanted: Iterable[UUID], now: date
     return [found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now)]
 
 
-def record_outcomes(current: Mapping[UUID, Message], outcomes: Sequence[ChannelOutcome], now: datetime) -> RecordedBatch:
+def record_outcomes(
+    current: Mapping[UUID, Message], outcomes: Sequence[ChannelOutcome], now: datetime
+) -> RecordedBatch:
     """Records each outcome on its message as it is now (messages gone are skipped). A deferred
     channel stays pending, its message routed; an outcome already recorded (a redelivered event)
     changes nothing. Any change to an accepted message routes it."""
@@ -53,7 +55,9 @@ def record_outcomes(current: Mapping[UUID, Message], outcomes: Sequence[ChannelO
         if outcome.deferred:
             if message.mark_routed(now):
                 changed[message.id] = message
-        elif message.record_delivery(outcome.channel, delivered=outcome.failure is None, now=now, detail=outcome.failure):
+        elif message.record_delivery(
+            outcome.channel, delivered=outcome.failure is None, now=now, detail=outcome.failure
+        ):
             changed[message.id] = message
             ended.append((outcome, message.status.is_terminal))
     return RecordedBatch(list(changed.values()), ended, frozenset(accepted & changed.keys()))

@@ -142,4 +142,3 @@ def adapters_of(parts: Parts, overrides: dict[str, Any]) -> Adapters:
         overrides = {**dict.fromkeys(NONE_WITH_UOW), **overrides}
     made = {name: overrides[name] if name in overrides else getattr(parts, name)() for name in ADAPTER_NAMES}
     return Adapters(**made, checks=parts.checks, on_start=parts.on_start, on_stop=parts.on_stop)
-

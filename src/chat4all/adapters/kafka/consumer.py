@@ -74,7 +74,10 @@ class Lifecycle(mode.Service):
         while True:  # a broker that is still starting (or restarting) is waited for, not a crash
             try:
                 await ensure_topics(
-                    options.bootstrap, self.topics, partitions=options.partitions, replication_factor=options.replication
+                    options.bootstrap,
+                    self.topics,
+                    partitions=options.partitions,
+                    replication_factor=options.replication,
                 )
                 break
             except (KafkaError, OSError, TimeoutError) as error:
