@@ -94,7 +94,6 @@ async def test_the_dispatcher_runs_the_handler_of_each_kind_once_per_batch_and_c
     await dispatcher.handle("instagram_outgoing", [{"message_id": str(first), "channel": "instagram"}])
     assert routed == [[RouteRequested(first), RouteRequested(second)]]
     assert delivered == [[DeliveryRequested(first, "instagram")]]
-    assert not dispatcher.well_formed("whatsapp_outgoing", {"message_id": str(first)})
 
 
 async def test_the_in_process_bus_carries_encoded_events_to_the_dispatcher_in_order() -> None:

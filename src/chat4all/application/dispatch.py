@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from chat4all.application.work import DeadLettered, MalformedEvent, WorkEvent, decode
+from chat4all.application.work import DeadLettered, WorkEvent, decode
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,6 @@ class Dispatcher:
     def streams(self) -> list[str]:
         """The streams this process consumes: every stream of a kind it has a handler for."""
         return [stream for kind in self.handlers for stream in kind.streams(self.channels)]
-
-    def well_formed(self, stream: str, payload: object) -> bool:
-        try:
-            decode(stream, payload)
-        except MalformedEvent:
-            return False
-        return True
 
     async def handle(self, stream: str, payloads: Sequence[Mapping[str, Any]]) -> None:
         """Runs the handler of the stream's kind once, on every event of the batch (in order).
