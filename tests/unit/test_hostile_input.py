@@ -101,7 +101,7 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
-        from chat4all.entrypoints.bootstrap import Adapters, wire
+        from chat4all.entrypoints.bootstrap import build
         from chat4all.entrypoints.settings import load_settings
         from chat4all.entrypoints.web import web_app
         from tests.fakes import (
@@ -115,7 +115,10 @@ class EdgeScene:
         )
 
         store = InMemoryStore()
-        adapters = Adapters(
+        settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
+        self.hub = build(
+            "embedded",
+            settings,
             uow=InMemoryUnitOfWorkFactory(store),
             storage=InMemoryFileStorage(),
             publisher=RecordingPublisher(),
@@ -123,8 +126,6 @@ class EdgeScene:
             connectors={"whatsapp": RecordingConnector("whatsapp")},
             hasher=PlainTestHasher(),
         )
-        settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
-        self.hub = wire(settings, adapters)
         self.app = web_app(self.hub, settings, manage_lifecycle=False)
         self.loop = asyncio.new_event_loop()
         self.bodies = self.loop.run_until_complete(self._valid_bodies())

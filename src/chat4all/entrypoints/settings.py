@@ -7,21 +7,17 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import attrs
 
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
+from chat4all.application.sending import RetryPolicy
+from chat4all.entrypoints.env_values import EnvReader, SettingsError
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
 _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
-# Kafka topic, group and instance names: what every broker and file system accepts.
-KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed; the message names it."""
 
 
 def default_data_dir() -> Path:
@@ -31,6 +27,9 @@ def default_data_dir() -> Path:
 
 @attrs.frozen
 class S3Settings:
+    """CHAT4ALL_S3_*, as the operator configured them; the composition root makes the storage
+    adapter's own `S3StorageOptions` from them (`entrypoints.distributed.make_storage`)."""
+
     endpoint_url: str
     bucket: str
     access_key: str
@@ -106,6 +105,9 @@ class Settings:
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
+    # Not read from the environment: the defaults are what a deployment gets; tests may set others.
+    delivery_retry: RetryPolicy = RetryPolicy()
+    redrive_after: timedelta = timedelta(seconds=120)  # a message unfinished this long is routed again
     http: HttpSettings = HttpSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
@@ -126,20 +128,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
         raise SettingsError("CHAT4ALL_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+psycopg://")
     chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
-    s3 = None
-    if distributed:
-        if chunk_size < MIN_PART_SIZE:
-            raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
-        endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
-        s3 = S3Settings(
-            endpoint_url=endpoint,
-            bucket=reader.text("CHAT4ALL_S3_BUCKET", None),
-            access_key=reader.text("CHAT4ALL_S3_ACCESS_KEY", None),
-            secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
-            region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
-            public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
-            copy_ahead=reader.choice("CHAT4ALL_S3_COPY_AHEAD", ("true", "false"), "true") == "true",
-        )
     public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
     if public_url:
         reader.url("CHAT4ALL_PUBLIC_URL", None)
@@ -148,34 +136,62 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         kafka_bootstrap=reader.text("CHAT4ALL_KAFKA_BOOTSTRAP", None) if distributed else None,
-        s3=s3,
-        token_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_TTL_SECONDS", 3600, minimum=60)),
-        upload_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_UPLOAD_TTL_SECONDS", 86400, minimum=60)),
+        s3=load_s3_settings(reader, chunk_size) if distributed else None,
         chunk_size=chunk_size,
         public_url=public_url.rstrip("/") if public_url else None,
-        connector_failure_rate=reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        **accounts_and_quotas(reader),
+        **pipeline(reader),
         cors_origins=tuple(origin for origin in reader.text("CHAT4ALL_CORS_ORIGINS", "").split(",") if origin),
-        argon2_time_cost=reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
-        argon2_memory_kib=reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-        worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
-        kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
-        **login_limits(reader),
-        quota_open_uploads=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
-        quota_open_upload_bytes=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
-        quota_conversations_per_hour=reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
-        login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
-        token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
-        outbox_relay_linger=timedelta(
-            milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
-        ),
-        deliver_while_routing=reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
         http=load_http_settings(reader),
         kafka=load_kafka_settings(reader),
     )
+
+
+def load_s3_settings(reader: EnvReader, chunk_size: int) -> S3Settings:
+    if chunk_size < MIN_PART_SIZE:
+        raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
+    endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
+    return S3Settings(
+        endpoint_url=endpoint,
+        bucket=reader.text("CHAT4ALL_S3_BUCKET", None),
+        access_key=reader.text("CHAT4ALL_S3_ACCESS_KEY", None),
+        secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
+        region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
+        public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
+        copy_ahead=reader.choice("CHAT4ALL_S3_COPY_AHEAD", ("true", "false"), "true") == "true",
+    )
+
+
+def accounts_and_quotas(reader: EnvReader) -> dict[str, Any]:
+    return {
+        "token_lifetime": timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_TTL_SECONDS", 3600, minimum=60)),
+        "token_cache": timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
+        "upload_lifetime": timedelta(seconds=reader.integer("CHAT4ALL_UPLOAD_TTL_SECONDS", 86400, minimum=60)),
+        "argon2_time_cost": reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
+        "argon2_memory_kib": reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
+        **login_limits(reader),
+        "login_window": timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
+        "quota_open_uploads": reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
+        "quota_open_upload_bytes": reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
+        "quota_conversations_per_hour": reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
+    }
+
+
+def pipeline(reader: EnvReader) -> dict[str, Any]:
+    """Routing, delivery and the outbox relay."""
+    return {
+        "connector_failure_rate": reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        "worker_metrics_port": reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+        "kafka_fetch_max_wait_ms": reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
+        "outbox_relay_linger": timedelta(
+            milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
+        ),
+        "deliver_while_routing": reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
+    }
 
 
 def load_kafka_settings(reader: EnvReader) -> KafkaSettings:
@@ -234,60 +250,3 @@ def login_limits(reader: EnvReader) -> dict[str, int]:
         "login_max_failures_per_address": reader.integer("CHAT4ALL_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1),
         "login_max_failures_per_user": per_user,
     }
-
-
-@attrs.define
-class EnvReader:
-    env: Mapping[str, str]
-
-    def text(self, name: str, default: str | None) -> str:
-        value = self.env.get(name) or default
-        if value is None:
-            raise SettingsError(f"{name} is required for this profile")
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-        raw = self.env.get(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise SettingsError(f"{name} must be between {minimum} and {maximum or 'any'}, got {value}")
-        return value
-
-    def fraction(self, name: str, default: float) -> float:
-        raw = self.env.get(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise SettingsError(f"{name} must be between 0 and 1, got {value}")
-        return value
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.env.get(name) or default
-        if value not in options:
-            raise SettingsError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    def name(self, name: str, default: str, *, maximum: int) -> str:
-        """A Kafka name (or part of one): letters, digits, '.', '_' and '-'."""
-        value = self.env.get(name) or default
-        if value and (len(value) > maximum or not KAFKA_NAME.fullmatch(value)):
-            raise SettingsError(
-                f"{name} may hold only letters, digits, '.', '_' and '-' ({maximum} at most), got {value!r}"
-            )
-        return value
-
-    def url(self, name: str, default: str | None) -> str:
-        value = self.text(name, default)
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
-        return value.rstrip("/")
