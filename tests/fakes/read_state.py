@@ -103,6 +103,7 @@ class InMemoryReceipts:
 class InMemoryMessageHistory:
     def __init__(self, tx: Transaction) -> None:
         self._counts = tx.table(tx.store.message_counts)
+        self._last = tx.table(tx.store.last_messages)
         self._messages = tx.table(tx.store.messages)
         self._positions = tx.table(tx.store.positions)
         self.ranges: list[PositionRange] = []  # what each page asked for
@@ -118,3 +119,8 @@ class InMemoryMessageHistory:
             if positions.first <= (position := self._positions.get(message.id) or 0) <= positions.last
         ]
         return sorted(found, key=lambda item: item[0])
+
+    async def latest(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        found = {conversation_id: self._last.get(conversation_id) for conversation_id in conversation_ids}
+        messages = {conversation_id: self._messages.get(message_id) for conversation_id, message_id in found.items() if message_id}
+        return {conversation_id: message for conversation_id, message in messages.items() if message is not None}

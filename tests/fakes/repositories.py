@@ -62,6 +62,9 @@ class InMemoryTokenRepository:
         if token is not None and token.revoked_at is None:
             self._tokens.put(token_hash, attrs.evolve(token, revoked_at=at))
 
+    async def valid_among(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        return {digest for digest in token_hashes if (token := self._tokens.get(digest)) is not None and token.is_valid_at(now)}
+
 
 class InMemoryConversationRepository:
     def __init__(self, tx: Transaction) -> None:

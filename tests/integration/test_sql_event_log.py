@@ -132,6 +132,12 @@ async def test_concurrent_appends_number_each_users_events_in_commit_order_witho
     for seqs in await watcher:
         assert seqs == list(range(1, len(seqs) + 1))
 
+    await assert_ordered_alike_in_every_log(engine, users, plans)
+
+
+async def assert_ordered_alike_in_every_log(engine: AsyncEngine, users: list[UUID], plans: list[list[UUID]]) -> None:  # noqa: F811
+    """Each log is gapless, each transaction's events sit together in the order given, and two
+    transactions come in the same order in every log they both wrote to."""
     order: dict[UUID, list[int]] = {}
     reader = SqlUserEventReader(engine)
     for user in users:

@@ -145,6 +145,22 @@ async def test_existing_history_is_numbered_counted_and_counts_as_read(database:
         await engine.dispose()
 
 
+async def write_unnumbered(engine: AsyncEngine, stored: list[tuple[UUID, UUID, int]]) -> None:
+    """Messages (id, conversation, seq) as a version that did not number them stored them."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(messages),
+            [
+                {
+                    "id": message_id, "conversation_id": conversation, "sender_id": ALICE, "recipient_id": None,
+                    "channels": ["sms"], "payload": {"type": "text", "text": "meanwhile"}, "priority": "normal",
+                    "status": "accepted", "fingerprint": "f" * 64, "created_at": NOW + timedelta(seconds=seq), "seq": seq,
+                }
+                for message_id, conversation, seq in stored
+            ],
+        )
+
+
 async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_positions_become_required(database: str) -> None:
     """Revision 0006: between 0004 and the versions that number messages, an older process may
     have stored some without a position; they are numbered after their conversation's counter."""
@@ -154,18 +170,7 @@ async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_pos
         await write_history(engine)
         await upgrade_database(engine, "0004")
         unnumbered = [(UUID(int=1004), TEAM, 20), (UUID(int=3001), QUIET, 21), (UUID(int=1005), TEAM, 22)]
-        async with engine.begin() as connection:
-            await connection.execute(
-                insert(messages),
-                [
-                    {
-                        "id": message_id, "conversation_id": conversation, "sender_id": ALICE, "recipient_id": None,
-                        "channels": ["sms"], "payload": {"type": "text", "text": "meanwhile"}, "priority": "normal",
-                        "status": "accepted", "fingerprint": "f" * 64, "created_at": NOW + timedelta(seconds=seq), "seq": seq,
-                    }
-                    for message_id, conversation, seq in unnumbered
-                ],
-            )
+        await write_unnumbered(engine, unnumbered)
         await upgrade_database(engine)
 
         positions = dict(await rows(engine, select(messages.c.id, messages.c.position)))
@@ -178,13 +183,7 @@ async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_pos
         counters = await rows(engine, select(conversations.c.id, conversations.c.message_count, conversations.c.last_message_id))
         assert sorted(counters) == [(TEAM, 5, UUID(int=1005)), (PAIR, 2, UUID(int=2002)), (QUIET, 1, UUID(int=3001))]
         with pytest.raises(IntegrityError):
-            async with engine.begin() as connection:
-                await connection.execute(
-                    insert(messages).values(
-                        id=UUID(int=9999), conversation_id=PAIR, sender_id=ALICE, channels=[], payload={}, priority="normal",
-                        status="accepted", fingerprint="f", created_at=NOW, seq=99,
-                    )
-                )
+            await write_unnumbered(engine, [(UUID(int=9999), PAIR, 99)])
         await downgrade_database(engine, "0004")
         await upgrade_database(engine)
         assert dict(await rows(engine, select(messages.c.id, messages.c.position))) == positions

@@ -146,6 +146,19 @@ async def test_tokens_and_revocation(uow: SqlUnitOfWorkFactory) -> None:
     assert not revoked.is_valid_at(at(11))
 
 
+async def test_which_tokens_are_still_valid_in_one_query(uow: SqlUnitOfWorkFactory) -> None:
+    (alice,) = await add_users(uow, "alice")
+    async with uow() as tx:
+        for digest, expires in (("live", 3600), ("revoked", 3600), ("expiring", 100)):
+            await tx.tokens.add(AccessToken(digest, alice.id, at(0), at(expires)))
+        await tx.tokens.revoke("revoked", at(10))
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.tokens.valid_among(["live", "revoked", "expiring", "unknown"], at(50)) == {"live", "expiring"}
+        assert await tx.tokens.valid_among(["live", "expiring"], at(100)) == {"live"}  # not at the expiry instant
+        assert await tx.tokens.valid_among([], at(0)) == set()
+
+
 async def test_conversations_members_private_lookup_and_listing(uow: SqlUnitOfWorkFactory) -> None:
     alice, bob, carol, dave = await add_users(uow, "alice", "bob", "carol", "dave")
     old = group([carol, alice, bob], name="old", last_activity=10)

@@ -101,14 +101,18 @@ class EdgeScene:
     """One app and one event loop for every example: the app holds no state that an example could spoil."""
 
     def __init__(self, tmp_path) -> None:
+        from chat4all.adapters.live_notices import InProcessLiveNotices
         from chat4all.entrypoints.bootstrap import build
+        from chat4all.entrypoints.recipient import EventAdapters
         from chat4all.entrypoints.settings import load_settings
         from chat4all.entrypoints.web import web_app
         from tests.fakes import (
+            InMemoryEventNotifier,
             InMemoryFileStorage,
             InMemoryOutboxReader,
             InMemoryStore,
             InMemoryUnitOfWorkFactory,
+            InMemoryUserEventReader,
             PlainTestHasher,
             RecordingConnector,
             RecordingPublisher,
@@ -125,6 +129,7 @@ class EdgeScene:
             outbox_reader=InMemoryOutboxReader(store),
             connectors={"whatsapp": RecordingConnector("whatsapp")},
             hasher=PlainTestHasher(),
+            events=EventAdapters(InMemoryUserEventReader(store), InMemoryEventNotifier(), InProcessLiveNotices()),
         )
         self.app = web_app(self.hub, settings, manage_lifecycle=False)
         self.loop = asyncio.new_event_loop()

@@ -74,3 +74,46 @@ def test_the_metrics_port_may_not_be_the_api_port():
 
     with pytest.raises(SettingsError, match="CHAT4ALL_METRICS_PORT"):
         serve(load_settings({"CHAT4ALL_METRICS_PORT": "8000"}), "127.0.0.1", 8000, demo=False)
+
+
+class _Transport:
+    aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+class _Flow:
+    def pause_writing(self) -> None: ...
+
+    def resume_writing(self) -> None: ...
+
+
+def _stalled_protocol(body_timeout: float) -> GuardedHttpToolsProtocol:
+    import asyncio
+    import logging
+    from types import SimpleNamespace
+
+    protocol = GuardedHttpToolsProtocol.__new__(GuardedHttpToolsProtocol)
+    protocol.limits = SimpleNamespace(body_timeout=body_timeout)
+    protocol.loop = asyncio.get_running_loop()
+    protocol.transport, protocol.flow, protocol.logger = _Transport(), _Flow(), logging.getLogger("test")
+    protocol._stalled = None
+    return protocol
+
+
+async def test_an_answer_the_client_takes_nothing_of_for_the_body_timeout_is_given_up():
+    import asyncio
+
+    stalled = _stalled_protocol(0.05)
+    stalled.pause_writing()  # the client's buffers are full: it has stopped reading
+    await asyncio.sleep(0.15)
+    assert stalled.transport.aborted
+
+    slow = _stalled_protocol(0.1)
+    for _ in range(4):  # a slow reader: its buffers fill, then it takes some, again and again
+        slow.pause_writing()
+        await asyncio.sleep(0.05)
+        slow.resume_writing()
+    await asyncio.sleep(0.15)
+    assert not slow.transport.aborted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -160,6 +161,26 @@ class ResolveToken:
         digest = self.tokens.digest(secret)
         now = self.clock.now()
         return await self.cache.get_or_load(digest, now, lambda: self._look_up(digest, now))
+
+    async def invalid_among(self, secrets: Sequence[str]) -> set[str]:
+        """Those of `secrets` that are no longer valid (revoked, expired, unknown), asked of the
+        database in one query, past the cache; their cache entries are dropped, so requests with
+        them are refused from now on too."""
+        digests = {self.tokens.digest(secret): secret for secret in secrets}
+        async with self.uow() as uow:
+            valid = await uow.tokens.valid_among(list(digests), self.clock.now())
+        for digest in digests.keys() - valid:
+            self.cache.forget(digest)
+        return {secret for digest, secret in digests.items() if digest not in valid}
+
+    async def expiry(self, secret: str) -> datetime:
+        """When the token stops being valid (a live connection is closed then); always read from
+        the database. Raises NotAuthenticated when it is not valid now."""
+        async with self.uow() as uow:
+            token = await uow.tokens.get(self.tokens.digest(secret))
+        if token is None or not token.is_valid_at(self.clock.now()):
+            raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
+        return token.expires_at
 
     async def _look_up(self, digest: str, now: datetime) -> User:
         async with self.uow() as uow:

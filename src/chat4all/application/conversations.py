@@ -9,6 +9,7 @@ from chat4all.application.ports import Clock, EventNotifier, IdGenerator, UnitOf
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType, private_pair_key
 from chat4all.domain.errors import InvalidInput, NotFound
 from chat4all.domain.event_data import conversation_created
+from chat4all.domain.messages import Message
 from chat4all.domain.paging import check_page
 from chat4all.domain.quotas import UserQuotas
 
@@ -75,6 +76,16 @@ async def _require_known_members(uow: UnitOfWork, conversation: Conversation) ->
         raise InvalidInput(f"unknown users: {listed}", code="unknown_users", field_errors={"members": [f"unknown: {listed}"]})
 
 
+@attrs.frozen
+class ConversationSummary:
+    """A conversation as a chat client lists it: how many of the caller's messages are unread and
+    the last message, both kept on write (no count or scan per request)."""
+
+    conversation: Conversation
+    unread_count: int
+    last_message: Message | None
+
+
 @attrs.define
 class ViewConversations:
     uow: UnitOfWorkFactory
@@ -83,6 +94,24 @@ class ViewConversations:
         check_page(limit, offset)
         async with self.uow() as uow:
             return await uow.conversations.list_for_member(caller, limit=limit, offset=offset)
+
+    async def overview(self, caller: UUID, *, limit: int, offset: int) -> tuple[list[ConversationSummary], int]:
+        """The caller's conversations, most recent activity first, with their read state."""
+        check_page(limit, offset)
+        async with self.uow() as uow:
+            found, total = await uow.conversations.list_for_member(caller, limit=limit, offset=offset)
+            ids = [conversation.id for conversation in found]
+            horizons = await uow.read_horizons.for_member(caller, ids)
+            latest = await uow.history.latest(ids)
+        summaries = [
+            ConversationSummary(
+                conversation,
+                horizons[conversation.id].unread_count if conversation.id in horizons else 0,
+                latest.get(conversation.id),
+            )
+            for conversation in found
+        ]
+        return summaries, total
 
     async def get(self, caller: UUID, conversation_id: UUID) -> Conversation:
         async with self.uow() as uow:

@@ -91,6 +91,12 @@ class ReadEvents:
                     return batch
                 since = batch.next  # woken: read again (the wake-up may have been for events already read)
 
+    async def page(self, caller: UUID, since: int | None, limit: int) -> EventBatch:
+        """What is there now, without waiting: for streams, which wait on wake-ups of their own."""
+        if since is None:
+            since = (await self.log.bounds(caller)).last
+        return await self._read(caller, since, limit)
+
     async def _read(self, caller: UUID, since: int, limit: int) -> EventBatch:
         bounds, events = await self.log.read_after(caller, since, limit)
         after = resolve_since(since, bounds)

@@ -17,6 +17,7 @@ class HistoryPage:
     messages: list[Message]
     total: int
     links: PageLinks
+    offset: int = 0  # how many messages come before the page (positions have no gap)
 
 
 @attrs.define
@@ -37,4 +38,4 @@ class ReadHistory:
             found = [] if positions.empty else await uow.history.at_positions(conversation_id, positions)
         cursors = [HistoryCursor(position, message.id) for position, message in found]
         links = page_links(total, cursors[0] if cursors else None, cursors[-1] if cursors else None)
-        return HistoryPage([message for _, message in found], total, links)
+        return HistoryPage([message for _, message in found], total, links, max(0, positions.first - 1))

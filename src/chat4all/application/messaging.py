@@ -28,6 +28,7 @@ from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.paging import check_page
+from chat4all.domain.receipts import Receipt
 from chat4all.domain.uploads import UploadStatus
 
 ALL_CHANNELS = "all"
@@ -215,3 +216,10 @@ class ReadMessages:
         if conversation is None or not conversation.has_member(caller):
             raise Forbidden("you are not a member of this message's conversation", code="not_a_member")
         return message
+
+    async def detail(self, caller: UUID, message_id: UUID) -> tuple[Message, list[Receipt]]:
+        """`get`, with a receipt per recipient (members only, as the message itself)."""
+        message = await self.get(caller, message_id)
+        async with self.uow() as uow:
+            receipts = await uow.receipts.for_message(message_id)
+        return message, receipts

@@ -32,6 +32,11 @@ from chat4all.entrypoints.background import WakeSignal, every, relay_forever
 from chat4all.entrypoints.distributed import API, WORKER, Distributed
 from chat4all.entrypoints.hub import Adapters, Hub
 from chat4all.entrypoints.profiles import Embedded, adapters_of
+from chat4all.entrypoints.recipient import (
+    EventAdapters,
+    add_event_background,
+    recipient_use_cases,
+)
 from chat4all.entrypoints.settings import Settings, SettingsError
 
 EMBEDDED = "embedded"
@@ -49,6 +54,8 @@ def build(role: str, settings: Settings, **overrides: Any) -> Hub:
         raise SettingsError(f"the {role} role runs the {'embedded' if role == EMBEDDED else 'distributed'} profile")
     parts = Embedded(settings) if role == EMBEDDED else Distributed(settings, role)
     hub = wire(settings, adapters_of(parts, overrides), role)
+    if hub.adapters.events is not None:
+        add_recipient_side(hub, hub.adapters.events)
     if role in (EMBEDDED, API):
         add_api_background(hub)
     if role in (EMBEDDED, WORKER):
@@ -61,6 +68,16 @@ def build(role: str, settings: Settings, **overrides: Any) -> Hub:
 def serving_role(settings: Settings) -> str:
     """The role of `chat4all serve` (and of the CLI's one-off commands) in the configured profile."""
     return API if settings.distributed else EMBEDDED
+
+
+def add_recipient_side(hub: Hub, events: EventAdapters) -> None:
+    """Live events, read state and history (see `entrypoints.recipient`), where users connect; the
+    use cases that append to event logs wake this process's readers after they commit."""
+    hub.send_message.notifier = hub.create_conversation.notifier = events.notifier
+    hub.recipient = recipient_use_cases(hub.settings, hub.adapters.uow, hub.adapters.clock, events, hub.resolve_token)
+    hub.adapters.on_start.extend(events.on_start)
+    hub.adapters.on_stop.extend([*events.on_stop, hub.recipient.live_events.stop])  # stopped in reverse: first
+    add_event_background(hub.background, hub.recipient)
 
 
 def wire(settings: Settings, adapters: Adapters, role: str) -> Hub:

@@ -96,7 +96,8 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> None:
     if settings.http.metrics_port:
         where = f"{settings.http.metrics_address}:{settings.http.metrics_port}"
         print(f"Prometheus metrics on http://{where}/metrics", file=sys.stderr, flush=True)
-    run_server(server_config(app, settings, host, port), settings)
+    recipient = hub.recipient
+    run_server(server_config(app, settings, host, port), settings, recipient.live_events.end_all if recipient else None)
 
 
 def _demo_banner(users: list[tuple[str, str]], host: str, port: int) -> str:

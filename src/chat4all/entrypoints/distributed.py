@@ -124,6 +124,14 @@ class Distributed(Parts):
 
         return PostgresMessageIntake(self.pool)
 
+    def events(self) -> Any:
+        """The API's live side: its readers of the user event log, woken by PostgreSQL LISTEN."""
+        if self.role != API:
+            return None
+        from chat4all.entrypoints.recipient import distributed_event_adapters
+
+        return distributed_event_adapters(self.settings, self.engine)
+
     def message_batches(self) -> Any:
         if self.role != WORKER:
             return None

@@ -62,6 +62,7 @@ class Adapters:
     message_batches: MessageBatches | None  # None: routing and delivery read and write in units of work
     bus: Any  # the in-process event bus the embedded process consumes (None elsewhere)
     notifier: Any  # EventNotifier: wakes this process's readers of the user event log (None: nobody waits here)
+    events: Any  # EventAdapters: the live side's event log readers (entrypoints.recipient); None: no live side
     # What the process must check, start and stop: filled as the root makes adapters.
     checks: dict[str, Check] = attrs.field(factory=dict)
     on_start: list[Hook] = attrs.field(factory=list)
@@ -96,6 +97,7 @@ class Hub:
     wake_relay: WakeSignal
     dispatcher: Dispatcher  # the events this process handles, whichever transport brings them
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
+    recipient: Any = None  # RecipientUseCases, where `adapters.events` is (see bootstrap.add_recipient_side)
 
     async def start(self) -> None:
         for hook in self.adapters.on_start:

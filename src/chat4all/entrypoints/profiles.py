@@ -28,7 +28,7 @@ ADAPTER_NAMES = tuple(field.name for field in attrs.fields(Adapters) if field.na
 # given the first ones too, and runs without the others (the use cases then write through the
 # uow): the profile's would write another database.
 GIVEN_WITH_UOW = ("outbox_reader", "connectors")
-NONE_WITH_UOW = ("intake", "message_batches")
+NONE_WITH_UOW = ("intake", "message_batches", "events")
 
 
 class Parts:
@@ -76,6 +76,9 @@ class Parts:
     def notifier(self) -> Any:
         return None
 
+    def events(self) -> Any:
+        return None
+
 
 class Embedded(Parts):
     """One process: SQLite, files on local disk, and an in-process bus."""
@@ -121,6 +124,11 @@ class Embedded(Parts):
         from chat4all.adapters.notifier import InProcessEventNotifier
 
         return InProcessEventNotifier()
+
+    def events(self) -> Any:
+        from chat4all.entrypoints.recipient import embedded_event_adapters
+
+        return embedded_event_adapters(self.engine)
 
     def outbox_reader(self) -> Any:
         from chat4all.adapters.sql.outbox import SqlOutboxReader

@@ -57,6 +57,21 @@ class HttpSettings:
 
 
 @attrs.frozen
+class EventsSettings:
+    """Users' live events: how long the log keeps them, what a client or a process may hold open."""
+
+    retention: timedelta = timedelta(days=7)
+    max_connections_per_user: int = 10  # SSE streams and WebSockets, per process
+    # Per process; below the HTTP connection limit, so REST requests always find room.
+    max_connections: int = 800
+    queue_size: int = 500  # frames waiting to be sent, per connection
+    slow_client: float = 10.0  # seconds a full queue waits for its client before dropping it (resync)
+    keepalive: float = 15.0  # an SSE comment, a WebSocket ping; an unanswered ping closes the socket
+    token_check: float = 5.0  # seconds between checks that a live connection's token is still valid
+    typing_interval: timedelta = timedelta(seconds=2)  # per user and conversation
+
+
+@attrs.frozen
 class KafkaSettings:
     """The distributed profile's topics and the workers' consumer group.
 
@@ -109,6 +124,7 @@ class Settings:
     delivery_retry: RetryPolicy = RetryPolicy()
     redrive_after: timedelta = timedelta(seconds=120)  # a message unfinished this long is routed again
     http: HttpSettings = HttpSettings()
+    events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
     @property
@@ -131,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
     if public_url:
         reader.url("CHAT4ALL_PUBLIC_URL", None)
+    http = load_http_settings(reader)
     return Settings(
         profile=profile,
         data_dir=data_dir,
@@ -146,7 +163,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
-        http=load_http_settings(reader),
+        http=http,
+        events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
     )
 
@@ -192,6 +210,31 @@ def pipeline(reader: EnvReader) -> dict[str, Any]:
         ),
         "deliver_while_routing": reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
     }
+
+
+def load_events_settings(reader: EnvReader, http: HttpSettings) -> EventsSettings:
+    def seconds(name: str, default: int) -> int:
+        return reader.integer(f"CHAT4ALL_EVENTS_{name}_SECONDS", default, minimum=1, maximum=600)
+
+    events = EventsSettings(
+        retention=timedelta(days=reader.integer("CHAT4ALL_EVENTS_RETENTION_DAYS", 7, minimum=1, maximum=3650)),
+        max_connections_per_user=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS_PER_USER", 10, minimum=1),
+        # By default four fifths of the HTTP connection limit (800 of 1000).
+        max_connections=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS", max(1, http.max_connections * 4 // 5), minimum=1),
+        queue_size=reader.integer("CHAT4ALL_EVENTS_QUEUE_SIZE", 500, minimum=1, maximum=100_000),
+        slow_client=seconds("SLOW_CLIENT", 10),
+        keepalive=seconds("KEEPALIVE", 15),
+        token_check=seconds("TOKEN_CHECK", 5),
+        typing_interval=timedelta(
+            milliseconds=reader.integer("CHAT4ALL_EVENTS_TYPING_INTERVAL_MS", 2000, minimum=100, maximum=60_000)
+        ),
+    )
+    if events.max_connections >= http.max_connections > 1:
+        raise SettingsError(
+            f"CHAT4ALL_EVENTS_MAX_CONNECTIONS ({events.max_connections}) must be below "
+            f"CHAT4ALL_HTTP_MAX_CONNECTIONS ({http.max_connections}), so REST requests always find room"
+        )
+    return events
 
 
 def load_kafka_settings(reader: EnvReader) -> KafkaSettings:

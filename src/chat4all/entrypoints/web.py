@@ -4,6 +4,7 @@ given plain values and use cases; it reads no settings and touches no adapter.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.metrics_routes import create_metrics_app
 from chat4all.entrypoints.http.server import GuardedHttpToolsProtocol
 from chat4all.entrypoints.http.use_cases import UseCases
+from chat4all.entrypoints.http.ws_protocol import MAX_CLIENT_FRAME, LiveWebSocketProtocol
 from chat4all.entrypoints.settings import LOOPBACK_HOSTS, Settings
 
 WILDCARD_BINDS = {"", "0.0.0.0", "::"}
@@ -39,10 +41,15 @@ def http_config(settings: Settings, bind_host: str | None = None) -> HttpConfig:
         allowed_hosts=allowed_hosts(settings, bind_host),
         cors_origins=settings.cors_origins,
         metrics_token=settings.http.metrics_token,
+        events_keepalive=settings.events.keepalive,
+        events_send_timeout=settings.events.slow_client,
     )
 
 
 def http_use_cases(hub: Hub) -> UseCases:
+    recipient = hub.recipient
+    if recipient is None:
+        raise RuntimeError("the API needs a hub wired with its event logs (Adapters.events)")
     return UseCases(
         authenticate=hub.authenticate,
         logout=hub.logout,
@@ -59,6 +66,11 @@ def http_use_cases(hub: Hub) -> UseCases:
         view_upload=hub.view_upload,
         report_metrics=ReportMetrics(hub.adapters.outbox_reader, hub.adapters.metrics),
         readiness=hub.readiness,
+        read_history=recipient.read_history,
+        mark_conversation_read=recipient.mark_conversation_read,
+        read_events=recipient.read_events,
+        live_events=recipient.live_events,
+        send_typing=recipient.send_typing,
     )
 
 
@@ -83,7 +95,14 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> Any:
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop", access_log=False, log_level="warning", lifespan="on",
         http=partial(GuardedHttpToolsProtocol, limits=settings.http),
-        ws="none",
+        # WebSockets carry live events only: small client frames, no compression (a zlib context
+        # per connection would cost more memory than the connection itself), and a ping every
+        # keep-alive period, the socket closed when the next does not get its pong in as long.
+        ws=LiveWebSocketProtocol,
+        ws_max_size=MAX_CLIENT_FRAME,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.events.keepalive,
+        ws_ping_timeout=settings.events.keepalive,
         timeout_keep_alive=int(settings.http.keep_alive_timeout),
         server_header=False,  # no need to tell every client which server, and which version, runs here
         # X-Forwarded-For decides the client address that logins are throttled by: honour it only from
@@ -93,12 +112,20 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> Any:
     )
 
 
-def run_server(config: Any, settings: Settings) -> None:
-    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port."""
+def run_server(config: Any, settings: Settings, before_shutdown: Callable[[], None] | None = None) -> None:
+    """One uvicorn server, one event loop, one set of limits, for the API port and the metrics port.
+    `before_shutdown`: called when the server is asked to stop, before it waits for its connections
+    to close (the live streams, which never end on their own, are ended there)."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if before_shutdown is not None:
+                before_shutdown()
+            await super().shutdown(sockets)
 
     sockets = [config.bind_socket()]
     if settings.http.metrics_port:
         metrics = uvicorn.Config(config.app, host=settings.http.metrics_address, port=settings.http.metrics_port)
         sockets.append(metrics.bind_socket())
-    uvicorn.Server(config).run(sockets=sockets)
+    Server(config).run(sockets=sockets)

@@ -19,3 +19,12 @@ async def deployment(request, tmp_path_factory):
 @pytest.fixture
 def client(deployment):
     return deployment.client
+
+
+@pytest_asyncio.fixture(scope="session", params=PROFILES)
+async def live(request, tmp_path_factory):
+    """Real API processes per profile for the live transports (two when distributed: A and B)."""
+    from tests.integration.http.live_profiles import live_deployment
+
+    async with live_deployment(request.param, tmp_path_factory.mktemp(f"live-{request.param}")) as running:
+        yield running

@@ -98,6 +98,13 @@ MATRIX: list[Row] = [
     *rows("GET", "/v1/conversations/{ab}/messages", ok=("alice", "bob"), denied=("carol", "dave")),
     *rows("GET", "/v1/conversations/{group}/messages", ok=("alice", "bob", "carol"), denied=("dave",)),
     *unknown("GET", "/v1/conversations/{unknown}/messages"),
+    # marking read (advance-only: a member's row succeeds again and changes nobody's rights)
+    *rows("POST", "/v1/conversations/{ab}/read", json={"up_to": "{msg_ab}"}, ok=("alice", "bob"), denied=("carol", "dave")),
+    *rows("POST", "/v1/conversations/{group}/read", json={"up_to": "{msg_group}"}, ok=("alice", "bob", "carol"),
+          denied=("dave",)),
+    *unknown("POST", "/v1/conversations/{unknown}/read", json={"up_to": "{msg_ab}"}),
+    # a message of another conversation is as unknown as one that does not exist
+    *[Row(who, "POST", "/v1/conversations/{ab}/read", 404, json={"up_to": "{msg_group}"}) for who in ("alice", "bob")],
     # leaving: a group's members only (rows that succeed would change rights, see test_leave_http.py)
     *rows("DELETE", "/v1/conversations/{group}/members/me", denied=("dave",)),
     *rows("DELETE", "/v1/conversations/{ab}/members/me", denied=("carol", "dave")),

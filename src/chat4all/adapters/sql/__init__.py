@@ -23,6 +23,13 @@ PostgreSQL, worker   (the worker does not accept)        `postgres/batches.py`
 of the two ports run on either engine when a process is given no adapter of its own for them.
 Every writer encodes rows with `message_rows.py`; both intakes batch with `group_commit.py`.
 
+Accepting a message also writes its read state and events on every path (the unit of work's
+`application.reading.store_new_message`, or the same rows written by each intake itself):
+`conversations` counters, `message_receipts`, `conversation_reads` and the users' event log
+(`user_event_counters`, `user_events`; `event_log.py`). Reads (`read_state.py`) and history
+pages (`history.py`) go through the unit of work; the event log is read outside it
+(`SqlUserEventReader`).
+
 The other tables written outside the unit of work: `outbox` rows are inserted by the intakes and
 `outbox.py` (`SqlOutbox`), and claimed by `outbox.py` (`SqlOutboxReader`, embedded) or
 `postgres/outbox.py` (the API's relay); `connector_sends` by `ledger.py` (embedded) or
@@ -34,6 +41,7 @@ Composition::
     await upgrade_database(engine)                   # chat4all.adapters.sql.migrations
     uow_factory = SqlUnitOfWorkFactory(engine)       # chat4all.adapters.sql.unit_of_work
     outbox_reader = SqlOutboxReader(engine)          # chat4all.adapters.sql.outbox
+    event_reader = SqlUserEventReader(engine)        # chat4all.adapters.sql.event_log (long polls, retention)
     await check(engine)                              # readiness; raises Unavailable
     await engine.dispose()                           # on shutdown
 """

@@ -10,7 +10,8 @@ transaction commits, and never if it rolls back, to every API process LISTENing
 (`postgres/listener.py`). On SQLite every reader is in this process and is woken by the use
 case through the in-process notifier.
 
-Reading runs in autocommit mode: a long poll holds no transaction (and on SQLite takes no write lock).
+Reading holds a connection only while it reads (a long poll holds none while it waits), in
+autocommit mode on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ class SqlUserEventLog(SqlRepository):
         users = lock_order(event.user_id for event in events)
         counts = Counter(event.user_id for event in events)
         upsert = self._upsert(user_event_counters)
-        taken = upsert.values([{"user_id": user_id, "last_seq": counts[user_id]} for user_id in users])
-        taken = taken.on_conflict_do_update(
+        taken = upsert.on_conflict_do_update(
             index_elements=[user_event_counters.c.user_id],
             set_={"last_seq": user_event_counters.c.last_seq + upsert.excluded.last_seq},
         ).returning(user_event_counters.c.user_id, user_event_counters.c.last_seq)
-        last_seqs = {row.user_id: row.last_seq - counts[row.user_id] for row in await self._execute(taken)}
+        # Sent as one multi-row statement with the rows in the order given (SQLAlchemy's
+        # "insertmanyvalues"), so the counters are locked in `lock_order`.
+        rows = [{"user_id": user_id, "last_seq": counts[user_id]} for user_id in users]
+        last_seqs = {row.user_id: row.last_seq - counts[row.user_id] for row in await self._execute(taken, rows)}
         numbered, _ = number_events(last_seqs, events)
         rows = [
             {"user_id": user_id, "seq": event.seq, "type": event.type.value, "at": event.at, "data": dict(event.data)}
@@ -86,14 +89,18 @@ class SqlUserEventReader:
         self._engine = engine
 
     @contextlib.asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: autocommit, no BEGIN or ROLLBACK. SQLite: a transaction as any other (the
+        driver's autocommit mode would not be restored when the connection goes back to the pool)."""
         async with exclusive_use(self._engine):
             with translate_errors():
                 async with self._engine.connect() as connection:
-                    yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    if connection.dialect.name == "postgresql":
+                        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    yield connection
 
     async def bounds(self, user_id: UUID) -> LogBounds:
-        async with self._autocommit() as connection:
+        async with self._reading() as connection:
             return await self._bounds(connection, user_id)
 
     async def read_after(self, user_id: UUID, after: int, limit: int) -> tuple[LogBounds, list[UserEvent]]:
@@ -103,7 +110,7 @@ class SqlUserEventReader:
             .order_by(user_events.c.seq)
             .limit(limit)
         )
-        async with self._autocommit() as connection:
+        async with self._reading() as connection:
             bounds = await self._bounds(connection, user_id)
             return bounds, [_event(row) for row in await connection.execute(page)]
 

@@ -4,6 +4,7 @@ no OFFSET, so the millionth message costs what the first does."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import select
@@ -36,3 +37,16 @@ class SqlMessageHistory(MessageReads):
         ).all()
         deliveries = await self._deliveries_of([row.id for row in rows])
         return [(row.position, message_from_row(row, deliveries[row.id], [])) for row in rows]
+
+    async def latest(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        if not conversation_ids:
+            return {}
+        rows = (
+            await self._execute(
+                select(*MESSAGE_COLUMNS)
+                .join(conversations, conversations.c.last_message_id == messages.c.id)
+                .where(conversations.c.id.in_(set(conversation_ids)))
+            )
+        ).all()
+        deliveries = await self._deliveries_of([row.id for row in rows])
+        return {row.conversation_id: message_from_row(row, deliveries[row.id], []) for row in rows}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -80,3 +81,13 @@ class SqlTokenRepository(SqlRepository):
             .where(access_tokens.c.token_hash == token_hash, access_tokens.c.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+    async def valid_among(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        if not token_hashes:
+            return set()
+        valid = select(access_tokens.c.token_hash).where(
+            access_tokens.c.token_hash.in_(set(token_hashes)),
+            access_tokens.c.revoked_at.is_(None),
+            access_tokens.c.expires_at > now,
+        )
+        return set((await self._execute(valid)).scalars())

@@ -5,6 +5,7 @@
 - `events`: the outbox, its relay and the event bus;
 - `events_log`: the per-user event log users read their events from, and the wake-ups of its readers;
 - `read_state`: conversation counters, read horizons, receipts and history pages (and the lock order);
+- `live`: ephemeral events (typing) to users' live connections;
 - `storage`: upload bytes;
 - `connectors`: the channels messages leave through, and the pipeline's metrics;
 - `security`, `system`: password hashes and tokens; time and ids;
@@ -23,6 +24,7 @@ from chat4all.application.ports.connectors import (
 )
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
 from chat4all.application.ports.events_log import EventNotifier, UserEventLog, UserEventReader, WakeUp
+from chat4all.application.ports.live import EventLogHeads, LiveNotices
 from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
 from chat4all.application.ports.read_state import (
     ConversationCounters,
@@ -53,10 +55,12 @@ __all__ = [
     "ConversationCounters",
     "ConversationRepository",
     "DeliveryMetrics",
+    "EventLogHeads",
     "EventNotifier",
     "EventPublisher",
     "FileStorage",
     "IdGenerator",
+    "LiveNotices",
     "LocatedMessage",
     "LoginAttemptRepository",
     "MessageBatches",

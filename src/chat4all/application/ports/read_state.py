@@ -96,3 +96,8 @@ class MessageHistory(Protocol):
         """The messages at `positions` (an index range scan; no OFFSET), ascending, each with its
         position; deliveries loaded, history left empty."""
         ...
+
+    async def latest(self, conversation_ids: Sequence[UUID]) -> dict[UUID, Message]:
+        """Each conversation's last message (kept on write, see `ConversationCounters`), for those
+        that have one; deliveries loaded, history left empty."""
+        ...

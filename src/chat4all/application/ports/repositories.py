@@ -41,6 +41,11 @@ class TokenRepository(Protocol):
 
     async def revoke(self, token_hash: str, at: datetime) -> None: ...
 
+    async def valid_among(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        """Those of `token_hashes` that are valid at `now` (known, not revoked, not expired): one
+        query however many there are."""
+        ...
+
 
 class LoginAttemptRepository(Protocol):
     """Failed logins per throttling key ("pair:<hash of name and address>", "addr:<ip>", "user:<name>"),

@@ -15,13 +15,15 @@ from chat4all.entrypoints.http.conversation_routes import ConversationController
 from chat4all.entrypoints.http.dependencies import links_provider, provide_page
 from chat4all.entrypoints.http.docs_page import LocalSwaggerUI
 from chat4all.entrypoints.http.errors import EXCEPTION_HANDLERS
+from chat4all.entrypoints.http.event_routes import EventController
 from chat4all.entrypoints.http.file_routes import FileController
 from chat4all.entrypoints.http.health_routes import health, ready
 from chat4all.entrypoints.http.message_routes import MessageController
 from chat4all.entrypoints.http.metrics_routes import metrics_route
 from chat4all.entrypoints.http.request import GuardedRequest
 from chat4all.entrypoints.http.security_headers import secure_response
-from chat4all.entrypoints.http.use_cases import Lifecycle, UseCases
+from chat4all.entrypoints.http.use_cases import Lifecycle, UseCases, provide_value
+from chat4all.entrypoints.http.websocket_route import events_socket
 
 MAX_JSON_BODY = 256 * 1024
 
@@ -39,9 +41,12 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             ConversationController,
             MessageController,
             FileController,
+            EventController,
+            events_socket,
         ],
         dependencies={
             **use_cases.providers(),
+            "http_config": provide_value(config),
             "page": Provide(provide_page, sync_to_thread=False),
             "links": Provide(links_provider(config.public_url), sync_to_thread=False),
         },
@@ -66,7 +71,17 @@ def _openapi() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Chat4All",
         version="0.1.0",
-        description="Send text and file messages into conversations; delivery to channels is asynchronous and tracked.",
+        description=(
+            "Send text and file messages into conversations; delivery to channels is asynchronous and tracked. "
+            "Each user's events (message.created, message.status, conversation.created, conversation.read) come "
+            "with a per-user `seq` over three transports: `GET /v1/events` (long-poll), `GET /v1/events/stream` "
+            "(Server-Sent Events) and a WebSocket at `/v1/events/ws`, which OpenAPI cannot describe: "
+            'authenticate with the Authorization header or a first frame {"type": "auth", "token": "..."} within '
+            '5 s, then send {"type": "resume", "since": N}; the server sends {seq, type, at, data} frames and '
+            'typing notices, and takes {"type": "typing", "conversation_id": "..."} and {"type": "ping"}. '
+            "Close codes: 4401 token missing, expired or revoked; 4429 too many connections for the user; "
+            "1013 server busy; 4408 too slow (reconnect and resume)."
+        ),
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", description="POST /auth/token")}
         ),

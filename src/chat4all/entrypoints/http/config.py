@@ -14,3 +14,6 @@ class HttpConfig:
     allowed_hosts: frozenset[str] | None  # the Host names a request may use; None: any
     cors_origins: tuple[str, ...] = ()
     metrics_token: str | None = None  # set: GET /metrics on the API port, for holders of this bearer token
+    events_keepalive: float = 15.0  # seconds between SSE comment lines when there is nothing to send
+    # A WebSocket frame the client has not taken for this long means the client stopped reading.
+    events_send_timeout: float = 10.0

@@ -6,12 +6,14 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK
 
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
-from chat4all.application.messaging import ReadMessages
+from chat4all.application.history import ReadHistory
+from chat4all.application.reading import MarkConversationRead
 from chat4all.domain.conversations import ConversationMetadata, ConversationType
 from chat4all.entrypoints.http import schemas, views
-from chat4all.entrypoints.http.dependencies import PageDep, UserDep, provide_user
+from chat4all.entrypoints.http.dependencies import HistoryPageDep, PageDep, UserDep, provide_history_page, provide_user
 from chat4all.entrypoints.http.openapi_docs import BEARER, errors
 
 
@@ -19,7 +21,7 @@ class ConversationController(Controller):
     path = "/v1/conversations"
     tags = ["conversations"]
     security = BEARER
-    dependencies = {"user": Provide(provide_user)}
+    dependencies = {"user": Provide(provide_user), "history_page": Provide(provide_history_page, sync_to_thread=False)}
 
     @post(
         "/",
@@ -44,12 +46,19 @@ class ConversationController(Controller):
         )
         return Response(views.conversation_out(result.conversation), status_code=201 if result.created else 200)
 
-    @get("/", summary="The caller's conversations, most recent activity first", responses=errors(400, 401))
+    @get(
+        "/",
+        summary="The caller's conversations, most recent activity first",
+        description="Each with the caller's `unread_count` and the `last_message`, both kept as messages "
+        "arrive and are read (they cost the same however long a conversation is).",
+        responses=errors(400, 401),
+    )
     async def list_mine(
         self, user: UserDep, page: PageDep, view_conversations: NamedDependency[ViewConversations]
     ) -> schemas.ConversationPage:
-        found, total = await view_conversations.list(user.id, limit=page.limit, offset=page.offset)
-        return schemas.ConversationPage([views.conversation_out(each) for each in found], total, page.limit, page.offset)
+        found, total = await view_conversations.overview(user.id, limit=page.limit, offset=page.offset)
+        summaries = [views.conversation_summary_out(each) for each in found]
+        return schemas.ConversationPage(summaries, total, page.limit, page.offset)
 
     @get("/{conversation_id:uuid}", summary="One conversation (members only)", responses=errors(401, 403, 404))
     async def get_one(
@@ -60,14 +69,36 @@ class ConversationController(Controller):
     @get(
         "/{conversation_id:uuid}/messages",
         summary="Messages in chronological order (members only)",
+        description="Pages by `offset`, or by the cursors each page hands out: `before` (older) and `after` "
+        "(newer), which cost the same at any depth. `total` is the conversation's message counter.",
         responses=errors(400, 401, 403, 404),
     )
     async def messages(
-        self, conversation_id: FromPath[UUID], user: UserDep, page: PageDep, read_messages: NamedDependency[ReadMessages]
+        self,
+        conversation_id: FromPath[UUID],
+        user: UserDep,
+        history_page: HistoryPageDep,
+        read_history: NamedDependency[ReadHistory],
     ) -> schemas.MessagePage:
-        found, total = await read_messages.list(user.id, conversation_id, limit=page.limit, offset=page.offset)
-        messages = [views.message_out(each) for each in found]
-        return schemas.MessagePage(conversation_id, messages, total, page.limit, page.offset)
+        found = await read_history.page(user.id, conversation_id, history_page)
+        return views.history_page(conversation_id, found, history_page.limit)
+
+    @post(
+        "/{conversation_id:uuid}/read",
+        status_code=HTTP_200_OK,
+        summary="Mark the conversation read up to one of its messages (members only)",
+        description="Advance-only: an `up_to` at or before the caller's horizon answers 200 with "
+        "`advanced: false` and changes nothing. Every member gets a `conversation.read` event.",
+        responses=errors(400, 401, 403, 404),
+    )
+    async def mark_read(
+        self,
+        conversation_id: FromPath[UUID],
+        data: JSONBody[schemas.ReadRequest],
+        user: UserDep,
+        mark_conversation_read: NamedDependency[MarkConversationRead],
+    ) -> schemas.ReadOut:
+        return views.read_out(await mark_conversation_read.execute(user.id, conversation_id, data.up_to))
 
     @delete(
         "/{conversation_id:uuid}/members/me",

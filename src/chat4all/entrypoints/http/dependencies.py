@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 
 from chat4all.application.auth import ResolveToken
 from chat4all.domain.errors import NotAuthenticated
+from chat4all.domain.history import HistoryCursor, PageRequest
 from chat4all.domain.paging import MAX_OFFSET, MAX_PAGE, check_page
 from chat4all.domain.users import User
 from chat4all.entrypoints.http.links import Links
@@ -42,6 +43,28 @@ PageDep = NamedDependency[Page]
 def provide_page(limit: PageSize = DEFAULT_PAGE, offset: Offset = 0) -> Page:
     check_page(limit, offset)
     return Page(limit, offset)
+
+
+Cursor = Annotated[
+    str | None, QueryParameter(description="A cursor from a page's `before` or `after`", schema_extra={"maxLength": 80})
+]
+OptionalOffset = Annotated[
+    int | None,
+    QueryParameter(description="Messages to skip (not with before or after)", schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
+]
+HistoryPageDep = NamedDependency[PageRequest]
+
+
+def provide_history_page(
+    limit: PageSize = DEFAULT_PAGE, offset: OptionalOffset = None, before: Cursor = None, after: Cursor = None
+) -> PageRequest:
+    """A history page: `offset`, or keyset cursors (`before`/`after`), which cost the same at any depth."""
+    return PageRequest(
+        limit,
+        offset,
+        None if before is None else HistoryCursor.decode(before, "before"),
+        None if after is None else HistoryCursor.decode(after, "after"),
+    )
 
 
 def bearer_secret(request: Request) -> str:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from chat4all.domain import errors as domain
+from chat4all.domain.events import CursorExpired
 from chat4all.entrypoints.http.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,11 @@ CODE_BY_STATUS = {
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chat4all"'}
 
 
-def error_response(status: int, detail: str, code: str, field_errors=None, headers=None) -> Response[ErrorBody]:
+def error_response(
+    status: int, detail: str, code: str, field_errors=None, headers=None, resume_from: int | None = None
+) -> Response[ErrorBody]:
     return Response(
-        ErrorBody(detail=detail, error_code=code, field_errors=field_errors or None),
+        ErrorBody(detail=detail, error_code=code, field_errors=field_errors or None, resume_from=resume_from),
         status_code=status,
         media_type=MediaType.JSON,
         headers=headers,
@@ -63,7 +66,8 @@ def on_domain_error(_: Request, error: domain.DomainError) -> Response[ErrorBody
             headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, domain.RangeNotSatisfiable):
         headers["Content-Range"] = f"bytes */{error.size}"
-    return error_response(status, error.detail, error.code, error.field_errors, headers)
+    resume_from = error.resume_from if isinstance(error, CursorExpired) else None
+    return error_response(status, error.detail, error.code, error.field_errors, headers, resume_from)
 
 
 _JSON_PATH = re.compile(r"at `\$\.?([^`]*)`")

@@ -46,9 +46,12 @@ class MessageController(Controller):
         return schemas.MessageAccepted(message_id=message.id)
 
     @get(
-        "/{message_id:uuid}", summary="A message with its full status history (members only)", responses=errors(401, 403, 404)
+        "/{message_id:uuid}",
+        summary="A message with its full status history and a receipt per recipient (members only)",
+        description="`status` becomes `read` once every recipient has read it (after its channels delivered it).",
+        responses=errors(401, 403, 404),
     )
     async def get_one(
         self, message_id: FromPath[UUID], user: UserDep, read_messages: NamedDependency[ReadMessages]
     ) -> schemas.MessageDetail:
-        return views.message_detail(await read_messages.get(user.id, message_id))
+        return views.message_detail(*await read_messages.detail(user.id, message_id))

@@ -18,12 +18,16 @@ ERROR_DESCRIPTIONS = {
     403: "The resource exists but the caller may not use it",
     404: "No such resource (ids that are not UUIDs included)",
     409: "Conflicts with the resource's current state",
-    410: "The upload has expired",
+    410: (
+        "Gone: the upload has expired, or (`cursor_expired`) events after the cursor are no longer kept: "
+        "reload over REST, then resume from `resume_from`"
+    ),
     413: "The request body, or the announced file, is too large",
     416: "The part asked for starts past the end of the file (`Content-Range: bytes */<size>`)",
     429: (
         "Too many failed logins (`too_many_attempts`), or a per-user quota is full (`quota_exceeded`, the detail "
-        "names it); `Retry-After`, when the wait alone frees it, gives the seconds to wait"
+        "names it), or too many live connections (`too_many_connections`); `Retry-After`, when the wait alone frees it, "
+        "gives the seconds to wait"
     ),
     503: "A dependency is unreachable; retry after `Retry-After` seconds",
 }

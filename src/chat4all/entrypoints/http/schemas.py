@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -19,6 +19,8 @@ class ErrorBody(Struct, omit_defaults=True):
     detail: str
     error_code: str
     field_errors: dict[str, list[str]] | None = None
+    # cursor_expired: the seq to resume from once the client has reloaded its state over REST.
+    resume_from: int | None = None
 
 
 class Readiness(Struct):
@@ -70,13 +72,6 @@ class ConversationOut(Struct):
     metadata: ConversationMetadataOut
     created_at: datetime
     last_activity_at: datetime
-
-
-class ConversationPage(Struct):
-    conversations: list[ConversationOut]
-    total: int
-    limit: int
-    offset: int
 
 
 class TextPayloadIn(Struct, tag_field="type", tag="text", forbid_unknown_fields=True):
@@ -132,16 +127,65 @@ class MessageOut(Struct, rename={"from_": "from"}):
     deliveries: dict[str, str]
 
 
+class ReceiptOut(Struct):
+    recipient_id: UUID
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+
 class MessageDetail(MessageOut, rename={"from_": "from"}):
     history: list[StatusEntry] = msgspec.field(default_factory=list)
+    receipts: Annotated[
+        list[ReceiptOut], Meta(description="One per recipient: when a channel delivered it to them, when they read it")
+    ] = msgspec.field(default_factory=list)
+    read_by_all_at: datetime | None = None
 
 
 class MessagePage(Struct):
     conversation_id: UUID
     messages: list[MessageOut]
+    total: Annotated[int, Meta(description="Messages in the conversation (its counter: no rows are counted)")]
+    limit: int
+    offset: Annotated[int, Meta(description="How many messages come before this page")]
+    before: Annotated[str | None, Meta(description="Pass as `before` for the page of older messages (null: none)")] = None
+    after: Annotated[str | None, Meta(description="Pass as `after` for the page of newer messages (null: none yet)")] = None
+
+
+class ConversationSummaryOut(ConversationOut):
+    unread_count: Annotated[int, Meta(description="The caller's messages here they have not read")]
+    last_message: MessageOut | None
+
+
+class ConversationPage(Struct):
+    conversations: list[ConversationSummaryOut]
     total: int
     limit: int
     offset: int
+
+
+class ReadRequest(Struct, forbid_unknown_fields=True):
+    up_to: Annotated[UUID, Meta(description="A message of this conversation: it and everything before it is read")]
+
+
+class ReadOut(Struct):
+    conversation_id: UUID
+    up_to: UUID | None
+    position: int
+    read_at: datetime | None
+    unread_count: int
+    advanced: Annotated[bool, Meta(description="false: the horizon was already there or past it; nothing changed")]
+
+
+class EventOut(Struct):
+    seq: int
+    type: Annotated[str, Meta(examples=["message.created"])]
+    at: datetime
+    data: dict[str, Any]
+
+
+class EventPage(Struct):
+    events: list[EventOut]
+    next: Annotated[int, Meta(description="The `since` of the next request")]
 
 
 class FileInitiate(Struct, forbid_unknown_fields=True):

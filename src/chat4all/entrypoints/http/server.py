@@ -52,6 +52,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._deadline: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # armed while the client takes none of the answer
         self._header_bytes = 0
         self._received_any = False
         self._refusal = MALFORMED
@@ -66,7 +67,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client has not taken what was sent (the buffers are full): an answer it takes
+        nothing of for `body_timeout` is given up, so a client that stopped reading (an event
+        stream, a download) does not hold its connection forever."""
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.limits.body_timeout, self._give_up_on_reader)
+
+    def resume_writing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+        super().resume_writing()
+
+    def _give_up_on_reader(self) -> None:
+        self._stalled = None
+        self.logger.info("dropped a connection whose client took nothing of the answer for %g s", self.limits.body_timeout)
+        self.transport.abort()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._stop_deadline()  # the socket is the WebSocket protocol's from now on; its pings watch the client
+        super().handle_websocket_upgrade()
 
     def data_received(self, data: bytes) -> None:
         self._received_any = True

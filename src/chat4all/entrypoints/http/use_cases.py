@@ -11,8 +11,13 @@ from litestar.di import Provide
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, ResolveToken
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
+from chat4all.application.events import ReadEvents
+from chat4all.application.history import ReadHistory
+from chat4all.application.live import LiveEvents
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.monitoring import ReportMetrics
+from chat4all.application.reading import MarkConversationRead
+from chat4all.application.typing_notices import SendTyping
 from chat4all.application.uploads import CompleteUpload, InitiateUpload, UploadChunk, ViewUpload
 
 # Each dependency the process needs (database, storage, broker) -> "ok" or why it is not reachable.
@@ -36,6 +41,11 @@ class UseCases:
     view_upload: ViewUpload
     report_metrics: ReportMetrics
     readiness: ReadinessCheck
+    read_history: ReadHistory
+    mark_conversation_read: MarkConversationRead
+    read_events: ReadEvents
+    live_events: LiveEvents
+    send_typing: SendTyping
 
     def providers(self) -> dict[str, Provide]:
         """One Litestar dependency per use case, named as the field."""

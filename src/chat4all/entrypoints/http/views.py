@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from uuid import UUID
+
+import msgspec
+
+from chat4all.application.conversations import ConversationSummary
+from chat4all.application.history import HistoryPage
+from chat4all.application.reading import ReadOutcome
 from chat4all.application.uploads import UploadView
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.receipts import Receipt
 from chat4all.domain.users import User
 from chat4all.entrypoints.http import schemas
 
@@ -57,9 +66,42 @@ def message_out(message: Message) -> schemas.MessageOut:
     return schemas.MessageOut(**_fields(message))
 
 
-def message_detail(message: Message) -> schemas.MessageDetail:
+def message_detail(message: Message, receipts: Sequence[Receipt] = ()) -> schemas.MessageDetail:
     history = [schemas.StatusEntry(e.status, e.channel, e.at, e.detail) for e in message.history]
-    return schemas.MessageDetail(**_fields(message), history=history)
+    return schemas.MessageDetail(
+        **_fields(message),
+        history=history,
+        receipts=[schemas.ReceiptOut(r.recipient_id, r.delivered_at, r.read_at) for r in receipts],
+        read_by_all_at=message.read_by_all_at,
+    )
+
+
+def conversation_summary_out(summary: ConversationSummary) -> schemas.ConversationSummaryOut:
+    last = summary.last_message
+    return schemas.ConversationSummaryOut(
+        **msgspec.structs.asdict(conversation_out(summary.conversation)),
+        unread_count=summary.unread_count,
+        last_message=None if last is None else message_out(last),
+    )
+
+
+def history_page(conversation_id: UUID, page: HistoryPage, limit: int) -> schemas.MessagePage:
+    return schemas.MessagePage(
+        conversation_id,
+        [message_out(message) for message in page.messages],
+        page.total,
+        limit,
+        page.offset,
+        before=None if page.links.before is None else page.links.before.encode(),
+        after=None if page.links.after is None else page.links.after.encode(),
+    )
+
+
+def read_out(outcome: ReadOutcome) -> schemas.ReadOut:
+    horizon = outcome.horizon
+    return schemas.ReadOut(
+        horizon.conversation_id, horizon.message_id, horizon.position, horizon.read_at, horizon.unread_count, outcome.advanced
+    )
 
 
 def file_out(view: UploadView, download_url: str | None, next_upload_url: str | None) -> schemas.FileOut:

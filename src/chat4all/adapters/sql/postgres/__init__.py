@@ -12,6 +12,7 @@ Every write of a message's rows on PostgreSQL in production:
 - routing and delivery outcomes (the worker): `batches.py` (`PostgresMessageBatches`), a lock
   and a read, then one statement with the COMMIT.
 
-Also here: the API's outbox relay (`outbox.py`) and the worker's send ledger (`ledger.py`).
+Also here: the API's outbox relay (`outbox.py`), the worker's send ledger (`ledger.py`), and the
+API's LISTEN connection that wakes event readers when another process commits events (`listener.py`).
 Lists travel as JSON documents and `uuid[]` literals (`parameters.py`).
 """

@@ -18,7 +18,10 @@ them); then the horizons, in (conversation, user) order; then the users' counter
 order, which wait for the horizons through `(SELECT count(*) FROM unread)`. So two batches, or a
 batch and a member marking a conversation read, wait for one another instead of deadlocking, a
 conversation's messages get their positions and outbox ids in the order they commit, and each
-user's events get their seqs in that order too.
+user's events get their seqs in that order too. Each event's seq is its user's new counter minus
+the user's events in the batch plus its rank among them; the counters are looked up in one JSON
+object (`last_seq`) rather than joined: the planner, which expects one row from each CTE, would
+join them by a nested loop (a batch of 100 messages to 10 members: 1,000 x 50 comparisons).
 
 A message id is new when no committed row has it as the statement starts (`fresh`): positions
 are given to new messages only, so they have no gap. An id stored by a transaction that commits
@@ -116,12 +119,15 @@ WITH input AS (
     GROUP BY user_id ORDER BY user_id
     ON CONFLICT (user_id) DO UPDATE SET last_seq = counter.last_seq + excluded.last_seq
     RETURNING user_id, last_seq
+), last_seq AS MATERIALIZED (
+    SELECT jsonb_object_agg(user_id, last_seq) AS of_user FROM counter
 ), logged AS (
     INSERT INTO user_events (user_id, seq, type, at, data)
     SELECT audience.user_id,
-           counter.last_seq - count(*) OVER mine + row_number() OVER (mine ORDER BY audience.position),
+           (last_seq.of_user ->> audience.user_id::text)::bigint - count(*) OVER mine
+           + row_number() OVER (mine ORDER BY audience.position),
            'message.created', audience.created_at, audience.created
-    FROM audience JOIN counter ON counter.user_id = audience.user_id
+    FROM audience CROSS JOIN last_seq
     WINDOW mine AS (PARTITION BY audience.user_id)
 ), woken AS (
     SELECT pg_notify(%(channel)s, string_agg(user_id::text, ',')) FROM (
