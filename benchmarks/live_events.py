@@ -131,12 +131,12 @@ async def open_loop(
     return failures
 
 
-async def idle(deployment: Deployment, count: int, seconds: float) -> dict[str, Any]:
+async def idle(deployment: Deployment, count: int, seconds: float, settle: float) -> dict[str, Any]:
     pid = deployment.pid("api")
     users = await make_users(deployment, max(1, count // 10))  # ten sockets per user: the per-user limit
     before = read_proc_status(pid)["VmRSS"]
     sockets = await connect_all(deployment, [users[index // 10] for index in range(count)])
-    await asyncio.sleep(5.0)  # settle
+    await asyncio.sleep(settle)  # each new connection reads its log once: let that pass
     connected = read_proc_status(pid)["VmRSS"]
     cpu_before, began = cpu_seconds(pid), time.monotonic()
     await asyncio.sleep(seconds)
@@ -146,7 +146,7 @@ async def idle(deployment: Deployment, count: int, seconds: float) -> dict[str, 
         await ws.close()
     return {"connections": count, "open_at_end": alive, "rss_before_mib": round(before / 2**20, 1),
             "rss_connected_mib": round(connected / 2**20, 1), "rss_per_connection_kib": round((connected - before) / count / 1024, 1),
-            "idle_cpu_share_of_a_core": round(cpu, 4), "idle_seconds": seconds}
+            "idle_cpu_share_of_a_core": round(cpu, 4), "idle_seconds": seconds, "settle_seconds": settle}
 
 
 def main() -> int:
@@ -156,12 +156,13 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--idle", type=int, default=0, help="measure this many idle connections instead")
+    parser.add_argument("--settle", type=float, default=30.0, help="idle: seconds between connecting and measuring")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
     limits = {"CHAT4ALL_HTTP_MAX_CONNECTIONS": str(max(1000, 2 * (args.idle or args.clients) + 100)),
               "CHAT4ALL_EVENTS_MAX_CONNECTIONS": str(max(800, (args.idle or args.clients) + 50))}
     with Deployment(args.profile, extra_env={**FAST, **limits}, worker=False) as deployment:
-        run = idle(deployment, args.idle, args.seconds) if args.idle else delivery(deployment, args.clients, args.rate, args.seconds)
+        run = idle(deployment, args.idle, args.seconds, args.settle) if args.idle else delivery(deployment, args.clients, args.rate, args.seconds)
         result = {"profile": args.profile, **asyncio.run(run)}
     print(json.dumps(result, indent=2))
     write_json(args.json, result)

@@ -92,9 +92,10 @@ class ReadEvents:
                 since = batch.next  # woken: read again (the wake-up may have been for events already read)
 
     async def page(self, caller: UUID, since: int | None, limit: int) -> EventBatch:
-        """What is there now, without waiting: for streams, which wait on wake-ups of their own."""
+        """What is there now, without waiting: for streams, which wait on wake-ups of their own.
+        Without `since` there is nothing to send yet: the cursor is the newest seq."""
         if since is None:
-            since = (await self.log.bounds(caller)).last
+            return EventBatch([], (await self.log.bounds(caller)).last)
         return await self._read(caller, since, limit)
 
     async def _read(self, caller: UUID, since: int, limit: int) -> EventBatch:
