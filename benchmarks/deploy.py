@@ -184,9 +184,13 @@ class Deployment:
         self.env.update(self.extra_env)
         self.cli("migrate")
         if self.profile == "distributed" and self.with_worker:
-            from chat4all.entrypoints.distributed import event_topics
+            from chat4all.application.work import every_stream
+            from chat4all.entrypoints.distributed import channels
+            from chat4all.entrypoints.settings import load_settings
 
-            asyncio.run(_start_group_at_end(self.env["CHAT4ALL_KAFKA_BOOTSTRAP"], self.group, event_topics()))
+            settings = load_settings(self.env)
+            topics = [settings.kafka.topic_prefix + stream for stream in every_stream(channels(settings))]
+            asyncio.run(_start_group_at_end(self.env["CHAT4ALL_KAFKA_BOOTSTRAP"], self.group, topics))
             self._spawn("worker", "worker")
         self._spawn("api", "serve", "--port", str(self.port))
         self._wait_ready(timeout)

@@ -33,12 +33,11 @@ FAST = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
 
 async def make_users(deployment: Deployment, count: int) -> list[tuple[str, str]]:
     """(user id, token) of `count` new users, registered directly in the deployment's database."""
-    from chat4all.entrypoints.bootstrap import build_embedded
-    from chat4all.entrypoints.distributed import build_distributed_api
+    from chat4all.entrypoints.bootstrap import build, serving_role
     from chat4all.entrypoints.settings import load_settings
 
     settings = load_settings(deployment.env)
-    hub = build_distributed_api(settings) if settings.distributed else build_embedded(settings)
+    hub = build(serving_role(settings), settings)
     users = []
     try:
         async with make_session(64) as http:

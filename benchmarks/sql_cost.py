@@ -55,22 +55,14 @@ class CountedIntake:
         return await self.intake.accept(*args)
 
 
-def build(settings: Any, publisher: RecordingPublisher, counter: dict[str, int]) -> tuple[Any, Any]:
-    """The hub wired as the API/worker wire it, with the recording publisher; returns (hub, engine)."""
-    from chat4all.entrypoints.bootstrap import build_embedded, wire
+def build_hub(settings: Any, publisher: RecordingPublisher, counter: dict[str, int]) -> tuple[Any, Any]:
+    """The hub the composition root builds for the API (or the embedded process), with the recording
+    publisher; returns (hub, engine)."""
+    from chat4all.entrypoints.bootstrap import build, serving_role
 
+    hub = build(serving_role(settings), settings, publisher=publisher)
     if settings.distributed:
-        from chat4all.entrypoints.distributed import distributed_adapters, use_direct_statements
-
-        adapters = distributed_adapters(settings, client_id="chat4all-sql-cost")
-        adapters.publisher = publisher
-        use_direct_statements(settings, adapters)
-        adapters.intake = CountedIntake(adapters.intake, counter)
-        hub = wire(settings, adapters)
-    else:
-        hub = build_embedded(settings)
-        hub.route_message.publisher = publisher
-        hub.redrive_unfinished.publisher = publisher
+        hub.adapters.intake = hub.send_message.intake = CountedIntake(hub.adapters.intake, counter)
     return hub, hub.adapters.uow.engine
 
 
@@ -129,7 +121,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await migrate(settings)
     publisher = RecordingPublisher()
     counter = {"n": 0}
-    hub, engine = build(settings, publisher, counter)
+    hub, engine = build_hub(settings, publisher, counter)
     if isinstance(hub.adapters.intake, CountedIntake):
         await hub.adapters.on_start[-1]()  # only the direct statements' pool: no relay, no background loops
 

@@ -36,7 +36,7 @@ async def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any
     from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
     from chat4all.application.ports import OutboxEvent
     from chat4all.application.reading import store_new_message
-    from chat4all.application.topics import MESSAGE_PROCESSING
+    from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
     from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
     from chat4all.domain.messages import Message, MessageDraft, Priority, TextPayload
     from chat4all.domain.users import User

@@ -14,11 +14,11 @@ from uuid import uuid4
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
+from chat4all.adapters.storage.s3 import S3FileStorage, S3StorageOptions, make_s3_client
 
 
-def s3_test_settings() -> S3Settings:
-    return S3Settings(
+def s3_test_settings() -> S3StorageOptions:
+    return S3StorageOptions(
         endpoint_url=os.environ.get("CHAT4ALL_TEST_S3_ENDPOINT", "http://127.0.0.1:17070"),
         access_key=os.environ.get("CHAT4ALL_TEST_S3_ACCESS_KEY", "chat4all"),
         secret_key=os.environ.get("CHAT4ALL_TEST_S3_SECRET_KEY", "chat4all-secret"),
@@ -28,12 +28,12 @@ def s3_test_settings() -> S3Settings:
 
 
 @pytest.fixture(scope="session")
-def s3_settings() -> S3Settings:
+def s3_settings() -> S3StorageOptions:
     return s3_test_settings()
 
 
 @pytest.fixture(scope="session")
-def s3_client(s3_settings: S3Settings) -> Iterator[Any]:
+def s3_client(s3_settings: S3StorageOptions) -> Iterator[Any]:
     client = make_s3_client(s3_settings)
     try:
         client.list_buckets()
@@ -53,7 +53,7 @@ def s3_prefix() -> str:
 
 
 @pytest.fixture
-async def s3_storage(s3_client: Any, s3_settings: S3Settings, s3_prefix: str) -> AsyncIterator[S3FileStorage]:
+async def s3_storage(s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str) -> AsyncIterator[S3FileStorage]:
     storage = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix, url_ttl_seconds=300)
     await storage.ensure_bucket()
     yield storage

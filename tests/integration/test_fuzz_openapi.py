@@ -113,7 +113,7 @@ class Target:
 
 
 def _embedded(workdir: Path) -> Iterator[Target]:
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
@@ -125,7 +125,7 @@ def _embedded(workdir: Path) -> Iterator[Target]:
 
     async def prepare() -> None:
         await migrate(settings_)
-        hub = build_embedded(settings_)
+        hub = build("embedded", settings_)
         try:
             for name in ("fuzzer", "fuzz_friend"):
                 await hub.register_user.execute(name, PASSWORD)
@@ -133,7 +133,7 @@ def _embedded(workdir: Path) -> Iterator[Target]:
             await hub.stop()
 
     asyncio.run(prepare())
-    app = web_app(build_embedded(settings_), settings_)  # its lifespan runs on schemathesis' ASGI event loop
+    app = web_app(build("embedded", settings_), settings_)  # its lifespan runs on schemathesis' ASGI event loop
     schema = schemathesis.openapi.from_asgi("/docs/openapi.json", app)
     with asgi.get_client(app) as session:
         yield Target("embedded", schema, session)

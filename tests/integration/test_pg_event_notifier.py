@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.sql.event_log import SqlUserEventReader
 from chat4all.adapters.sql.postgres.connections import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
@@ -135,7 +136,7 @@ async def test_a_long_poll_on_one_process_gets_a_message_accepted_through_anothe
     pool = direct_pool(database_url, max_connections=2)  # the other API process's statements
     await pool.open()
     try:
-        send = SendMessage(SqlUnitOfWorkFactory(engine), FixedClock(), ("sms",), intake=PostgresMessageIntake(pool))
+        send = SendMessage(SqlUnitOfWorkFactory(engine), FixedClock(), ("sms",), intake=PostgresMessageIntake(pool), caches=ExpiringCache)
         request = SendRequest(uuid4(), chat.id, alice, None, ("sms",), "over there", None, Priority.NORMAL)
         sent_at = time.perf_counter()
         message = await send.execute(alice, request)

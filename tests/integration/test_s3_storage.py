@@ -14,7 +14,7 @@ import attrs
 import httpx
 import pytest
 
-from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings, make_s3_client
+from chat4all.adapters.storage.s3 import S3FileStorage, S3StorageOptions, make_s3_client
 from chat4all.adapters.storage.s3_digest import RunningDigest
 from chat4all.adapters.storage.s3_running import COPY_AHEAD_CONCURRENCY
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
@@ -56,7 +56,7 @@ def three_chunks() -> list[bytes]:
 
 
 async def test_chunks_sent_out_of_order_are_joined_with_part_copies(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id = uuid4()
     chunks = three_chunks()
@@ -81,7 +81,7 @@ async def test_chunks_sent_out_of_order_are_joined_with_part_copies(
 
 
 async def test_a_mismatch_keeps_the_chunks_until_the_bad_one_is_resent(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id = uuid4()
     chunks = three_chunks()
@@ -152,9 +152,9 @@ async def test_a_presigned_download_returns_the_bytes_as_an_attachment(s3_storag
     assert disposition.endswith("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%20100%25.pdf")
 
 
-async def test_urls_are_signed_for_the_public_endpoint(s3_client: Any, s3_settings: S3Settings) -> None:
+async def test_urls_are_signed_for_the_public_endpoint(s3_client: Any, s3_settings: S3StorageOptions) -> None:
     public = attrs.evolve(s3_settings, presign_endpoint="https://files.example.test:8443")
-    storage = S3FileStorage.from_settings(public)
+    storage = S3FileStorage.from_options(public)
     try:
         upload_url = storage.chunk_upload_url(uuid4(), 3, 5 * MiB)
         download_url = storage.download_url(uuid4(), "a.txt")
@@ -169,7 +169,7 @@ async def test_urls_are_signed_for_the_public_endpoint(s3_client: Any, s3_settin
 
 
 async def test_discard_removes_chunks_and_aborts_partial_objects(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id = uuid4()
     await put_all(s3_storage, upload_id, [b"a" * 10, b"b" * 10], [0, 1])
@@ -194,7 +194,7 @@ async def test_discard_leaves_other_uploads_alone(s3_storage: S3FileStorage) -> 
     assert await s3_storage.stored_chunks(kept) == {0: 1}
 
 
-async def test_a_deleted_file_no_longer_exists(s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings) -> None:
+async def test_a_deleted_file_no_longer_exists(s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions) -> None:
     upload_id = uuid4()
     await s3_storage.put_chunk(upload_id, 0, b"short-lived")
     await s3_storage.assemble_if_matches(upload_id, 1, sha256(b"short-lived"))
@@ -208,7 +208,7 @@ async def test_a_deleted_file_no_longer_exists(s3_storage: S3FileStorage, s3_cli
 
 
 async def test_a_chunk_replaced_after_hashing_fails_the_assembly(
-    s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without copies made ahead, every part is copied while completing, right after the listing.
     s3_storage = S3FileStorage(s3_client, s3_settings.bucket, key_prefix=s3_prefix, copy_ahead=False)
@@ -283,7 +283,7 @@ def record_copies(storage: S3FileStorage, monkeypatch: pytest.MonkeyPatch) -> li
 
 
 async def test_chunks_hashed_on_arrival_are_copied_into_the_file_once(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copied = record_copies(s3_storage, monkeypatch)
     upload_id = uuid4()
@@ -303,7 +303,7 @@ async def test_chunks_hashed_on_arrival_are_copied_into_the_file_once(
 
 
 async def test_a_chunk_replaced_after_its_part_was_copied_ahead_is_copied_again(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(3)]
@@ -339,7 +339,7 @@ async def test_copies_still_queued_are_made_by_completing_instead(
 
 
 async def test_discard_aborts_the_parts_copied_ahead(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id = uuid4()
     await put_all(s3_storage, upload_id, [os.urandom(5 * MiB), os.urandom(5 * MiB)], [0, 1])
@@ -353,7 +353,7 @@ async def test_discard_aborts_the_parts_copied_ahead(
 
 
 async def test_discard_also_aborts_a_head_start_whose_multipart_upload_was_still_being_created(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create = s3_storage._bucket.create_multipart
 
@@ -372,7 +372,7 @@ async def test_discard_also_aborts_a_head_start_whose_multipart_upload_was_still
 
 
 async def test_an_upload_forgotten_for_newer_ones_aborts_its_parts_copied_ahead(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("chat4all.adapters.storage.s3_running.MAX_RUNNING_DIGESTS", 1)
     older, newer = uuid4(), uuid4()
@@ -468,7 +468,7 @@ async def test_chunks_put_to_presigned_urls_are_hashed_once_listed(
 
 
 async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_completing(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(4)]
@@ -492,7 +492,7 @@ async def test_a_chunk_replaced_before_the_chain_reached_it_is_read_back_when_co
 
 
 async def test_a_hashed_chunk_replaced_behind_the_api_is_hashed_again(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(3)] + [os.urandom(10)]
@@ -529,7 +529,7 @@ async def test_a_resent_chunk_with_other_bytes_is_hashed_again(
 
 
 async def test_another_process_completes_by_reading_every_chunk(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(3)]
@@ -550,7 +550,7 @@ async def test_another_process_completes_by_reading_every_chunk(
 
 
 async def test_a_mismatch_found_while_copying_leaves_no_partial_object(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id = uuid4()
     chunks = [os.urandom(5 * MiB) for _ in range(6)]
@@ -612,7 +612,7 @@ async def test_a_single_small_chunk_becomes_the_file(s3_storage: S3FileStorage) 
 
 
 async def test_assembling_again_stores_the_same_file(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     # Chunks of 5 MiB sent in order: the first assembly uses the parts copied ahead, the second
     # (a retry after the completion could not be recorded) reads every chunk back.
@@ -635,7 +635,7 @@ SIZES = {"part copies": [5 * MiB, 5 * MiB, 100], "upload of small chunks": [1000
 
 @pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
 async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str, sizes: list[int]
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str, sizes: list[int]
 ) -> None:
     # A completion verified and stored the file; before it was recorded, a chunk was re-sent and
     # another completion asked for the new bytes.
@@ -661,7 +661,7 @@ async def test_assembling_other_bytes_over_a_stored_file_conflicts_and_keeps_it(
 async def test_a_file_stored_while_assembling_is_not_replaced(
     s3_storage: S3FileStorage,
     s3_client: Any,
-    s3_settings: S3Settings,
+    s3_settings: S3StorageOptions,
     s3_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
     sizes: list[int],
@@ -695,7 +695,7 @@ async def test_a_file_stored_while_assembling_is_not_replaced(
 
 
 async def test_releasing_chunks_twice_is_fine_and_leaves_the_file_and_other_uploads(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, s3_prefix: str
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, s3_prefix: str
 ) -> None:
     upload_id, other = uuid4(), uuid4()
     await s3_storage.put_chunk(upload_id, 0, b"kept as a file")
@@ -744,7 +744,7 @@ async def test_concurrent_completions_store_the_file_once(s3_storage: S3FileStor
     assert await read_all(s3_storage, upload_id) == whole
 
 
-async def test_check_and_ensure_bucket(s3_client: Any, s3_settings: S3Settings) -> None:
+async def test_check_and_ensure_bucket(s3_client: Any, s3_settings: S3StorageOptions) -> None:
     bucket = f"chat4all-check-{uuid4().hex[:10]}"
     storage = S3FileStorage(s3_client, bucket)
     try:
@@ -758,7 +758,7 @@ async def test_check_and_ensure_bucket(s3_client: Any, s3_settings: S3Settings) 
         s3_client.delete_bucket(Bucket=bucket)
 
 
-async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3Settings) -> None:
+async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3StorageOptions) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
@@ -775,7 +775,7 @@ async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3S
 
 @pytest.mark.parametrize("sizes", SIZES.values(), ids=SIZES.keys())
 async def test_a_completion_whose_answer_was_lost_still_succeeds(
-    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3Settings, monkeypatch: pytest.MonkeyPatch, sizes: list[int]
+    s3_storage: S3FileStorage, s3_client: Any, s3_settings: S3StorageOptions, monkeypatch: pytest.MonkeyPatch, sizes: list[int]
 ) -> None:
     # CompleteMultipartUpload stored the file, its answer was lost, and the client library's retry
     # found the multipart upload gone: the file holds this completion's bytes, so it succeeded.

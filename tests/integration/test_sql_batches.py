@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from chat4all.application.delivery import UnitOfWorkMessageBatches
+from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import MessageBatches
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.sql.tables import message_deliveries, message_events, messages, outbox
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.messaging import SendMessage, SendRequest
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.messages import MessageStatus, Priority
 from chat4all.domain.users import User
@@ -58,7 +59,7 @@ async def test_concurrent_sends_of_one_message_id_store_it_once(engine: AsyncEng
         await tx.conversations.add(conversation)
         await tx.commit()
 
-    send = SendMessage(uow, clock, ("whatsapp", "instagram"))
+    send = SendMessage(uow, clock, ("whatsapp", "instagram"), caches=ExpiringCache)
     request = SendRequest(
         message_id=uuid4(),
         conversation_id=conversation.id,

@@ -29,7 +29,7 @@ from chat4all.adapters.sql.tables import (
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.messaging import UnitOfWorkIntake
 from chat4all.application.ports import MessageIntake, OutboxEvent
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.errors import InvalidInput
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.sql.event_log import SqlUserEventReader
 from chat4all.adapters.sql.tables import conversation_reads, conversations, message_receipts, messages
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
@@ -47,7 +48,7 @@ class TickingClock:
 class Scene:
     def __init__(self, engine: AsyncEngine) -> None:  # noqa: F811
         self.engine, self.uow, self.clock = engine, SqlUnitOfWorkFactory(engine), TickingClock()
-        self.send_message = SendMessage(self.uow, self.clock, ("sms",))
+        self.send_message = SendMessage(self.uow, self.clock, ("sms",), caches=ExpiringCache)
         self.mark_read = MarkConversationRead(self.uow, self.clock)
 
     async def users(self, count: int) -> list[UUID]:

@@ -31,7 +31,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chat4all.adapters.kafka import decode_event
 from chat4all.adapters.storage.s3 import S3FileStorage
-from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
+from chat4all.application.work import DEAD_LETTER_STREAM as DEAD_LETTERS
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
+from chat4all.application.work import delivery_stream as channel_topic
 
 pytestmark = pytest.mark.services
 

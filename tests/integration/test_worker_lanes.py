@@ -1,4 +1,5 @@
-"""The worker's event handling: per-key order, keys in parallel, batches, ack after handling, retries.
+"""The worker's event handling (adapters.kafka.lanes): per-key order, keys in parallel, batches,
+ack after handling, retries.
 
 These drive KeyLanes, handle_with_retry and handle_batch_with_retry with stand-in Faust events; the Kafka path
 itself is covered end to end by test_worker_e2e.py.
@@ -12,9 +13,9 @@ from collections import defaultdict
 
 import pytest
 
+from chat4all.adapters.kafka import lanes as worker_module
+from chat4all.adapters.kafka.lanes import KeyLanes, handle_batch_with_retry, handle_with_retry
 from chat4all.domain.errors import InvalidInput, Unavailable
-from chat4all.entrypoints import worker as worker_module
-from chat4all.entrypoints.worker import KeyLanes, handle_batch_with_retry, handle_with_retry
 
 
 class Message:

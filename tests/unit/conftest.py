@@ -1,4 +1,5 @@
-"""Every use case wired to the in-memory adapters, plus a few helpers to set the scene."""
+"""The hub the use case tests drive: built by the composition root, as production builds it, on
+in-memory adapters, plus a few helpers to set the scene."""
 
 from __future__ import annotations
 
@@ -10,23 +11,14 @@ from uuid import UUID
 import attrs
 import pytest
 
-from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
-from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
-from chat4all.application.messaging import ReadMessages, SendMessage, SendRequest
-from chat4all.application.redrive import RedriveUnfinished
-from chat4all.application.relay import RelayOutbox
-from chat4all.application.uploads import (
-    CompleteUpload,
-    ExpireUploads,
-    InitiateUpload,
-    UploadChunk,
-    ViewUpload,
-)
+from chat4all.application.messaging import SendRequest
+from chat4all.application.sending import RetryPolicy
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.messages import Message, Priority
 from chat4all.domain.uploads import Upload
 from chat4all.domain.users import User
+from chat4all.entrypoints.bootstrap import EMBEDDED, build
+from chat4all.entrypoints.settings import load_settings
 from tests.fakes import (
     InMemoryEventNotifier,
     InMemoryFileStorage,
@@ -47,6 +39,18 @@ CHUNK_SIZE = 4
 TOKEN_LIFETIME = timedelta(hours=1)
 UPLOAD_LIFETIME = timedelta(hours=24)
 RETRY = RetryPolicy(attempts=3, first_delay_seconds=0.5, multiplier=2.0)
+# The defaults, but for sizes small enough to write out in a test, and routing that publishes every
+# channel (the tests drive routing and delivery one step at a time).
+SETTINGS = attrs.evolve(
+    load_settings({}),
+    chunk_size=CHUNK_SIZE,
+    token_lifetime=TOKEN_LIFETIME,
+    upload_lifetime=UPLOAD_LIFETIME,
+    token_cache=timedelta(0),
+    deliver_while_routing=False,
+    delivery_retry=RETRY,
+    redrive_after=timedelta(seconds=30),
+)
 
 
 @attrs.define(slots=False)
@@ -69,27 +73,42 @@ class Hub:
     sleeps: list[float]
 
     def __attrs_post_init__(self) -> None:
-        hasher = PlainTestHasher()
-        self.register = RegisterUser(self.uow, hasher, self.ids, self.clock)
-        self.authenticate = Authenticate(self.uow, hasher, self.tokens, self.clock, TOKEN_LIFETIME)
-        self.resolve_token = ResolveToken(self.uow, self.tokens, self.clock)
-        self.logout = Logout(self.uow, self.tokens, self.clock)
-        self.find_users = FindUsers(self.uow)
         self.notifier = InMemoryEventNotifier()
-        self.create_conversation = CreateConversation(self.uow, self.ids, self.clock, notifier=self.notifier)
-        self.view_conversations = ViewConversations(self.uow)
-        self.leave = LeaveConversation(self.uow)
-        self.send = SendMessage(self.uow, self.clock, tuple(self.connectors), notifier=self.notifier)
-        self.read = ReadMessages(self.uow)
-        self.route = RouteMessage(self.uow, self.clock, self.publisher)
-        self.deliver = DeliverMessage(self.uow, self.clock, self.connectors, self.storage, self._sleep, RETRY)
-        self.initiate_upload = InitiateUpload(self.uow, self.storage, self.ids, self.clock, CHUNK_SIZE, UPLOAD_LIFETIME)
-        self.upload_chunk = UploadChunk(self.uow, self.storage, self.clock)
-        self.complete_upload = CompleteUpload(self.uow, self.storage, self.clock)
-        self.view_upload = ViewUpload(self.uow, self.storage, self.clock)
-        self.expire_uploads = ExpireUploads(self.uow, self.storage, self.clock)
-        self.relay = RelayOutbox(InMemoryOutboxReader(self.store), self.publisher)
-        self.redrive = RedriveUnfinished(self.uow, self.clock, self.publisher, older_than=timedelta(seconds=30))
+        self.process = build(
+            EMBEDDED,
+            SETTINGS,
+            uow=self.uow,
+            storage=self.storage,
+            publisher=self.publisher,
+            outbox_reader=InMemoryOutboxReader(self.store),
+            connectors=self.connectors,
+            hasher=PlainTestHasher(),
+            tokens=self.tokens,
+            clock=self.clock,
+            ids=self.ids,
+            sleep=self._sleep,
+            notifier=self.notifier,
+        )
+        process = self.process
+        self.register = process.register_user
+        self.authenticate = process.authenticate
+        self.resolve_token = process.resolve_token
+        self.logout = process.logout
+        self.find_users = process.find_users
+        self.create_conversation = process.create_conversation
+        self.view_conversations = process.view_conversations
+        self.leave = process.leave_conversation
+        self.send = process.send_message
+        self.read = process.read_messages
+        self.route = process.route_message
+        self.deliver = process.deliver_message
+        self.initiate_upload = process.initiate_upload
+        self.upload_chunk = process.upload_chunk
+        self.complete_upload = process.complete_upload
+        self.view_upload = process.view_upload
+        self.expire_uploads = process.expire_uploads
+        self.relay = process.relay
+        self.redrive = process.redrive_unfinished
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

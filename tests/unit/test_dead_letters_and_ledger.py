@@ -9,7 +9,7 @@ import attrs
 
 from chat4all.adapters.connectors import MockConnector
 from chat4all.application.delivery import DeliverMessage
-from chat4all.application.topics import DEAD_LETTERS
+from chat4all.application.work import DEAD_LETTER_STREAM as DEAD_LETTERS
 from chat4all.domain.errors import TransientDeliveryFailure
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chat4all.application.caching import FIRST_REFRESH_BACKOFF, ExpiringCache
+from chat4all.adapters.caching import FIRST_REFRESH_BACKOFF, ExpiringCache
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -102,7 +102,7 @@ class EdgeScene:
 
     def __init__(self, tmp_path) -> None:
         from chat4all.adapters.live_notices import InProcessLiveNotices
-        from chat4all.entrypoints.bootstrap import Adapters, wire
+        from chat4all.entrypoints.bootstrap import build
         from chat4all.entrypoints.recipient import EventAdapters
         from chat4all.entrypoints.settings import load_settings
         from chat4all.entrypoints.web import web_app
@@ -119,7 +119,10 @@ class EdgeScene:
         )
 
         store = InMemoryStore()
-        adapters = Adapters(
+        settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
+        self.hub = build(
+            "embedded",
+            settings,
             uow=InMemoryUnitOfWorkFactory(store),
             storage=InMemoryFileStorage(),
             publisher=RecordingPublisher(),
@@ -128,8 +131,6 @@ class EdgeScene:
             hasher=PlainTestHasher(),
             events=EventAdapters(InMemoryUserEventReader(store), InMemoryEventNotifier(), InProcessLiveNotices()),
         )
-        settings = load_settings({"CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CHUNK_SIZE": "1024"})
-        self.hub = wire(settings, adapters)
         self.app = web_app(self.hub, settings, manage_lifecycle=False)
         self.loop = asyncio.new_event_loop()
         self.bodies = self.loop.run_until_complete(self._valid_bodies())

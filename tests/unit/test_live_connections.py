@@ -101,10 +101,11 @@ async def test_typing_notices_published_to_a_user_reach_their_open_connections(h
 
 
 async def test_a_logout_through_another_process_is_seen_at_the_next_check_whatever_the_token_cache(hub):
-    from chat4all.application.auth import ResolveToken
+    from chat4all.adapters.caching import ExpiringCache
+    from chat4all.application.auth import TOKEN_CACHE_SIZE, ResolveToken
 
     # This process trusts tokens it looked up for a minute; the logout goes through another one.
-    caching = ResolveToken(hub.uow, hub.tokens, hub.clock, cache_for=timedelta(minutes=1))
+    caching = ResolveToken(hub.uow, hub.tokens, hub.clock, timedelta(minutes=1), ExpiringCache(TOKEN_CACHE_SIZE))
     events = ReadEvents(hub.uow.reader, InMemoryEventNotifier())
     live = LiveEvents(events, events.notifier, InProcessLiveNotices(), caching, hub.clock, LiveLimits())
     alice, bob = await token_of(hub, "alice"), await token_of(hub, "bob")

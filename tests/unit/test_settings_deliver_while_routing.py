@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat4all.entrypoints.bootstrap import build_embedded
+from chat4all.entrypoints.bootstrap import build
 from chat4all.entrypoints.settings import SettingsError, load_settings
 
 
@@ -13,7 +13,7 @@ async def test_routing_delivers_on_route_as_the_setting_says(tmp_path, value: st
     env = {"CHAT4ALL_DATA_DIR": str(tmp_path)}
     if value is not None:
         env["CHAT4ALL_DELIVER_WHILE_ROUTING"] = value
-    hub = build_embedded(load_settings(env))
+    hub = build("embedded", load_settings(env))
     try:
         assert (hub.route_message.deliver is hub.deliver_message) is delivers
         assert (hub.route_message.deliver is None) is not delivers

@@ -91,9 +91,10 @@ CACHE_FOR = timedelta(seconds=5)
 
 
 def cached_resolver_and_logout(hub):
-    from chat4all.application.auth import Logout, ResolveToken, token_cache
+    from chat4all.adapters.caching import ExpiringCache
+    from chat4all.application.auth import TOKEN_CACHE_SIZE, Logout, ResolveToken
 
-    cache = token_cache()
+    cache = ExpiringCache(TOKEN_CACHE_SIZE)
     return ResolveToken(hub.uow, hub.tokens, hub.clock, CACHE_FOR, cache), Logout(hub.uow, hub.tokens, hub.clock, cache)
 
 
@@ -139,7 +140,8 @@ async def test_a_revocation_by_another_process_takes_effect_within_the_cache_tim
 
 
 async def test_requests_arriving_as_a_cached_token_expires_cost_one_lookup(hub):
-    from chat4all.application.auth import ResolveToken, token_cache
+    from chat4all.adapters.caching import ExpiringCache
+    from chat4all.application.auth import TOKEN_CACHE_SIZE, ResolveToken
 
     alice = await hub.user("alice")
     token = (await hub.authenticate.execute("alice", PASSWORD)).access_token
@@ -153,7 +155,7 @@ async def test_requests_arriving_as_a_cached_token_expires_cost_one_lookup(hub):
         async with hub.uow() as uow:
             yield uow
 
-    resolve = ResolveToken(counting_uow, hub.tokens, hub.clock, CACHE_FOR, token_cache())
+    resolve = ResolveToken(counting_uow, hub.tokens, hub.clock, CACHE_FOR, ExpiringCache(TOKEN_CACHE_SIZE))
     assert await resolve.execute(token) == alice
     hub.clock.advance(CACHE_FOR)  # the entry has just ended
 
@@ -198,10 +200,11 @@ async def settle() -> None:
 
 
 def refreshing_resolver(hub):
-    from chat4all.application.auth import ResolveToken, token_cache
+    from chat4all.adapters.caching import ExpiringCache
+    from chat4all.application.auth import TOKEN_CACHE_SIZE, ResolveToken
 
     database = Database(hub)
-    return ResolveToken(database.uow, hub.tokens, hub.clock, CACHE_FOR, token_cache()), database
+    return ResolveToken(database.uow, hub.tokens, hub.clock, CACHE_FOR, ExpiringCache(TOKEN_CACHE_SIZE)), database
 
 
 # Past every entry's refresh point (at most 0.8 of CACHE_FOR), before its end.
@@ -337,7 +340,7 @@ async def test_a_background_lookup_during_an_outage_leaves_the_token_working_unt
 
 
 async def test_an_outage_costs_a_busy_cached_token_one_lookup_per_back_off_not_one_per_request(hub):
-    from chat4all.application.caching import FIRST_REFRESH_BACKOFF
+    from chat4all.adapters.caching import FIRST_REFRESH_BACKOFF
 
     resolve, database = refreshing_resolver(hub)
     cached_at = hub.clock.now()
@@ -365,7 +368,7 @@ async def test_an_outage_costs_a_busy_cached_token_one_lookup_per_back_off_not_o
 
 
 async def test_background_lookups_resume_once_the_database_is_back(hub):
-    from chat4all.application.caching import FIRST_REFRESH_BACKOFF
+    from chat4all.adapters.caching import FIRST_REFRESH_BACKOFF
 
     resolve, database = refreshing_resolver(hub)
     alice, token = await alice_cached_by(hub, resolve)
@@ -398,7 +401,7 @@ async def test_background_lookups_resume_once_the_database_is_back(hub):
 
 
 async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapters_close(hub):
-    from chat4all.entrypoints.bootstrap import Adapters, wire
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
     from tests.fakes import InMemoryOutboxReader, PlainTestHasher
 
@@ -408,7 +411,9 @@ async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapt
     async def close_database() -> None:
         held_at_close.append(database.held)
 
-    adapters = Adapters(
+    process = build(
+        "embedded",
+        load_settings({}),
         uow=database.uow,
         storage=hub.storage,
         publisher=hub.publisher,
@@ -416,9 +421,8 @@ async def test_stopping_the_process_cancels_a_background_lookup_before_the_adapt
         connectors=hub.connectors,
         hasher=PlainTestHasher(),
         clock=hub.clock,
-        on_stop=[close_database],
     )
-    process = wire(load_settings({}), adapters)
+    process.adapters.on_stop.append(close_database)
     await process.register_user.execute("alice", PASSWORD)
     token = (await process.authenticate.execute("alice", PASSWORD)).access_token
     await process.resolve_token.execute(token)

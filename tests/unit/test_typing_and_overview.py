@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from chat4all.adapters.caching import ExpiringCache
 from chat4all.application.reading import MarkConversationRead
 from chat4all.application.typing_notices import SendTyping
 from chat4all.domain.errors import Forbidden, NotFound
@@ -23,7 +24,7 @@ class RecordingNotices:
 
 
 def typing_of(hub, notices: RecordingNotices) -> SendTyping:
-    return SendTyping(hub.uow, hub.clock, notices, interval=timedelta(seconds=2), lasts=timedelta(seconds=5))
+    return SendTyping(hub.uow, hub.clock, notices, interval=timedelta(seconds=2), lasts=timedelta(seconds=5), caches=ExpiringCache)
 
 
 async def test_typing_goes_to_the_other_members_and_says_until_when(hub):

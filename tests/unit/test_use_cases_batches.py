@@ -9,9 +9,9 @@ from uuid import UUID
 import attrs
 import pytest
 
-from chat4all.application.delivery import RouteMessage
 from chat4all.application.ports import NoMetrics
-from chat4all.application.topics import DEAD_LETTERS
+from chat4all.application.routing import DeliverOnRoute, PublishEveryChannel, RouteMessage
+from chat4all.application.work import DEAD_LETTER_STREAM as DEAD_LETTERS
 from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import DeliveryStatus, MessageStatus
 from tests.fakes import RecordingConnector
@@ -276,7 +276,7 @@ async def test_routing_delivers_the_channels_it_has_connectors_for_and_publishes
     whatsapp_only = await hub.send_text(bob, chat)
     counted = CountingUnitsOfWork(hub.uow)
     whatsapp_here = attrs.evolve(hub.deliver, uow=counted, connectors={"whatsapp": hub.connectors["whatsapp"]})
-    route = RouteMessage(counted, hub.clock, hub.publisher, deliver=whatsapp_here)
+    route = RouteMessage(counted, hub.clock, hub.publisher, policy=DeliverOnRoute(whatsapp_here))
     await route.execute_batch([both.id, whatsapp_only.id])
     # One read, the members (not known yet), one write of routing and outcomes together: the
     # message left for another worker (instagram) is marked routed by the write of its first outcome.
@@ -297,7 +297,7 @@ async def test_a_redelivered_routing_request_delivered_on_route_does_nothing_mor
     alice, bob, *_ = people
     chat = await hub.conversation(alice, bob)
     message = await hub.send_text(alice, chat, channels=("whatsapp", "instagram"))
-    route = RouteMessage(hub.uow, hub.clock, hub.publisher, deliver=hub.deliver)
+    route = RouteMessage(hub.uow, hub.clock, hub.publisher, policy=DeliverOnRoute(hub.deliver))
     await route.execute_batch([message.id])
     delivered = await hub.message(message.id)
     assert delivered.status is MessageStatus.DELIVERED
@@ -316,7 +316,7 @@ async def test_a_failure_while_delivering_on_route_is_redone_by_the_retried_batc
     failing = FailingCommits(hub.uow, fail_from=1)  # the one write, of routing and outcomes, fails
     metrics = CountingMetrics()
     deliver = attrs.evolve(hub.deliver, uow=failing, metrics=metrics)
-    route = RouteMessage(failing, hub.clock, hub.publisher, metrics, deliver=deliver)
+    route = RouteMessage(failing, hub.clock, hub.publisher, metrics, policy=DeliverOnRoute(deliver))
     with pytest.raises(ConnectionError):
         await route.execute_batch([message.id])
     assert (await hub.message(message.id)).status is MessageStatus.ACCEPTED
@@ -332,7 +332,7 @@ async def test_a_message_with_no_channel_delivered_here_is_marked_routed_before_
     alice, bob, *_ = people
     message = await hub.send_text(alice, await hub.conversation(alice, bob), channels=("instagram",))
     whatsapp_here = attrs.evolve(hub.deliver, connectors={"whatsapp": hub.connectors["whatsapp"]})
-    await RouteMessage(hub.uow, hub.clock, hub.publisher, deliver=whatsapp_here).execute_batch([message.id])
+    await RouteMessage(hub.uow, hub.clock, hub.publisher, policy=DeliverOnRoute(whatsapp_here)).execute_batch([message.id])
     routed = await hub.message(message.id)
     assert [event.status for event in routed.history] == ["accepted", "routed"]
     assert [event.topic for event in hub.publisher.events] == ["instagram_outgoing"]
@@ -345,7 +345,9 @@ async def test_each_message_counts_as_routed_once(hub, people, deliver_on_route:
     messages = [await hub.send_text(alice, chat, channels=("whatsapp", "instagram")) for _ in range(3)]
     metrics = CountingMetrics()
     deliver = attrs.evolve(hub.deliver, metrics=metrics)
-    route = RouteMessage(hub.uow, hub.clock, hub.publisher, metrics, deliver=deliver if deliver_on_route else None)
+    route = RouteMessage(
+        hub.uow, hub.clock, hub.publisher, metrics, policy=DeliverOnRoute(deliver) if deliver_on_route else PublishEveryChannel()
+    )
     await route.execute_batch([message.id for message in messages])
     await deliver.execute_batch([(message.id, channel) for message in messages for channel in ("whatsapp", "instagram")])
     await route.execute_batch([message.id for message in messages])
@@ -384,7 +386,7 @@ async def test_a_provider_failing_on_route_is_retried_through_its_channel_topic_
     flaky = PlannedConnector("whatsapp", transient={bob.id: 2})  # bob fails once per message
     metrics = CountingMetrics()
     deliver = attrs.evolve(hub.deliver, connectors={"whatsapp": flaky, "instagram": hub.connectors["instagram"]}, metrics=metrics)
-    route = RouteMessage(hub.uow, hub.clock, hub.publisher, metrics, deliver=deliver)
+    route = RouteMessage(hub.uow, hub.clock, hub.publisher, metrics, policy=DeliverOnRoute(deliver))
 
     await route.execute_batch([both.id, whatsapp_only.id])
 

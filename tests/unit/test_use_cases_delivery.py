@@ -5,7 +5,7 @@ from uuid import UUID
 import pytest
 
 from chat4all.application.delivery import DeliverMessage
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.errors import TransientDeliveryFailure
 from chat4all.domain.messages import DeliveryStatus, MessageStatus
 from tests.fakes import RecordingConnector
@@ -154,7 +154,7 @@ class FlakyOnce(RecordingConnector):
 async def test_a_retry_resumes_with_the_recipients_not_yet_reached(hub, people):
     alice, bob, carol, dave = people
     flaky = FlakyOnce("whatsapp", flaky_recipient=carol.id)
-    deliver = DeliverMessage(hub.uow, hub.clock, {"whatsapp": flaky}, hub.storage, hub.deliver.sleep, hub.retry)
+    deliver = DeliverMessage(hub.uow, hub.clock, {"whatsapp": flaky}, hub.storage, hub.deliver.sleep, hub.retry, caches=hub.deliver.caches)
     message = await hub.send_text(alice, await hub.conversation(alice, bob, carol, dave))
     await deliver.execute(message.id, "whatsapp")
     assert flaky.recipients_of(message.id) == [bob.id, carol.id, dave.id]
@@ -213,7 +213,7 @@ async def test_file_message_is_delivered_when_its_bytes_are_stored(hub, people):
 async def test_channel_without_a_connector_fails(hub, people):
     alice, bob, *_ = people
     message = await hub.send_text(alice, await hub.conversation(alice, bob), channels=("instagram",))
-    deliver = DeliverMessage(hub.uow, hub.clock, {"whatsapp": hub.connectors["whatsapp"]}, hub.storage, hub.deliver.sleep)
+    deliver = DeliverMessage(hub.uow, hub.clock, {"whatsapp": hub.connectors["whatsapp"]}, hub.storage, hub.deliver.sleep, caches=hub.deliver.caches)
     await deliver.execute(message.id, "instagram")
     failed = await hub.message(message.id)
     assert failed.status is MessageStatus.FAILED

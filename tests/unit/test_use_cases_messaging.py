@@ -3,7 +3,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import MAX_TEXT_LENGTH, FilePayload, MessageStatus, Priority, TextPayload
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import attrs
 
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 
 
 async def test_only_old_unfinished_messages_are_redriven(hub):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from chat4all.application.relay import RelayOutbox
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 
 
 @pytest.fixture

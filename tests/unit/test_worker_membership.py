@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from chat4all.adapters.kafka.membership import StaticMembership, host_instance_base
-from chat4all.entrypoints.distributed import build_distributed_worker
+from chat4all.entrypoints.bootstrap import build
 from chat4all.entrypoints.settings import SettingsError, load_settings
 from chat4all.entrypoints.worker import create_faust_app
 from tests.unit.test_settings_s3 import DISTRIBUTED
@@ -31,7 +31,7 @@ async def test_the_consumer_joins_with_the_settings_whatever_faust_finds_in_the_
     monkeypatch.setenv("CONSUMER_GROUP_INSTANCE_ID", "from-faust")
     settings = load_settings({**DISTRIBUTED, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_WORKER_GROUP": "g1"})
 
-    app = create_faust_app(settings, build_distributed_worker(settings))
+    app = create_faust_app(settings, build("worker", settings))
     consumer = worker_consumer(app)
 
     assert consumer._group_id == "g1"
@@ -44,11 +44,11 @@ async def test_the_consumer_joins_with_the_settings_whatever_faust_finds_in_the_
 async def test_an_instance_id_held_by_another_worker_on_this_host_stops_start_up(tmp_path) -> None:
     env = {**DISTRIBUTED, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_WORKER_INSTANCE_ID": "worker-a"}
     settings = load_settings(env)
-    first = create_faust_app(settings, build_distributed_worker(settings))
+    first = create_faust_app(settings, build("worker", settings))
     assert worker_consumer(first)._group_instance_id == "worker-a"
 
     with pytest.raises(SettingsError, match=r"^CHAT4ALL_WORKER_INSTANCE_ID=worker-a: another worker of group"):
-        create_faust_app(settings, build_distributed_worker(settings))
+        create_faust_app(settings, build("worker", settings))
 
 
 def test_workers_on_one_host_take_distinct_slots_and_a_freed_slot_is_taken_again(tmp_path) -> None:

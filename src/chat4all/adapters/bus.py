@@ -1,7 +1,7 @@
 """The embedded profile's event bus: one in-process queue and consumer per topic.
 
 One consumer per topic keeps a topic's events in publish order, as a single Kafka
-partition would; handlers are the same use cases the Kafka worker runs. A handler gets every
+partition would; the handler of every topic is the process's dispatcher, as in the Kafka worker. A handler gets every
 event that queued up while it was busy (up to `max_batch`) at once, so under load the use
 cases work in batches, as the worker's lanes give them.
 """
@@ -13,13 +13,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from chat4all.application.dispatch import MAX_BATCH
 from chat4all.application.ports import OutboxEvent
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
-
-MAX_BATCH = 128
 
 
 class InProcessEventBus:

@@ -10,10 +10,9 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.login_throttle import LoginThrottle
-from chat4all.application.ports import Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
+from chat4all.application.ports import Cache, Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
 from chat4all.domain.paging import MAX_PAGE, check_page
 from chat4all.domain.users import AccessToken, User, is_valid_username, validate_new_password, validate_username
@@ -129,12 +128,8 @@ class Authenticate:
         return self._decoy_hash
 
 
+# Who each recently seen token digest belongs to: one cache, shared by ResolveToken and Logout.
 TOKEN_CACHE_SIZE = 10_000
-
-
-def token_cache() -> ExpiringCache[str, User]:
-    """Who each recently seen token digest belongs to, shared by ResolveToken and Logout."""
-    return ExpiringCache(TOKEN_CACHE_SIZE)
 
 
 @attrs.define
@@ -152,15 +147,15 @@ class ResolveToken:
     valid, or its user gone, forgets the entry, so a revocation seen by a background lookup takes
     effect from then on. One that fails for another reason (the database is unreachable) leaves
     the entry until its end, exactly as if there had been no background lookup, and the next one
-    waits for a back-off that doubles with each failure (see `ExpiringCache.get_or_load`): during
+    waits for a back-off that doubles with each failure (see `Cache.get_or_load`): during
     an outage a busy token costs a failing lookup every so often, not one per request.
     """
 
     uow: UnitOfWorkFactory
     tokens: TokenIssuer
     clock: Clock
-    cache_for: timedelta = timedelta(0)
-    cache: ExpiringCache[str, User] = attrs.field(factory=token_cache)
+    cache_for: timedelta
+    cache: Cache[str, User]
 
     async def execute(self, secret: str) -> User:
         digest = self.tokens.digest(secret)
@@ -211,7 +206,7 @@ class Logout:
     uow: UnitOfWorkFactory
     tokens: TokenIssuer
     clock: Clock
-    cache: ExpiringCache[str, User] = attrs.field(factory=token_cache)
+    cache: Cache[str, User]  # the one ResolveToken reads
 
     async def execute(self, secret: str) -> None:
         digest = self.tokens.digest(secret)

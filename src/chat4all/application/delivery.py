@@ -1,22 +1,22 @@
-"""Routing accepted messages to channels and delivering them through connectors.
+"""Delivering routed messages through the channels' connectors, and recording how it went.
 
-Both handlers run under at-least-once delivery of their events, so both are idempotent:
-a redelivered event finds the work already recorded and does nothing new. With
-`RouteMessage.deliver`, routing delivers on this process's connectors itself, and
-`<channel>_outgoing` carries only the other channels.
+Runs under at-least-once delivery of its events, so it is idempotent: a redelivered event finds
+the outcome already recorded and does nothing new (and the connectors send each (channel,
+message, recipient) once).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
+from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import (
+    Cache,
+    CacheFactory,
     ChannelConnector,
     Clock,
     DeliveryMetrics,
@@ -24,161 +24,15 @@ from chat4all.application.ports import (
     FileStorage,
     MessageBatches,
     NoMetrics,
-    OutboxEvent,
     UnitOfWorkFactory,
 )
-from chat4all.application.topics import DEAD_LETTERS, channel_topic
+from chat4all.application.sending import ConnectorAttempts, RetryPolicy, Send
+from chat4all.application.work import DeadLettered, DeliveryRequested, encode
+from chat4all.domain.batch_outcomes import ChannelOutcome, RecordedBatch, record_outcomes
 from chat4all.domain.conversations import Conversation, ConversationType
-from chat4all.domain.errors import PermanentDeliveryFailure
-from chat4all.domain.messages import FilePayload, Message, MessageStatus
+from chat4all.domain.messages import Message
 
 log = logging.getLogger(__name__)
-
-
-@attrs.define
-class UnitOfWorkMessageBatches:
-    """The `MessageBatches` of any unit of work: `get_many`, `update_many` and `commit`.
-    (An adapter may do the same in fewer round trips; the PostgreSQL one does a change in two.)"""
-
-    uow: UnitOfWorkFactory
-
-    async def read(self, message_ids: Sequence[UUID]) -> dict[UUID, Message]:
-        if not message_ids:
-            return {}
-        async with self.uow() as uow:
-            return await uow.messages.get_many(message_ids)
-
-    async def change(
-        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
-    ) -> dict[UUID, Message]:
-        if not message_ids:
-            return {}
-        async with self.uow() as uow:
-            found = await uow.messages.get_many(message_ids, for_update=True)
-            changed = apply(found)
-            if changed:
-                await uow.messages.update_many(changed)
-                await uow.commit()
-        return found
-
-
-@attrs.define
-class RouteMessage:
-    uow: UnitOfWorkFactory
-    clock: Clock
-    publisher: EventPublisher
-    metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
-    # None: `UnitOfWorkMessageBatches` over `uow`. Resolved into `_batches` rather than in place, so
-    # `attrs.evolve(route, uow=...)` builds batches over the new unit of work instead of the old one
-    # (`deliver` keeps its own: evolve it too).
-    message_batches: MessageBatches | None = None
-    # Set: channels this process has a connector for are delivered right after routing, in the same
-    # batch, with the messages routing has just read; only the other channels go through their
-    # `<channel>_outgoing` topic. That saves each message a second pass through the event bus (a
-    # publish, a fetch, a batch of its own) and a read of the messages. None: every channel goes
-    # through its topic, for deployments that run a channel's connector on workers of its own.
-    deliver: DeliverMessage | None = None
-    _batches: MessageBatches = attrs.field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._batches = self.message_batches or UnitOfWorkMessageBatches(self.uow)
-
-    async def execute(self, message_id: UUID) -> None:
-        await self.execute_batch([message_id])
-
-    async def execute_batch(self, message_ids: Sequence[UUID]) -> None:
-        """Routes many messages, in the order asked (which keeps each conversation's order).
-
-        Without `deliver`: marks them routed in one transaction, then publishes their channel
-        events at once. With it: reads them, and a message with a channel delivered here is marked
-        routed in delivery's one write, together with its outcomes; only the others are marked
-        routed before their events are published.
-        """
-        wanted = list(dict.fromkeys(message_ids))
-        if not wanted:
-            return
-        if self.deliver is None:
-            found = await self._mark_routed(wanted)
-        else:
-            found = await self._batches.read(wanted)
-        for message_id in wanted:
-            if message_id not in found:
-                log.warning("routing request for unknown message %s ignored", message_id)
-        # Re-publishing (or delivering) pending channels on a redelivered request is safe: delivery
-        # is idempotent.
-        here: list[tuple[UUID, str]] = []
-        events: list[OutboxEvent] = []
-        for message in (found[message_id] for message_id in wanted if message_id in found):
-            for channel in message.pending_channels():
-                if self.deliver is not None and channel in self.deliver.connectors:
-                    here.append((message.id, channel))
-                else:
-                    events.append(_channel_event(message, channel))
-        if self.deliver is not None:
-            delivered_here = {message_id for message_id, _ in here}
-            unrouted = [
-                message_id
-                for message_id in wanted
-                if message_id in found
-                and message_id not in delivered_here
-                and found[message_id].status is MessageStatus.ACCEPTED
-            ]
-            if unrouted:
-                await self._mark_routed(unrouted)
-        if events:
-            await self.publisher.publish_batch(events)
-        if here:
-            assert self.deliver is not None
-            # One attempt here; a provider that fails transiently is retried by that channel's own
-            # deliverers, so its back-off holds up neither routing nor the other channels.
-            retry_later = await self.deliver.execute_batch(here, already_read=found, retry_elsewhere=True)
-            if retry_later:
-                await self.publisher.publish_batch([_channel_event(message, channel) for message, channel in retry_later])
-
-    async def _mark_routed(self, wanted: list[UUID]) -> dict[UUID, Message]:
-        routed: list[Message] = []
-
-        def mark_routed(found: dict[UUID, Message]) -> list[Message]:
-            now = self.clock.now()
-            routed.extend(found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now))
-            return routed
-
-        found = await self._batches.change(wanted, mark_routed)
-        for _ in routed:
-            self.metrics.message_routed()
-        return found
-
-
-def _channel_event(message: Message, channel: str) -> OutboxEvent:
-    return OutboxEvent(channel_topic(channel), str(message.conversation_id), {"message_id": str(message.id), "channel": channel})
-
-
-@attrs.frozen
-class RetryPolicy:
-    attempts: int = 5
-    first_delay_seconds: float = 0.05
-    multiplier: float = 2.0
-
-    def delay_before(self, attempt: int) -> float:
-        return self.first_delay_seconds * self.multiplier ** (attempt - 2)
-
-
-@attrs.frozen
-class _Outcome:
-    failure: str | None
-    attempts: int
-
-
-@attrs.define
-class _Send:
-    """One message on one channel, while its delivery is being attempted."""
-
-    message: Message
-    channel: str
-    pending: list[UUID]
-    outcome: _Outcome | None = None
-    last_error: str = ""
-
 
 # Private conversations whose members are kept in memory: they cannot be left, so a cached member
 # list cannot go stale. A group's members are read for every batch (a member may have left).
@@ -191,9 +45,9 @@ class DeliverMessage:
 
     Transient connector failures are retried with exponential backoff; when the retry budget
     is spent, or on a permanent failure such as a file missing from storage, the channel fails
-    and the delivery is published to the dead-letter topic with its reason (at least once).
+    and the delivery is published as dead-lettered with its reason (at least once).
 
-    A batch is read once (or handed over by routing, see `already_read`), handed to each
+    A batch is read once (or handed over by routing, see `deliver_routed`), handed to each
     connector in one call per attempt, and its outcomes recorded in one transaction, in the order
     asked: a conversation's outcomes are recorded in order even when one of its messages needed
     retries.
@@ -207,92 +61,94 @@ class DeliverMessage:
     retry: RetryPolicy = RetryPolicy()
     dead_letters: EventPublisher | None = None
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
-    message_batches: MessageBatches | None = None  # None: `UnitOfWorkMessageBatches` (see RouteMessage)
+    # None: `UnitOfWorkMessageBatches` over `uow`. Resolved into `_batches` rather than in place, so
+    # `attrs.evolve(deliver, uow=...)` builds batches over the new unit of work instead of the old one.
+    message_batches: MessageBatches | None = None
+    caches: CacheFactory = attrs.field(kw_only=True)
     _batches: MessageBatches = attrs.field(init=False, repr=False)
-    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
-        factory=lambda: ExpiringCache(CONVERSATION_CACHE_SIZE), init=False, repr=False
-    )
+    _conversations: Cache[UUID, Conversation] = attrs.field(init=False, repr=False)
+    _attempts: ConnectorAttempts = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._batches = self.message_batches or UnitOfWorkMessageBatches(self.uow)
+        self._conversations = self.caches(CONVERSATION_CACHE_SIZE)
+        self._attempts = ConnectorAttempts(self.connectors, self.storage, self.sleep, self.retry, self.metrics)
+
+    async def handle(self, events: Sequence[DeliveryRequested]) -> None:
+        await self.execute_batch([(event.message_id, event.channel) for event in events])
 
     async def execute(self, message_id: UUID, channel: str) -> None:
         await self.execute_batch([(message_id, channel)])
 
-    async def execute_batch(
-        self,
-        requests: Sequence[tuple[UUID, str]],
-        *,
-        already_read: Mapping[UUID, Message] | None = None,
-        retry_elsewhere: bool = False,
-    ) -> list[tuple[Message, str]]:
-        """Delivers each (message id, channel) asked for whose channel is still pending.
-
-        `already_read`: the messages as the caller has just read them from the database (routing does),
-        instead of reading them again; it must hold every message asked for that exists.
-
-        `retry_elsewhere`: one attempt only. The sends that fail transiently are not recorded
-        (their messages are recorded as routed) but returned, for the caller to hand to the
-        channel's own deliverers; otherwise nothing is returned.
-        """
+    async def execute_batch(self, requests: Sequence[tuple[UUID, str]]) -> None:
+        """Delivers each (message id, channel) asked for whose channel is still pending, retrying
+        transient failures until the retry budget is spent."""
         wanted = list(dict.fromkeys(requests))
         if not wanted:
-            return []
-        sends = await self._load(wanted, already_read)
+            return
+        messages = await self._batches.read([message_id for message_id, _ in wanted])
+        sends = await self._sends(wanted, messages)
+        if sends:
+            await self._attempts.run(sends, attempts=self.retry.attempts, give_up=True)
+            await self._conclude(sends)
+
+    async def deliver_routed(
+        self, requests: Sequence[tuple[UUID, str]], messages: Mapping[UUID, Message]
+    ) -> list[tuple[Message, str]]:
+        """Routing's own deliveries (see `routing.DeliverOnRoute`): one attempt each, on the
+        messages routing has just read (`messages` holds every one asked for that exists).
+
+        The sends that fail transiently are not recorded (their messages are recorded as routed)
+        but returned, for routing to hand to the channel's own deliverers.
+        """
+        sends = await self._sends(list(dict.fromkeys(requests)), messages)
         if not sends:
             return []
-        await self._attempt(sends, attempts=1 if retry_elsewhere else self.retry.attempts, give_up=not retry_elsewhere)
-        retry_later = [send for send in sends if send.outcome is None]
-        failed = [send for send in sends if send.outcome is not None and send.outcome.failure is not None]
+        await self._attempts.run(sends, attempts=1, give_up=False)
+        deferred = await self._conclude(sends)
+        return [(send.message, send.channel) for send in deferred]
+
+    async def _conclude(self, sends: list[Send]) -> list[Send]:
+        """Dead-letters the failures, records every outcome in one write; returns the sends deferred."""
+        failed = [send for send in sends if send.ended is not None and send.ended.failure is not None]
         if failed:
             # Published before the failures are recorded: if publishing fails, the events are
             # retried and publish again, instead of finding the channels ended and the letters lost.
             await self._dead_letter(failed)
-        recorded: list[tuple[_Send, bool]] = []  # (send, message now terminal)
-        routed_here: set[UUID] = set()  # accepted messages this write records as routed (see RouteMessage.deliver)
-
-        def record_outcomes(current: dict[UUID, Message]) -> list[Message]:
-            now = self.clock.now()
-            accepted = {message_id for message_id, message in current.items() if message.status is MessageStatus.ACCEPTED}
-            changed: dict[UUID, Message] = {}
-            for send in sends:
-                message = current.get(send.message.id)
-                if message is None:
-                    continue
-                if send.outcome is None:  # to be retried elsewhere: routed, the channel left pending
-                    if message.mark_routed(now):
-                        changed[message.id] = message
-                elif message.record_delivery(
-                    send.channel, delivered=send.outcome.failure is None, now=now, detail=send.outcome.failure
-                ):
-                    changed[message.id] = message
-                    recorded.append((send, message.status.is_terminal))
-            routed_here.update(accepted & changed.keys())  # any change to an accepted message routes it
-            return list(changed.values())
-
-        current = await self._batches.change([send.message.id for send in sends], record_outcomes)
+        recording = _Recording(self.clock, [send.outcome() for send in sends])
+        current = await self._batches.change([send.message.id for send in sends], recording)
         # Counted once committed: a write that fails is redone by the retried batch, and counted then.
-        for _ in routed_here:
-            self.metrics.message_routed()
-        for send, terminal in recorded:
-            self._report(send, terminal, current[send.message.id])
-        for send in retry_later:
+        self._count(recording.result, current)
+        deferred = [send for send in sends if send.ended is None]
+        for send in deferred:
             self.metrics.delivery_retried(send.channel)
-        return [(send.message, send.channel) for send in retry_later]
+        return deferred
 
-    async def _load(
-        self, wanted: list[tuple[UUID, str]], already_read: Mapping[UUID, Message] | None
-    ) -> list[_Send]:
-        messages = already_read if already_read is not None else await self._batches.read([message_id for message_id, _ in wanted])
+    async def _sends(self, wanted: list[tuple[UUID, str]], messages: Mapping[UUID, Message]) -> list[Send]:
         pending = [
             (messages[message_id], channel)
             for message_id, channel in wanted
             if message_id in messages and channel in messages[message_id].pending_channels()
         ]
-        # Members are read once per private conversation and process, once per batch for a group
-        # (see CONVERSATION_CACHE_SIZE), and only for messages with something left to deliver.
+        conversations = await self._conversations_of(
+            list(dict.fromkeys(message.conversation_id for message, _ in pending))
+        )
+        sends = []
+        for message, channel in pending:
+            conversation = conversations.get(message.conversation_id)
+            if conversation is None:  # unreachable while conversations are never deleted without their messages
+                log.warning("message %s belongs to no conversation; not delivered on %s", message.id, channel)
+            else:
+                sends.append(
+                    Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id)))
+                )
+        return sends
+
+    async def _conversations_of(self, conversation_ids: list[UUID]) -> dict[UUID, Conversation | None]:
+        """Members are read once per private conversation and process, once per batch for a group
+        (see CONVERSATION_CACHE_SIZE), and only for messages with something left to deliver."""
         now = self.clock.now()
-        known = {message.conversation_id: self._conversations.get(message.conversation_id, now) for message, _ in pending}
+        known = {conversation_id: self._conversations.get(conversation_id, now) for conversation_id in conversation_ids}
         unknown = [conversation_id for conversation_id, conversation in known.items() if conversation is None]
         if unknown:
             async with self.uow() as uow:
@@ -300,94 +156,44 @@ class DeliverMessage:
                     if conversation.type is ConversationType.PRIVATE:
                         self._conversations.put(conversation_id, conversation)
                     known[conversation_id] = conversation
-        sends = []
-        for message, channel in pending:
-            conversation = known.get(message.conversation_id)
-            if conversation is None:  # unreachable while conversations are never deleted without their messages
-                log.warning("message %s belongs to no conversation; not delivered on %s", message.id, channel)
-            else:
-                sends.append(_Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id))))
-        return sends
+        return known
 
-    def _report(self, send: _Send, terminal: bool, message: Message) -> None:
-        assert send.outcome is not None
-        self.metrics.channel_finished(send.channel, delivered=send.outcome.failure is None)
-        if terminal:
-            latency = (self.clock.now() - message.created_at).total_seconds()
-            self.metrics.message_finished(message.status.value, latency)
+    def _count(self, recorded: RecordedBatch | None, current: Mapping[UUID, Message]) -> None:
+        if recorded is None:
+            return
+        for _ in recorded.routed:
+            self.metrics.message_routed()
+        for outcome, terminal in recorded.ended:
+            self.metrics.channel_finished(outcome.channel, delivered=outcome.failure is None)
+            if terminal:
+                message = current[outcome.message_id]
+                latency = (self.clock.now() - message.created_at).total_seconds()
+                self.metrics.message_finished(message.status.value, latency)
 
-    async def _dead_letter(self, failed: list[_Send]) -> None:
+    async def _dead_letter(self, failed: list[Send]) -> None:
         if self.dead_letters is None:
             return
-        await self.dead_letters.publish_batch(
-            [
-                OutboxEvent(
-                    DEAD_LETTERS,
-                    str(send.message.conversation_id),
-                    {
-                        "message_id": str(send.message.id),
-                        "channel": send.channel,
-                        "reason": send.outcome.failure,
-                        "attempts": send.outcome.attempts,
-                    },
-                )
-                for send in failed
-                if send.outcome is not None
-            ]
-        )
+        letters = [
+            encode(
+                DeadLettered(send.message.id, send.channel, send.ended.failure, send.ended.attempts),
+                send.message.conversation_id,
+            )
+            for send in failed
+            if send.ended is not None and send.ended.failure is not None
+        ]
+        await self.dead_letters.publish_batch(letters)
         for send in failed:
             self.metrics.dead_lettered(send.channel)
 
-    async def _attempt(self, sends: list[_Send], *, attempts: int, give_up: bool) -> None:
-        """Attempts every send until each has an outcome. Channels are attempted concurrently, each
-        with its own retries (one connector call per attempt), so a provider that is failing holds
-        up only its own channel's sends, not those of the others in the batch."""
-        by_channel: dict[str, list[_Send]] = {}
-        for send in sends:
-            if send.channel in self.connectors:
-                by_channel.setdefault(send.channel, []).append(send)
-            else:
-                send.outcome = _Outcome(f"no connector for channel {send.channel!r}", 0)
-        await asyncio.gather(
-            *(self._attempt_channel(channel, group, attempts, give_up) for channel, group in by_channel.items())
-        )
 
-    async def _attempt_channel(self, channel: str, sends: list[_Send], attempts: int, give_up: bool) -> None:
-        """Up to `attempts` attempts; then, with `give_up`, a send still failing transiently fails
-        for good, and without it, it is left without an outcome."""
-        for attempt in range(1, attempts + 1):
-            active = [send for send in sends if send.outcome is None]
-            if not active:
-                return
-            if attempt > 1:
-                for _ in active:
-                    self.metrics.delivery_retried(channel)
-                await self.sleep(self.retry.delay_before(attempt))
-            group = []
-            for send in active:
-                if await self._file_missing(send.message):
-                    send.outcome = _Outcome("file bytes are missing from storage", attempt)
-                else:
-                    group.append(send)
-            if not group:
-                continue
-            results = await self.connectors[channel].deliver_many([(send.message, send.pending) for send in group])
-            for send, result in zip(group, results, strict=True):
-                del send.pending[: result.reached]
-                if result.failure is None:
-                    send.outcome = _Outcome(None, attempt)
-                elif isinstance(result.failure, PermanentDeliveryFailure):
-                    send.outcome = _Outcome(result.failure.detail, attempt)
-                else:
-                    send.last_error = result.failure.detail
-                    log.info(
-                        "delivery of %s on %s failed (attempt %d): %s", send.message.id, channel, attempt, result.failure.detail
-                    )
-        if not give_up:
-            return
-        for send in sends:
-            if send.outcome is None:
-                send.outcome = _Outcome(f"gave up after {attempts} attempts: {send.last_error}", attempts)
+@attrs.define
+class _Recording:
+    """What `MessageBatches.change` applies: the batch's outcomes on the messages as locked, kept for counting."""
 
-    async def _file_missing(self, message: Message) -> bool:
-        return isinstance(message.payload, FilePayload) and not await self.storage.file_exists(message.payload.file_id)
+    clock: Clock
+    outcomes: list[ChannelOutcome]  # in the order asked
+    result: RecordedBatch | None = None
+
+    def __call__(self, current: dict[UUID, Message]) -> list[Message]:
+        self.result = record_outcomes(current, self.outcomes, self.clock.now())
+        return self.result.changed

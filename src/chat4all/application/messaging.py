@@ -7,9 +7,10 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
 from chat4all.application.errors import DuplicateMessage
 from chat4all.application.ports import (
+    Cache,
+    CacheFactory,
     Clock,
     DeliveryMetrics,
     EventNotifier,
@@ -21,8 +22,8 @@ from chat4all.application.ports import (
     UnitOfWorkFactory,
 )
 from chat4all.application.reading import store_new_message
-from chat4all.application.topics import MESSAGE_PROCESSING
 from chat4all.application.upload_access import may_read
+from chat4all.application.work import RouteRequested, encode
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
@@ -94,11 +95,11 @@ class SendMessage:
     metrics: DeliveryMetrics = attrs.field(factory=NoMetrics)
     intake: MessageIntake | None = None
     notifier: EventNotifier | None = None
-    _conversations: ExpiringCache[UUID, Conversation] = attrs.field(
-        init=False, factory=lambda: ExpiringCache(MEMBERSHIP_CACHE_SIZE)
-    )
+    caches: CacheFactory = attrs.field(kw_only=True)
+    _conversations: Cache[UUID, Conversation] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self._conversations = self.caches(MEMBERSHIP_CACHE_SIZE)
         if self.intake is None:
             self.intake = UnitOfWorkIntake(self.uow)
 
@@ -122,7 +123,7 @@ class SendMessage:
             request.priority,
         )
         message = Message.accept(draft, self.clock.now())
-        routing = OutboxEvent(MESSAGE_PROCESSING, str(conversation.id), {"message_id": str(message.id)})
+        routing = encode(RouteRequested(message.id), conversation.id)
         assert self.intake is not None
         if await self.intake.accept(message, conversation, routing):
             self.metrics.message_accepted()

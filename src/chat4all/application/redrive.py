@@ -14,7 +14,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.ports import Clock, EventPublisher, UnitOfWorkFactory
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import RouteRequested, encode
 from chat4all.domain.messages import Message
 
 log = logging.getLogger(__name__)
@@ -65,4 +65,5 @@ class RedriveUnfinished:
             after = (page[-1].created_at, page[-1].id)
 
     async def _publish(self, message: Message) -> None:
-        await self.publisher.publish(MESSAGE_PROCESSING, str(message.conversation_id), {"message_id": str(message.id)})
+        event = encode(RouteRequested(message.id), message.conversation_id)
+        await self.publisher.publish(event.topic, event.key, event.payload)

@@ -14,8 +14,7 @@ from uuid import UUID
 
 import attrs
 
-from chat4all.application.caching import ExpiringCache
-from chat4all.application.ports import Clock, LiveNotices, UnitOfWorkFactory
+from chat4all.application.ports import Cache, CacheFactory, Clock, LiveNotices, UnitOfWorkFactory
 from chat4all.domain.errors import NotFound
 from chat4all.domain.event_data import typing
 
@@ -29,9 +28,11 @@ class SendTyping:
     notices: LiveNotices
     interval: timedelta = timedelta(seconds=2)
     lasts: timedelta = timedelta(seconds=5)
-    _recent: ExpiringCache[tuple[UUID, UUID], bool] = attrs.field(
-        init=False, factory=lambda: ExpiringCache(RECENT_TYPISTS)
-    )
+    caches: CacheFactory = attrs.field(kw_only=True)
+    _recent: Cache[tuple[UUID, UUID], bool] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._recent = self.caches(RECENT_TYPISTS)
 
     async def execute(self, caller: UUID, conversation_id: UUID) -> bool:
         """Sends the notice; False when it came too soon after the last one (nothing is sent).

@@ -1,196 +1,171 @@
-"""The composition root: the one place that picks adapters for a profile and wires use cases."""
+"""The composition root: `build(role, settings, **overrides)` makes one process, and is the only
+place that does (the pattern of cosmicpython's `bootstrap`).
+
+A role is what the process is for: `embedded` (the whole hub in one process: API, routing and
+delivery over the in-process bus), `api` (the distributed profile's HTTP API: intake and the
+outbox relay to Kafka) or `worker` (the distributed profile's routing and delivery, fed by
+Kafka). The role picks the adapters (`profiles`, `distributed`), which of them run in the
+background, and which events the process handles (its `Dispatcher`). Keyword overrides replace
+any adapter by name (see `profiles.ADAPTER_NAMES`): the tests build their processes here, with
+in-memory adapters, so the wiring they run is production's.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
-from uuid import UUID
 
-import attrs
-
-from chat4all.adapters.connectors import mock_connectors
-from chat4all.adapters.metrics import PrometheusMetrics
-from chat4all.adapters.security import Argon2PasswordHasher, OpaqueTokenIssuer
-from chat4all.adapters.system import RandomIds, SystemClock
-from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken, token_cache
+from chat4all.application.auth import TOKEN_CACHE_SIZE, Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
-from chat4all.application.delivery import DeliverMessage, RetryPolicy, RouteMessage
+from chat4all.application.delivery import DeliverMessage
+from chat4all.application.dispatch import Dispatcher, Handler, log_dead_letters
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
-from chat4all.application.ports import (
-    ChannelConnector,
-    Clock,
-    EventPublisher,
-    FileStorage,
-    IdGenerator,
-    MessageBatches,
-    MessageIntake,
-    OutboxReader,
-    PasswordHasher,
-    UnitOfWorkFactory,
-)
 from chat4all.application.redrive import RedriveUnfinished
 from chat4all.application.relay import RelayOutbox
-from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
+from chat4all.application.routing import DeliverOnRoute, PublishEveryChannel, RouteMessage
 from chat4all.application.uploads import CompleteUpload, ExpireUploads, InitiateUpload, UploadChunk, ViewUpload
+from chat4all.application.work import DeadLettered, DeliveryRequested, RouteRequested
 from chat4all.domain.quotas import UserQuotas
-from chat4all.entrypoints.background import BackgroundTasks, WakeSignal, every, relay_forever
+from chat4all.entrypoints.background import WakeSignal, every, relay_forever
+from chat4all.entrypoints.distributed import API, WORKER, Distributed
+from chat4all.entrypoints.hub import Adapters, Hub
+from chat4all.entrypoints.profiles import Embedded, adapters_of
 from chat4all.entrypoints.recipient import (
     EventAdapters,
-    RecipientUseCases,
     add_event_background,
-    embedded_event_adapters,
     recipient_use_cases,
 )
-from chat4all.entrypoints.settings import Settings
+from chat4all.entrypoints.settings import Settings, SettingsError
 
-Check = Callable[[], Awaitable[None]]
+EMBEDDED = "embedded"
+ROLES = (EMBEDDED, API, WORKER)
 log = logging.getLogger(__name__)
 
-
-@attrs.define
-class Adapters:
-    uow: UnitOfWorkFactory
-    storage: FileStorage
-    publisher: EventPublisher
-    outbox_reader: OutboxReader
-    connectors: Mapping[str, ChannelConnector]
-    hasher: PasswordHasher
-    clock: Clock = attrs.field(factory=SystemClock)
-    ids: IdGenerator = attrs.field(factory=RandomIds)
-    metrics: PrometheusMetrics = attrs.field(factory=PrometheusMetrics)
-    checks: dict[str, Check] = attrs.field(factory=dict)
-    intake: MessageIntake | None = None  # None: the writes of SendMessage in a unit of work
-    message_batches: MessageBatches | None = None  # None: routing and delivery read and write in units of work
-    on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
-    on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
-    events: EventAdapters | None = None  # an API process's event logs (see entrypoints.recipient)
+__all__ = ["ROLES", "Adapters", "Hub", "build", "serving_role"]
 
 
-@attrs.define
-class Hub:
-    """Every use case, wired, plus the lifecycle of what the process runs in the background."""
-
-    settings: Settings
-    adapters: Adapters
-    register_user: RegisterUser
-    authenticate: Authenticate
-    resolve_token: ResolveToken
-    logout: Logout
-    find_users: FindUsers
-    create_conversation: CreateConversation
-    view_conversations: ViewConversations
-    leave_conversation: LeaveConversation
-    send_message: SendMessage
-    read_messages: ReadMessages
-    initiate_upload: InitiateUpload
-    upload_chunk: UploadChunk
-    complete_upload: CompleteUpload
-    view_upload: ViewUpload
-    expire_uploads: ExpireUploads
-    route_message: RouteMessage
-    deliver_message: DeliverMessage
-    redrive_unfinished: RedriveUnfinished
-    relay: RelayOutbox
-    wake_relay: WakeSignal
-    background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
-    recipient: RecipientUseCases | None = None  # set where `adapters.events` is
-
-    def __attrs_post_init__(self) -> None:
-        if self.adapters.events is not None:
-            add_recipient_side(self, self.adapters.events)
-
-    async def handle_event(self, topic: str, payload: Mapping[str, Any]) -> None:
-        """Runs the use case an event asks for; shared by the in-process bus and the Kafka worker."""
-        message_id = UUID(str(payload["message_id"]))
-        if topic == MESSAGE_PROCESSING:
-            await self.route_message.execute(message_id)
-        else:
-            await self.deliver_message.execute(message_id, str(payload["channel"]))
-
-    async def handle_events(self, topic: str, payloads: Sequence[Mapping[str, Any]]) -> None:
-        """`handle_event` for many events of one topic at once, as one batch of the use case."""
-        if topic == MESSAGE_PROCESSING:
-            await self.route_message.execute_batch([UUID(str(payload["message_id"])) for payload in payloads])
-        else:
-            await self.deliver_message.execute_batch(
-                [(UUID(str(payload["message_id"])), str(payload["channel"])) for payload in payloads]
-            )
-
-    async def start(self) -> None:
-        for hook in self.adapters.on_start:
-            await hook()
-        await self.background.start()
-
-    async def stop(self) -> None:
-        # Background token refreshes first: they read through the adapters the hooks close.
-        await self.resolve_token.cache.close()
-        await self.background.stop()
-        for hook in reversed(self.adapters.on_stop):
-            await hook()
-
-    async def readiness(self) -> dict[str, str]:
-        async def probe(check: Check) -> str:
-            try:
-                await asyncio.wait_for(check(), timeout=2.0)
-                return "ok"
-            except Exception as error:  # any failure means "not ready"; the kind is enough for operators
-                return f"unavailable: {type(error).__name__}"
-
-        names = list(self.adapters.checks)
-        results = await asyncio.gather(*(probe(self.adapters.checks[name]) for name in names))
-        return dict(zip(names, results, strict=True))
+def build(role: str, settings: Settings, **overrides: Any) -> Hub:
+    """A process for `role`, on the adapters of its profile but those given as `overrides`."""
+    if role not in ROLES:
+        raise ValueError(f"no role {role!r}; roles are {', '.join(ROLES)}")
+    if settings.distributed != (role != EMBEDDED):
+        raise SettingsError(f"the {role} role runs the {'embedded' if role == EMBEDDED else 'distributed'} profile")
+    parts = Embedded(settings) if role == EMBEDDED else Distributed(settings, role)
+    hub = wire(settings, adapters_of(parts, overrides), role)
+    if hub.adapters.events is not None:
+        add_recipient_side(hub, hub.adapters.events)
+    if role in (EMBEDDED, API):
+        add_api_background(hub)
+    if role in (EMBEDDED, WORKER):
+        add_delivery_background(hub)
+    if role == EMBEDDED:
+        consume_in_process(hub)
+    return hub
 
 
-def wire(settings: Settings, adapters: Adapters) -> Hub:
-    a = adapters
-    wake = WakeSignal()
-    tokens = token_cache()
-    deliver = DeliverMessage(
-        a.uow, a.clock, a.connectors, a.storage, asyncio.sleep, RetryPolicy(), a.publisher, a.metrics, a.message_batches
-    )
-    return Hub(
-        settings=settings,
-        adapters=a,
-        register_user=RegisterUser(a.uow, a.hasher, a.ids, a.clock),
-        authenticate=Authenticate(
-            a.uow, a.hasher, OpaqueTokenIssuer(), a.clock, settings.token_lifetime, login_throttle(settings)
-        ),
-        resolve_token=ResolveToken(a.uow, OpaqueTokenIssuer(), a.clock, settings.token_cache, tokens),
-        logout=Logout(a.uow, OpaqueTokenIssuer(), a.clock, tokens),
-        find_users=FindUsers(a.uow),
-        create_conversation=CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings)),
-        view_conversations=ViewConversations(a.uow),
-        leave_conversation=LeaveConversation(a.uow),
-        send_message=SendMessage(a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake),
-        read_messages=ReadMessages(a.uow),
-        initiate_upload=InitiateUpload(
-            a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)
-        ),
-        upload_chunk=UploadChunk(a.uow, a.storage, a.clock),
-        complete_upload=CompleteUpload(a.uow, a.storage, a.clock),
-        view_upload=ViewUpload(a.uow, a.storage, a.clock),
-        expire_uploads=ExpireUploads(a.uow, a.storage, a.clock),
-        route_message=RouteMessage(
-            a.uow, a.clock, a.publisher, a.metrics, a.message_batches, deliver if settings.deliver_while_routing else None
-        ),
-        deliver_message=deliver,
-        redrive_unfinished=RedriveUnfinished(a.uow, a.clock, a.publisher),
-        relay=RelayOutbox(a.outbox_reader, a.publisher),
-        wake_relay=wake,
-    )
+def serving_role(settings: Settings) -> str:
+    """The role of `chat4all serve` (and of the CLI's one-off commands) in the configured profile."""
+    return API if settings.distributed else EMBEDDED
 
 
 def add_recipient_side(hub: Hub, events: EventAdapters) -> None:
-    """Live events, read state and history (see `entrypoints.recipient`), in an API process; the
-    use cases that append to event logs wake their readers after they commit."""
+    """Live events, read state and history (see `entrypoints.recipient`), where users connect; the
+    use cases that append to event logs wake this process's readers after they commit."""
     hub.send_message.notifier = hub.create_conversation.notifier = events.notifier
     hub.recipient = recipient_use_cases(hub.settings, hub.adapters.uow, hub.adapters.clock, events, hub.resolve_token)
     hub.adapters.on_start.extend(events.on_start)
     hub.adapters.on_stop.extend([*events.on_stop, hub.recipient.live_events.stop])  # stopped in reverse: first
     add_event_background(hub.background, hub.recipient)
+
+
+def wire(settings: Settings, adapters: Adapters, role: str) -> Hub:
+    deliver = _deliver(settings, adapters)
+    route = RouteMessage(
+        adapters.uow,
+        adapters.clock,
+        adapters.publisher,
+        adapters.metrics,
+        adapters.message_batches,
+        DeliverOnRoute(deliver) if settings.deliver_while_routing else PublishEveryChannel(),
+    )
+    wake = WakeSignal()
+    return Hub(
+        settings=settings,
+        adapters=adapters,
+        **_accounts(settings, adapters),
+        **_conversations_and_messages(settings, adapters, wake),
+        **_uploads(settings, adapters),
+        route_message=route,
+        deliver_message=deliver,
+        redrive_unfinished=RedriveUnfinished(adapters.uow, adapters.clock, adapters.publisher, settings.redrive_after),
+        relay=RelayOutbox(adapters.outbox_reader, adapters.publisher),
+        wake_relay=wake,
+        dispatcher=Dispatcher(_handlers(role, route, deliver), tuple(adapters.connectors)),
+    )
+
+
+def _handlers(role: str, route: RouteMessage, deliver: DeliverMessage) -> dict[type, Handler]:
+    """Which events the role handles: an API process none (it only publishes)."""
+    if role == API:
+        return {}
+    handlers: dict[type, Handler] = {RouteRequested: route.handle, DeliveryRequested: deliver.handle}
+    if role == EMBEDDED:  # a worker leaves dead letters in their topic, for inspection and replay
+        handlers[DeadLettered] = log_dead_letters
+    return handlers
+
+
+def _deliver(settings: Settings, a: Adapters) -> DeliverMessage:
+    return DeliverMessage(
+        a.uow,
+        a.clock,
+        a.connectors,
+        a.storage,
+        a.sleep,
+        settings.delivery_retry,
+        a.publisher,
+        a.metrics,
+        a.message_batches,
+        caches=a.caches,
+    )
+
+
+def _accounts(settings: Settings, a: Adapters) -> dict[str, Any]:
+    tokens = a.caches(TOKEN_CACHE_SIZE)
+    return {
+        "register_user": RegisterUser(a.uow, a.hasher, a.ids, a.clock),
+        "authenticate": Authenticate(
+            a.uow, a.hasher, a.tokens, a.clock, settings.token_lifetime, login_throttle(settings)
+        ),
+        "resolve_token": ResolveToken(a.uow, a.tokens, a.clock, settings.token_cache, tokens),
+        "logout": Logout(a.uow, a.tokens, a.clock, tokens),
+        "find_users": FindUsers(a.uow),
+    }
+
+
+def _conversations_and_messages(settings: Settings, a: Adapters, wake: WakeSignal) -> dict[str, Any]:
+    return {
+        "create_conversation": CreateConversation(a.uow, a.ids, a.clock, user_quotas(settings), notifier=a.notifier),
+        "view_conversations": ViewConversations(a.uow),
+        "leave_conversation": LeaveConversation(a.uow),
+        "send_message": SendMessage(
+            a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake, notifier=a.notifier, caches=a.caches
+        ),
+        "read_messages": ReadMessages(a.uow),
+    }
+
+
+def _uploads(settings: Settings, a: Adapters) -> dict[str, Any]:
+    return {
+        "initiate_upload": InitiateUpload(
+            a.uow, a.storage, a.ids, a.clock, settings.chunk_size, settings.upload_lifetime, user_quotas(settings)
+        ),
+        "upload_chunk": UploadChunk(a.uow, a.storage, a.clock),
+        "complete_upload": CompleteUpload(a.uow, a.storage, a.clock),
+        "view_upload": ViewUpload(a.uow, a.storage, a.clock),
+        "expire_uploads": ExpireUploads(a.uow, a.storage, a.clock),
+    }
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
@@ -208,11 +183,6 @@ def user_quotas(settings: Settings) -> UserQuotas:
         max_open_upload_bytes=settings.quota_open_upload_bytes,
         max_conversations_per_hour=settings.quota_conversations_per_hour,
     )
-
-
-async def log_dead_letters(payloads: Sequence[Mapping[str, Any]]) -> None:
-    for payload in payloads:
-        log.warning("dead letter: message %s on %s: %s", payload["message_id"], payload["channel"], payload["reason"])
 
 
 def add_api_background(hub: Hub) -> None:
@@ -236,6 +206,18 @@ def add_delivery_background(hub: Hub) -> None:
     hub.background.add("redrive-unfinished", lambda: every(15.0, hub.redrive_unfinished.execute, "redrive-unfinished"))
 
 
+def consume_in_process(hub: Hub) -> None:
+    """The embedded process's events go through its in-process bus to its dispatcher."""
+    bus = hub.adapters.bus
+    if bus is None:
+        return
+    for stream in hub.dispatcher.streams():
+        bus.subscribe(stream, partial(hub.dispatcher.handle, stream))
+    # After the bus starts, before the relay does (a background task): the resumed messages go
+    # first, in acceptance order, and the relay's copies of their events come after them.
+    hub.adapters.on_start.append(partial(resume_unfinished, hub))
+
+
 async def resume_unfinished(hub: Hub) -> None:
     """Routes again, at start-up, every message a previous run left unfinished. Only where events
     live in memory (the embedded bus): a distributed worker finds its unfinished events in Kafka,
@@ -248,50 +230,3 @@ async def resume_unfinished(hub: Hub) -> None:
         return
     if resumed:
         log.warning("resumed %d messages a previous run left unfinished", resumed)
-
-
-def hasher_for(settings: Settings) -> Argon2PasswordHasher:
-    return Argon2PasswordHasher(
-        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=2
-    )
-
-
-def build_embedded(settings: Settings, **overrides: Any) -> Hub:
-    """One process: SQLite, files on local disk, and an in-process bus running router and connectors."""
-    from chat4all.adapters.bus import InProcessEventBus
-    from chat4all.adapters.sql.engine import check_database, create_engine
-    from chat4all.adapters.sql.ledger import SqlSendLedger
-    from chat4all.adapters.sql.outbox import SqlOutboxReader
-    from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
-    from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-    from chat4all.adapters.storage.local import LocalFileStorage
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url)
-    bus = InProcessEventBus()
-    storage = LocalFileStorage(settings.data_dir / "files")
-    adapters = Adapters(
-        uow=SqlUnitOfWorkFactory(engine),
-        storage=storage,
-        publisher=bus,
-        outbox_reader=SqlOutboxReader(engine),
-        connectors=overrides.pop("connectors", None)
-        or mock_connectors(ledger=SqlSendLedger(engine), failure_rate=settings.connector_failure_rate),
-        hasher=overrides.pop("hasher", None) or hasher_for(settings),
-        checks={"database": lambda: check_database(engine), "storage": storage.check},
-        intake=overrides.pop("intake", None) or SqliteMessageIntake(engine),
-        events=embedded_event_adapters(engine),
-        on_stop=[bus.stop, engine.dispose],
-        **overrides,
-    )
-    hub = wire(settings, adapters)
-    for topic in [MESSAGE_PROCESSING, *(channel_topic(name) for name in adapters.connectors)]:
-        bus.subscribe(topic, lambda payloads, topic=topic: hub.handle_events(topic, payloads))
-    bus.subscribe(DEAD_LETTERS, log_dead_letters)
-    adapters.on_start.append(bus.start)
-    # Before the relay starts (a background task): the resumed messages go first, in acceptance
-    # order, and the relay's copies of their events come after them.
-    adapters.on_start.append(lambda: resume_unfinished(hub))
-    add_api_background(hub)
-    add_delivery_background(hub)
-    return hub

@@ -17,13 +17,10 @@ DEMO_PASSWORD = "chat4all-demo"
 
 
 def build_hub(settings: Settings):
-    from chat4all.entrypoints.bootstrap import build_embedded
+    """The process `chat4all serve` runs in the configured profile (the one-off commands use it too)."""
+    from chat4all.entrypoints.bootstrap import build, serving_role
 
-    if settings.distributed:
-        from chat4all.entrypoints.distributed import build_distributed_api
-
-        return build_distributed_api(settings)
-    return build_embedded(settings)
+    return build(serving_role(settings), settings)
 
 
 async def migrate(settings: Settings) -> None:

@@ -1,54 +1,38 @@
-"""The distributed profile's composition: PostgreSQL, S3-compatible object storage and Kafka.
+"""The distributed profile's adapters: PostgreSQL, S3-compatible object storage and Kafka.
 
-The API process (`chat4all serve`) accepts messages into PostgreSQL and its outbox relay moves
-the committed events to Kafka; worker processes (`chat4all worker`) consume them, route each
-message and deliver it through the channel connectors (in the same pass, or through the
-per-channel topics: see `RouteMessage.deliver`).
+The API process (role `api`, `chat4all serve`) accepts messages into PostgreSQL and its outbox
+relay moves the committed events to Kafka; worker processes (role `worker`, `chat4all worker`)
+consume them, route each message and deliver it through the channel connectors. Both run their
+hot paths on psycopg directly (`adapters.sql.postgres`): the API's intake and relay in one
+statement each, the worker's batches and send ledger in one or two round trips.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import Any
 
-from chat4all.adapters.connectors import MockConnector, SendLedger, mock_connectors
-from chat4all.application.topics import DEAD_LETTERS, MESSAGE_PROCESSING, channel_topic
-from chat4all.entrypoints.bootstrap import (
-    Adapters,
-    Hub,
-    add_api_background,
-    add_delivery_background,
-    hasher_for,
-    wire,
-)
-from chat4all.entrypoints.settings import S3Settings, Settings, SettingsError
+from chat4all.adapters.connectors import mock_connectors
+from chat4all.application.work import every_stream
+from chat4all.entrypoints.profiles import Parts
+from chat4all.entrypoints.settings import Settings, SettingsError
 
-if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
+API = "api"
+WORKER = "worker"
 
 
-def event_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
-    """The topics the worker consumes: the routing topic and one outgoing topic per channel."""
-    names = channels if channels is not None else tuple(mock_connectors())
-    return [MESSAGE_PROCESSING, *(channel_topic(name) for name in names)]
-
-
-def all_topics(channels: list[str] | tuple[str, ...] | None = None) -> list[str]:
-    """Every topic the hub publishes to: the consumed ones and the dead letters."""
-    return [*event_topics(channels), DEAD_LETTERS]
-
-
-def _require_services(settings: Settings) -> tuple[str, S3Settings]:
+def require_services(settings: Settings) -> tuple[str, Any]:
     if not settings.kafka_bootstrap or settings.s3 is None:
         raise SettingsError("the distributed profile needs CHAT4ALL_KAFKA_BOOTSTRAP and the CHAT4ALL_S3_* settings")
     return settings.kafka_bootstrap, settings.s3
 
 
-def make_storage(settings: Settings):
-    from chat4all.adapters.storage.s3 import S3FileStorage, S3Settings
+def make_storage(settings: Settings) -> Any:
+    from chat4all.adapters.storage.s3 import S3FileStorage, S3StorageOptions
 
-    _, s3 = _require_services(settings)
-    return S3FileStorage.from_settings(
-        S3Settings(
+    _, s3 = require_services(settings)
+    return S3FileStorage.from_options(
+        S3StorageOptions(
             bucket=s3.bucket,
             endpoint_url=s3.endpoint_url,
             access_key=s3.access_key,
@@ -60,98 +44,112 @@ def make_storage(settings: Settings):
     )
 
 
-def connectors_with(ledger: SendLedger, settings: Settings) -> dict[str, MockConnector]:
-    return mock_connectors(ledger=ledger, failure_rate=settings.connector_failure_rate)
+class Distributed(Parts):
+    """The adapters of an API process (`api`) or of a worker (`worker`)."""
+
+    def __init__(self, settings: Settings, role: str) -> None:
+        self.bootstrap_servers, _ = require_services(settings)
+        super().__init__(settings)
+        self.role = role
+
+    @cached_property
+    def engine(self) -> Any:
+        from chat4all.adapters.sql.engine import check_database, create_engine
+
+        # No pre-ping of a worker's pooled connections: a unit of work that fails on a dead
+        # connection is retried by the worker.
+        engine = create_engine(self.settings.database_url, pre_ping=self.role != WORKER)
+        self.checks["database"] = lambda: check_database(engine)
+        self.on_stop.append(engine.dispose)
+        return engine
+
+    @cached_property
+    def pool(self) -> Any:
+        """A direct psycopg pool that opens with the process, in the background. The API's opens
+        five connections (the intake's four statements in flight and the relay): the first burst
+        of requests would otherwise wait while they are made one by one."""
+        from chat4all.adapters.sql.postgres.connections import direct_pool
+
+        pool = direct_pool(self.settings.database_url, min_connections=5 if self.role == API else 1)
+        self.on_start.append(lambda: pool.open(wait=False))
+        self.on_stop.append(pool.close)
+        return pool
+
+    def uow(self) -> Any:
+        from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+
+        return SqlUnitOfWorkFactory(self.engine)
+
+    def storage(self) -> Any:
+        storage = make_storage(self.settings)
+        self.checks["storage"] = storage.check
+        self.on_stop.append(storage.close)
+        return storage
+
+    def publisher(self) -> Any:
+        from chat4all.adapters.kafka import KafkaEventPublisher
+
+        publisher = KafkaEventPublisher(
+            self.bootstrap_servers, client_id=f"chat4all-{self.role}", topic_prefix=self.settings.kafka.topic_prefix
+        )
+        self.checks["broker"] = publisher.check
+        self.on_start.append(publisher.start)
+        self.on_stop.append(publisher.stop)
+        return publisher
+
+    def outbox_reader(self) -> Any:
+        if self.role == API:  # the relay: one statement per round
+            from chat4all.adapters.sql.postgres.outbox import PostgresOutboxReader
+
+            return PostgresOutboxReader(self.pool)
+        from chat4all.adapters.sql.outbox import SqlOutboxReader
+
+        return SqlOutboxReader(self.engine)
+
+    def connectors(self) -> Any:
+        if self.role == WORKER:
+            from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
+
+            ledger: Any = PostgresSendLedger(self.pool)
+        else:
+            from chat4all.adapters.sql.ledger import SqlSendLedger
+
+            ledger = SqlSendLedger(self.engine)
+        return mock_connectors(ledger=ledger, failure_rate=self.settings.connector_failure_rate)
+
+    def intake(self) -> Any:
+        if self.role != API:
+            return None
+        from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
+
+        return PostgresMessageIntake(self.pool)
+
+    def events(self) -> Any:
+        """The API's live side: its readers of the user event log, woken by PostgreSQL LISTEN."""
+        if self.role != API:
+            return None
+        from chat4all.entrypoints.recipient import distributed_event_adapters
+
+        return distributed_event_adapters(self.settings, self.engine)
+
+    def message_batches(self) -> Any:
+        if self.role != WORKER:
+            return None
+        from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
+
+        return PostgresMessageBatches(self.pool)
 
 
-def distributed_adapters(settings: Settings, *, client_id: str, pre_ping: bool = True) -> Adapters:
-    from chat4all.adapters.kafka import KafkaEventPublisher
-    from chat4all.adapters.sql.engine import check_database, create_engine
-    from chat4all.adapters.sql.ledger import SqlSendLedger
-    from chat4all.adapters.sql.outbox import SqlOutboxReader
-    from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-
-    bootstrap, _ = _require_services(settings)
-    engine = create_engine(settings.database_url, pre_ping=pre_ping)
-    storage = make_storage(settings)
-    publisher = KafkaEventPublisher(bootstrap, client_id=client_id, topic_prefix=settings.kafka.topic_prefix)
-
-    return Adapters(
-        uow=SqlUnitOfWorkFactory(engine),
-        storage=storage,
-        publisher=publisher,
-        outbox_reader=SqlOutboxReader(engine),
-        connectors=connectors_with(SqlSendLedger(engine), settings),
-        hasher=hasher_for(settings),
-        checks={"database": lambda: check_database(engine), "broker": publisher.check, "storage": storage.check},
-        on_start=[publisher.start],
-        on_stop=[publisher.stop, storage.close, engine.dispose],
-    )
-
-
-def use_direct_statements(settings: Settings, adapters: Adapters) -> None:
-    """The API's hot path on psycopg directly (before `wire`): accepting a message in one statement,
-    relaying the outbox in one statement per round (see `adapters.sql.postgres`)."""
-    from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
-    from chat4all.adapters.sql.postgres.outbox import PostgresOutboxReader
-
-    # Five connections opened in the background at start (the intake's four statements in flight
-    # and the relay): the first burst of requests would otherwise wait while they are made one by one.
-    pool = _direct_pool(settings, adapters, min_connections=5)
-    adapters.intake = PostgresMessageIntake(pool)
-    adapters.outbox_reader = PostgresOutboxReader(pool)
-
-
-def use_direct_worker_statements(settings: Settings, adapters: Adapters) -> None:
-    """The worker's batches on psycopg directly (before `wire`): reading and changing messages, and
-    the connectors' send ledger, in one or two round trips each (see `adapters.sql.postgres.batches`)."""
-    from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
-    from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
-
-    pool = _direct_pool(settings, adapters)
-    adapters.message_batches = PostgresMessageBatches(pool)
-    adapters.connectors = connectors_with(PostgresSendLedger(pool), settings)
-
-
-def _direct_pool(settings: Settings, adapters: Adapters, *, min_connections: int = 1) -> AsyncConnectionPool:
-    """A direct psycopg pool that opens with the process (in the background) and closes first on stop."""
-    from chat4all.adapters.sql.postgres.connections import direct_pool
-
-    pool = direct_pool(settings.database_url, min_connections=min_connections)
-    adapters.on_start.append(lambda: pool.open(wait=False))
-    adapters.on_stop.insert(0, pool.close)
-    return pool
-
-
-def build_distributed_api(settings: Settings) -> Hub:
-    """The API process: accepts messages into PostgreSQL; its outbox relay publishes them to Kafka."""
-    from chat4all.entrypoints.recipient import distributed_event_adapters
-
-    adapters = distributed_adapters(settings, client_id="chat4all-api")
-    use_direct_statements(settings, adapters)
-    adapters.events = distributed_event_adapters(settings, adapters.uow.engine)  # type: ignore[attr-defined]
-    hub = wire(settings, adapters)
-    add_api_background(hub)
-    return hub
-
-
-def build_distributed_worker(settings: Settings) -> Hub:
-    """A worker process: the same adapters with its batches on psycopg directly, no outbox relay
-    (RouteMessage publishes straight to Kafka), plus the periodic re-drive of messages left
-    unfinished. No pre-ping of pooled connections: a unit of work that fails on a dead connection
-    is retried by the worker."""
-    adapters = distributed_adapters(settings, client_id="chat4all-worker", pre_ping=False)
-    use_direct_worker_statements(settings, adapters)
-    hub = wire(settings, adapters)
-    add_delivery_background(hub)
-    return hub
+def channels(settings: Settings) -> tuple[str, ...]:
+    """The deployment's channels: those of the connectors it runs."""
+    return tuple(mock_connectors())
 
 
 async def prepare_distributed_services(settings: Settings) -> None:
     """Creates the bucket and the topics if missing (run by `chat4all migrate`); idempotent."""
     from chat4all.adapters.kafka import ensure_topics
 
-    bootstrap, _ = _require_services(settings)
+    bootstrap, _ = require_services(settings)
     storage = make_storage(settings)
     try:
         await storage.ensure_bucket()
@@ -160,7 +158,7 @@ async def prepare_distributed_services(settings: Settings) -> None:
     kafka = settings.kafka
     await ensure_topics(
         bootstrap,
-        [kafka.topic_prefix + name for name in all_topics()],
+        [kafka.topic_prefix + stream for stream in every_stream(channels(settings))],
         partitions=kafka.partitions,
         replication_factor=kafka.replication,
     )

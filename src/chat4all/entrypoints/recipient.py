@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from chat4all.adapters.caching import ExpiringCache
 from chat4all.application.auth import ResolveToken
 from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.application.history import ReadHistory
@@ -124,7 +125,7 @@ def recipient_use_cases(
         mark_conversation_read=MarkConversationRead(uow, clock, events.notifier),
         read_events=read_events,
         live_events=LiveEvents(read_events, events.notifier, events.notices, resolve_token, clock, limits, events.heads),
-        send_typing=SendTyping(uow, clock, events.notices, interval=configured.typing_interval),
+        send_typing=SendTyping(uow, clock, events.notices, interval=configured.typing_interval, caches=ExpiringCache),
         purge_events=PurgeEvents(events.reader, clock, configured.retention),
     )
 

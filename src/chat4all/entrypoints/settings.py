@@ -7,10 +7,12 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
+from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
 
 EMBEDDED = "embedded"
@@ -25,6 +27,9 @@ def default_data_dir() -> Path:
 
 @attrs.frozen
 class S3Settings:
+    """CHAT4ALL_S3_*, as the operator configured them; the composition root makes the storage
+    adapter's own `S3StorageOptions` from them (`entrypoints.distributed.make_storage`)."""
+
     endpoint_url: str
     bucket: str
     access_key: str
@@ -115,6 +120,9 @@ class Settings:
     token_cache: timedelta = timedelta(seconds=5)
     outbox_relay_linger: timedelta = timedelta(milliseconds=10)
     deliver_while_routing: bool = True
+    # Not read from the environment: the defaults are what a deployment gets; tests may set others.
+    delivery_retry: RetryPolicy = RetryPolicy()
+    redrive_after: timedelta = timedelta(seconds=120)  # a message unfinished this long is routed again
     http: HttpSettings = HttpSettings()
     events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
@@ -136,20 +144,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
         raise SettingsError("CHAT4ALL_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+psycopg://")
     chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
-    s3 = None
-    if distributed:
-        if chunk_size < MIN_PART_SIZE:
-            raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
-        endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
-        s3 = S3Settings(
-            endpoint_url=endpoint,
-            bucket=reader.text("CHAT4ALL_S3_BUCKET", None),
-            access_key=reader.text("CHAT4ALL_S3_ACCESS_KEY", None),
-            secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
-            region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
-            public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
-            copy_ahead=reader.choice("CHAT4ALL_S3_COPY_AHEAD", ("true", "false"), "true") == "true",
-        )
     public_url = env.get("CHAT4ALL_PUBLIC_URL") or None
     if public_url:
         reader.url("CHAT4ALL_PUBLIC_URL", None)
@@ -159,28 +153,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         kafka_bootstrap=reader.text("CHAT4ALL_KAFKA_BOOTSTRAP", None) if distributed else None,
-        s3=s3,
-        token_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_TTL_SECONDS", 3600, minimum=60)),
-        upload_lifetime=timedelta(seconds=reader.integer("CHAT4ALL_UPLOAD_TTL_SECONDS", 86400, minimum=60)),
+        s3=load_s3_settings(reader, chunk_size) if distributed else None,
         chunk_size=chunk_size,
         public_url=public_url.rstrip("/") if public_url else None,
-        connector_failure_rate=reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        **accounts_and_quotas(reader),
+        **pipeline(reader),
         cors_origins=tuple(origin for origin in reader.text("CHAT4ALL_CORS_ORIGINS", "").split(",") if origin),
-        argon2_time_cost=reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
-        argon2_memory_kib=reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
         log_level=reader.choice("CHAT4ALL_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-        worker_metrics_port=reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
-        kafka_fetch_max_wait_ms=reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
-        **login_limits(reader),
-        quota_open_uploads=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
-        quota_open_upload_bytes=reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
-        quota_conversations_per_hour=reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
-        login_window=timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
-        token_cache=timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
-        outbox_relay_linger=timedelta(
-            milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
-        ),
-        deliver_while_routing=reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
         trusted_proxies=tuple(
             proxy.strip() for proxy in reader.text("CHAT4ALL_TRUSTED_PROXIES", "").split(",") if proxy.strip()
         ),
@@ -188,6 +167,49 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
     )
+
+
+def load_s3_settings(reader: EnvReader, chunk_size: int) -> S3Settings:
+    if chunk_size < MIN_PART_SIZE:
+        raise SettingsError("CHAT4ALL_CHUNK_SIZE must be at least 5 MiB with S3 storage (S3's minimum part size)")
+    endpoint = reader.url("CHAT4ALL_S3_ENDPOINT", None)
+    return S3Settings(
+        endpoint_url=endpoint,
+        bucket=reader.text("CHAT4ALL_S3_BUCKET", None),
+        access_key=reader.text("CHAT4ALL_S3_ACCESS_KEY", None),
+        secret_key=reader.text("CHAT4ALL_S3_SECRET_KEY", None),
+        region=reader.text("CHAT4ALL_S3_REGION", "us-east-1"),
+        public_endpoint_url=reader.url("CHAT4ALL_S3_PUBLIC_ENDPOINT", endpoint),
+        copy_ahead=reader.choice("CHAT4ALL_S3_COPY_AHEAD", ("true", "false"), "true") == "true",
+    )
+
+
+def accounts_and_quotas(reader: EnvReader) -> dict[str, Any]:
+    return {
+        "token_lifetime": timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_TTL_SECONDS", 3600, minimum=60)),
+        "token_cache": timedelta(seconds=reader.integer("CHAT4ALL_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=300)),
+        "upload_lifetime": timedelta(seconds=reader.integer("CHAT4ALL_UPLOAD_TTL_SECONDS", 86400, minimum=60)),
+        "argon2_time_cost": reader.integer("CHAT4ALL_ARGON2_TIME_COST", 3, minimum=1),
+        "argon2_memory_kib": reader.integer("CHAT4ALL_ARGON2_MEMORY_KIB", 64 * 1024, minimum=8 * 1024),
+        **login_limits(reader),
+        "login_window": timedelta(seconds=reader.integer("CHAT4ALL_LOGIN_WINDOW_SECONDS", 900, minimum=1)),
+        "quota_open_uploads": reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOADS", 20, minimum=1),
+        "quota_open_upload_bytes": reader.integer("CHAT4ALL_QUOTA_OPEN_UPLOAD_BYTES", 10 * 1024**3, minimum=1),
+        "quota_conversations_per_hour": reader.integer("CHAT4ALL_QUOTA_CONVERSATIONS_PER_HOUR", 60, minimum=1),
+    }
+
+
+def pipeline(reader: EnvReader) -> dict[str, Any]:
+    """Routing, delivery and the outbox relay."""
+    return {
+        "connector_failure_rate": reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        "worker_metrics_port": reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+        "kafka_fetch_max_wait_ms": reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
+        "outbox_relay_linger": timedelta(
+            milliseconds=reader.integer("CHAT4ALL_OUTBOX_RELAY_LINGER_MS", 10, minimum=0, maximum=1000)
+        ),
+        "deliver_while_routing": reader.choice("CHAT4ALL_DELIVER_WHILE_ROUTING", ("true", "false"), "true") == "true",
+    }
 
 
 def load_events_settings(reader: EnvReader, http: HttpSettings) -> EventsSettings:

@@ -429,10 +429,10 @@ class Stack:
     async def add_users(self, count: int, base_url: str) -> None:
         """Registers users through the composition root (there is no sign-up endpoint), then logs
         them in over HTTP."""
-        from chat4all.entrypoints.distributed import build_distributed_api
+        from chat4all.entrypoints.bootstrap import build
         from chat4all.entrypoints.settings import load_settings
 
-        hub = build_distributed_api(load_settings(self.env))
+        hub = build("api", load_settings(self.env))
         try:
             names = [f"f{self.tag[:8]}{index}_{uuid.uuid4().hex[:6]}" for index in range(count)]
             made = await asyncio.gather(*(hub.register_user.execute(name, PASSWORD) for name in names))

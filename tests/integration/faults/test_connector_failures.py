@@ -39,7 +39,7 @@ DEADLINE = 30.0  # seconds after the burst by which every message is finished
 
 
 async def test_transient_connector_failures_end_delivered_or_dead_lettered(tmp_path):
-    from chat4all.application.topics import DEAD_LETTERS
+    from chat4all.application.work import DEAD_LETTER_STREAM as DEAD_LETTERS
 
     async with Stack(tmp_path, "flaky") as stack:
         conversations = await stack.deploy(CHAT4ALL_CONNECTOR_FAILURE_RATE=FAILURE_RATE)

@@ -128,13 +128,13 @@ class EmbeddedServer:
 
 
 async def add_users(server: EmbeddedServer) -> list[tuple[str, str]]:
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.settings import load_settings
 
     settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": server.env["CHAT4ALL_DATA_DIR"]})
     await migrate(settings)
-    hub = build_embedded(settings)
+    hub = build("embedded", settings)
     try:
         names = [f"crash{index}" for index in range(USERS)]
         made = [await hub.register_user.execute(name, PASSWORD) for name in names]

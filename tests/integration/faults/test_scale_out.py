@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat4all.application.topics import channel_topic
+from chat4all.application.work import delivery_stream as channel_topic
 from tests.integration.faults.harness import (
     Load,
     Stack,

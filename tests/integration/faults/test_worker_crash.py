@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from chat4all.application.topics import MESSAGE_PROCESSING
+from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from tests.integration.faults.harness import (
     Load,
     Stack,

@@ -88,10 +88,6 @@ async def live_deployment(profile: str, workdir: Path, extra_env: dict[str, str]
 
 def _hub(settings):
     """A hub on the deployment's database, never started: it only registers users."""
-    if settings.distributed:
-        from chat4all.entrypoints.distributed import build_distributed_api
+    from chat4all.entrypoints.bootstrap import build, serving_role
 
-        return build_distributed_api(settings)
-    from chat4all.entrypoints.bootstrap import build_embedded
-
-    return build_embedded(settings)
+    return build(serving_role(settings), settings)

@@ -157,7 +157,7 @@ class Deployment:
 
 @asynccontextmanager
 async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
@@ -166,7 +166,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
         {**FAST_ARGON2, **LOGIN_THROTTLE, **METRICS, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
     )
     await migrate(settings)
-    hub = build_embedded(settings)
+    hub = build("embedded", settings)
     # The hub runs on the test's own event loop (Litestar's test client would start it on another).
     app = web_app(hub, settings, manage_lifecycle=False)
     transport = httpx.ASGITransport(app=app)
@@ -180,7 +180,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 @asynccontextmanager
 async def distributed(tmp_path: Path) -> AsyncIterator[Deployment]:
-    from chat4all.entrypoints.distributed import build_distributed_api
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
 
     env = distributed_env("http")
@@ -188,7 +188,7 @@ async def distributed(tmp_path: Path) -> AsyncIterator[Deployment]:
     processes.cli("migrate")
     port = free_port()
     logs = [processes.start("api", "serve", "--port", str(port)), processes.start("worker", "worker")]
-    hub = build_distributed_api(load_settings(env))
+    hub = build("api", load_settings(env))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             await wait_ready(client, logs)

@@ -356,12 +356,12 @@ async def test_cors_is_closed_by_default(client):
 
 
 async def test_cors_allows_exactly_the_configured_origins(tmp_path):
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
 
     settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_CORS_ORIGINS": "https://app.example,https://admin.example"})
-    hub = build_embedded(settings)
+    hub = build("embedded", settings)
     try:
         transport = httpx.ASGITransport(app=web_app(hub, settings, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
@@ -411,14 +411,14 @@ async def test_a_host_name_that_is_not_allowed_is_refused_before_any_link_is_bui
 
 
 async def test_links_come_from_the_public_url_whatever_host_was_used(tmp_path):
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
 
     settings = load_settings(
         {**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path), "CHAT4ALL_PUBLIC_URL": "https://chat.example/api"}
     )
-    hub = build_embedded(settings)
+    hub = build("embedded", settings)
     try:
         from chat4all.entrypoints.cli import migrate
 

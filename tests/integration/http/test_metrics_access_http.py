@@ -18,12 +18,12 @@ def samples(text: str) -> dict[str, float]:
 
 
 async def test_by_default_the_api_port_does_not_serve_metrics(tmp_path):
-    from chat4all.entrypoints.bootstrap import build_embedded
+    from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
 
     settings = load_settings({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path)})
-    hub = build_embedded(settings)
+    hub = build("embedded", settings)
     try:
         transport = httpx.ASGITransport(app=web_app(hub, settings, manage_lifecycle=False))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:

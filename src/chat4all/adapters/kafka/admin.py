@@ -35,39 +35,51 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
-        # Only ask about topics known to exist: a metadata request naming a missing topic makes a
-        # broker with auto.create.topics.enable create it, with the broker's default partitions.
-        present = set(await admin.list_topics())
-        known = [name for name in wanted if name in present]
-        described = await admin.describe_topics(known) if known else []
-        existing = {entry["topic"]: entry for entry in described if entry["error_code"] == 0}
-        for name, entry in existing.items():
-            if len(entry["partitions"]) != partitions:
-                log.warning(
-                    "topic %s exists with %d partitions (configured: %d); left unchanged",
-                    name,
-                    len(entry["partitions"]),
-                    partitions,
-                )
+        existing = await _existing(admin, wanted, partitions)
         missing = [name for name in wanted if name not in existing]
         if not missing:
             return []
-        response = await admin.create_topics(
-            [NewTopic(name, partitions, replication_factor) for name in missing], timeout_ms=int(timeout * 1000)
-        )
-        created = []
-        for error in response.topic_errors:
-            name, code = error[0], error[1]
-            if code == 0:
-                created.append(name)
-                log.info("created topic %s with %d partitions", name, partitions)
-            elif code != TopicAlreadyExistsError.errno:  # a concurrent creator won the race: fine
-                message = error[2] if len(error) > 2 else ""
-                raise for_code(code)(f"cannot create topic {name}: {message}")
+        created = await _create(admin, missing, partitions, replication_factor, timeout)
         await _wait_until_visible(admin, created, timeout)
         return created
     finally:
         await admin.close()
+
+
+async def _existing(admin: AIOKafkaAdminClient, wanted: list[str], partitions: int) -> set[str]:
+    # Only ask about topics known to exist: a metadata request naming a missing topic makes a
+    # broker with auto.create.topics.enable create it, with the broker's default partitions.
+    present = set(await admin.list_topics())
+    known = [name for name in wanted if name in present]
+    described = await admin.describe_topics(known) if known else []
+    existing = {entry["topic"]: entry for entry in described if entry["error_code"] == 0}
+    for name, entry in existing.items():
+        if len(entry["partitions"]) != partitions:
+            log.warning(
+                "topic %s exists with %d partitions (configured: %d); left unchanged",
+                name,
+                len(entry["partitions"]),
+                partitions,
+            )
+    return set(existing)
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, missing: list[str], partitions: int, replication_factor: int, timeout: float
+) -> list[str]:
+    response = await admin.create_topics(
+        [NewTopic(name, partitions, replication_factor) for name in missing], timeout_ms=int(timeout * 1000)
+    )
+    created = []
+    for error in response.topic_errors:
+        name, code = error[0], error[1]
+        if code == 0:
+            created.append(name)
+            log.info("created topic %s with %d partitions", name, partitions)
+        elif code != TopicAlreadyExistsError.errno:  # a concurrent creator won the race: fine
+            message = error[2] if len(error) > 2 else ""
+            raise for_code(code)(f"cannot create topic {name}: {message}")
+    return created
 
 
 async def _wait_until_visible(admin: AIOKafkaAdminClient, topics: list[str], timeout: float) -> None:

@@ -124,15 +124,26 @@ class LocalFileStorage:
         must have hard links; FAT and some network filesystems do not, and get Unavailable). A
         stored file with the same SHA-256 is the same file (a retry after the completion could not
         be recorded) and is kept; one with another raises Conflict."""
-        chunk_dir = self._chunk_dir(upload_id)
         final_path = self._file_path(upload_id)
         self._files_root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         buffer = bytearray(HASH_BLOCK_SIZE)
-        with (
-            _temp_file(self._files_root, f".{final_path.name}.") as (out, temp_path),
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble-copy") as copier,
-        ):
+        with _temp_file(self._files_root, f".{final_path.name}.") as (out, temp_path):
+            self._hash_and_copy(upload_id, total_chunks, out.fileno(), digest, buffer)
+            actual = digest.hexdigest()
+            if actual != checksum:
+                return actual
+            os.fsync(out.fileno())
+            out.close()
+            if not _link_into_place(temp_path, final_path, actual, buffer):
+                return actual
+        _fsync_dir(self._files_root)
+        return actual
+
+    def _hash_and_copy(self, upload_id: UUID, total_chunks: int, out: int, digest: Any, buffer: bytearray) -> None:
+        """Chunk i is hashed here while the copier thread copies chunk i-1 to `out`."""
+        chunk_dir = self._chunk_dir(upload_id)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assemble-copy") as copier:
             # On an error the copier's exit waits for the copy in flight, before the temporary file goes.
             copying: Future[None] | None = None
             position = 0
@@ -140,7 +151,7 @@ class LocalFileStorage:
                 try:
                     chunk = open(chunk_dir / f"{index}{CHUNK_SUFFIX}", "rb", buffering=0)
                 except FileNotFoundError:
-                    if final_path.is_file():
+                    if self._file_path(upload_id).is_file():
                         raise Conflict("this upload is already completed", code="upload_completed") from None
                     raise InvalidInput(f"chunk {index} is missing", code="missing_chunks") from None
                 try:
@@ -150,29 +161,10 @@ class LocalFileStorage:
                     raise
                 if copying is not None:
                     copying.result()
-                copying = copier.submit(_copy_and_close, chunk, out.fileno(), position, size)
+                copying = copier.submit(_copy_and_close, chunk, out, position, size)
                 position += size
             if copying is not None:
                 copying.result()
-            actual = digest.hexdigest()
-            if actual != checksum:
-                return actual
-            os.fsync(out.fileno())
-            out.close()
-            try:
-                os.link(temp_path, final_path)
-            except FileExistsError:
-                _require_stored_checksum(final_path, actual, buffer)
-                return actual
-            except OSError as error:
-                if error.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
-                    raise Unavailable(
-                        "the data directory's filesystem cannot hard-link files, which storing a verified file needs; "
-                        "put CHAT4ALL_DATA_DIR on a filesystem that can (ext4, xfs, btrfs, ...)"
-                    ) from error
-                raise
-        _fsync_dir(self._files_root)
-        return actual
 
     def _discard(self, upload_id: UUID) -> None:
         shutil.rmtree(self._chunk_dir(upload_id), ignore_errors=True)
@@ -281,3 +273,21 @@ def _index(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"chunk index must be a non-negative int, got {value!r}")
     return value
+
+
+def _link_into_place(temp_path: Path, final_path: Path, checksum: str, buffer: bytearray) -> bool:
+    """Links the assembled file into place; False if a file with the same checksum is there already
+    (Conflict if one with another)."""
+    try:
+        os.link(temp_path, final_path)
+    except FileExistsError:
+        _require_stored_checksum(final_path, checksum, buffer)
+        return False
+    except OSError as error:
+        if error.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise Unavailable(
+                "the data directory's filesystem cannot hard-link files, which storing a verified file needs; "
+                "put CHAT4ALL_DATA_DIR on a filesystem that can (ext4, xfs, btrfs, ...)"
+            ) from error
+        raise
+    return True

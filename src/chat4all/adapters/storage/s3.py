@@ -44,13 +44,13 @@ from botocore.exceptions import ClientError
 
 from chat4all.adapters.storage.s3_assembly import ChunkAssembler
 from chat4all.adapters.storage.s3_bucket import BLOCK_SIZE, NOT_FOUND, S3Bucket, error_code
-from chat4all.adapters.storage.s3_client import S3Settings, make_s3_client
+from chat4all.adapters.storage.s3_client import S3StorageOptions, make_s3_client
 from chat4all.adapters.storage.s3_completion import UploadCompletion
 from chat4all.adapters.storage.s3_running import RunningDigests
 from chat4all.domain.errors import NotFound, Unavailable
 from chat4all.domain.uploads import attachment_disposition
 
-__all__ = ["S3FileStorage", "S3Settings", "make_s3_client"]
+__all__ = ["S3FileStorage", "S3StorageOptions", "make_s3_client"]
 
 DEFAULT_WORKERS = 16
 
@@ -79,19 +79,19 @@ class S3FileStorage:
         self._owned_clients: list[Any] = []
 
     @classmethod
-    def from_settings(cls, settings: S3Settings, *, executor: Executor | None = None) -> S3FileStorage:
-        client = make_s3_client(settings)
+    def from_options(cls, options: S3StorageOptions, *, executor: Executor | None = None) -> S3FileStorage:
+        client = make_s3_client(options)
         presigner = (
-            make_s3_client(settings, endpoint_url=settings.presign_endpoint) if settings.presign_endpoint else None
+            make_s3_client(options, endpoint_url=options.presign_endpoint) if options.presign_endpoint else None
         )
         storage = cls(
             client,
-            settings.bucket,
+            options.bucket,
             presign_client=presigner,
-            url_ttl_seconds=settings.url_ttl_seconds,
-            key_prefix=settings.key_prefix,
+            url_ttl_seconds=options.url_ttl_seconds,
+            key_prefix=options.key_prefix,
             executor=executor,
-            copy_ahead=settings.copy_ahead,
+            copy_ahead=options.copy_ahead,
         )
         storage._owned_clients = [client, *([presigner] if presigner else [])]
         return storage

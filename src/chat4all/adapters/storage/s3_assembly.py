@@ -109,43 +109,19 @@ class ChunkAssembler:
             await ahead.settled()
 
         async def copy_all(multipart_id: str) -> list[dict[str, Any]]:
-            gate = asyncio.Semaphore(self._copy_concurrency)
-            stop = False
-            copies: list[asyncio.Future[dict[str, Any] | None]] = []
-
-            async def copy(number: int, chunk: HashedChunk) -> dict[str, Any] | None:
-                nonlocal stop
-                async with gate:
-                    if stop:
-                        return None
-                    try:
-                        copied = ahead.usable_part(number - 1, chunk.etag) if ahead is not None else None
-                        if copied is not None:
-                            return copied.result()
-                        return await self._bucket.copy_part(file_key, multipart_id, number, chunk)
-                    except BaseException:
-                        stop = True
-                        raise
-
-            def start(number: int, chunk: HashedChunk) -> None:
-                copies.append(asyncio.ensure_future(copy(number, chunk)))
-
+            copies = _PartCopies(self._bucket, file_key, multipart_id, self._copy_concurrency, ahead)
             for number, chunk in enumerate(known, start=1):
-                start(number, chunk)
+                copies.start(number, chunk)
             try:
-                digest, chunks = await self.hash_chunks(upload_id, total_chunks, state, known, on_hashed=start)
+                digest, chunks = await self.hash_chunks(upload_id, total_chunks, state, known, on_hashed=copies.start)
                 if digest != expected:
                     raise Mismatch(digest)
             except BaseException:
-                stop = True
-                await asyncio.gather(*copies, return_exceptions=True)
+                await copies.abandon()
                 raise
-            outcomes = await asyncio.gather(*copies, return_exceptions=True)
-            errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-            if errors:
-                raise changed_chunk(errors) or errors[0]
+            parts = await copies.parts()
             result.append((digest, chunks))
-            return [outcome for outcome in outcomes if isinstance(outcome, dict)]
+            return parts
 
         multipart_id = await ahead.created_id() if ahead is not None else None
         await self._multipart(file_key, copy_all, multipart_id)
@@ -221,3 +197,47 @@ class ChunkAssembler:
             except Exception:
                 logger.warning("could not abort multipart upload %s of %s", multipart_id, file_key, exc_info=True)
             raise
+
+
+class _PartCopies:
+    """The part copies of one server-side join: started as their chunks are hashed, at most
+    `concurrency` at once, none started after one failed."""
+
+    def __init__(
+        self, bucket: Any, file_key: str, multipart_id: str, concurrency: int, ahead: PartsCopiedAhead | None
+    ) -> None:
+        self._bucket = bucket
+        self._file_key = file_key
+        self._multipart_id = multipart_id
+        self._ahead = ahead
+        self._gate = asyncio.Semaphore(concurrency)
+        self._stop = False
+        self._copies: list[asyncio.Future[dict[str, Any] | None]] = []
+
+    def start(self, number: int, chunk: HashedChunk) -> None:
+        self._copies.append(asyncio.ensure_future(self._copy(number, chunk)))
+
+    async def _copy(self, number: int, chunk: HashedChunk) -> dict[str, Any] | None:
+        async with self._gate:
+            if self._stop:
+                return None
+            try:
+                copied = self._ahead.usable_part(number - 1, chunk.etag) if self._ahead is not None else None
+                if copied is not None:
+                    return copied.result()
+                return await self._bucket.copy_part(self._file_key, self._multipart_id, number, chunk)
+            except BaseException:
+                self._stop = True
+                raise
+
+    async def abandon(self) -> None:
+        self._stop = True
+        await asyncio.gather(*self._copies, return_exceptions=True)
+
+    async def parts(self) -> list[dict[str, Any]]:
+        """The copied parts, in order; raises the first failure (a changed chunk's, if any)."""
+        outcomes = await asyncio.gather(*self._copies, return_exceptions=True)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if errors:
+            raise changed_chunk(errors) or errors[0]
+        return [outcome for outcome in outcomes if isinstance(outcome, dict)]

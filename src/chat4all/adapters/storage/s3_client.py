@@ -1,4 +1,5 @@
-"""Connecting to an S3-compatible store: the settings the adapter takes, and a boto3 client
+"""Connecting to an S3-compatible store: the options the adapter takes (the composition root
+makes them from the CHAT4ALL_S3_* settings, `entrypoints.settings.S3Settings`), and a boto3 client
 configured for the subset of S3 every supported store understands."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from botocore.config import Config
 
 
 @attrs.frozen
-class S3Settings:
+class S3StorageOptions:
     bucket: str
     endpoint_url: str | None = None
     access_key: str | None = attrs.field(default=None, repr=False)
@@ -23,7 +24,7 @@ class S3Settings:
     copy_ahead: bool = True
 
 
-def make_s3_client(settings: S3Settings, *, endpoint_url: str | None = None) -> Any:
+def make_s3_client(options: S3StorageOptions, *, endpoint_url: str | None = None) -> Any:
     """A thread-safe client; credentials fall back to boto3's usual chain when not given."""
     config = Config(
         s3={"addressing_style": "path"},
@@ -38,9 +39,9 @@ def make_s3_client(settings: S3Settings, *, endpoint_url: str | None = None) -> 
     )
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=endpoint_url or settings.endpoint_url,
-        aws_access_key_id=settings.access_key,
-        aws_secret_access_key=settings.secret_key,
-        region_name=settings.region,
+        endpoint_url=endpoint_url or options.endpoint_url,
+        aws_access_key_id=options.access_key,
+        aws_secret_access_key=options.secret_key,
+        region_name=options.region,
         config=config,
     )

@@ -8,11 +8,13 @@
 - `live`: ephemeral events (typing) to users' live connections;
 - `storage`: upload bytes;
 - `connectors`: the channels messages leave through, and the pipeline's metrics;
-- `security`, `system`: password hashes and tokens; time and ids.
+- `security`, `system`: password hashes and tokens; time and ids;
+- `caching`: facts kept in the process between requests.
 
 Every name is importable from this package, e.g. `from chat4all.application.ports import UnitOfWork`.
 """
 
+from chat4all.application.ports.caching import Cache, CacheFactory
 from chat4all.application.ports.connectors import (
     ChannelConnector,
     DeliveryMetrics,
@@ -46,6 +48,8 @@ from chat4all.application.ports.storage import FileStorage
 from chat4all.application.ports.system import Clock, IdGenerator
 
 __all__ = [
+    "Cache",
+    "CacheFactory",
     "ChannelConnector",
     "Clock",
     "ConversationCounters",

@@ -5,7 +5,7 @@
 
 `MessageRepository` is how a unit of work sees messages: reads, plus `add` and `update_many`, the
 same two writes inside the caller's transaction. `UnitOfWorkIntake` (application.messaging) and
-`UnitOfWorkMessageBatches` (application.delivery) build the two ports on them for any unit of work;
+`UnitOfWorkMessageBatches` (application.message_batches) build the two ports on them for any unit of work;
 an adapter that can do better implements the ports itself (the SQL adapters' map of who writes the
 messages tables on each engine is in `chat4all.adapters.sql`).
 """

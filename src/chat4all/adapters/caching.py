@@ -1,5 +1,5 @@
-"""A small in-process cache for facts the hot path would otherwise fetch from the database on
-every request (who a bearer token belongs to, who the members of a conversation are)."""
+"""The `Cache` port in the process's memory: least recently used entries go first, loads run once
+per key however many callers miss it, and entries past their refresh point reload in the background."""
 
 from __future__ import annotations
 

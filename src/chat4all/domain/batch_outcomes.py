@@ -1,0 +1,63 @@
+"""What a batch of routing or delivery work changes in its messages, decided without I/O.
+
+Routing and delivery read a batch of messages under row locks, decide here what changes, and
+write it back in the same transaction (`MessageBatches.change`). The functions change the messages
+they are given (their status machine records the new events) and say which ones changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from chat4all.domain.messages import Message, MessageStatus
+
+
+@attrs.frozen
+class ChannelOutcome:
+    """How one message's delivery on one channel ended in a batch: delivered (no `failure`),
+    failed for good (`failure`, the reason), or `deferred` to the channel's own deliverers."""
+
+    message_id: UUID
+    channel: str
+    failure: str | None = None
+    deferred: bool = False
+
+
+@attrs.frozen
+class RecordedBatch:
+    changed: list[Message]  # what to write, each message once
+    ended: list[tuple[ChannelOutcome, bool]]  # outcomes recorded, each with "its message is now terminal"
+    routed: frozenset[UUID]  # accepted messages the write routes along with their outcomes
+
+
+def mark_routed(found: Mapping[UUID, Message], wanted: Iterable[UUID], now: datetime) -> list[Message]:
+    """The messages among `wanted` (in that order) that were accepted and are routed now."""
+    return [found[message_id] for message_id in wanted if message_id in found and found[message_id].mark_routed(now)]
+
+
+def record_outcomes(
+    current: Mapping[UUID, Message], outcomes: Sequence[ChannelOutcome], now: datetime
+) -> RecordedBatch:
+    """Records each outcome on its message as it is now (messages gone are skipped). A deferred
+    channel stays pending, its message routed; an outcome already recorded (a redelivered event)
+    changes nothing. Any change to an accepted message routes it."""
+    accepted = {message_id for message_id, message in current.items() if message.status is MessageStatus.ACCEPTED}
+    changed: dict[UUID, Message] = {}
+    ended: list[tuple[ChannelOutcome, bool]] = []
+    for outcome in outcomes:
+        message = current.get(outcome.message_id)
+        if message is None:
+            continue
+        if outcome.deferred:
+            if message.mark_routed(now):
+                changed[message.id] = message
+        elif message.record_delivery(
+            outcome.channel, delivered=outcome.failure is None, now=now, detail=outcome.failure
+        ):
+            changed[message.id] = message
+            ended.append((outcome, message.status.is_terminal))
+    return RecordedBatch(list(changed.values()), ended, frozenset(accepted & changed.keys()))
