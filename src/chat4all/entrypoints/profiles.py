@@ -120,15 +120,20 @@ class Embedded(Parts):
     def publisher(self) -> Any:
         return self.the_bus
 
-    def notifier(self) -> Any:
+    @cached_property
+    def the_notifier(self) -> Any:
         from chat4all.adapters.notifier import InProcessEventNotifier
 
         return InProcessEventNotifier()
 
+    def notifier(self) -> Any:
+        return self.the_notifier
+
     def events(self) -> Any:
+        """The live side wakes its readers on the notifier the writers are given."""
         from chat4all.entrypoints.recipient import embedded_event_adapters
 
-        return embedded_event_adapters(self.engine)
+        return embedded_event_adapters(self.engine, self.the_notifier)
 
     def outbox_reader(self) -> Any:
         from chat4all.adapters.sql.outbox import SqlOutboxReader

@@ -50,7 +50,7 @@ class EventAdapters:
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
 
-def embedded_event_adapters(engine: AsyncEngine) -> EventAdapters:
+def embedded_event_adapters(engine: AsyncEngine, notifier: EventNotifier) -> EventAdapters:
     """One process: every writer and reader is here, so wake-ups and notices stay in it.
 
     Live connections read the log on a SQLite connection of their own, each statement on its own
@@ -61,18 +61,17 @@ def embedded_event_adapters(engine: AsyncEngine) -> EventAdapters:
     from sqlalchemy import pool
 
     from chat4all.adapters.live_notices import InProcessLiveNotices
-    from chat4all.adapters.notifier import InProcessEventNotifier
     from chat4all.adapters.sql.engine import create_engine
     from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
 
     if isinstance(engine.pool, pool.StaticPool):  # an in-memory database exists only in its one connection
-        return EventAdapters(SqlUserEventReader(engine), InProcessEventNotifier(), InProcessLiveNotices(), SqlEventLogHeads(engine))
+        return EventAdapters(SqlUserEventReader(engine), notifier, InProcessLiveNotices(), SqlEventLogHeads(engine))
     reads = create_engine(engine.url.render_as_string(hide_password=False))
     autocommit = reads.execution_options(isolation_level="AUTOCOMMIT")
     return EventAdapters(
         SqlUserEventReader(autocommit),
-        InProcessEventNotifier(),
+        notifier,
         InProcessLiveNotices(),
         SqlEventLogHeads(autocommit),
         on_stop=[reads.dispose],
