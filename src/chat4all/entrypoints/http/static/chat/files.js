@@ -55,7 +55,9 @@ export class Files {
       const completed = await upload.run();
       const saved = JSON.parse(localStorage.getItem(upload.key) || "null");
       const target = saved?.conversation_id || conversationId;
-      await this.thread.sendTo(target, { type: "file", file_id: completed.file_id }, upload.messageId);
+      const payload = { type: "file", file_id: completed.file_id };
+      const shown = { ...payload, filename: completed.filename, file_size: completed.file_size };
+      await this.thread.sendTo(target, payload, upload.messageId, shown);
       forget(upload);
       this.active.delete(upload.key);
     } catch (error) {

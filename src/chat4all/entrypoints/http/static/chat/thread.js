@@ -113,7 +113,8 @@ export class Thread {
 
   // Shown at once; a message that could not leave for want of network goes when the network is
   // back, with the same id (the server takes a repeat of the same message as the same message).
-  async send(payload, messageId) {
+  // `shown`: what to show of the payload until the server's copy comes (a file's name and size).
+  async send(payload, messageId, shown = payload) {
     const message = {
       message_id: messageId,
       conversation_id: this.openId,
@@ -121,13 +122,13 @@ export class Thread {
       channels: ["all"],
       payload,
     };
-    this.view.add({ ...message, status: "sending", created_at: new Date().toISOString() });
+    this.view.add({ ...message, payload: shown, status: "sending", created_at: new Date().toISOString() });
     this.outbox.set(messageId, message);
     await this.post(message);
   }
 
-  async sendTo(conversationId, payload, messageId) {
-    if (conversationId === this.openId) return this.send(payload, messageId);
+  async sendTo(conversationId, payload, messageId, shown) {
+    if (conversationId === this.openId) return this.send(payload, messageId, shown);
     const message = { message_id: messageId, conversation_id: conversationId, from: this.me, channels: ["all"], payload };
     return this.api.post("/v1/messages", message);
   }
