@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import time
+from urllib.parse import urlparse
 from uuid import uuid4
 
 import httpx
@@ -20,7 +22,8 @@ from playwright.async_api import expect
 from tests.integration.browser import headless_chromium
 from tests.integration.web_chat import VIEWPORTS, ChatUser, demo_hub
 
-pytestmark = [pytest.mark.services, pytest.mark.parametrize("width", list(VIEWPORTS))]
+pytestmark = pytest.mark.services
+EACH_WIDTH = pytest.mark.parametrize("width", list(VIEWPORTS))
 MB = 1000 * 1000
 
 
@@ -36,6 +39,36 @@ async def browser():
         yield running
 
 
+async def test_the_page_comes_from_the_hub_alone_and_keeps_the_token_out_of_urls(hub, browser):
+    page = httpx.get(hub.url + "/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe" not in policy and "default-src 'none'" in policy
+    assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None, "no inline script"
+    assert "script-src 'self'" in httpx.get(hub.url + "/docs").headers["content-security-policy"]  # still its own
+
+    requested: list[str] = []
+    sockets: list[str] = []
+
+    async def record(route) -> None:
+        requested.append(route.request.url)
+        await route.continue_()
+
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS["desktop"])
+    await alice.context.route("**/*", record)
+    alice.page.on("websocket", lambda socket: sockets.append(socket.url))
+    await alice.page.reload()
+    await alice.page.get_by_role("button", name="Log out").wait_for()
+    await expect(alice.page.locator("#connection")).to_have_text("")
+    assert requested and all(urlparse(url).netloc == urlparse(hub.url).netloc for url in requested), requested
+    assert sockets == [hub.url.replace("http", "ws") + "/v1/events/ws"], "the token goes in a frame, not the URL"
+    assert await alice.page.evaluate("localStorage.length") == 0, "no token in localStorage"
+
+    await alice.page.get_by_role("button", name="Log out").click()
+    await expect(alice.page.get_by_role("button", name="Log in")).to_be_visible()
+    assert await alice.page.evaluate("sessionStorage.length") == 0, "logging out forgets the token"
+    await alice.close()
+
+
 async def keyboard_log_in(browser, hub, name: str, viewport: dict) -> ChatUser:
     """Logs in with the keyboard alone: the page puts the focus on Username."""
     context = await browser.new_context(viewport=viewport)
@@ -49,6 +82,7 @@ async def keyboard_log_in(browser, hub, name: str, viewport: dict) -> ChatUser:
     return user
 
 
+@EACH_WIDTH
 async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, browser, width):
     tag = uuid4().hex[:6]
     alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
@@ -87,6 +121,7 @@ async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, brow
     await bob.close()
 
 
+@EACH_WIDTH
 async def test_an_upload_resumes_after_a_reload_and_bob_downloads_the_same_bytes(hub, browser, width, tmp_path):
     alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
     bob = await ChatUser.log_in(browser, hub, "bob", VIEWPORTS[width])
@@ -142,6 +177,7 @@ async def test_an_upload_resumes_after_a_reload_and_bob_downloads_the_same_bytes
     await bob.close()
 
 
+@EACH_WIDTH
 async def test_network_lost_and_back_loses_nothing_and_shows_nothing_twice(hub, browser, width):
     tag = uuid4().hex[:6]
     alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
