@@ -12,10 +12,12 @@ from litestar.static_files import create_static_files_router
 
 CHAT = Path(__file__).parent / "static" / "chat"
 CHAT_ASSETS = "/chat"
-# No inline script or style, nothing from elsewhere. 'self' in connect-src covers the page's own
-# ws:// or wss:// origin (CSP level 3); blob: lets a downloaded file be saved under its own name.
+# No inline script or style, nothing from elsewhere. 'wasm-unsafe-eval' lets the page compile the
+# WebAssembly of its SHA-256 (vendor/hash-wasm), and nothing else: no eval of JavaScript. 'self' in
+# connect-src covers the page's own ws:// or wss:// origin (CSP level 3); blob: lets a downloaded
+# file be saved under its own name.
 CHAT_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 

@@ -4,8 +4,8 @@
 // a reload, picking the same file again asks the server which chunks it is missing and sends only
 // those. The server checks the SHA-256 at completion.
 
-import { sha256 } from "./vendor/js-sha256/sha256.js";
-
+// hash-wasm's SHA-256, loaded by the page before this module (vendor/hash-wasm).
+const { createSHA256 } = window.hashwasm;
 const PARALLEL = 3;
 const RETRIES = 5;
 const STATE_PREFIX = "chat4all.upload.";
@@ -60,14 +60,15 @@ export class Upload {
     }
     const have = new Set(upload.received);
     this.chunksResent = 0;
-    const hasher = sha256.create();
+    const hasher = await createSHA256();
+    hasher.init();
     const inFlight = new Set();
     for (let index = 0; index < upload.total_chunks; index++) {
       if (this.paused) await this.untilResumed();
       const start = index * upload.chunk_size;
       const bytes = await this.file.slice(start, Math.min(start + upload.chunk_size, this.file.size)).arrayBuffer();
       const hashStarted = performance.now();
-      hasher.update(bytes);
+      hasher.update(new Uint8Array(bytes));
       this.hashSeconds += (performance.now() - hashStarted) / 1000;
       if (have.has(index)) {
         this.confirmed(bytes.byteLength);
@@ -78,10 +79,11 @@ export class Upload {
       if (inFlight.size >= PARALLEL) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
-    this.checksum = hasher.hex();
+    this.checksum = hasher.digest("hex");
     this.setState("verifying");
     const completed = await this.api.post("/v1/files/complete", { file_id: upload.file_id, checksum: this.checksum });
     this.setState("done");
+    this.announce(completed);
     return completed;
   }
 
@@ -135,6 +137,18 @@ export class Upload {
         this.setState("uploading");
       }
     }
+  }
+
+  // What the upload cost, for whoever measures the page (benchmarks/browser_upload.py listens).
+  announce(completed) {
+    const detail = {
+      file_id: completed.file_id,
+      checksum: this.checksum,
+      bytes_sent: this.sentBytes,
+      seconds: (performance.now() - this.startedAt) / 1000,
+      hash_seconds: this.hashSeconds,
+    };
+    window.dispatchEvent(new CustomEvent("chat4all:upload-completed", { detail }));
   }
 
   confirmed(size) {
