@@ -66,15 +66,17 @@ export class Upload {
     for (let index = 0; index < upload.total_chunks; index++) {
       if (this.paused) await this.untilResumed();
       const start = index * upload.chunk_size;
-      const bytes = await this.file.slice(start, Math.min(start + upload.chunk_size, this.file.size)).arrayBuffer();
+      const chunk = this.file.slice(start, Math.min(start + upload.chunk_size, this.file.size));
+      const bytes = new Uint8Array(await chunk.arrayBuffer());
       const hashStarted = performance.now();
-      hasher.update(new Uint8Array(bytes));
+      hasher.update(bytes);
       this.hashSeconds += (performance.now() - hashStarted) / 1000;
       if (have.has(index)) {
-        this.confirmed(bytes.byteLength);
+        this.confirmed(chunk.size);
         continue;
       }
-      const sending = this.sendChunk(index, bytes).finally(() => inFlight.delete(sending));
+      // The slice, not the bytes read: the browser sends it from the file itself, no copy of ours.
+      const sending = this.sendChunk(index, chunk).finally(() => inFlight.delete(sending));
       inFlight.add(sending);
       if (inFlight.size >= PARALLEL) await Promise.race(inFlight);
     }
@@ -121,14 +123,14 @@ export class Upload {
     return { ...state, received: [] };
   }
 
-  async sendChunk(index, bytes) {
+  async sendChunk(index, chunk) {
     const path = `/v1/files/upload?file_id=${this.upload.file_id}&chunk_id=${index}`;
     for (let attempt = 0; ; attempt++) {
       if (this.paused) await this.untilResumed();
       try {
-        await this.api.request("PATCH", path, { body: bytes, headers: { "Content-Type": "application/octet-stream" } });
-        this.sentBytes += bytes.byteLength;
-        this.confirmed(bytes.byteLength);
+        await this.api.request("PATCH", path, { body: chunk, headers: { "Content-Type": "application/octet-stream" } });
+        this.sentBytes += chunk.size;
+        this.confirmed(chunk.size);
         return;
       } catch (error) {
         if (!RETRYABLE.has(error.status) || attempt >= RETRIES) throw error;
