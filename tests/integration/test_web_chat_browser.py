@@ -120,7 +120,8 @@ async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, brow
     await expect(alice.page.locator("#typing")).to_have_text("")
     await expect(bob.message(f"Sim, here! ({tag})").locator(".tick")).to_have_attribute("data-status", "read")
 
-    await (alice if width == "desktop" else bob).screenshot(f"web-chat-{width}.png")
+    if hub.profile == "embedded":
+        await (alice if width == "desktop" else bob).screenshot(f"web-chat-{width}.png")
     await alice.close()
     await bob.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.faults.harness import quiet_port
-from tests.integration.http.profiles import FAST_ARGON2
+from tests.integration.http.profiles import FAST_ARGON2, Processes, distributed_env
 
 DEMO_PASSWORD = "chat4all-demo"
 CHUNK_SIZE = 1024 * 1024  # 30 MB make 29 chunks: enough to interrupt an upload midway
@@ -24,9 +24,10 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 360, 
 
 
 class Hub:
-    def __init__(self, url: str, log: Path):
+    def __init__(self, url: str, log: Path, profile: str = "embedded"):
         self.url = url
         self.log = log
+        self.profile = profile
 
     def chunks_stored(self, file_id: str) -> list[int]:
         """The chunk numbers the server stored for this upload, one per stored PATCH, from its DEBUG log."""
@@ -55,6 +56,27 @@ def demo_hub(workdir: Path, **env: str) -> Iterator[Hub]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def distributed_demo_hub(workdir: Path) -> Iterator[Hub]:
+    """`chat4all serve --demo` and `chat4all worker` on a fresh PostgreSQL database, S3 bucket and
+    Kafka topics of their own (S3 takes chunks of 5 MiB at least: the default 8 MiB here)."""
+    processes = Processes({**distributed_env("webchat"), "CHAT4ALL_LOG_LEVEL": "DEBUG"}, workdir)
+    processes.cli("migrate")
+    port = quiet_port()
+    log = processes.start("api", "serve", "--demo", "--port", str(port))
+    worker_log = processes.start("worker", "worker")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, log)
+        deadline = time.monotonic() + 90
+        while "worker started" not in worker_log.read_text():  # else the first deliveries wait for it
+            assert time.monotonic() < deadline, worker_log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield Hub(url, log, "distributed")
+    finally:
+        processes.stop()
 
 
 def _wait_ready(url: str, log: Path, timeout: float = 60) -> None:
