@@ -43,7 +43,7 @@ class InMemoryStore:
         self.event_counters: dict[UUID, int] = {}  # user id -> last seq
         self.user_events: dict[UUID, list[UserEvent]] = {}  # user id -> their kept events, by seq
         self.uploads: dict[UUID, Upload] = {}
-        self.channel_handles: dict[tuple[UUID, str], str] = {}  # (user id, channel) -> handle
+        self.channel_handles: dict[tuple[UUID, str], str | None] = {}  # (user id, channel) -> handle (None: removed)
         self.provider_copies: dict[tuple[str, str], SentCopy] = {}  # (channel, provider message id)
         self.inbound_replies: dict[tuple[str, str], UUID] = {}  # (channel, provider message id) -> message id
         self.unmatched_inbound: dict[tuple[str, str], tuple[InboundReply, str]] = {}  # -> (reply, reason)

@@ -18,7 +18,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.messaging import SendMessage, SendRequest
-from chat4all.application.ports import Clock, UnitOfWorkFactory
+from chat4all.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from chat4all.domain.channel_handles import InboundReply, handle_for, inbound_message_id
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
@@ -111,7 +111,7 @@ class ReceiveReply:
             await uow.commit()
         return InboundOutcome(message.id)
 
-    async def _answered(self, uow: Any, reply: InboundReply) -> tuple[Message | None, Conversation | None]:
+    async def _answered(self, uow: UnitOfWork, reply: InboundReply) -> tuple[Message | None, Conversation | None]:
         copy = await uow.channels.sent_copy(reply.channel, reply.context_id)
         context = None if copy is None else await uow.messages.get(copy.message_id)
         conversation = None if context is None else await uow.conversations.get(context.conversation_id)

@@ -66,7 +66,7 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         deliveries=ordered,
         history=history,
         read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
-        origin=getattr(row, "origin", None),  # (the worker's batches do not read it)
+        origin=row.origin,
     )
 
 
