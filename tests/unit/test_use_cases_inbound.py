@@ -126,7 +126,7 @@ async def test_channels_without_a_secret_or_a_connector_take_no_replies(hub):
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", json.dumps({**reply(), "text": "flat"}).encode(), json.dumps({**reply(), "id": ""}).encode()],
+    [b"not json", b"[]", b"[" * 100_000, json.dumps({**reply(), "text": "flat"}).encode(), json.dumps({**reply(), "id": ""}).encode()],
 )
 async def test_a_malformed_body_is_refused_with_the_fields_at_fault(hub, body):
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()

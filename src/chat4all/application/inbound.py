@@ -38,7 +38,7 @@ def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
 def parse_reply(channel: str, body: bytes) -> InboundReply:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
         raise InvalidInput("the body is not JSON", code="invalid_inbound") from None
     fields = {
         "from": _text(data, "from"),
@@ -46,12 +46,15 @@ def parse_reply(channel: str, body: bytes) -> InboundReply:
         "text.body": _text(data, "text", "body"),
         "context.id": _text(data, "context", "id"),
     }
-    missing = {name: ["a non-empty string"] for name, value in fields.items() if not value}
-    too_long = {name: [f"at most {MAX_PROVIDER_ID} characters"] for name in ("id", "context.id") if len(fields[name] or "") > MAX_PROVIDER_ID}
-    if missing or too_long:
-        errors = {**too_long, **missing}
-        raise InvalidInput(f"invalid inbound reply: {', '.join(sorted(errors))}", code="invalid_inbound", field_errors=errors)
-    return InboundReply(channel, fields["from"], fields["text.body"], fields["id"], fields["context.id"])
+    errors = {name: ["a non-empty string"] for name, value in fields.items() if not value}
+    for name in ("id", "context.id"):
+        if len(fields[name] or "") > MAX_PROVIDER_ID:
+            errors[name] = [f"at most {MAX_PROVIDER_ID} characters"]
+    if errors:
+        names = ", ".join(sorted(errors))
+        raise InvalidInput(f"invalid inbound reply: {names}", code="invalid_inbound", field_errors=errors)
+    sender, text, provider_id, context_id = (fields[name] or "" for name in ("from", "text.body", "id", "context.id"))
+    return InboundReply(channel, sender, text, provider_id, context_id)
 
 
 def _text(data: Any, *path: str) -> str | None:
@@ -91,7 +94,9 @@ class ReceiveReply:
         if not secret:
             raise Forbidden(f"inbound replies on {channel} are off: it has no signing secret", code="inbound_disabled")
         if not signature_matches(secret, body, signature):
-            raise NotAuthenticated("the X-Hub-Signature-256 signature does not match the body", code="invalid_signature")
+            raise NotAuthenticated(
+                "the X-Hub-Signature-256 signature does not match the body", code="invalid_signature"
+            )
         return await self.take_in(parse_reply(channel, body))
 
     async def take_in(self, reply: InboundReply) -> InboundOutcome:
@@ -102,9 +107,12 @@ class ReceiveReply:
             handle = handle_for(reply.channel, reply.sender_handle)
             sender = None if handle is None else await uow.channels.owner_of(reply.channel, handle)
             context, conversation = await self._answered(uow, reply)
-        if sender is None or context is None or conversation is None or not conversation.has_member(sender):
-            reason = "unknown_handle" if sender is None else "unknown_context" if conversation is None else "not_a_member"
-            return await self._unmatched(reply, reason)
+        if sender is None:
+            return await self._unmatched(reply, "unknown_handle")
+        if context is None or conversation is None:
+            return await self._unmatched(reply, "unknown_context")
+        if not conversation.has_member(sender):
+            return await self._unmatched(reply, "not_a_member")
         message = await self._send(reply, sender, context, conversation)
         async with self.uow() as uow:
             await uow.channels.record_reply(reply.channel, reply.provider_message_id, message.id, self.clock.now())

@@ -50,8 +50,9 @@ class SqlChannelRecords(SqlRepository):
         return None if row is None else SentCopy(row.message_id, row.recipient_id)
 
     async def provider_ids(self, message_id: UUID) -> dict[tuple[str, UUID], str]:
-        query = select(connector_sends.c.channel, connector_sends.c.recipient_id, connector_sends.c.provider_message_id).where(
-            connector_sends.c.message_id == message_id, connector_sends.c.provider_message_id.is_not(None)
+        sends = connector_sends.c
+        query = select(sends.channel, sends.recipient_id, sends.provider_message_id).where(
+            sends.message_id == message_id, sends.provider_message_id.is_not(None)
         )
         return {(row.channel, row.recipient_id): row.provider_message_id for row in await self._execute(query)}
 
@@ -62,7 +63,8 @@ class SqlChannelRecords(SqlRepository):
         return (await self._execute(query)).scalar()
 
     async def record_reply(self, channel: str, provider_message_id: str, message_id: UUID, at: datetime) -> None:
-        row = {"channel": channel, "provider_message_id": provider_message_id, "message_id": message_id, "received_at": at}
+        row = {"channel": channel, "provider_message_id": provider_message_id, "message_id": message_id}
+        row["received_at"] = at
         await self._execute(self._insert_ignoring_duplicates(inbound_replies).values(row))
 
     async def record_unmatched(self, reply: InboundReply, reason: str, at: datetime) -> None:
