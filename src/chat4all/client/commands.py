@@ -1,8 +1,8 @@
 """The client's subcommands of `chat4all`, beside the server's.
 
 Each is one entry of COMMANDS: its help, its arguments and the function that runs it (imported only
-when that command runs, so the server's commands do not load the HTTP client). A new command, such
-as `chat4all watch` for live events, is one more entry."""
+when that command runs, so the server's commands do not load the HTTP client). The function is
+given the parsed arguments, the `Output` to print with and the client's `Directories`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from chat4all.client.paths import Directories
 
 DEFAULT_PARALLEL = 4
 MAX_PARALLEL = 16
@@ -91,7 +93,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(client_command=name)
 
 
-def run_client_command(args: argparse.Namespace) -> int:
+def run_client_command(args: argparse.Namespace, directories: Directories) -> int:
     """Runs the client command `args` name; the exit status (0, or non-zero after a one-line error)."""
     from chat4all.client.errors import ClientError
     from chat4all.client.output import Output
@@ -101,7 +103,7 @@ def run_client_command(args: argparse.Namespace) -> int:
     module, function = command.runs.split(":")
     run = getattr(importlib.import_module(f"chat4all.client.{module}"), function)
     try:
-        run(args, output)
+        run(args, output, directories)
     except ClientError as error:
         output.error(str(error))
         return error.exit_code
