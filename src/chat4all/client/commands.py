@@ -23,6 +23,7 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     runs: str  # "module:function" in chat4all.client
     resumable: bool = False
+    until_interrupted: bool = False  # runs until Ctrl-C, which is then a normal end (status 0)
 
 
 def _login(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,12 @@ def _download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
 
 
+def _watch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "conversation", metavar="CONVERSATION", nargs="?", help="only this one: a conversation id, or a username (private)"
+    )
+
+
 COMMANDS = {
     "login": Command("log in to a hub and save the token", _login, "account:login"),
     "logout": Command("revoke the saved token and forget it", lambda parser: None, "account:logout"),
@@ -80,6 +87,7 @@ COMMANDS = {
     "send": Command("send a text message", _send, "chat:send"),
     "upload": Command("upload a file (resumes an interrupted upload of it)", _upload, "upload:upload", True),
     "download": Command("download a file and verify its SHA-256 (resumes)", _download, "download:download", True),
+    "watch": Command("print live events as they come, until Ctrl-C", _watch, "watch:watch", until_interrupted=True),
 }
 
 
@@ -108,6 +116,8 @@ def run_client_command(args: argparse.Namespace, directories: Directories) -> in
         output.error(str(error))
         return error.exit_code
     except KeyboardInterrupt:
+        if command.until_interrupted:
+            return 0
         output.error("interrupted" + ("; run the same command again to resume" if command.resumable else ""))
         return 130
     return 0
