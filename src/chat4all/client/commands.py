@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,4 +122,7 @@ def run_client_command(args: argparse.Namespace, directories: Directories) -> in
             return 0
         output.error("interrupted" + ("; run the same command again to resume" if command.resumable else ""))
         return 130
+    except BrokenPipeError:  # stdout's reader has gone (`chat4all watch --json | head -n 3`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail
+        return 0 if command.until_interrupted else 1
     return 0
