@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.integration.faults.harness import quiet_port
 from tests.integration.http.profiles import FAST_ARGON2
@@ -140,6 +142,33 @@ def test_bob_sees_what_alice_sends_as_it_comes_and_ctrl_c_ends_the_watch(alice, 
     assert watch.line().endswith("alice: second")
     assert watch.interrupt() == 0
     assert not any("Traceback" in line or "error" in line for line in watch.stderr), watch.stderr
+
+
+def test_typing_notices_which_only_streams_carry_are_shown(server, alice, bob, watches):
+    watch = watches(bob)
+    conversation = alice.json("send", "bob", "about to type")[0]["conversation_id"]
+    watch.until("alice: about to type")
+    socket_url = server.url.replace("http://", "ws://") + "/v1/events/ws"
+    with connect(socket_url, additional_headers={"Authorization": f"Bearer {alice.token()}"}) as socket:
+        assert json.loads(socket.recv(timeout=PATIENCE))["type"] == "ready"
+        socket.send(json.dumps({"type": "typing", "conversation_id": conversation}))
+        assert watch.line().endswith("  [with alice]  alice is typing…")
+
+
+def test_a_reader_that_stops_reading_ends_the_watch_quietly(alice, bob):
+    pipeline = f"{shlex.join(bob.command('watch', '--json'))} | head -n 1; exit ${{PIPESTATUS[0]}}"
+    shell = subprocess.Popen(["bash", "-c", pipeline], env=bob.env, cwd=bob.home, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert shell.stderr.readline().startswith("watching ")
+        alice.run("send", "bob", "one")
+        for text in ("two", "three"):  # written to a pipe nobody reads any more (head may still be exiting at two)
+            alice.run("send", "bob", text)
+        out, err = shell.communicate(timeout=PATIENCE)
+    finally:
+        shell.kill()
+    assert json.loads(out)["data"]["payload"]["text"] == "one"
+    assert shell.returncode == 0 and "Traceback" not in err and "Error" not in err, err
 
 
 def test_json_lines_of_one_conversation_only(server, alice, bob, tmp_path, watches):
