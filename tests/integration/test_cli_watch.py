@@ -57,7 +57,11 @@ class Watch:
         threading.Thread(target=self._pump, args=(self.process.stdout, self.lines), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.process.stderr, self.errors), daemon=True).start()
         self.stderr: list[str] = []
-        self.until_error(lambda line: line.startswith("watching "))
+        try:
+            self.until_error(lambda line: line.startswith("watching "))
+        except BaseException:
+            self.kill()
+            raise
 
     @staticmethod
     def _pump(stream, into: queue.Queue) -> None:
