@@ -14,6 +14,7 @@ import attrs
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
+from chat4all.entrypoints.settings_client import ClientSettings, load_client_settings
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -23,6 +24,10 @@ _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "chat4all"
+
+
+def client_directories() -> ClientSettings:
+    return load_client_settings(EnvReader(os.environ), Path.home())
 
 
 @attrs.frozen
