@@ -14,6 +14,7 @@ import attrs
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
+from chat4all.entrypoints.settings_channels import ChannelSettings, load_channel_settings
 from chat4all.entrypoints.settings_client import ClientSettings, load_client_settings
 from chat4all.entrypoints.settings_kafka import KafkaSettings, load_kafka_settings
 
@@ -112,6 +113,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    channels: ChannelSettings = attrs.field(factory=ChannelSettings)
 
     @property
     def distributed(self) -> bool:
@@ -152,6 +154,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http=http,
         events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
+        channels=load_channel_settings(reader),
     )
 
 

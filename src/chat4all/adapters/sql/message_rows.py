@@ -55,6 +55,7 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         deliveries=ordered,
         history=history,
         read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
+        origin=row.origin,
     )
 
 
@@ -72,6 +73,7 @@ def message_row(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "fingerprint": message.fingerprint,
         "created_at": message.created_at,
+        "origin": message.origin,
     }
 
 
