@@ -218,6 +218,36 @@ async def test_network_lost_and_back_loses_nothing_and_shows_nothing_twice(hub, 
     await bob.close()
 
 
+async def test_a_group_by_usernames_pages_back_through_its_history_and_can_be_left(hub, browser):
+    tag = uuid4().hex[:6]
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS["desktop"])
+    await alice.start_conversation("bob", "carol", group_name=f"Falcon {tag}")
+    await expect(alice.page.locator("#thread-title")).to_have_text(f"Falcon {tag}")
+    conversation = await alice.page.evaluate("document.querySelector('#conversation-list [aria-current=true]').dataset.id")
+    me = await alice.page.evaluate("JSON.parse(sessionStorage.getItem('chat4all.session')).userId")
+    async with httpx.AsyncClient(base_url=hub.url, headers={"Authorization": f"Bearer {await alice.token()}"}) as client:
+        for n in range(45):  # more than a page (30)
+            sent = await client.post("/v1/messages", json={
+                "message_id": str(uuid4()), "conversation_id": conversation, "from": me, "channels": ["all"],
+                "payload": {"type": "text", "text": f"note {n:02d} ({tag})"}})
+            assert sent.status_code == 200, sent.text
+    await alice.page.reload()
+    await alice.open(f"Falcon {tag}")
+    await expect(alice.message(f"note 44 ({tag})")).to_be_visible()
+    await expect(alice.message(f"note 00 ({tag})")).to_have_count(0)
+    await alice.log().evaluate("log => { log.scrollTop = 0; }")
+    await expect(alice.message(f"note 00 ({tag})")).to_have_count(1)
+    await expect(alice.page.locator("#history-state")).to_have_text("Start of the conversation")
+    assert await alice.log().locator(".message").count() == 45
+
+    await alice.page.get_by_role("button", name="Leave group").click()
+    await expect(alice.conversation(f"Falcon {tag}")).to_have_count(0)
+    await alice.page.reload()
+    await alice.page.get_by_role("button", name="Log out").wait_for()
+    await expect(alice.conversation(f"Falcon {tag}")).to_have_count(0)
+    await alice.close()
+
+
 async def attach(user: ChatUser, path) -> None:
     async with user.page.expect_file_chooser() as choosing:
         await user.page.get_by_role("button", name="Attach file").click()

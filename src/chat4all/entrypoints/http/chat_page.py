@@ -5,6 +5,7 @@ build step and loads nothing from another origin."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
@@ -31,8 +32,12 @@ def chat_page() -> Response[bytes]:
     )
 
 
-def chat_router() -> Router:
-    """The page's scripts and styles; revalidated on each load, so an upgraded hub serves the new ones."""
+def chat_routes() -> list[Any]:
+    """The page, and its scripts and styles (revalidated on each load, so an upgraded hub serves the new ones)."""
+    return [chat_page, _assets()]
+
+
+def _assets() -> Router:
     return create_static_files_router(
         path=CHAT_ASSETS,
         directories=[CHAT],
