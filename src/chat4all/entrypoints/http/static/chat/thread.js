@@ -97,7 +97,8 @@ export class Thread {
       return;
     }
     const now = Date.now();
-    if (this.live && this.openId && now - (this.typingSentAt || 0) > TYPING_EVERY_MS) {
+    const writes = event.key.length === 1 || event.key === "Backspace" || event.key === "Delete";
+    if (writes && this.live && this.openId && now - (this.typingSentAt || 0) > TYPING_EVERY_MS) {
       this.typingSentAt = now;
       this.live.sendTyping(this.openId);
     }
