@@ -23,8 +23,10 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.faults.harness import Load, connector_lines, plan, say
+from tests.integration.faults.checking import connector_lines
+from tests.integration.faults.load import Load, plan
 from tests.integration.faults.recovery import RESUME_WITHIN
+from tests.integration.faults.servers import say
 from tests.integration.http.profiles import FAST_ARGON2, PASSWORD
 from tests.ports import low_port
 
