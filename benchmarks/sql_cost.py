@@ -123,7 +123,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counter = {"n": 0}
     hub, engine = build_hub(settings, publisher, counter)
     if isinstance(hub.adapters.intake, CountedIntake):
-        await hub.adapters.on_start[-1]()  # only the direct statements' pool: no relay, no background loops
+        for hook in hub.adapters.on_start:  # the direct statements' pool and the like: no relay, no background loops
+            await hook()
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def count(*_: Any) -> None:

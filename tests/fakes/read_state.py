@@ -88,13 +88,11 @@ class InMemoryReceipts:
                 marks.append(ReadMark(message_id, unread[message_id], read_by_all(await self.for_message(message_id))))
         return sorted(marks, key=lambda mark: mark.position)
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        changed = []
-        for receipt in await self.for_message(message_id):
-            if (delivered := receipt.delivered(at)) is not None:
-                self._receipts.put((message_id, receipt.recipient_id), delivered)
-                changed.append(delivered)
-        return changed
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        for key in receipts:
+            receipt = self._receipts.get(key)
+            if receipt is not None and (delivered := receipt.delivered(at)) is not None:
+                self._receipts.put(key, delivered)
 
     async def for_message(self, message_id: UUID) -> list[Receipt]:
         return self._receipts.select(lambda receipt: receipt.message_id == message_id)

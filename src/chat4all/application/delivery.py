@@ -15,11 +15,13 @@ import attrs
 
 from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import (
+    BatchWrite,
     Cache,
     CacheFactory,
     ChannelConnector,
     Clock,
     DeliveryMetrics,
+    EventNotifier,
     EventPublisher,
     FileStorage,
     MessageBatches,
@@ -65,6 +67,8 @@ class DeliverMessage:
     # `attrs.evolve(deliver, uow=...)` builds batches over the new unit of work instead of the old one.
     message_batches: MessageBatches | None = None
     caches: CacheFactory = attrs.field(kw_only=True)
+    # Wakes this process's readers of the senders' event logs once outcomes are recorded (None: nobody waits here).
+    notifier: EventNotifier | None = attrs.field(default=None, kw_only=True)
     _batches: MessageBatches = attrs.field(init=False, repr=False)
     _conversations: Cache[UUID, Conversation] = attrs.field(init=False, repr=False)
     _attempts: ConnectorAttempts = attrs.field(init=False, repr=False)
@@ -119,6 +123,8 @@ class DeliverMessage:
         current = await self._batches.change([send.message.id for send in sends], recording)
         # Counted once committed: a write that fails is redone by the retried batch, and counted then.
         self._count(recording.result, current)
+        if self.notifier is not None and recording.result is not None and recording.result.events:
+            self.notifier.notify({event.user_id for event in recording.result.events})
         deferred = [send for send in sends if send.ended is None]
         for send in deferred:
             self.metrics.delivery_retried(send.channel)
@@ -188,12 +194,14 @@ class DeliverMessage:
 
 @attrs.define
 class _Recording:
-    """What `MessageBatches.change` applies: the batch's outcomes on the messages as locked, kept for counting."""
+    """What `MessageBatches.change` applies: the batch's outcomes on the messages as locked (with
+    the receipts they deliver and the senders' `message.status`), kept for counting."""
 
     clock: Clock
     outcomes: list[ChannelOutcome]  # in the order asked
     result: RecordedBatch | None = None
 
-    def __call__(self, current: dict[UUID, Message]) -> list[Message]:
-        self.result = record_outcomes(current, self.outcomes, self.clock.now())
-        return self.result.changed
+    def __call__(self, current: dict[UUID, Message]) -> BatchWrite:
+        now = self.clock.now()
+        self.result = record_outcomes(current, self.outcomes, now)
+        return BatchWrite(self.result.changed, self.result.delivered_receipts, self.result.events, now)

@@ -128,6 +128,7 @@ def _deliver(settings: Settings, a: Adapters) -> DeliverMessage:
         a.metrics,
         a.message_batches,
         caches=a.caches,
+        notifier=a.notifier,
     )
 
 

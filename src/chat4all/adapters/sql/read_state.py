@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, case, func, insert, literal, literal_column, select, update
+from sqlalchemy import Row, case, func, insert, literal, literal_column, select, tuple_, update
 
 from chat4all.adapters.sql.base import SqlRepository
 from chat4all.adapters.sql.tables import UtcDateTime, conversation_reads, conversations, message_receipts, messages
@@ -162,14 +162,17 @@ class SqlReceiptRepository(SqlRepository):
         marks = [ReadMark(row.message_id, row.position, bool(row.read_by_all)) for row in changed]
         return sorted(marks, key=lambda mark: mark.position)
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        changed = await self._execute(
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        if not receipts:
+            return
+        await self._execute(
             update(message_receipts)
-            .where(message_receipts.c.message_id == message_id, message_receipts.c.delivered_at.is_(None))
+            .where(
+                tuple_(message_receipts.c.message_id, message_receipts.c.recipient_id).in_(sorted(set(receipts))),
+                message_receipts.c.delivered_at.is_(None),
+            )
             .values(delivered_at=_at(at))
-            .returning(*message_receipts.c)
         )
-        return [_receipt(row) for row in changed]
 
     async def for_message(self, message_id: UUID) -> list[Receipt]:
         rows = await self._execute(

@@ -80,8 +80,9 @@ class ReceiptRepository(Protocol):
         read by all. Returns one mark per receipt it changed, by position."""
         ...
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        """Marks delivered the message's receipts that are not yet; returns them as changed."""
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        """Marks delivered at `at` those of the receipts (message id, recipient id) that are not yet.
+        The caller holds the locks of their messages."""
         ...
 
     async def for_message(self, message_id: UUID) -> list[Receipt]: ...
