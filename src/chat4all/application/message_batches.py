@@ -38,6 +38,8 @@ class UnitOfWorkMessageBatches:
             if write.delivered_receipts:
                 assert write.at is not None
                 await uow.receipts.mark_delivered(write.delivered_receipts, write.at)
+            if write.attempts:
+                await uow.receipts.record_attempts(write.attempts)
             if write.events:
                 await uow.events.append(write.events)
             if write.messages or write.delivered_receipts or write.events:

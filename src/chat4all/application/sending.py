@@ -47,7 +47,9 @@ class Send:
     def outcome(self) -> ChannelOutcome:
         if self.ended is None:
             return ChannelOutcome(self.message.id, self.channel, deferred=True)
-        return ChannelOutcome(self.message.id, self.channel, failure=self.ended.failure, reached=tuple(self.reached))
+        return ChannelOutcome(
+            self.message.id, self.channel, self.ended.failure, reached=tuple(self.reached), unreached=tuple(self.pending)
+        )
 
 
 @attrs.frozen

@@ -129,6 +129,7 @@ def _deliver(settings: Settings, a: Adapters) -> DeliverMessage:
         a.message_batches,
         caches=a.caches,
         notifier=a.notifier,
+        requests=a.publisher,
     )
 
 

@@ -14,6 +14,7 @@ import attrs
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
+from chat4all.entrypoints.settings_connectors import ConnectorFailures, load_connector_failures
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -125,6 +126,7 @@ class Settings:
     redrive_after: timedelta = timedelta(seconds=120)  # a message unfinished this long is routed again
     http: HttpSettings = HttpSettings()
     events: EventsSettings = EventsSettings()
+    connector_failures: ConnectorFailures = ConnectorFailures()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
 
     @property
@@ -165,6 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         http=http,
         events=load_events_settings(reader, http),
+        connector_failures=load_connector_failures(reader),
         kafka=load_kafka_settings(reader),
     )
 

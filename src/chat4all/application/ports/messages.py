@@ -22,6 +22,7 @@ import attrs
 from chat4all.application.ports.events import OutboxEvent
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import PendingEvent
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import Message
 
 
@@ -75,12 +76,13 @@ class MessageIntake(Protocol):
 class BatchWrite:
     """What a `MessageBatches.change` writes: the messages changed (as `update_many` writes them),
     the receipts a channel delivered (message id, recipient id) marked delivered at `at` if they
-    were not yet, and the events appended to users' logs."""
+    were not yet, the events appended to users' logs, and the delivery attempts per recipient."""
 
     messages: Sequence[Message]
     delivered_receipts: Sequence[tuple[UUID, UUID]] = ()
     events: Sequence[PendingEvent] = ()
     at: datetime | None = None  # when the receipts were delivered; needed when there are any
+    attempts: Sequence[DeliveryAttempt] = ()  # per recipient, for messages sent with failover
 
     def __attrs_post_init__(self) -> None:
         if self.delivered_receipts and self.at is None:

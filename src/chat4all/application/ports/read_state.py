@@ -18,6 +18,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.history import PositionRange
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
@@ -86,6 +87,14 @@ class ReceiptRepository(Protocol):
         ...
 
     async def for_message(self, message_id: UUID) -> list[Receipt]: ...
+
+    async def record_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Appends delivery attempts (messages sent with failover keep one per recipient and outcome)."""
+        ...
+
+    async def attempts_for(self, message_id: UUID) -> list[DeliveryAttempt]:
+        """The message's delivery attempts, in the order they were recorded."""
+        ...
 
 
 class MessageHistory(Protocol):

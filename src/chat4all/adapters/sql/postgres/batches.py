@@ -38,11 +38,12 @@ from chat4all.adapters.sql.postgres.connections import (
 )
 from chat4all.adapters.sql.postgres.parameters import history_json_rows, uuid_array
 from chat4all.application.ports import BatchWrite
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import DeliveryStatus, Message
 
 READ = """
 SELECT m.id, m.conversation_id, m.sender_id, m.recipient_id, m.channels, m.payload, m.priority, m.status,
-       m.fingerprint, m.created_at, m.read_by_all_at, d.channel AS delivery_channel, d.status AS delivery_status
+       m.fingerprint, m.created_at, m.read_by_all_at, m.failover, d.channel AS delivery_channel, d.status AS delivery_status
 FROM messages AS m LEFT JOIN message_deliveries AS d ON d.message_id = m.id
 WHERE m.id = ANY(%(ids)s::uuid[])
 """
@@ -85,6 +86,12 @@ WRITE_WITH_EVENTS = WRITE_MESSAGES + """, receipts AS (
     WHERE receipt.message_id = delivered.message_id AND receipt.recipient_id = delivered.recipient_id
       AND receipt.delivered_at IS NULL
     RETURNING 1
+), attempts AS (
+    INSERT INTO delivery_attempts (message_id, recipient_id, channel, delivered, at, error)
+    SELECT message_id, recipient_id, channel, delivered, at, error
+    FROM json_to_recordset(%(attempts)s::json) AS attempt(
+        message_id uuid, recipient_id uuid, channel text, delivered boolean, at timestamptz, error text, position bigint)
+    ORDER BY position
 ), told AS (
     SELECT * FROM json_to_recordset(%(user_events)s::json)
                   AS told(user_id uuid, type text, at timestamptz, data json, position bigint)
@@ -149,7 +156,7 @@ def write_statement(write: BatchWrite, changed: Sequence[Message]) -> tuple[str,
     """The statement that writes `write` (its messages as `changed`) and its parameters: the
     shorter one when there are no receipts or events (routing)."""
     parameters = write_parameters(changed)
-    if not write.delivered_receipts and not write.events:
+    if not write.delivered_receipts and not write.events and not write.attempts:
         return WRITE, parameters
     at = None if write.at is None else write.at.isoformat()
     receipts = [{"message_id": str(m), "recipient_id": str(r), "at": at} for m, r in write.delivered_receipts]
@@ -160,10 +167,23 @@ def write_statement(write: BatchWrite, changed: Sequence[Message]) -> tuple[str,
     parameters |= {
         "receipts": json.dumps(receipts),
         "user_events": json.dumps(told),
+        "attempts": json.dumps([_attempt_json(attempt, n) for n, attempt in enumerate(write.attempts)]),
         "channel": EVENTS_CHANNEL,
         "ids_per_notification": IDS_PER_NOTIFICATION,
     }
     return WRITE_WITH_EVENTS, parameters
+
+
+def _attempt_json(attempt: DeliveryAttempt, position: int) -> dict[str, Any]:
+    return {
+        "message_id": str(attempt.message_id),
+        "recipient_id": str(attempt.recipient_id),
+        "channel": attempt.channel,
+        "delivered": attempt.delivered,
+        "at": attempt.at.isoformat(),
+        "error": attempt.error,
+        "position": position,
+    }
 
 
 class PostgresMessageBatches:
@@ -201,7 +221,7 @@ class PostgresMessageBatches:
                 write = apply(found)
                 # Each message once (by id, first place kept): a delivery row may change once per statement.
                 changed = list({message.id: message for message in write.messages if message.new_events}.values())
-                if changed or write.delivered_receipts or write.events:
+                if changed or write.delivered_receipts or write.events or write.attempts:
                     await cursor.execute(*write_statement(write, changed))
             # The second round trip, on leaving the transaction: the write and COMMIT.
         for message in changed:
