@@ -2,7 +2,8 @@
 
 A message is `accepted`, then `routed` into one delivery per channel; each delivery ends
 `delivered` or `failed`, and once every delivery has ended the message takes its terminal
-status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards.
+status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards. A
+message sent with failover tries its channels one after another instead (`domain.failover`).
 
 A `delivered` message becomes `read` once every recipient has read it (see `domain.receipts`).
 Reads and channel outcomes arrive in any order: when the last recipient reads it before the
