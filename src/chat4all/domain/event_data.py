@@ -25,12 +25,12 @@ from uuid import UUID
 
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import EphemeralEvent, EventType, PendingEvent, iso
-from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.messages import FilePayload, Message, Payload
 from chat4all.domain.receipts import ReadHorizon, Receipt
 
 
-def _payload_data(message: Message) -> dict[str, Any]:
-    payload = message.payload
+def payload_data(payload: Payload) -> dict[str, Any]:
+    """A message's payload in JSON types: as the API shows it, events carry it and the database stores it."""
     if isinstance(payload, FilePayload):
         return {
             "type": "file",
@@ -51,7 +51,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "from": str(message.sender_id),
         "to": None if message.recipient_id is None else str(message.recipient_id),
         "channels": list(message.channels),
-        "payload": _payload_data(message),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "created_at": iso(message.created_at),

@@ -169,7 +169,7 @@ def injected_failures(settings: Settings) -> dict[str, Any]:
     """The mock connectors' options for the failures the settings inject (see `settings_connectors`)."""
     failures = settings.connector_failures
     return {
-        "failure_rate": settings.connector_failure_rate,
+        "failure_rate": failures.rate,
         "failure_rates": failures.rates,
         "failing_permanently": failures.permanent,
     }

@@ -2,7 +2,7 @@
 `CHAT4ALL_CONNECTOR_FAILURES="whatsapp=permanent,instagram=0.1"`. A number is the share of
 attempts that fail transiently (retried with back-off); `permanent` makes every attempt fail
 terminally, without retry (what channel failover is for). `CHAT4ALL_CONNECTOR_FAILURE_RATE`
-still sets the transient share of every channel not named here."""
+sets the transient share of every channel not named here."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ PERMANENT = "permanent"
 
 @attrs.frozen
 class ConnectorFailures:
+    rate: float = 0.0  # transient share of the channels not named
     rates: Mapping[str, float] = attrs.field(factory=dict)  # transient share per channel named
     permanent: frozenset[str] = frozenset()  # channels whose every attempt fails terminally
 
@@ -37,4 +38,5 @@ def load_connector_failures(reader: EnvReader, channels: tuple[str, ...] = MOCK_
             rates[channel] = EnvReader({VARIABLE: value}).fraction(VARIABLE, 0.0) if value else -1.0
             if rates[channel] < 0:
                 raise SettingsError(f"{VARIABLE}: {channel!r} needs '=permanent' or '=<share between 0 and 1>'")
-    return ConnectorFailures(rates, frozenset(permanent))
+    rate = reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0)
+    return ConnectorFailures(rate, rates, frozenset(permanent))

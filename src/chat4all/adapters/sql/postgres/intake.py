@@ -43,10 +43,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from chat4all.adapters.sql.event_log import EVENTS_CHANNEL, IDS_PER_NOTIFICATION
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
-from chat4all.adapters.sql.message_rows import payload_to_json
 from chat4all.adapters.sql.postgres.connections import translate_psycopg_errors
 from chat4all.adapters.sql.postgres.parameters import history_json_rows
-from chat4all.domain.event_data import message_data
+from chat4all.domain.event_data import message_data, payload_data
 from chat4all.domain.messages import FilePayload
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ def _message_json(item: PendingAccept, *, position: int) -> dict[str, object]:
         "sender_id": str(message.sender_id),
         "recipient_id": None if message.recipient_id is None else str(message.recipient_id),
         "channels": list(message.channels),
-        "payload": payload_to_json(message.payload),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "fingerprint": message.fingerprint,
