@@ -39,7 +39,7 @@ async def test_a_permanently_failing_channel_falls_over_to_the_next(hub, people)
     assert done.deliveries == {"whatsapp": DeliveryStatus.FAILED, "instagram": DeliveryStatus.DELIVERED}
     assert done.history[-1].detail == "delivered on: instagram (after whatsapp failed)"
     assert hub.connectors["instagram"].recipients_of(message.id) == [bob.id]
-    _, receipts, attempts = await hub.read.detail(alice.id, message.id)
+    _, receipts, _, attempts = await hub.read.detail(alice.id, message.id)
     assert [(a.recipient_id, a.channel, a.delivered, a.error) for a in attempts] == [
         (bob.id, "whatsapp", False, "number does not exist"),
         (bob.id, "instagram", True, None),
@@ -82,7 +82,7 @@ async def test_a_message_without_failover_does_not_fall_over(hub, people):
     hub.connectors["whatsapp"].fail_permanently()
     await hub.deliver.execute(message.id, "whatsapp")
     assert requested(hub) == [] and (await hub.message(message.id)).status is MessageStatus.FAILED
-    assert (await hub.read.detail(alice.id, message.id))[2] == []
+    assert (await hub.read.detail(alice.id, message.id))[3] == []
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ class SendRequest:
     file_id: UUID | None
     priority: Priority
     failover: tuple[str, ...] = ()  # see domain.failover
+    origin: str | None = None  # the channel a reply came in from (see application.inbound)
 
 
 MEMBERSHIP_CACHE_SIZE = 10_000
@@ -124,7 +125,8 @@ class SendMessage:
             channels,
             payload,
             request.priority,
-            failover,
+            failover=failover,
+            origin=request.origin,
         )
         message = Message.accept(draft, self.clock.now())
         routing = encode(RouteRequested(message.id), conversation.id)
@@ -225,11 +227,15 @@ class ReadMessages:
             raise Forbidden("you are not a member of this message's conversation", code="not_a_member")
         return message
 
-    async def detail(self, caller: UUID, message_id: UUID) -> tuple[Message, list[Receipt], list[DeliveryAttempt]]:
-        """`get`, with a receipt per recipient and, if it was sent with failover, its delivery
-        attempts per recipient (members only, as the message itself)."""
+    async def detail(
+        self, caller: UUID, message_id: UUID
+    ) -> tuple[Message, list[Receipt], dict[tuple[str, UUID], str], list[DeliveryAttempt]]:
+        """`get`, with a receipt per recipient (members only, as the message itself), the ids the
+        channels' providers gave its copies, by (channel, recipient), and, if it was sent with
+        failover, its delivery attempts per recipient."""
         message = await self.get(caller, message_id)
         async with self.uow() as uow:
             receipts = await uow.receipts.for_message(message_id)
+            provider_ids = await uow.channels.provider_ids(message_id)
             attempts = await uow.receipts.attempts_for(message_id) if message.failover else []
-        return message, receipts, attempts
+        return message, receipts, provider_ids, attempts

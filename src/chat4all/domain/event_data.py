@@ -55,6 +55,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "priority": message.priority.value,
         "status": message.status.value,
         "created_at": iso(message.created_at),
+        "origin": message.origin,
         "deliveries": {channel: status.value for channel, status in message.deliveries.items()},
         "history": [
             {"status": entry.status, "channel": entry.channel, "at": iso(entry.at), "detail": entry.detail}

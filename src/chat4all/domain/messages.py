@@ -128,6 +128,8 @@ class MessageDraft:
     payload: Payload
     priority: Priority
     failover: tuple[str, ...] = ()  # see domain.failover
+    # The channel a reply came in from (None: sent through the API); not part of the fingerprint.
+    origin: str | None = None
 
     def fingerprint(self) -> str:
         body = {
@@ -166,6 +168,7 @@ class Message:
     @property
     def chain(self) -> tuple[str, ...]:
         return self.channels + self.failover
+    origin: str | None = None  # see MessageDraft.origin
 
     @classmethod
     def accept(cls, draft: MessageDraft, now: datetime) -> Message:
@@ -182,6 +185,7 @@ class Message:
             created_at=now,
             deliveries={channel: DeliveryStatus.PENDING for channel in draft.channels},
             failover=draft.failover,
+            origin=draft.origin,
         )
         message._record(StatusEvent(MessageStatus.ACCEPTED.value, now))
         return message

@@ -57,6 +57,7 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         history=history,
         read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
         failover=failover,
+        origin=row.origin,
     )
 
 
@@ -75,6 +76,7 @@ def message_row(message: Message) -> dict[str, Any]:
         "fingerprint": message.fingerprint,
         "created_at": message.created_at,
         "failover": list(message.failover) or None,
+        "origin": message.origin,
     }
 
 
