@@ -14,6 +14,7 @@ import attrs
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
+from chat4all.entrypoints.settings_webhooks import WebhookSettings, load_webhook_settings
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -126,6 +127,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def distributed(self) -> bool:
@@ -166,6 +168,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http=http,
         events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
+        webhooks=load_webhook_settings(reader),
     )
 
 

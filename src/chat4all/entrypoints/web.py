@@ -71,6 +71,7 @@ def http_use_cases(hub: Hub) -> UseCases:
         read_events=recipient.read_events,
         live_events=recipient.live_events,
         send_typing=recipient.send_typing,
+        manage_webhooks=hub.webhooks,
     )
 
 

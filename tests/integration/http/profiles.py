@@ -156,14 +156,21 @@ class Deployment:
 
 
 @asynccontextmanager
-async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def embedded(tmp_path: Path, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
 
     settings = load_settings(
-        {**FAST_ARGON2, **LOGIN_THROTTLE, **METRICS, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
+        {
+            **FAST_ARGON2,
+            **LOGIN_THROTTLE,
+            **METRICS,
+            "CHAT4ALL_DATA_DIR": str(tmp_path / "data"),
+            "CHAT4ALL_CHUNK_SIZE": "1024",
+            **(extra_env or {}),
+        }
     )
     await migrate(settings)
     hub = build("embedded", settings)
@@ -179,11 +186,11 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 
 @asynccontextmanager
-async def distributed(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def distributed(tmp_path: Path, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
 
-    env = distributed_env("http")
+    env = {**distributed_env("http"), **(extra_env or {})}
     processes = Processes(env, tmp_path)
     processes.cli("migrate")
     port = free_port()

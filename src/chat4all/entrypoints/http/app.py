@@ -23,6 +23,7 @@ from chat4all.entrypoints.http.metrics_routes import metrics_route
 from chat4all.entrypoints.http.request import GuardedRequest
 from chat4all.entrypoints.http.security_headers import secure_response
 from chat4all.entrypoints.http.use_cases import Lifecycle, UseCases, provide_value
+from chat4all.entrypoints.http.webhook_routes import WebhookController
 from chat4all.entrypoints.http.websocket_route import events_socket
 
 MAX_JSON_BODY = 256 * 1024
@@ -43,6 +44,7 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             FileController,
             EventController,
             events_socket,
+            *([WebhookController] if use_cases.manage_webhooks is not None else []),
         ],
         dependencies={
             **use_cases.providers(),

@@ -46,6 +46,7 @@ class UseCases:
     read_events: ReadEvents
     live_events: LiveEvents
     send_typing: SendTyping
+    manage_webhooks: Any = None  # ManageWebhooks; None: no webhook routes
 
     def providers(self) -> dict[str, Provide]:
         """One Litestar dependency per use case, named as the field."""
