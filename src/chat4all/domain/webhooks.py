@@ -28,9 +28,7 @@ from chat4all.domain.errors import InvalidInput
 from chat4all.domain.events import EventType
 
 ATTEMPT_TIMEOUT = timedelta(seconds=10)
-RETRY_DELAYS = tuple(
-    timedelta(seconds=seconds) for seconds in (5, 30, 120, 600, 1800, 3600)
-)
+RETRY_DELAYS = tuple(timedelta(seconds=seconds) for seconds in (5, 30, 120, 600, 1800, 3600))
 LATER_DELAY = timedelta(hours=2)
 GIVE_UP_AFTER = timedelta(hours=24)
 JITTER = 0.1  # a delay is its base plus or minus up to 10 %

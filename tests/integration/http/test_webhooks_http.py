@@ -95,14 +95,19 @@ async def test_a_webhook_is_its_owners_alone(hub, receiver) -> None:
     scene = await Scene(hub).setup()
     created = await scene.webhook(receiver)
     path = f"/v1/webhooks/{created['id']}"
-    for method, url in [("GET", path), ("DELETE", path), ("GET", path + "/deliveries"), ("POST", path + "/rotate-secret")]:
+    for method, url in [
+        ("GET", path),
+        ("DELETE", path),
+        ("GET", path + "/deliveries"),
+        ("POST", path + "/rotate-secret"),
+    ]:
         response = await scene.client.request(method, url, headers=scene.peer)
         assert response.status_code == 404, (method, url, response.text)
         assert response.json()["error_code"] == "webhook_not_found"
     assert (await scene.client.get("/v1/webhooks", headers=scene.peer)).json()["webhooks"] == []
-    assert [each["id"] for each in (await scene.client.get("/v1/webhooks", headers=scene.owner)).json()["webhooks"]] == [
-        created["id"]
-    ]
+    assert [
+        each["id"] for each in (await scene.client.get("/v1/webhooks", headers=scene.owner)).json()["webhooks"]
+    ] == [created["id"]]
     assert (await scene.client.delete(path, headers=scene.owner)).status_code == 204
     assert (await scene.client.get(path, headers=scene.owner)).status_code == 404
 

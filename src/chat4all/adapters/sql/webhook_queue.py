@@ -76,7 +76,9 @@ class SqlDeliveryQueue:
 
     async def claim(self, webhook_id: UUID, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
         async with self._transaction() as connection:
-            due = select(d.c.id).where(d.c.webhook_id == webhook_id, _due(now)).order_by(d.c.next_attempt_at).limit(limit)
+            due = (
+                select(d.c.id).where(d.c.webhook_id == webhook_id, _due(now)).order_by(d.c.next_attempt_at).limit(limit)
+            )
             if connection.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             claimed = (
