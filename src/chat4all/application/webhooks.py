@@ -91,6 +91,12 @@ class ManageWebhooks:
             raise NotFound("no such webhook", code="webhook_not_found")
         return await self.get(caller, webhook_id)
 
+    async def disable(self, caller: UUID, webhook_id: UUID) -> Webhook:
+        """Pauses deliveries; events keep coming into the log, and are delivered once enabled."""
+        if not await self.store.disable(caller, webhook_id, self.clock.now(), "disabled by its owner"):
+            raise NotFound("no such webhook", code="webhook_not_found")
+        return await self.get(caller, webhook_id)
+
     async def enable(self, caller: UUID, webhook_id: UUID) -> Webhook:
         """A disabled webhook takes deliveries again, from the events it stopped at."""
         if not await self.store.enable(caller, webhook_id, self.clock.now()):

@@ -187,3 +187,17 @@ async def test_a_hanging_receiver_does_not_delay_another_webhook(hub, receiver) 
         assert hanging.requests >= 1 and not hanging.received
     finally:
         await hanging.stop()
+
+
+async def test_a_paused_webhook_gets_the_events_it_missed_once_enabled(hub, receiver) -> None:
+    scene = await Scene(hub).setup()
+    created = await scene.webhook(receiver)
+    path = f"/v1/webhooks/{created['id']}"
+    paused = await scene.client.post(path + "/disable", headers=scene.owner)
+    assert paused.status_code == 200 and paused.json()["enabled"] is False
+    assert paused.json()["disabled_reason"] == "disabled by its owner"
+    await scene.send(2)
+    await asyncio.sleep(2)
+    assert receiver.received == []
+    assert (await scene.client.post(path + "/enable", headers=scene.owner)).json()["enabled"] is True
+    await receiver.wait_for(2, timeout=20)

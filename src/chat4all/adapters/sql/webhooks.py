@@ -91,6 +91,9 @@ class SqlWebhookStore(SqlDeliveryQueue):
     async def set_secret(self, owner_id: UUID, webhook_id: UUID, secret: str) -> bool:
         return await self._change(owner_id, webhook_id, secret=secret)
 
+    async def disable(self, owner_id: UUID, webhook_id: UUID, now: datetime, reason: str) -> bool:
+        return await self._change(owner_id, webhook_id, disabled_at=now, disabled_reason=reason)
+
     async def enable(self, owner_id: UUID, webhook_id: UUID, now: datetime) -> bool:
         async with self._transaction() as connection:
             done = await connection.execute(

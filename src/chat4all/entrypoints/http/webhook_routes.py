@@ -61,6 +61,15 @@ class WebhookController(Controller):
         return schemas.with_secret(await manage_webhooks.rotate_secret(user.id, webhook_id))
 
     @post(
+        "/{webhook_id:uuid}/disable",
+        summary="Pause a webhook: nothing is sent until it is enabled again (events are kept for it meanwhile)",
+        status_code=200,
+        responses=errors(401, 404),
+    )
+    async def disable(self, webhook_id: FromPath[UUID], user: UserDep, manage_webhooks: Manage) -> schemas.WebhookOut:
+        return schemas.webhook_out(await manage_webhooks.disable(user.id, webhook_id))
+
+    @post(
         "/{webhook_id:uuid}/enable",
         summary="Enable a disabled webhook: its pending deliveries, and the events since, are sent",
         status_code=200,
