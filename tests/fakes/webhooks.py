@@ -27,15 +27,16 @@ class InMemoryWebhookStore:
     async def last_seq(self, owner_id: UUID) -> int:
         return 7
 
-    async def due_webhooks(self, now: datetime, skip, limit: int) -> list[UUID]:
-        return [webhook for webhook, claims in self.due.items() if claims and webhook not in skip][:limit]
+    async def claim(self, now: datetime, lease_until: datetime, skip, per_webhook: int, limit: int):
+        taken: list[ClaimedDelivery] = []
+        for webhook_id, claims in self.due.items():
+            if webhook_id not in skip:
+                mine, self.due[webhook_id] = claims[:per_webhook], claims[per_webhook:]
+                taken += mine
+        return taken[:limit]
 
-    async def claim(self, webhook_id: UUID, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
-        taken, self.due[webhook_id] = self.due[webhook_id][:limit], self.due[webhook_id][limit:]
-        return taken
-
-    async def record(self, outcome: AttemptOutcome, now: datetime) -> None:
-        self.recorded.append(outcome)
+    async def record(self, outcomes, now: datetime) -> None:
+        self.recorded.extend(outcomes)
 
 
 class StaticResolver:

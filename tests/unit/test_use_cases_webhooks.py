@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from chat4all.application.ports.webhooks import ClaimedDelivery
-from chat4all.application.webhook_sending import SendWebhooks
+from chat4all.application.webhook_sender import SendWebhooks
 from chat4all.application.webhooks import ManageWebhooks, WebhookPolicy
 from chat4all.domain.errors import InvalidInput, QuotaExceeded
 from chat4all.domain.webhooks import MAX_WEBHOOKS_PER_USER, DeliveryState, WebhookDelivery
@@ -79,6 +79,7 @@ async def test_a_host_that_now_resolves_inside_is_not_called_and_the_attempt_fai
     store, transport = InMemoryWebhookStore(), HeldTransport()
     sender = SendWebhooks(store, transport, FixedSigner(), StaticResolver(PUBLIC), ManualClock(), jitter=lambda: 0.0)
     await sender.attempt(claim(uuid4(), "https://inside.example.com/x"))
+    await sender.flush()
     assert transport.posts == []
     [outcome] = store.recorded
     assert not outcome.succeeded and outcome.attempt.error.startswith("refused")
@@ -91,12 +92,13 @@ async def test_a_busy_endpoint_takes_only_its_own_slots() -> None:
     store.due = {slow: [claim(slow) for _ in range(20)], other: [claim(other) for _ in range(3)]}
     sender = SendWebhooks(store, transport, FixedSigner(), StaticResolver(PUBLIC), ManualClock(), per_endpoint=4)
     assert await sender.execute() == 4 + 3
-    assert await sender.execute() == 0  # the slow one's slots are full; it keeps the rest for later
+    assert await sender.execute() == 0  # the slow one's slots are full: none of its deliveries is claimed
     await asyncio.sleep(0)
-    assert len(transport.posts) == 7
+    assert len(transport.posts) == 7 and len(store.due[slow]) == 16
     assert all(headers["webhook-signature"] == f"v1,{headers['webhook-id']}" for _, _, headers in transport.posts)
     transport.release.set()
     for _ in range(10):
         await asyncio.sleep(0)
+    await sender.flush()
     assert len(store.recorded) == 7 and all(each.succeeded for each in store.recorded)
     assert await sender.execute() == 4  # slots free again

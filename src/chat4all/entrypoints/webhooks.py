@@ -9,9 +9,9 @@ from typing import Any
 
 import attrs
 
-from chat4all.application.ports import UserEventReader
 from chat4all.application.ports.webhooks import AddressResolver, WebhookSigner, WebhookStore, WebhookTransport
-from chat4all.application.webhook_sending import FeedWebhooks, PurgeWebhookDeliveries, SendWebhooks
+from chat4all.application.webhook_sender import SendWebhooks
+from chat4all.application.webhook_sending import FeedWebhooks, PurgeWebhookDeliveries
 from chat4all.application.webhooks import ManageWebhooks, WebhookPolicy
 from chat4all.entrypoints.background import every
 from chat4all.entrypoints.hub import Hub
@@ -23,7 +23,6 @@ SEND_POLL = 0.5  # seconds between looks for due retries, when nothing wakes the
 @attrs.define
 class WebhookAdapters:
     store: WebhookStore
-    events: UserEventReader
     resolver: AddressResolver
     signer: WebhookSigner
     transport: WebhookTransport | None  # None: this process does not send (a distributed API)
@@ -31,14 +30,12 @@ class WebhookAdapters:
 
 
 def sql_webhook_adapters(engine: Any, *, sending: bool) -> WebhookAdapters:
-    from chat4all.adapters.sql.event_log import SqlUserEventReader
     from chat4all.adapters.sql.webhooks import SqlWebhookStore
     from chat4all.adapters.webhook_http import HttpxWebhookTransport, StandardWebhookSigner, SystemResolver
 
     transport = HttpxWebhookTransport() if sending else None
     return WebhookAdapters(
         SqlWebhookStore(engine),
-        SqlUserEventReader(engine),
         SystemResolver(),
         StandardWebhookSigner(),
         transport,
@@ -64,7 +61,7 @@ def add_webhooks(hub: Hub, adapters: WebhookAdapters) -> None:
         per_endpoint=configured.concurrency_per_endpoint,
         max_in_flight=configured.max_in_flight,
     )
-    feed = FeedWebhooks(adapters.store, adapters.events, ids, clock, on_fed=sender.poke)
+    feed = FeedWebhooks(adapters.store, ids, clock, on_fed=sender.poke)
     purge = PurgeWebhookDeliveries(adapters.store, clock, hub.settings.events.retention)
     hub.background.add("webhook-feed", lambda: every(FEED_POLL, feed.execute, "webhook-feed"))
     hub.background.add("webhook-send", lambda: sender.run(SEND_POLL))

@@ -1,7 +1,7 @@
 """Webhook deliveries on SQL: stored as events are fed, claimed under a lease, and their attempts.
 
-Claiming is one `UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED) RETURNING`
-on PostgreSQL: workers claiming at the same time skip each other's rows instead of waiting on
+Claiming is one `UPDATE ... WHERE id IN (<the oldest due of each webhook, among candidates
+SELECTed ... FOR UPDATE SKIP LOCKED>) RETURNING` on PostgreSQL: workers claiming at the same time skip each other's rows instead of waiting on
 them or taking them twice. SQLite serializes its writers, so the same statement without the lock
 clause is enough there.
 """
@@ -13,12 +13,12 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat4all.adapters.sql.webhook_tables import webhook_attempts, webhook_deliveries, webhooks
-from chat4all.application.ports.webhooks import AttemptOutcome, ClaimedDelivery
+from chat4all.application.ports.webhooks import AttemptOutcome, ClaimedDelivery, CursorMove
 from chat4all.domain.webhooks import DeliveryAttempt, DeliveryState, WebhookDelivery
 
 PENDING = DeliveryState.PENDING.value
@@ -49,85 +49,61 @@ class SqlDeliveryQueue:
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError
 
-    async def advance(self, webhook_id: UUID, cursor: int, to: int, deliveries: Sequence[WebhookDelivery]) -> bool:
+    async def advance(self, moves: Sequence[CursorMove]) -> int:
+        made = 0
         async with self._transaction() as connection:
-            moved = await connection.execute(
-                update(webhooks).where(webhooks.c.id == webhook_id, webhooks.c.cursor == cursor).values(cursor=to)
-            )
-            if moved.rowcount != 1:
-                return False
-            if deliveries:
-                upsert = postgresql.insert(d) if connection.dialect.name == "postgresql" else sqlite.insert(d)
-                await connection.execute(upsert.on_conflict_do_nothing(), [_row(each) for each in deliveries])
-        return True
+            for move in moves:
+                moved = await connection.execute(
+                    update(webhooks)
+                    .where(webhooks.c.id == move.webhook_id, webhooks.c.cursor == move.cursor)
+                    .values(cursor=move.to)
+                )
+                if moved.rowcount != 1:
+                    continue
+                made += 1
+                if move.deliveries:
+                    upsert = postgresql.insert(d) if connection.dialect.name == "postgresql" else sqlite.insert(d)
+                    await connection.execute(upsert.on_conflict_do_nothing(), [_row(each) for each in move.deliveries])
+        return made
 
-    async def due_webhooks(self, now: datetime, skip: Sequence[UUID], limit: int) -> list[UUID]:
-        query = (
-            select(d.c.webhook_id)
-            .join(webhooks, webhooks.c.id == d.c.webhook_id)
-            .where(_due(now), webhooks.c.disabled_at.is_(None))
-            .group_by(d.c.webhook_id)
-            .limit(limit)
-        )
-        if skip:
-            query = query.where(d.c.webhook_id.not_in(list(skip)))
+    async def claim(
+        self, now: datetime, lease_until: datetime, skip: Sequence[UUID], per_webhook: int, limit: int
+    ) -> list[ClaimedDelivery]:
         async with self._transaction() as connection:
-            return list((await connection.execute(query)).scalars())
-
-    async def claim(self, webhook_id: UUID, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
-        async with self._transaction() as connection:
-            due = (
-                select(d.c.id).where(d.c.webhook_id == webhook_id, _due(now)).order_by(d.c.next_attempt_at).limit(limit)
-            )
-            if connection.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
             claimed = (
                 await connection.execute(
-                    update(d).where(d.c.id.in_(due.scalar_subquery())).values(lease_until=lease_until).returning(d)
+                    update(d)
+                    .where(d.c.id.in_(_claimable(connection.dialect.name, now, skip, per_webhook, limit)))
+                    .values(lease_until=lease_until)
+                    .returning(d)
                 )
             ).all()
             if not claimed:
                 return []
-            owner = (
-                await connection.execute(
-                    select(webhooks.c.url, webhooks.c.secret, webhooks.c.failing_since, webhooks.c.disabled_at).where(
-                        webhooks.c.id == webhook_id
+            owners = {
+                row.id: row
+                for row in await connection.execute(
+                    select(webhooks.c.id, webhooks.c.url, webhooks.c.secret, webhooks.c.failing_since).where(
+                        webhooks.c.id.in_({row.webhook_id for row in claimed})
                     )
                 )
-            ).one()
-        if owner.disabled_at is not None:  # disabled meanwhile: its lease ends and it waits, unsent
-            return []
-        return [ClaimedDelivery(delivery_of(row), owner.url, owner.secret, owner.failing_since) for row in claimed]
+            }
+        return [
+            ClaimedDelivery(
+                delivery_of(row),
+                owners[row.webhook_id].url,
+                owners[row.webhook_id].secret,
+                owners[row.webhook_id].failing_since,
+            )
+            for row in sorted(claimed, key=lambda row: (row.next_attempt_at, row.seq))
+        ]
 
-    async def record(self, outcome: AttemptOutcome, now: datetime) -> None:
-        attempt = outcome.attempt
-        if outcome.succeeded:
-            state = DeliveryState.SUCCEEDED
-        else:
-            state = DeliveryState.PENDING if outcome.next_attempt_at is not None else DeliveryState.FAILED
+    async def record(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
         async with self._transaction() as connection:
-            await connection.execute(
-                insert(webhook_attempts),
-                {
-                    "delivery_id": outcome.delivery_id,
-                    "attempted_at": attempt.attempted_at,
-                    "status_code": attempt.status_code,
-                    "latency_ms": attempt.latency_ms,
-                    "error": attempt.error,
-                },
-            )
-            await connection.execute(
-                update(d)
-                .where(d.c.id == outcome.delivery_id)
-                .values(
-                    state=state.value,
-                    attempts=d.c.attempts + 1,
-                    next_attempt_at=outcome.next_attempt_at,
-                    first_attempt_at=func.coalesce(d.c.first_attempt_at, attempt.attempted_at),
-                    lease_until=None,
-                )
-            )
-            await connection.execute(_endpoint_change(outcome, now))
+            await connection.execute(insert(webhook_attempts), [_attempt_row(each) for each in outcomes])
+            await connection.execute(_delivery_change(), [_delivery_values(each) for each in outcomes])
+            for statement in _endpoint_changes(outcomes, now):
+                await connection.execute(statement)
 
     async def deliveries(self, webhook_id: UUID, limit: int, offset: int) -> tuple[list[WebhookDelivery], int]:
         page = select(d).where(d.c.webhook_id == webhook_id).order_by(d.c.seq.desc()).limit(limit).offset(offset)
@@ -168,17 +144,81 @@ class SqlDeliveryQueue:
         return done.rowcount
 
 
-def _endpoint_change(outcome: AttemptOutcome, now: datetime):  # type: ignore[no-untyped-def]
-    endpoint = update(webhooks).where(webhooks.c.id == outcome.webhook_id)
+def _claimable(dialect: str, now: datetime, skip: Sequence[UUID], per_webhook: int, limit: int):  # type: ignore[no-untyped-def]
+    """The ids of the due deliveries to claim: the oldest `per_webhook` of each enabled webhook not
+    in `skip`. PostgreSQL locks the candidates first (`FOR UPDATE SKIP LOCKED` cannot sit next to
+    the window function), so concurrent claimers pass over each other's rows."""
+    candidates = (
+        select(d.c.id, d.c.webhook_id, d.c.next_attempt_at)
+        .join(webhooks, webhooks.c.id == d.c.webhook_id)
+        .where(_due(now), webhooks.c.disabled_at.is_(None))
+        .order_by(d.c.next_attempt_at)
+        .limit(limit * 4)
+    )
+    if skip:
+        candidates = candidates.where(d.c.webhook_id.not_in(list(skip)))
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(of=d, skip_locked=True)
+    listed = candidates.subquery()
+    rank = func.row_number().over(partition_by=listed.c.webhook_id, order_by=listed.c.next_attempt_at).label("rank")
+    ranked = select(listed.c.id, rank).subquery()
+    return select(ranked.c.id).where(ranked.c.rank <= per_webhook).limit(limit).scalar_subquery()
+
+
+def _delivery_change():  # type: ignore[no-untyped-def]
+    return (
+        update(d)
+        .where(d.c.id == bindparam("delivery_id"))
+        .values(
+            state=bindparam("new_state"),
+            attempts=d.c.attempts + 1,
+            next_attempt_at=bindparam("next_at"),
+            first_attempt_at=func.coalesce(d.c.first_attempt_at, bindparam("attempted")),
+            lease_until=None,
+        )
+    )
+
+
+def _delivery_values(outcome: AttemptOutcome) -> dict[str, object]:
     if outcome.succeeded:
-        return endpoint.values(failing_since=None)
-    values = {"failing_since": func.coalesce(webhooks.c.failing_since, outcome.attempt.attempted_at)}
-    if outcome.disable_reason is not None:
-        values |= {
-            "disabled_at": case((webhooks.c.disabled_at.is_(None), now), else_=webhooks.c.disabled_at),
-            "disabled_reason": func.coalesce(webhooks.c.disabled_reason, outcome.disable_reason),
-        }
-    return endpoint.values(**values)
+        state = DeliveryState.SUCCEEDED
+    else:
+        state = DeliveryState.PENDING if outcome.next_attempt_at is not None else DeliveryState.FAILED
+    return {
+        "delivery_id": outcome.delivery_id,
+        "new_state": state.value,
+        "next_at": outcome.next_attempt_at,
+        "attempted": outcome.attempt.attempted_at,
+    }
+
+
+def _attempt_row(outcome: AttemptOutcome) -> dict[str, object]:
+    attempt = outcome.attempt
+    return {
+        "delivery_id": outcome.delivery_id,
+        "attempted_at": attempt.attempted_at,
+        "status_code": attempt.status_code,
+        "latency_ms": attempt.latency_ms,
+        "error": attempt.error,
+    }
+
+
+def _endpoint_changes(outcomes: Sequence[AttemptOutcome], now: datetime):  # type: ignore[no-untyped-def]
+    """Per endpoint, what its last outcome of the batch says: a success ends its failing streak, a
+    failure starts one (if none is running), a reason to disable it disables it."""
+    last = {outcome.webhook_id: outcome for outcome in sorted(outcomes, key=lambda each: each.attempt.attempted_at)}
+    reasons = {outcome.webhook_id: outcome.disable_reason for outcome in outcomes if outcome.disable_reason}
+    for webhook_id, outcome in sorted(last.items()):
+        endpoint = update(webhooks).where(webhooks.c.id == webhook_id)
+        values: dict[str, object] = {}
+        if outcome.succeeded:
+            values["failing_since"] = None
+        else:
+            values["failing_since"] = func.coalesce(webhooks.c.failing_since, outcome.attempt.attempted_at)
+        if webhook_id in reasons:
+            values["disabled_at"] = case((webhooks.c.disabled_at.is_(None), now), else_=webhooks.c.disabled_at)
+            values["disabled_reason"] = func.coalesce(webhooks.c.disabled_reason, reasons[webhook_id])
+        yield endpoint.values(**values)
 
 
 def _row(delivery: WebhookDelivery) -> dict[str, object]:

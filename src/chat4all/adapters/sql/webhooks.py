@@ -7,19 +7,20 @@ webhook loops run outside any unit of work.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import translate_errors
-from chat4all.adapters.sql.tables import user_event_counters
+from chat4all.adapters.sql.tables import user_event_counters, user_events
 from chat4all.adapters.sql.webhook_queue import SqlDeliveryQueue
 from chat4all.adapters.sql.webhook_tables import webhook_deliveries, webhooks
-from chat4all.domain.events import EventType
+from chat4all.application.ports.webhooks import EventRange
+from chat4all.domain.events import EventType, UserEvent
 from chat4all.domain.webhooks import DeliveryState, Webhook
 
 
@@ -125,12 +126,31 @@ class SqlWebhookStore(SqlDeliveryQueue):
         async with self._transaction() as connection:
             return (await connection.execute(query)).scalar_one_or_none() or 0
 
-    async def behind(self, limit: int) -> list[Webhook]:
+    async def behind(self, limit: int) -> list[tuple[Webhook, int]]:
         query = (
-            select(webhooks)
+            select(webhooks, user_event_counters.c.last_seq)
             .join(user_event_counters, user_event_counters.c.user_id == webhooks.c.owner_id)
             .where(webhooks.c.disabled_at.is_(None), user_event_counters.c.last_seq > webhooks.c.cursor)
             .limit(limit)
         )
         async with self._transaction() as connection:
-            return [webhook_of(row) for row in await connection.execute(query)]
+            return [(webhook_of(row), row.last_seq) for row in await connection.execute(query)]
+
+    async def events_in(self, ranges: Sequence[EventRange]) -> list[list[UserEvent]]:
+        if not ranges:
+            return []
+        e = user_events
+        wanted = or_(
+            *(and_(e.c.user_id == each.owner_id, e.c.seq > each.after, e.c.seq <= each.up_to) for each in ranges)
+        )
+        query = select(e.c.user_id, e.c.seq, e.c.type, e.c.at, e.c.data).where(wanted).order_by(e.c.user_id, e.c.seq)
+        async with self._transaction() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            [
+                UserEvent(row.seq, EventType(row.type), row.at, row.data)
+                for row in rows
+                if row.user_id == each.owner_id and each.after < row.seq <= each.up_to
+            ]
+            for each in ranges
+        ]

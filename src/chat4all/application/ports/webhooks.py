@@ -10,6 +10,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.domain.events import UserEvent
 from chat4all.domain.webhooks import DeliveryAttempt, Webhook, WebhookDelivery
 
 
@@ -24,6 +25,21 @@ class AttemptOutcome:
     succeeded: bool
     next_attempt_at: datetime | None  # None on failure: given up
     disable_reason: str | None = None
+
+
+@attrs.frozen
+class EventRange:
+    owner_id: UUID
+    after: int
+    up_to: int
+
+
+@attrs.frozen
+class CursorMove:
+    webhook_id: UUID
+    cursor: int
+    to: int
+    deliveries: Sequence[WebhookDelivery]
 
 
 @attrs.frozen
@@ -59,26 +75,31 @@ class WebhookStore(Protocol):
         """The newest seq of the user's event log (0: none yet)."""
         ...
 
-    async def behind(self, limit: int) -> list[Webhook]:
-        """Enabled webhooks whose owner's log has events after their cursor."""
+    async def behind(self, limit: int) -> list[tuple[Webhook, int]]:
+        """Enabled webhooks whose owner's log has events after their cursor, each with the log's last seq."""
         ...
 
-    async def advance(self, webhook_id: UUID, cursor: int, to: int, deliveries: Sequence[WebhookDelivery]) -> bool:
-        """Stores the deliveries and moves the cursor from `cursor` to `to`, in one transaction, if
-        the cursor is still at `cursor` (False: another process fed them first; nothing changes).
-        A delivery for a (webhook, seq) already stored is skipped."""
+    async def events_in(self, ranges: Sequence[EventRange]) -> list[list[UserEvent]]:
+        """For each range, its owner's events with `after` < seq <= `up_to`, ascending (one read)."""
         ...
 
-    async def due_webhooks(self, now: datetime, skip: Sequence[UUID], limit: int) -> list[UUID]:
-        """Enabled webhooks with deliveries due by `now`, but those in `skip`."""
+    async def advance(self, moves: Sequence[CursorMove]) -> int:
+        """Stores each move's deliveries and moves its cursor, all in one transaction; a move whose
+        cursor is no longer at `cursor` (another process fed it first) changes nothing. A delivery
+        for a (webhook, seq) already stored is skipped. Returns how many moves were made."""
         ...
 
-    async def claim(self, webhook_id: UUID, now: datetime, lease_until: datetime, limit: int) -> list[ClaimedDelivery]:
-        """Takes up to `limit` of the webhook's due deliveries until `lease_until`: no other process
-        claims them before then (on PostgreSQL, `FOR UPDATE SKIP LOCKED`)."""
+    async def claim(
+        self, now: datetime, lease_until: datetime, skip: Sequence[UUID], per_webhook: int, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Takes due deliveries of enabled webhooks but those in `skip`, at most `per_webhook` of
+        each and `limit` in all, until `lease_until`: no other process claims them before then
+        (on PostgreSQL, `FOR UPDATE SKIP LOCKED`)."""
         ...
 
-    async def record(self, outcome: AttemptOutcome, now: datetime) -> None: ...
+    async def record(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
+        """The attempts, the deliveries' new states and the endpoints' streaks, in one transaction."""
+        ...
 
     async def deliveries(self, webhook_id: UUID, limit: int, offset: int) -> tuple[list[WebhookDelivery], int]:
         """Newest first, each with its attempts; and how many there are."""
