@@ -113,11 +113,13 @@ class SendWebhooks:
 
         def done(finished: asyncio.Task[None]) -> None:
             self._tasks.discard(finished)
+            was_full = self._in_flight.get(webhook_id, 0) >= self.per_endpoint
             left = self._in_flight.pop(webhook_id, 1) - 1
             if left:
                 self._in_flight[webhook_id] = left
             self._start_queued(webhook_id)
-            self.poke()
+            if was_full and webhook_id not in self._queued:  # skipped by the last claims: it may have more due
+                self.poke()
 
         task.add_done_callback(done)
 
