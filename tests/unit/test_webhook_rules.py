@@ -141,3 +141,9 @@ def test_event_types_are_the_stored_ones() -> None:
     for wrong in (["typing"], ["message.nope"], []):
         with pytest.raises(InvalidInput):
             event_types(wrong)
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/a b", "https://hooks.example.com/\x00", "https://a\nb.example.com/"])
+def test_urls_with_spaces_or_control_characters_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_url(url, allow_insecure=True)

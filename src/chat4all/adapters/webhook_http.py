@@ -59,7 +59,7 @@ class SystemResolver:
     async def resolve(self, host: str, port: int) -> list[str]:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
+        except (OSError, UnicodeError, ValueError):  # unknown, unreachable resolver, or not a host name
             return []
         return sorted({str(info[4][0]) for info in found})
 

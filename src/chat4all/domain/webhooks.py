@@ -88,6 +88,8 @@ def check_url(url: str, *, allow_insecure: bool) -> tuple[str, int]:
     """The host and port a webhook URL calls; HTTPS only unless `allow_insecure`."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidInput(f"url is longer than {MAX_URL_LENGTH} characters", field_errors={"url": ["too long"]})
+    if any(ord(character) < 33 or ord(character) == 127 for character in url):
+        raise InvalidInput("url must not contain spaces or control characters", field_errors={"url": ["invalid"]})
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -149,6 +151,8 @@ def check_description(description: str) -> str:
             f"description is longer than {MAX_DESCRIPTION_LENGTH} characters",
             field_errors={"description": ["too long"]},
         )
+    if "\x00" in description:
+        raise InvalidInput("description must not contain NUL characters", field_errors={"description": ["invalid"]})
     return description
 
 
