@@ -50,21 +50,17 @@ class SqlDeliveryQueue:
         raise NotImplementedError
 
     async def advance(self, moves: Sequence[CursorMove]) -> int:
-        made = 0
+        """Two statements for the whole round: the cursors that are still where they were read move
+        (one UPDATE ... RETURNING), then the deliveries of those webhooks go in (one INSERT)."""
+        if not moves:
+            return 0
         async with self._transaction() as connection:
-            for move in moves:
-                moved = await connection.execute(
-                    update(webhooks)
-                    .where(webhooks.c.id == move.webhook_id, webhooks.c.cursor == move.cursor)
-                    .values(cursor=move.to)
-                )
-                if moved.rowcount != 1:
-                    continue
-                made += 1
-                if move.deliveries:
-                    upsert = postgresql.insert(d) if connection.dialect.name == "postgresql" else sqlite.insert(d)
-                    await connection.execute(upsert.on_conflict_do_nothing(), [_row(each) for each in move.deliveries])
-        return made
+            moved = set((await connection.execute(_move_cursors(moves))).scalars())
+            rows = [_row(each) for move in moves if move.webhook_id in moved for each in move.deliveries]
+            if rows:
+                upsert = postgresql.insert(d) if connection.dialect.name == "postgresql" else sqlite.insert(d)
+                await connection.execute(upsert.on_conflict_do_nothing(), rows)
+        return len(moved)
 
     async def claim(
         self, now: datetime, lease_until: datetime, skip: Sequence[UUID], per_webhook: int, limit: int
@@ -203,22 +199,42 @@ def _attempt_row(outcome: AttemptOutcome) -> dict[str, object]:
     }
 
 
+def _move_cursors(moves: Sequence[CursorMove]):  # type: ignore[no-untyped-def]
+    """`UPDATE webhooks SET cursor = CASE id WHEN ... END WHERE (id = ... AND cursor = ...) OR ...
+    RETURNING id`: each cursor moves only from where it was read."""
+    target = case({move.webhook_id: move.to for move in moves}, value=webhooks.c.id, else_=webhooks.c.cursor)
+    still = or_(*(and_(webhooks.c.id == move.webhook_id, webhooks.c.cursor == move.cursor) for move in moves))
+    return update(webhooks).where(still).values(cursor=target).returning(webhooks.c.id)
+
+
 def _endpoint_changes(outcomes: Sequence[AttemptOutcome], now: datetime):  # type: ignore[no-untyped-def]
     """Per endpoint, what its last outcome of the batch says: a success ends its failing streak, a
-    failure starts one (if none is running), a reason to disable it disables it."""
+    failure starts one (if none is running), a reason to disable it disables it. One statement for
+    the successes and one for the failures (a few rows of `webhooks`, whatever the batch), one per
+    endpoint to disable."""
     last = {outcome.webhook_id: outcome for outcome in sorted(outcomes, key=lambda each: each.attempt.attempted_at)}
+    healthy = sorted(webhook for webhook, outcome in last.items() if outcome.succeeded)
+    failing = sorted(webhook for webhook, outcome in last.items() if not outcome.succeeded)
+    if healthy:
+        yield (
+            update(webhooks)
+            .where(webhooks.c.id.in_(healthy), webhooks.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+    if failing:
+        since = min(last[webhook].attempt.attempted_at for webhook in failing)
+        yield (
+            update(webhooks)
+            .where(webhooks.c.id.in_(failing), webhooks.c.failing_since.is_(None))
+            .values(failing_since=since)
+        )
     reasons = {outcome.webhook_id: outcome.disable_reason for outcome in outcomes if outcome.disable_reason}
-    for webhook_id, outcome in sorted(last.items()):
-        endpoint = update(webhooks).where(webhooks.c.id == webhook_id)
-        values: dict[str, object] = {}
-        if outcome.succeeded:
-            values["failing_since"] = None
-        else:
-            values["failing_since"] = func.coalesce(webhooks.c.failing_since, outcome.attempt.attempted_at)
-        if webhook_id in reasons:
-            values["disabled_at"] = case((webhooks.c.disabled_at.is_(None), now), else_=webhooks.c.disabled_at)
-            values["disabled_reason"] = func.coalesce(webhooks.c.disabled_reason, reasons[webhook_id])
-        yield endpoint.values(**values)
+    for webhook_id, reason in sorted(reasons.items()):
+        yield (
+            update(webhooks)
+            .where(webhooks.c.id == webhook_id, webhooks.c.disabled_at.is_(None))
+            .values(disabled_at=now, disabled_reason=reason)
+        )
 
 
 def _row(delivery: WebhookDelivery) -> dict[str, object]:
