@@ -3,7 +3,7 @@ and the deliveries' history and manual retries. A webhook belongs to the user wh
 anybody else it does not exist (404, never 403, so ids tell nothing).
 
 The rules (which URLs, which events, the retry schedule) are `domain.webhooks`; the deliveries
-are made and sent in the background (`application.webhook_sending`), never in a request.
+are made and sent in the background (`application.webhook_feed` and `application.webhook_sender`), never in a request.
 """
 
 from __future__ import annotations

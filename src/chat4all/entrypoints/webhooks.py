@@ -10,8 +10,8 @@ from typing import Any
 import attrs
 
 from chat4all.application.ports.webhooks import AddressResolver, WebhookSigner, WebhookStore, WebhookTransport
+from chat4all.application.webhook_feed import FeedWebhooks, PurgeWebhookDeliveries
 from chat4all.application.webhook_sender import SendWebhooks
-from chat4all.application.webhook_sending import FeedWebhooks, PurgeWebhookDeliveries
 from chat4all.application.webhooks import ManageWebhooks, WebhookPolicy
 from chat4all.entrypoints.background import every
 from chat4all.entrypoints.hub import Hub

@@ -36,7 +36,7 @@ webhook_deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("first_attempt_at", UtcDateTime, nullable=True),
-    # A process that claimed it holds it until then (see application.webhook_sending).
+    # A process that claimed it holds it until then (see application.webhook_sender).
     Column("lease_until", UtcDateTime, nullable=True),
     # One delivery per event per webhook, however many processes feed it.
     UniqueConstraint("webhook_id", "seq", name="uq_webhook_deliveries_webhook_id_seq"),

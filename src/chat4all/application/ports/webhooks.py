@@ -1,5 +1,5 @@
 """Outbound webhooks: where endpoints and their deliveries are kept, and how a delivery is sent
-(see `chat4all.application.webhooks` and `chat4all.application.webhook_sending`)."""
+(see `chat4all.application.webhooks`, `webhook_feed` and `webhook_sender`)."""
 
 from __future__ import annotations
 
