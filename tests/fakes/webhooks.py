@@ -17,6 +17,7 @@ class InMemoryWebhookStore:
         self.webhooks: dict[UUID, Webhook] = {}
         self.due: dict[UUID, list[ClaimedDelivery]] = {}
         self.recorded: list[AttemptOutcome] = []
+        self.released: list[UUID] = []
 
     async def add(self, webhook: Webhook) -> None:
         self.webhooks[webhook.id] = webhook
@@ -37,6 +38,9 @@ class InMemoryWebhookStore:
 
     async def record(self, outcomes, now: datetime) -> None:
         self.recorded.extend(outcomes)
+
+    async def release(self, delivery_ids) -> None:
+        self.released.extend(delivery_ids)
 
 
 class StaticResolver:

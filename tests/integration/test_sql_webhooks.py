@@ -86,3 +86,11 @@ async def test_a_disabled_endpoint_is_not_due_until_enabled(engine: AsyncEngine)
     assert [each.delivery.id for each in await store.claim(NOW, NOW + LEASE, [], 10, 10)] == [delivery.id]
     found, _ = await store.deliveries(webhook.id, 10, 0)
     assert found[0].attempts == 1 and found[0].history == (failed,)
+
+
+async def test_released_deliveries_are_claimable_at_once(engine: AsyncEngine) -> None:  # noqa: F811
+    store, webhook = await a_webhook(engine)
+    await store.advance([CursorMove(webhook.id, 0, 2, deliveries(webhook.id, range(1, 3)))])
+    claimed = await store.claim(NOW, NOW + LEASE, [], 10, 10)
+    await store.release([each.delivery.id for each in claimed])
+    assert len(await store.claim(NOW, NOW + LEASE, [], 10, 10)) == 2

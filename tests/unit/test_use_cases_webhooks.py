@@ -102,3 +102,19 @@ async def test_a_busy_endpoint_takes_only_its_own_slots() -> None:
     await sender.flush()
     assert len(store.recorded) == 7 and all(each.succeeded for each in store.recorded)
     assert await sender.execute() == 4  # slots free again
+
+
+async def test_stopping_hands_back_what_is_in_flight_at_once() -> None:
+    store, transport = InMemoryWebhookStore(), HeldTransport()
+    webhook = uuid4()
+    store.due = {webhook: [claim(webhook) for _ in range(3)]}
+    sender = SendWebhooks(store, transport, FixedSigner(), StaticResolver(PUBLIC), ManualClock(), per_endpoint=2)
+    running = asyncio.create_task(sender.run(poll=0.01))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert len(transport.posts) == 2  # the webhook's two slots; the third is not claimed
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    in_flight = {headers["webhook-id"] for _, _, headers in transport.posts}
+    assert {str(each) for each in store.released} == in_flight and store.recorded == []
+    assert len(store.due[webhook]) == 1

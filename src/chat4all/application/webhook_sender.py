@@ -55,7 +55,7 @@ class SendWebhooks:
     jitter: Callable[[], float] = lambda: random.uniform(-1.0, 1.0)  # noqa: S311 - spreading retries, not a secret
     _in_flight: dict[UUID, int] = attrs.field(factory=dict, init=False)
     _queued: dict[UUID, deque[ClaimedDelivery]] = attrs.field(factory=dict, init=False)
-    _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
+    _tasks: dict[asyncio.Task[None], ClaimedDelivery] = attrs.field(factory=dict, init=False)
     _outcomes: list[AttemptOutcome] = attrs.field(factory=list, init=False)
     _writer: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -78,10 +78,22 @@ class SendWebhooks:
                         await asyncio.wait_for(self._wake.wait(), poll)
                 self._wake.clear()
         finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self.flush()
+            await self._stop()
+
+    async def _stop(self) -> None:
+        """Ends the attempts in flight and hands their deliveries, and those queued, back at once
+        (rather than when their leases end), after writing the outcomes already known."""
+        unsent = [claim.delivery.id for claim in self._tasks.values()]
+        unsent += [claim.delivery.id for queue in self._queued.values() for claim in queue]
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+        if unsent:
+            try:
+                await self.store.release(unsent)
+            except Exception as error:  # they come back when their leases end
+                log.warning("could not hand back %d webhook deliveries (%s)", len(unsent), error)
 
     async def execute(self) -> int:
         """Claims what is due for the webhooks with room and starts sending it; returns how many."""
@@ -109,10 +121,10 @@ class SendWebhooks:
         webhook_id = claim.delivery.webhook_id
         self._in_flight[webhook_id] = self._in_flight.get(webhook_id, 0) + 1
         task = asyncio.create_task(self.attempt(claim))
-        self._tasks.add(task)
+        self._tasks[task] = claim
 
         def done(finished: asyncio.Task[None]) -> None:
-            self._tasks.discard(finished)
+            self._tasks.pop(finished, None)
             was_full = self._in_flight.get(webhook_id, 0) >= self.per_endpoint
             left = self._in_flight.pop(webhook_id, 1) - 1
             if left:

@@ -94,6 +94,12 @@ class SqlDeliveryQueue:
             for row in sorted(claimed, key=lambda row: (row.next_attempt_at, row.seq))
         ]
 
+    async def release(self, delivery_ids: Sequence[UUID]) -> None:
+        async with self._transaction() as connection:
+            await connection.execute(
+                update(d).where(d.c.id.in_(list(delivery_ids)), d.c.state == PENDING).values(lease_until=None)
+            )
+
     async def record(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
         async with self._transaction() as connection:
             await connection.execute(insert(webhook_attempts), [_attempt_row(each) for each in outcomes])

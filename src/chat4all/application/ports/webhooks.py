@@ -97,6 +97,10 @@ class WebhookStore(Protocol):
         (on PostgreSQL, `FOR UPDATE SKIP LOCKED`)."""
         ...
 
+    async def release(self, delivery_ids: Sequence[UUID]) -> None:
+        """Ends the leases of claimed deliveries this process will not attempt after all."""
+        ...
+
     async def record(self, outcomes: Sequence[AttemptOutcome], now: datetime) -> None:
         """The attempts, the deliveries' new states and the endpoints' streaks, in one transaction."""
         ...
