@@ -20,7 +20,6 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql import webhook_tables  # noqa: F401 - its tables join `metadata`
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.migrations import upgrade_database
 from chat4all.adapters.sql.postgres.connections import direct_pool

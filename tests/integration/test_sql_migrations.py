@@ -13,7 +13,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql import webhook_tables  # noqa: F401 - its tables join `metadata`
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.migrations import current_revision, downgrade_database, upgrade_database
 from chat4all.adapters.sql.tables import metadata

@@ -44,6 +44,7 @@ class SendRequest:
     text: str | None
     file_id: UUID | None
     priority: Priority
+    origin: str | None = None  # the channel a reply came in from (see application.inbound)
 
 
 MEMBERSHIP_CACHE_SIZE = 10_000
@@ -121,6 +122,7 @@ class SendMessage:
             channels,
             payload,
             request.priority,
+            request.origin,
         )
         message = Message.accept(draft, self.clock.now())
         routing = encode(RouteRequested(message.id), conversation.id)
@@ -217,9 +219,13 @@ class ReadMessages:
             raise Forbidden("you are not a member of this message's conversation", code="not_a_member")
         return message
 
-    async def detail(self, caller: UUID, message_id: UUID) -> tuple[Message, list[Receipt]]:
-        """`get`, with a receipt per recipient (members only, as the message itself)."""
+    async def detail(
+        self, caller: UUID, message_id: UUID
+    ) -> tuple[Message, list[Receipt], dict[tuple[str, UUID], str]]:
+        """`get`, with a receipt per recipient (members only, as the message itself) and the ids
+        the channels' providers gave its copies, by (channel, recipient)."""
         message = await self.get(caller, message_id)
         async with self.uow() as uow:
             receipts = await uow.receipts.for_message(message_id)
-        return message, receipts
+            provider_ids = await uow.channels.provider_ids(message_id)
+        return message, receipts, provider_ids

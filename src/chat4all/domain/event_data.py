@@ -23,12 +23,12 @@ from uuid import UUID
 
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import EphemeralEvent, EventType, PendingEvent, iso
-from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.messages import FilePayload, Message, Payload
 from chat4all.domain.receipts import ReadHorizon, Receipt
 
 
-def _payload_data(message: Message) -> dict[str, Any]:
-    payload = message.payload
+def payload_data(payload: Payload) -> dict[str, Any]:
+    """A message's payload in JSON types: as the API shows it, events carry it and the database stores it."""
     if isinstance(payload, FilePayload):
         return {
             "type": "file",
@@ -49,10 +49,11 @@ def message_data(message: Message) -> dict[str, Any]:
         "from": str(message.sender_id),
         "to": None if message.recipient_id is None else str(message.recipient_id),
         "channels": list(message.channels),
-        "payload": _payload_data(message),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "created_at": iso(message.created_at),
+        "origin": message.origin,
         "deliveries": {channel: status.value for channel, status in message.deliveries.items()},
         "history": [
             {"status": entry.status, "channel": entry.channel, "at": iso(entry.at), "detail": entry.detail}

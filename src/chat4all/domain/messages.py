@@ -121,6 +121,8 @@ class MessageDraft:
     channels: tuple[str, ...]
     payload: Payload
     priority: Priority
+    # The channel a reply came in from (None: sent through the API); not part of the fingerprint.
+    origin: str | None = None
 
     def fingerprint(self) -> str:
         body = {
@@ -152,6 +154,7 @@ class Message:
     new_events: list[StatusEvent] = attrs.field(factory=list)
     # When the last recipient read it; set once, whatever the channels did.
     read_by_all_at: datetime | None = None
+    origin: str | None = None  # see MessageDraft.origin
 
     @classmethod
     def accept(cls, draft: MessageDraft, now: datetime) -> Message:
@@ -167,6 +170,7 @@ class Message:
             status=MessageStatus.ACCEPTED,
             created_at=now,
             deliveries={channel: DeliveryStatus.PENDING for channel in draft.channels},
+            origin=draft.origin,
         )
         message._record(StatusEvent(MessageStatus.ACCEPTED.value, now))
         return message

@@ -26,6 +26,11 @@ PASSWORD = "pass-word-123"
 # /metrics is served on the API port only to holders of this token (by default not at all).
 METRICS_TOKEN = "metrics-token-for-the-contract-tests"
 METRICS = {"CHAT4ALL_METRICS_TOKEN": METRICS_TOKEN}
+# The secrets the mock providers sign inbound replies with (unset, a channel takes none).
+CHANNEL_SECRETS = {
+    "CHAT4ALL_CHANNEL_SECRET_WHATSAPP": "whatsapp-secret-of-the-contract-tests",
+    "CHAT4ALL_CHANNEL_SECRET_INSTAGRAM": "instagram-secret-of-the-contract-tests",
+}
 
 
 def free_port() -> int:
@@ -56,6 +61,7 @@ def distributed_env(tag: str) -> dict[str, str]:
         **FAST_ARGON2,
         **LOGIN_THROTTLE,
         **METRICS,
+        **CHANNEL_SECRETS,
         "CHAT4ALL_PROFILE": "distributed",
         # Own topics and consumer group: deployments sharing the servers never consume each other's events.
         "CHAT4ALL_KAFKA_TOPIC_PREFIX": f"t{tag}{suffix}.",
@@ -167,6 +173,7 @@ async def embedded(tmp_path: Path, extra_env: dict[str, str] | None = None) -> A
             **FAST_ARGON2,
             **LOGIN_THROTTLE,
             **METRICS,
+            **CHANNEL_SECRETS,
             "CHAT4ALL_DATA_DIR": str(tmp_path / "data"),
             "CHAT4ALL_CHUNK_SIZE": "1024",
             **(extra_env or {}),

@@ -154,6 +154,7 @@ messages = Table(
     Column("position", BigInteger, nullable=False),
     # When the last recipient read it (see domain.receipts).
     Column("read_by_all_at", UtcDateTime, nullable=True),
+    Column("origin", String(32), nullable=True),  # the channel a reply came in from
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_conversation_id_position", "conversation_id", "position", unique=True),
     # The sweep that re-drives unfinished messages looks them up by status and age.
@@ -286,4 +287,7 @@ connector_sends = Table(
     Column("message_id", Uuid, primary_key=True),
     Column("recipient_id", Uuid, primary_key=True),
     Column("sent_at", UtcDateTime, nullable=False),
+    # The id the provider gave the copy, which its recipient's replies point at (inbound replies).
+    Column("provider_message_id", String(128), nullable=True),
+    Index("ix_connector_sends_channel_provider_message_id", "channel", "provider_message_id", unique=True),
 )

@@ -15,6 +15,7 @@ Every name is importable from this package, e.g. `from chat4all.application.port
 """
 
 from chat4all.application.ports.caching import Cache, CacheFactory
+from chat4all.application.ports.channels import ChannelRecords, SentCopy
 from chat4all.application.ports.connectors import (
     ChannelConnector,
     DeliveryMetrics,
@@ -50,6 +51,7 @@ from chat4all.application.ports.system import Clock, IdGenerator
 __all__ = [
     "Cache",
     "CacheFactory",
+    "ChannelRecords",
     "ChannelConnector",
     "Clock",
     "ConversationCounters",
@@ -78,6 +80,7 @@ __all__ = [
     "ReadMark",
     "ReceiptRepository",
     "SendResult",
+    "SentCopy",
     "TokenIssuer",
     "TokenRepository",
     "UnitOfWork",

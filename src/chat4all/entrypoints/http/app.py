@@ -10,6 +10,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from chat4all.entrypoints.http.allowed_hosts import HostGuard
 from chat4all.entrypoints.http.auth_routes import AuthController, UserController
+from chat4all.entrypoints.http.channel_routes import ChannelHandleController, InboundController
 from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.conversation_routes import ConversationController
 from chat4all.entrypoints.http.dependencies import links_provider, provide_page
@@ -43,6 +44,8 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             MessageController,
             FileController,
             EventController,
+            ChannelHandleController,
+            InboundController,
             events_socket,
             *([WebhookController] if use_cases.manage_webhooks is not None else []),
         ],

@@ -125,12 +125,18 @@ class MessageOut(Struct, rename={"from_": "from"}):
     status: str
     created_at: datetime
     deliveries: dict[str, str]
+    origin: Annotated[
+        str | None, Meta(description="The channel a reply came in from (see /v1/channels/{channel}/inbound); null: the API")
+    ] = None
 
 
 class ReceiptOut(Struct):
     recipient_id: UUID
     delivered_at: datetime | None
     read_at: datetime | None
+    provider_message_ids: Annotated[
+        dict[str, str], Meta(description="By channel: the id its provider gave the copy (what replies point at)")
+    ] = msgspec.field(default_factory=dict)
 
 
 class MessageDetail(MessageOut, rename={"from_": "from"}):
@@ -240,3 +246,20 @@ class FileOut(Struct):
     completed_at: datetime | None
     download_url: str | None
     next_upload_url: str | None
+
+
+ChannelHandlesIn = Annotated[
+    dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=64)]],
+    Meta(examples=[{"whatsapp": "+5511999990000", "instagram": "@bob"}]),
+]
+
+
+class ChannelHandlesOut(Struct):
+    handles: Annotated[dict[str, str], Meta(examples=[{"whatsapp": "+5511999990000", "instagram": "@bob"}])]
+
+
+class InboundReceived(Struct, omit_defaults=True):
+    status: Annotated[str, Meta(description="`accepted` (200, also for a reply sent before) or `unmatched` (202)")]
+    message_id: UUID | None = None
+    duplicate: bool = False
+    reason: Annotated[str | None, Meta(description="unknown_handle, unknown_context or not_a_member")] = None

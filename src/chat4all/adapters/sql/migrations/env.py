@@ -8,7 +8,6 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from chat4all.adapters.sql import webhook_tables  # noqa: F401 - its tables join `metadata`
 from chat4all.adapters.sql.tables import UtcDateTime, metadata
 
 config = context.config

@@ -38,7 +38,8 @@ from chat4all.domain.messages import DeliveryStatus, Message
 
 READ = """
 SELECT m.id, m.conversation_id, m.sender_id, m.recipient_id, m.channels, m.payload, m.priority, m.status,
-       m.fingerprint, m.created_at, m.read_by_all_at, d.channel AS delivery_channel, d.status AS delivery_status
+       m.fingerprint, m.created_at, m.read_by_all_at, m.origin, d.channel AS delivery_channel,
+       d.status AS delivery_status
 FROM messages AS m LEFT JOIN message_deliveries AS d ON d.message_id = m.id
 WHERE m.id = ANY(%(ids)s::uuid[])
 """
