@@ -16,11 +16,23 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from chat4all.application.ports.webhooks import HttpAnswer
 
 SECRET_BYTES = 32
+# An answer's body is read (and dropped) up to this much, so that its connection can carry the next
+# attempt: one left unread is closed, and every attempt then paid a new connection. A longer body
+# is cut short, its connection closed.
+DRAINED_BODY = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > DRAINED_BODY:
+            return
 
 
 class HttpxWebhookTransport:
-    """One connection pool for every endpoint; each attempt is bounded by `timeout` as a whole
-    (connecting, sending and the answer's headers), and the answer's body is never read."""
+    """One connection pool for every endpoint, connections kept alive between attempts; each attempt
+    is bounded by `timeout` as a whole (connecting, sending, the answer and its first 64 KiB)."""
 
     def __init__(self, max_connections: int = 256) -> None:
         self._client = httpx.AsyncClient(
@@ -39,6 +51,7 @@ class HttpxWebhookTransport:
             async with asyncio.timeout(timeout):
                 async with self._client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
                     status = response.status_code
+                    await _drain(response)
         except TimeoutError:
             return answer(None, f"no answer within {timeout:g} s")
         except httpx.TimeoutException:
