@@ -16,6 +16,7 @@ from chat4all.application.ports import OutboxEvent, SentCopy
 from chat4all.domain.channel_handles import InboundReply
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import UserEvent
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
 from chat4all.domain.uploads import Upload
@@ -39,6 +40,7 @@ class InMemoryStore:
         self.message_counts: dict[UUID, int] = {}  # conversation id -> its message counter
         self.last_messages: dict[UUID, UUID] = {}  # conversation id -> its last message's id
         self.receipts: dict[tuple[UUID, UUID], Receipt] = {}  # (message id, recipient id)
+        self.delivery_attempts: dict[tuple[UUID, int], DeliveryAttempt] = {}  # (message id, number)
         self.horizons: dict[tuple[UUID, UUID], ReadHorizon] = {}  # (conversation id, member id)
         self.event_counters: dict[UUID, int] = {}  # user id -> last seq
         self.user_events: dict[UUID, list[UserEvent]] = {}  # user id -> their kept events, by seq

@@ -3,7 +3,9 @@
 - `message.created`: the message as `GET /v1/messages/{id}` shows it, to every member of its
   conversation, the sender included (their other sessions learn of it too);
 - `message.status`: the message's new overall status and the channel outcome or recipient
-  receipt that changed, to the sender: the status is about delivering the sender's message. A
+  receipt that changed, to the sender: the status is about delivering the sender's message (one
+  per channel outcome recorded, see `batch_outcomes.record_outcomes`; the recipients already have
+  the message, and telling every member would cost a row per member per outcome). A
   recipient's read does not produce one per message: the `conversation.read` every member gets
   says it for all messages up to a position at once. (Otherwise a member catching up on 500
   messages of a 100-member group would write 500 events to each sender.) The sender does get a

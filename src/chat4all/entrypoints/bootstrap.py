@@ -135,6 +135,8 @@ def _deliver(settings: Settings, a: Adapters) -> DeliverMessage:
         a.metrics,
         a.message_batches,
         caches=a.caches,
+        notifier=a.notifier,
+        requests=a.publisher,
     )
 
 

@@ -16,6 +16,7 @@ from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
 from chat4all.entrypoints.settings_channels import ChannelSettings, load_channel_settings
 from chat4all.entrypoints.settings_client import ClientSettings, load_client_settings
+from chat4all.entrypoints.settings_connectors import ConnectorFailures, load_connector_failures
 from chat4all.entrypoints.settings_kafka import KafkaSettings, load_kafka_settings
 from chat4all.entrypoints.settings_webhooks import WebhookSettings, load_webhook_settings
 
@@ -90,7 +91,7 @@ class Settings:
     upload_lifetime: timedelta
     chunk_size: int
     public_url: str | None
-    connector_failure_rate: float
+    connector_failures: ConnectorFailures
     cors_origins: tuple[str, ...]
     argon2_time_cost: int
     argon2_memory_kib: int
@@ -128,9 +129,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     profile = reader.choice("CHAT4ALL_PROFILE", (EMBEDDED, DISTRIBUTED), EMBEDDED)
     data_dir = Path(reader.text("CHAT4ALL_DATA_DIR", str(default_data_dir()))).expanduser()
     distributed = profile == DISTRIBUTED
-    database_url = reader.text(
-        "CHAT4ALL_DATABASE_URL", None if distributed else f"sqlite+aiosqlite:///{data_dir / 'chat4all.db'}"
-    )
+    embedded_database = f"sqlite+aiosqlite:///{data_dir / 'chat4all.db'}"
+    database_url = reader.text("CHAT4ALL_DATABASE_URL", None if distributed else embedded_database)
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
         raise SettingsError("CHAT4ALL_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+psycopg://")
     chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
@@ -194,7 +194,7 @@ def accounts_and_quotas(reader: EnvReader) -> dict[str, Any]:
 def pipeline(reader: EnvReader) -> dict[str, Any]:
     """Routing, delivery and the outbox relay."""
     return {
-        "connector_failure_rate": reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        "connector_failures": load_connector_failures(reader),
         "worker_metrics_port": reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         "kafka_fetch_max_wait_ms": reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
         "outbox_relay_linger": timedelta(

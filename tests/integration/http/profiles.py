@@ -193,7 +193,9 @@ async def embedded(tmp_path: Path, extra_env: dict[str, str] | None = None) -> A
 
 
 @asynccontextmanager
-async def distributed(tmp_path: Path, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
+async def distributed(
+    tmp_path: Path, extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
 
@@ -201,7 +203,8 @@ async def distributed(tmp_path: Path, extra_env: dict[str, str] | None = None) -
     processes = Processes(env, tmp_path)
     processes.cli("migrate")
     port = free_port()
-    logs = [processes.start("api", "serve", "--port", str(port)), processes.start("worker", "worker")]
+    logs = [processes.start("api", "serve", "--port", str(port))]
+    logs += [processes.start(f"worker{n or ''}", "worker") for n in range(workers)]
     hub = build("api", load_settings(env))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

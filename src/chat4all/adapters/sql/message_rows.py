@@ -37,9 +37,10 @@ def payload_from_json(data: dict[str, Any]) -> Payload:
 def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
     """A message from a row with the `messages` columns as attributes (a SQLAlchemy row, or a
     psycopg named tuple; `seq` and `position` are not needed); deliveries follow the order of
-    the message's channels."""
+    the message's chain (its channels, then its failover channels)."""
     channels = tuple(row.channels)
-    ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
+    failover = tuple(row.failover or ())
+    ordered = {channel: deliveries[channel] for channel in channels + failover if channel in deliveries}
     ordered.update(deliveries)
     return Message(
         id=row.id,
@@ -55,6 +56,7 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         deliveries=ordered,
         history=history,
         read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
+        failover=failover,
         origin=row.origin,
     )
 
@@ -73,6 +75,7 @@ def message_row(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "fingerprint": message.fingerprint,
         "created_at": message.created_at,
+        "failover": list(message.failover) or None,
         "origin": message.origin,
     }
 

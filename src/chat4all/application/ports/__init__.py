@@ -26,7 +26,7 @@ from chat4all.application.ports.connectors import (
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
 from chat4all.application.ports.events_log import EventNotifier, UserEventLog, UserEventReader, WakeUp
 from chat4all.application.ports.live import EventLogHeads, LiveNotices
-from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
+from chat4all.application.ports.messages import BatchWrite, MessageBatches, MessageIntake, MessageRepository
 from chat4all.application.ports.read_state import (
     ConversationCounters,
     LocatedMessage,
@@ -65,6 +65,7 @@ __all__ = [
     "LiveNotices",
     "LocatedMessage",
     "LoginAttemptRepository",
+    "BatchWrite",
     "MessageBatches",
     "MessageHistory",
     "MessageIntake",

@@ -90,6 +90,14 @@ class MessageCreate(Struct, forbid_unknown_fields=True):
     payload: TextPayloadIn | FilePayloadIn
     to: UUID | None = None
     priority: Literal["low", "normal", "high"] = "normal"
+    failover: Annotated[
+        list[Channel],
+        Meta(
+            max_length=8,
+            description="Channels tried in order for the recipients `channels` (one channel) failed to reach",
+            examples=[["instagram"]],
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class MessageAccepted(Struct):
@@ -139,8 +147,20 @@ class ReceiptOut(Struct):
     ] = msgspec.field(default_factory=dict)
 
 
+class AttemptOut(Struct):
+    recipient_id: UUID
+    channel: str
+    outcome: Literal["delivered", "failed"]
+    at: datetime
+    error: str | None
+
+
 class MessageDetail(MessageOut, rename={"from_": "from"}):
     history: list[StatusEntry] = msgspec.field(default_factory=list)
+    failover: list[str] = msgspec.field(default_factory=list)
+    attempts: Annotated[
+        list[AttemptOut], Meta(description="Messages sent with failover: each channel's outcome for each recipient, in order")
+    ] = msgspec.field(default_factory=list)
     receipts: Annotated[
         list[ReceiptOut], Meta(description="One per recipient: when a channel delivered it to them, when they read it")
     ] = msgspec.field(default_factory=list)

@@ -12,6 +12,7 @@ from chat4all.application.history import HistoryPage
 from chat4all.application.reading import ReadOutcome
 from chat4all.application.uploads import UploadView
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import FilePayload, Message
 from chat4all.domain.receipts import Receipt
 from chat4all.domain.users import User
@@ -68,19 +69,27 @@ def message_out(message: Message) -> schemas.MessageOut:
 
 
 def message_detail(
-    message: Message, receipts: Sequence[Receipt] = (), provider_ids: Mapping[tuple[str, UUID], str] | None = None
+    message: Message,
+    receipts: Sequence[Receipt] = (),
+    provider_ids: Mapping[tuple[str, UUID], str] | None = None,
+    attempts: Sequence[DeliveryAttempt] = (),
 ) -> schemas.MessageDetail:
     history = [schemas.StatusEntry(e.status, e.channel, e.at, e.detail) for e in message.history]
     ids = provider_ids or {}
 
     def copies(recipient_id: UUID) -> dict[str, str]:
-        return {channel: ids[channel, recipient_id] for channel in message.channels if (channel, recipient_id) in ids}
+        return {channel: ids[channel, recipient_id] for channel in message.chain if (channel, recipient_id) in ids}
 
     return schemas.MessageDetail(
         **_fields(message),
         history=history,
         receipts=[schemas.ReceiptOut(r.recipient_id, r.delivered_at, r.read_at, copies(r.recipient_id)) for r in receipts],
         read_by_all_at=message.read_by_all_at,
+        failover=list(message.failover),
+        attempts=[
+            schemas.AttemptOut(a.recipient_id, a.channel, "delivered" if a.delivered else "failed", a.at, a.error)
+            for a in attempts
+        ],
     )
 
 

@@ -55,7 +55,7 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%(messages)s::json) AS input(
         id uuid, conversation_id uuid, sender_id uuid, recipient_id uuid, channels json, payload json, priority text,
         status text, fingerprint text, created_at timestamptz, file_id uuid, topic text, key text, routing json,
-        created json, position bigint, origin text)
+        created json, position bigint, failover json, origin text)
 ), conversation AS (
     SELECT id, message_count FROM conversations WHERE id IN (SELECT conversation_id FROM input) ORDER BY id FOR UPDATE
 ), fresh AS (
@@ -65,9 +65,9 @@ WITH input AS (
     WHERE NOT EXISTS (SELECT FROM messages WHERE messages.id = input.id)
 ), new_message AS (
     INSERT INTO messages (id, conversation_id, sender_id, recipient_id, channels, payload, priority, status,
-                          fingerprint, created_at, position, origin)
+                          fingerprint, created_at, position, failover, origin)
     SELECT id, conversation_id, sender_id, recipient_id, channels, payload, priority, status, fingerprint, created_at,
-           number, origin
+           number, failover, origin
     FROM fresh ORDER BY position
     RETURNING id
 ), deliveries AS (
@@ -188,6 +188,7 @@ def _message_json(item: PendingAccept, *, position: int) -> dict[str, object]:
         "routing": dict(item.routing.payload),
         "created": message_data(message),
         "position": position,
+        "failover": list(message.failover) or None,
         "origin": message.origin,
     }
 
