@@ -47,9 +47,7 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             EventController,
             ChannelHandleController,
             InboundController,
-            events_socket,
-            *chat_routes(),
-            *([WebhookController] if use_cases.manage_webhooks is not None else []),
+            *[events_socket, *chat_routes(), *webhook_routes(use_cases)],
         ],
         dependencies={
             **use_cases.providers(),
@@ -72,6 +70,11 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
     # Around the router rather than as route middleware, so unrouted 404/405 answers are guarded too.
     app.asgi_handler = HostGuard(app.asgi_handler, config.allowed_hosts)
     return app
+
+
+def webhook_routes(use_cases: UseCases) -> list[type[WebhookController]]:
+    """The webhook routes, where the process manages webhooks."""
+    return [WebhookController] if use_cases.manage_webhooks is not None else []
 
 
 def _openapi() -> OpenAPIConfig:
