@@ -21,6 +21,7 @@ from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.application.history import ReadHistory
 from chat4all.application.live import LiveEvents, LiveLimits
 from chat4all.application.live_feed import FeedLimits
+from chat4all.application.log_reads import SharedLogReads
 from chat4all.application.ports import (
     Clock,
     EventLogHeads,
@@ -112,7 +113,7 @@ def recipient_use_cases(
     settings: Settings, uow: UnitOfWorkFactory, clock: Clock, events: EventAdapters, resolve_token: ResolveToken
 ) -> RecipientUseCases:
     configured = settings.events
-    read_events = ReadEvents(events.reader, events.notifier)
+    read_events = ReadEvents(SharedLogReads(events.reader), events.notifier)
     limits = LiveLimits(
         per_user=configured.max_connections_per_user,
         per_process=configured.max_connections,
