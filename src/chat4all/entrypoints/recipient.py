@@ -85,17 +85,19 @@ def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> Event
     from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
     from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
+    from chat4all.adapters.sql.postgres.listening import PostgresListener
     from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
 
-    notifier = PostgresEventNotifier(settings.database_url)
-    notices = PostgresLiveNotices(settings.database_url, engine)
+    listener = PostgresListener(settings.database_url)  # one LISTEN connection for wake-ups and notices
+    notifier = PostgresEventNotifier(listener)
+    notices = PostgresLiveNotices(listener, engine)
     return EventAdapters(
         SqlUserEventReader(engine),
         notifier,
         notices,
         SqlEventLogHeads(engine),
-        on_start=[notifier.start, notices.start],
-        on_stop=[notices.stop, notifier.stop],
+        on_start=[listener.start],
+        on_stop=[listener.stop],
     )
 
 
