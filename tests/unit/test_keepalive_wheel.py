@@ -1,10 +1,14 @@
 """WebSocket keep-alive on one timer per process: every open connection is pinged once per
 interval, one whose last ping got no pong by its next turn is closed, a closed one is never
-pinged again, and however many connections there are, one timer is pending."""
+pinged again, and however many connections there are, one timer is pending. An idle client's
+pings and pongs are recognised without the frame parser, and only between frames."""
 
 from __future__ import annotations
 
-from chat4all.entrypoints.http.ws_protocol import KeepAliveWheel
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from chat4all.entrypoints.http.ws_keepalive import PING, PONG, KeepAliveWheel, between_frames, control_frame, ping_frame
 
 INTERVAL = 3.0  # three one-second slots
 
@@ -60,19 +64,11 @@ class FakeConnection:
         self.ping_sent_at = 0.0
         self.pings = 0
         self.timed_out = False
-        self.conn = self
         self.transport = self
-        self._out: list[bytes] = []
-
-    def send_ping(self, payload: bytes) -> None:
-        self.pings += 1
-        self._out.append(payload)
-
-    def data_to_send(self) -> list[bytes]:
-        out, self._out = self._out, []
-        return out
 
     def write(self, data: bytes) -> None:
+        assert data == ping_frame(self.pending_ping_payload)
+        self.pings += 1
         if self.answers:
             self.pending_ping_payload = None  # the pong came back (handle_pong)
 
@@ -123,3 +119,36 @@ def test_a_closed_connection_leaves_the_wheel_and_an_empty_wheel_holds_no_timer(
     assert connection.pings == 1 and len(wheel) == 0 and loop.pending == 0
     wheel.add(connection)
     assert loop.pending == 1
+
+
+def client_frame(first: int, payload: bytes, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    return bytes((first, 0x80 | len(payload))) + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+def test_exactly_one_masked_ping_or_pong_is_recognised_and_nothing_else():
+    assert control_frame(client_frame(0x8A, b"abcd")) == (PONG, b"abcd")
+    assert control_frame(client_frame(0x89, b"")) == (PING, b"")
+    assert control_frame(client_frame(0x81, b"abcd")) is None  # a text frame
+    assert control_frame(client_frame(0x8A, b"abcd") + client_frame(0x8A, b"efgh")) is None  # two frames
+    assert control_frame(client_frame(0x8A, b"abcd")[:-1]) is None  # a part of one
+    assert control_frame(bytes((0x8A, 0x04)) + b"abcd") is None  # unmasked: not from a client
+
+
+UPGRADE = (
+    b"GET /v1/events/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def test_a_frame_is_only_taken_past_the_parser_when_it_waits_for_the_start_of_one():
+    server = ServerProtocol()
+    server.receive_data(UPGRADE)
+    [request] = server.events_received()
+    server.send_response(server.accept(request))
+    assert server.state is State.OPEN and between_frames(server)
+    text = client_frame(0x81, b"hello")
+    server.receive_data(text[:3])  # a frame's header has come, not its payload
+    assert not between_frames(server)
+    server.receive_data(text[3:])
+    assert between_frames(server)
+    assert [frame.data for frame in server.events_received()] == [b"hello"]
