@@ -1,6 +1,6 @@
 """What one message costs in the hub's own code: SQL statements and CPU time per use case, in-process.
 
-    uv run python -m benchmarks.sql_cost --env-file deploy.env [--messages 300] [--profile-top 25]
+    uv run python -m benchmarks.sql_cost --env-file deploy.env [--messages 300] [--profile-top 25] [--role worker]
 
 Runs, against the deployment's database (settings from --env-file or the environment), the use
 cases a message goes through: ResolveToken (every authenticated request), SendMessage (POST
@@ -55,13 +55,15 @@ class CountedIntake:
         return await self.intake.accept(*args)
 
 
-def build_hub(settings: Any, publisher: RecordingPublisher, counter: dict[str, int]) -> tuple[Any, Any]:
+def build_hub(
+    settings: Any, publisher: RecordingPublisher, counter: dict[str, int], role: str | None = None
+) -> tuple[Any, Any]:
     """The hub the composition root builds for the API (or the embedded process), with the recording
     publisher; returns (hub, engine)."""
     from chat4all.entrypoints.bootstrap import build, serving_role
 
-    hub = build(serving_role(settings), settings, publisher=publisher)
-    if settings.distributed:
+    hub = build(role or serving_role(settings), settings, publisher=publisher)
+    if settings.distributed and hub.adapters.intake is not None:
         hub.adapters.intake = hub.send_message.intake = CountedIntake(hub.adapters.intake, counter)
     return hub, hub.adapters.uow.engine
 
@@ -121,9 +123,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await migrate(settings)
     publisher = RecordingPublisher()
     counter = {"n": 0}
-    hub, engine = build_hub(settings, publisher, counter)
-    if isinstance(hub.adapters.intake, CountedIntake):
-        await hub.adapters.on_start[-1]()  # only the direct statements' pool: no relay, no background loops
+    hub, engine = build_hub(settings, publisher, counter, args.role)
+    if settings.distributed:
+        for hook in hub.adapters.on_start:  # the direct statements' pool and the like: no relay, no background loops
+            await hook()
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def count(*_: Any) -> None:
@@ -173,7 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await hub.stop()
     return {
         "tool": "sql_cost",
-        "profile": settings.profile,
+        "profile": settings.profile if args.role is None else f"{settings.profile}, {args.role} role",
         "database": settings.database_url.split("@")[-1],
         "messages": args.messages,
         "use_cases": results,
@@ -200,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--env-file", help="the deployment's CHAT4ALL_* settings; default: environment")
     cli.add_argument("--messages", type=int, default=300)
+    cli.add_argument(
+        "--role",
+        choices=["api", "worker"],
+        help="distributed profile: the process whose adapters run the use cases (default api; a worker "
+        "routes and delivers through its psycopg batch writer, whose statements the SQL count misses)",
+    )
     cli.add_argument("--profile-top", type=int, default=25)
     cli.add_argument("--json")
     args = cli.parse_args(argv)

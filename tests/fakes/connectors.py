@@ -18,6 +18,7 @@ class RecordingConnector:
         self.delivered: list[tuple[UUID, UUID]] = []
         self._transient_left = 0
         self._permanent: str | None = None
+        self._rejected: set[UUID] = set()
 
     def fail_transiently(self, times: int) -> None:
         self._transient_left = times
@@ -25,14 +26,21 @@ class RecordingConnector:
     def fail_permanently(self, detail: str = "recipient rejected the message") -> None:
         self._permanent = detail
 
+    def reject(self, recipient_id: UUID) -> None:
+        """Every delivery to this recipient fails for good (an unknown number, say)."""
+        self._rejected.add(recipient_id)
+
     def recover(self) -> None:
         self._transient_left = 0
         self._permanent = None
+        self._rejected.clear()
 
     async def deliver(self, message: Message, recipient_id: UUID) -> None:
         self.attempts.append((message.id, recipient_id))
         if self._permanent is not None:
             raise PermanentDeliveryFailure(self._permanent)
+        if recipient_id in self._rejected:
+            raise PermanentDeliveryFailure(f"{self.name} does not know recipient {recipient_id}")
         if self._transient_left > 0:
             self._transient_left -= 1
             raise TransientDeliveryFailure(f"{self.name} is temporarily unavailable")

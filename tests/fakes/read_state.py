@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from chat4all.application.ports import LocatedMessage, ReadMark
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.history import PositionRange
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt, read_by_all
@@ -58,6 +59,7 @@ class InMemoryReceipts:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
         self._receipts = tx.table(tx.store.receipts)
+        self._attempts = tx.table(tx.store.delivery_attempts)
         self._messages = tx.table(tx.store.messages)
         self._positions = tx.table(tx.store.positions)
 
@@ -88,16 +90,22 @@ class InMemoryReceipts:
                 marks.append(ReadMark(message_id, unread[message_id], read_by_all(await self.for_message(message_id))))
         return sorted(marks, key=lambda mark: mark.position)
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        changed = []
-        for receipt in await self.for_message(message_id):
-            if (delivered := receipt.delivered(at)) is not None:
-                self._receipts.put((message_id, receipt.recipient_id), delivered)
-                changed.append(delivered)
-        return changed
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        for key in receipts:
+            receipt = self._receipts.get(key)
+            if receipt is not None and (delivered := receipt.delivered(at)) is not None:
+                self._receipts.put(key, delivered)
 
     async def for_message(self, message_id: UUID) -> list[Receipt]:
         return self._receipts.select(lambda receipt: receipt.message_id == message_id)
+
+    async def record_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        for attempt in attempts:
+            self._attempts.put((attempt.message_id, len(self._attempts.select())), attempt)
+
+    async def attempts_for(self, message_id: UUID) -> list[DeliveryAttempt]:
+        found = self._attempts.select_keys(lambda key, attempt: attempt.message_id == message_id)
+        return [self._attempts.get(key) for key in sorted(found, key=lambda key: key[1])]
 
 
 class InMemoryMessageHistory:

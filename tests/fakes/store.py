@@ -12,9 +12,11 @@ from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import OutboxEvent
+from chat4all.application.ports import OutboxEvent, SentCopy
+from chat4all.domain.channel_handles import InboundReply
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import UserEvent
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
 from chat4all.domain.uploads import Upload
@@ -38,10 +40,15 @@ class InMemoryStore:
         self.message_counts: dict[UUID, int] = {}  # conversation id -> its message counter
         self.last_messages: dict[UUID, UUID] = {}  # conversation id -> its last message's id
         self.receipts: dict[tuple[UUID, UUID], Receipt] = {}  # (message id, recipient id)
+        self.delivery_attempts: dict[tuple[UUID, int], DeliveryAttempt] = {}  # (message id, number)
         self.horizons: dict[tuple[UUID, UUID], ReadHorizon] = {}  # (conversation id, member id)
         self.event_counters: dict[UUID, int] = {}  # user id -> last seq
         self.user_events: dict[UUID, list[UserEvent]] = {}  # user id -> their kept events, by seq
         self.uploads: dict[UUID, Upload] = {}
+        self.channel_handles: dict[tuple[UUID, str], str | None] = {}  # (user id, channel) -> handle (None: removed)
+        self.provider_copies: dict[tuple[str, str], SentCopy] = {}  # (channel, provider message id)
+        self.inbound_replies: dict[tuple[str, str], UUID] = {}  # (channel, provider message id) -> message id
+        self.unmatched_inbound: dict[tuple[str, str], tuple[InboundReply, str]] = {}  # -> (reply, reason)
         self.outbox: dict[int, OutboxEvent] = {}
         self.outbox_claimed: set[int] = set()
         self.outbox_sequence = itertools.count(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.fakes.channels import InMemoryChannelRecords
 from tests.fakes.events import InMemoryUserEventLog, InMemoryUserEventReader
 from tests.fakes.login_attempts import InMemoryLoginAttemptRepository
 from tests.fakes.outbox import InMemoryOutbox
@@ -38,6 +39,7 @@ class InMemoryUnitOfWork:
         self.history = InMemoryMessageHistory(self._tx)
         self.read_horizons = InMemoryReadHorizons(self._tx)
         self.receipts = InMemoryReceipts(self._tx)
+        self.channels = InMemoryChannelRecords(self._tx)
 
     async def __aenter__(self) -> InMemoryUnitOfWork:
         return self

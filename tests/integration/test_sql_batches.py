@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.message_batches import UnitOfWorkMessageBatches
-from chat4all.application.ports import MessageBatches
+from chat4all.application.ports import BatchWrite, MessageBatches
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
@@ -74,13 +74,15 @@ class Recorder:
         self.channel, self.delivered, self.seconds = channel, delivered, seconds
         self.seen: list[dict] = []
 
-    def __call__(self, found: dict) -> list[Message]:
+    def __call__(self, found: dict) -> BatchWrite:
         self.seen.append({message_id: dict(message.deliveries) for message_id, message in found.items()})
-        return [
-            message
-            for message in found.values()
-            if message.record_delivery(self.channel, delivered=self.delivered, now=at(self.seconds))
-        ]
+        return BatchWrite(
+            [
+                message
+                for message in found.values()
+                if message.record_delivery(self.channel, delivered=self.delivered, now=at(self.seconds))
+            ]
+        )
 
 
 async def test_read_loads_messages_with_deliveries_and_skips_unknown_ids(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
@@ -102,14 +104,14 @@ async def test_change_writes_statuses_changed_deliveries_and_events_in_order(uow
     _, batch = await stored(uow, 4)
     calls = []
 
-    def apply(found: dict) -> list[Message]:
+    def apply(found: dict) -> BatchWrite:
         calls.append(set(found))
         first, second, third, fourth = (found[message.id] for message in batch)
         assert first.mark_routed(at(10))
         assert second.record_delivery("whatsapp", delivered=True, now=at(11))  # routes it too
         assert third.record_delivery("whatsapp", delivered=True, now=at(12))
         assert third.record_delivery("instagram", delivered=False, now=at(13), detail="blocked")
-        return [third, first, second, fourth]  # the fourth has nothing new
+        return BatchWrite([third, first, second, fourth])  # the fourth has nothing new
 
     changed = await batches.change([message.id for message in reversed(batch)], apply)
     assert calls == [{message.id for message in batch}]
@@ -136,9 +138,9 @@ async def test_change_writes_statuses_changed_deliveries_and_events_in_order(uow
 
 async def test_a_change_with_nothing_new_writes_nothing(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
     _, batch = await stored(uow, 2)
-    changed = await batches.change([message.id for message in batch], lambda found: list(found.values()))
+    changed = await batches.change([message.id for message in batch], lambda found: BatchWrite(list(found.values())))
     assert set(changed) == {message.id for message in batch}
-    assert set(await batches.change([message.id for message in batch], lambda found: [])) == set(changed)
+    assert set(await batches.change([message.id for message in batch], lambda found: BatchWrite([]))) == set(changed)
     calls = []
     assert await batches.change([], calls.append) == {} and calls == []
     for message in batch:
@@ -147,7 +149,7 @@ async def test_a_change_with_nothing_new_writes_nothing(uow: SqlUnitOfWorkFactor
 
 async def test_unknown_ids_are_skipped_and_apply_still_runs_once(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
     calls = []
-    assert await batches.change([uuid4(), uuid4()], lambda found: calls.append(found) or []) == {}
+    assert await batches.change([uuid4(), uuid4()], lambda found: calls.append(found) or BatchWrite([])) == {}
     assert calls == [{}]
     assert await batches.read([uuid4()]) == {}
 
@@ -205,8 +207,8 @@ async def test_a_message_without_deliveries_is_read_and_changed(uow: SqlUnitOfWo
     assert found[bare.id].deliveries == {} and found[bare.id].status is MessageStatus.ACCEPTED
     assert found[batch[0].id].deliveries == {"whatsapp": DeliveryStatus.PENDING, "instagram": DeliveryStatus.PENDING}
 
-    def route(found: dict) -> list[Message]:
-        return [message for message in found.values() if message.mark_routed(at(40))]
+    def route(found: dict) -> BatchWrite:
+        return BatchWrite([message for message in found.values() if message.mark_routed(at(40))])
 
     changed = await batches.change([batch[0].id, bare.id, uuid4()], route)
     assert set(changed) == {batch[0].id, bare.id}
@@ -218,7 +220,7 @@ async def test_a_message_without_deliveries_is_read_and_changed(uow: SqlUnitOfWo
 async def test_a_failing_apply_writes_nothing_and_releases_the_locks(uow: SqlUnitOfWorkFactory, batches: MessageBatches) -> None:
     _, [message] = await stored(uow, 1)
 
-    def broken(found: dict) -> list[Message]:
+    def broken(found: dict) -> BatchWrite:
         Recorder("whatsapp")(found)
         raise RuntimeError("a bug in a decision")
 

@@ -12,17 +12,22 @@ import pytest
 
 from chat4all.client.credentials import Credentials, load_credentials, save_credentials
 from chat4all.client.errors import FileChanged, NotLoggedIn, SessionExpired
-from chat4all.client.paths import config_dir, state_dir, write_private
+from chat4all.client.paths import Directories, write_private
 from chat4all.client.upload_state import LocalFile, StateStore, UploadState, should_resume
+from chat4all.entrypoints.env_values import EnvReader
+from chat4all.entrypoints.settings_client import load_client_settings
 
 SERVER = "http://127.0.0.1:8000"
 
 
-@pytest.fixture(autouse=True)
-def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+@pytest.fixture
+def xdg(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def directories(xdg: Path) -> Directories:
+    return Directories.under(xdg / "config", xdg / "state")
 
 
 def mode(path: Path) -> int:
@@ -41,11 +46,15 @@ def a_state(local: LocalFile, **changes: object) -> UploadState:
     return UploadState(**{**fields, **changes})  # type: ignore[arg-type]
 
 
-def test_the_directories_follow_xdg_and_ignore_relative_values(xdg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert config_dir() == xdg / "config" / "chat4all"
-    assert state_dir() == xdg / "state" / "chat4all"
-    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")
-    assert config_dir() == Path.home() / ".config" / "chat4all"
+def test_the_directories_follow_xdg_and_ignore_relative_values(xdg: Path) -> None:
+    home = Path("/home/someone")
+    env = {"XDG_CONFIG_HOME": str(xdg / "config"), "XDG_STATE_HOME": str(xdg / "state")}
+    found = load_client_settings(EnvReader(env), home)
+    assert Directories.under(found.config_home, found.state_home) == Directories(
+        xdg / "config" / "chat4all", xdg / "state" / "chat4all"
+    )
+    unset = load_client_settings(EnvReader({"XDG_CONFIG_HOME": "relative/dir", "XDG_STATE_HOME": ""}), home)
+    assert (unset.config_home, unset.state_home) == (home / ".config", home / ".local" / "state")
 
 
 def test_a_private_file_is_owner_only_from_the_start_whatever_the_umask(tmp_path: Path) -> None:
@@ -61,27 +70,27 @@ def test_a_private_file_is_owner_only_from_the_start_whatever_the_umask(tmp_path
     assert [path.name for path in target.parent.iterdir()] == ["secret.json"]  # no temporary file left
 
 
-def test_credentials_round_trip_in_the_config_dir_with_mode_0600(xdg: Path) -> None:
+def test_credentials_round_trip_in_the_config_dir_with_mode_0600(xdg: Path, directories: Directories) -> None:
     saved = Credentials(SERVER, "alice", "u-1", "token", time.time() + 3600)
-    path = save_credentials(saved)
+    path = save_credentials(directories, saved)
     assert path == xdg / "config" / "chat4all" / "credentials.json"
     assert mode(path) == 0o600
-    assert load_credentials() == saved
+    assert load_credentials(directories) == saved
 
 
-def test_no_credentials_or_unreadable_ones_ask_to_log_in(xdg: Path) -> None:
+def test_no_credentials_or_unreadable_ones_ask_to_log_in(xdg: Path, directories: Directories) -> None:
     with pytest.raises(NotLoggedIn, match="chat4all login"):
-        load_credentials()
+        load_credentials(directories)
     write_private(xdg / "config" / "chat4all" / "credentials.json", "{not json")
     with pytest.raises(NotLoggedIn, match="chat4all login"):
-        load_credentials()
+        load_credentials(directories)
 
 
-def test_an_expired_token_asks_to_log_in_again_without_asking_the_server() -> None:
-    save_credentials(Credentials(SERVER, "alice", "u-1", "token", expires_at=1000.0))
+def test_an_expired_token_asks_to_log_in_again_without_asking_the_server(directories: Directories) -> None:
+    save_credentials(directories, Credentials(SERVER, "alice", "u-1", "token", expires_at=1000.0))
     with pytest.raises(SessionExpired, match="chat4all login"):
-        load_credentials(now=1000.0)
-    assert load_credentials(now=999.0).access_token == "token"
+        load_credentials(directories, now=1000.0)
+    assert load_credentials(directories, now=999.0).access_token == "token"
 
 
 def test_upload_state_round_trips_with_its_digests(tmp_path: Path) -> None:

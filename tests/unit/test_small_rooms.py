@@ -14,9 +14,6 @@ MAX_FILE_LINES = 300
 MAX_FUNCTION_LINES = 40
 EXEMPT_FROM_SIZES = ("adapters/sql/migrations/versions/",)
 SETTINGS_MODULE = "entrypoints/settings.py"
-# The command-line client is a program of its own, with its own one place for its environment
-# (where its token and upload state live).
-CLIENT_SETTINGS_MODULE = "client/paths.py"
 
 
 def sources() -> list[Path]:
@@ -67,7 +64,7 @@ def test_no_function_is_over_40_lines() -> None:
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:
-    assert sorted(name(path) for path in sources() if reads_the_environment(path)) == [CLIENT_SETTINGS_MODULE, SETTINGS_MODULE]
+    assert sorted(name(path) for path in sources() if reads_the_environment(path)) == [SETTINGS_MODULE]
 
 
 @pytest.mark.parametrize(

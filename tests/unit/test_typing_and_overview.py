@@ -98,7 +98,7 @@ async def test_a_message_detail_carries_a_receipt_per_recipient_for_members_only
     group = await hub.conversation(alice, bob, carol)
     message = await hub.send_text(alice, group)
     await MarkConversationRead(hub.uow, hub.clock).execute(bob.id, group.id, message.id)
-    shown, receipts = await hub.read.detail(carol.id, message.id)
+    shown, receipts, *_ = await hub.read.detail(carol.id, message.id)
     assert shown.id == message.id
     assert {r.recipient_id: r.read_at is not None for r in receipts} == {bob.id: True, carol.id: False}
     with pytest.raises(Forbidden):

@@ -57,7 +57,8 @@ class Scene:
             stored = (await uow.messages.get_many([message.id], for_update=True))[message.id]
             stored.record_delivery("sms", delivered=True, now=self.clock.advance())
             await uow.messages.update_many([stored])
-            await uow.receipts.mark_delivered(message.id, self.clock.now())
+            recipients = [receipt.recipient_id for receipt in await uow.receipts.for_message(message.id)]
+            await uow.receipts.mark_delivered([(message.id, recipient) for recipient in recipients], self.clock.now())
             await uow.commit()
 
     def unread(self, conversation: Conversation, member: UUID) -> int:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 from uuid import UUID
 
 from chat4all.application.ports import SendResult
-from chat4all.domain.errors import TransientDeliveryFailure
+from chat4all.domain.errors import PermanentDeliveryFailure, TransientDeliveryFailure
 from chat4all.domain.messages import Message
 
 log = logging.getLogger("chat4all.connectors")
 
 SendKey = tuple[UUID, UUID]  # (message id, recipient id)
+MOCK_CHANNELS = ("whatsapp", "instagram")
 
 
 class SendLedger(Protocol):
@@ -32,7 +33,8 @@ class MockConnector:
     Like a provider API that honours idempotency keys, it sends each (channel, message,
     recipient) once: with a `ledger`, a redelivered request finds its key and sends nothing.
     `failure_rate` makes a share of attempts fail transiently (for demos and fault tests);
-    recipients listed in `always_fail_recipients` fail on every attempt.
+    recipients listed in `always_fail_recipients` fail on every attempt; with `fail_permanently`
+    every attempt fails terminally (the provider refuses the message: not retried).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class MockConnector:
         failure_rate: float = 0.0,
         always_fail_recipients: Collection[UUID] = (),
         rng: random.Random | None = None,
+        fail_permanently: bool = False,
     ):
         self.name = name
         self.display_name = display_name
@@ -51,8 +54,11 @@ class MockConnector:
         self._failure_rate = failure_rate
         self._always_fail = frozenset(always_fail_recipients)
         self._rng = rng or random.Random()
+        self._fail_permanently = fail_permanently
 
-    def _failure(self, recipient_id: UUID) -> TransientDeliveryFailure | None:
+    def _failure(self, recipient_id: UUID) -> TransientDeliveryFailure | PermanentDeliveryFailure | None:
+        if self._fail_permanently:
+            return PermanentDeliveryFailure(f"{self.display_name} refused the message (injected permanent failure)")
         if recipient_id in self._always_fail:
             return TransientDeliveryFailure(f"{self.display_name} rejected recipient {recipient_id}")
         if self._failure_rate and self._rng.random() < self._failure_rate:
@@ -96,8 +102,25 @@ class MockConnector:
 
 
 def mock_connectors(
-    *, ledger: SendLedger | None = None, failure_rate: float = 0.0, always_fail_recipients: Collection[UUID] = ()
+    *,
+    ledger: SendLedger | None = None,
+    failure_rate: float = 0.0,
+    always_fail_recipients: Collection[UUID] = (),
+    failure_rates: Mapping[str, float] | None = None,
+    failing_permanently: Collection[str] = (),
 ) -> dict[str, MockConnector]:
-    options = {"ledger": ledger, "failure_rate": failure_rate, "always_fail_recipients": always_fail_recipients}
-    connectors = [MockConnector("whatsapp", "WhatsApp", **options), MockConnector("instagram", "Instagram", **options)]
-    return {connector.name: connector for connector in connectors}
+    """The mock channels; `failure_rates` (per channel) override `failure_rate` for the channels
+    they name, and the channels in `failing_permanently` fail every attempt terminally."""
+    rates = failure_rates or {}
+    names = dict(zip(MOCK_CHANNELS, ("WhatsApp", "Instagram"), strict=True))
+    return {
+        name: MockConnector(
+            name,
+            display_name,
+            ledger=ledger,
+            failure_rate=rates.get(name, failure_rate),
+            always_fail_recipients=always_fail_recipients,
+            fail_permanently=name in failing_permanently,
+        )
+        for name, display_name in names.items()
+    }

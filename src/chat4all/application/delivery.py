@@ -15,11 +15,13 @@ import attrs
 
 from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import (
+    BatchWrite,
     Cache,
     CacheFactory,
     ChannelConnector,
     Clock,
     DeliveryMetrics,
+    EventNotifier,
     EventPublisher,
     FileStorage,
     MessageBatches,
@@ -30,6 +32,7 @@ from chat4all.application.sending import ConnectorAttempts, RetryPolicy, Send
 from chat4all.application.work import DeadLettered, DeliveryRequested, encode
 from chat4all.domain.batch_outcomes import ChannelOutcome, RecordedBatch, record_outcomes
 from chat4all.domain.conversations import Conversation, ConversationType
+from chat4all.domain.failover import waiting_recipients
 from chat4all.domain.messages import Message
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,10 @@ class DeliverMessage:
     # `attrs.evolve(deliver, uow=...)` builds batches over the new unit of work instead of the old one.
     message_batches: MessageBatches | None = None
     caches: CacheFactory = attrs.field(kw_only=True)
+    # Wakes this process's readers of the senders' event logs once outcomes are recorded (None: nobody waits here).
+    notifier: EventNotifier | None = attrs.field(default=None, kw_only=True)
+    # Where a failover step's delivery is requested, as any channel's (None: only redriving finds it).
+    requests: EventPublisher | None = attrs.field(default=None, kw_only=True)
     _batches: MessageBatches = attrs.field(init=False, repr=False)
     _conversations: Cache[UUID, Conversation] = attrs.field(init=False, repr=False)
     _attempts: ConnectorAttempts = attrs.field(init=False, repr=False)
@@ -119,10 +126,26 @@ class DeliverMessage:
         current = await self._batches.change([send.message.id for send in sends], recording)
         # Counted once committed: a write that fails is redone by the retried batch, and counted then.
         self._count(recording.result, current)
+        if recording.result is not None:
+            await self._announce(recording.result)
         deferred = [send for send in sends if send.ended is None]
         for send in deferred:
             self.metrics.delivery_retried(send.channel)
         return deferred
+
+    async def _announce(self, recorded: RecordedBatch) -> None:
+        """Once recorded: wakes the senders' readers, and requests the failover steps' deliveries
+        (after the commit, so that the channel is pending when the request is handled; a request
+        lost before it is published leaves the message unfinished, and redriving requests it)."""
+        if self.notifier is not None and recorded.events:
+            self.notifier.notify({event.user_id for event in recorded.events})
+        if self.requests is not None and recorded.failovers:
+            await self.requests.publish_batch(
+                [
+                    encode(DeliveryRequested(message.id, channel), message.conversation_id)
+                    for message, channel in recorded.failovers
+                ]
+            )
 
     async def _sends(self, wanted: list[tuple[UUID, str]], messages: Mapping[UUID, Message]) -> list[Send]:
         pending = [
@@ -133,16 +156,28 @@ class DeliverMessage:
         conversations = await self._conversations_of(
             list(dict.fromkeys(message.conversation_id for message, _ in pending))
         )
+        reached = await self._reached([message.id for message, channel in pending if channel in message.failover])
         sends = []
         for message, channel in pending:
             conversation = conversations.get(message.conversation_id)
             if conversation is None:  # unreachable while conversations are never deleted without their messages
                 log.warning("message %s belongs to no conversation; not delivered on %s", message.id, channel)
-            else:
-                sends.append(
-                    Send(message, channel, list(conversation.recipients_of(message.sender_id, message.recipient_id)))
-                )
+                continue
+            recipients = list(conversation.recipients_of(message.sender_id, message.recipient_id))
+            if channel in message.failover:
+                recipients = waiting_recipients(recipients, reached.get(message.id, ()))
+            sends.append(Send(message, channel, recipients))
         return sends
+
+    async def _reached(self, message_ids: list[UUID]) -> dict[UUID, set[UUID]]:
+        """Who already has each of these messages (a delivered receipt): a failover step is for the others."""
+        if not message_ids:
+            return {}
+        async with self.uow() as uow:
+            return {
+                message_id: {r.recipient_id for r in await uow.receipts.for_message(message_id) if r.delivered_at}
+                for message_id in dict.fromkeys(message_ids)
+            }
 
     async def _conversations_of(self, conversation_ids: list[UUID]) -> dict[UUID, Conversation | None]:
         """Members are read once per private conversation and process, once per batch for a group
@@ -188,12 +223,15 @@ class DeliverMessage:
 
 @attrs.define
 class _Recording:
-    """What `MessageBatches.change` applies: the batch's outcomes on the messages as locked, kept for counting."""
+    """What `MessageBatches.change` applies: the batch's outcomes on the messages as locked (with
+    the receipts they deliver and the senders' `message.status`), kept for counting."""
 
     clock: Clock
     outcomes: list[ChannelOutcome]  # in the order asked
     result: RecordedBatch | None = None
 
-    def __call__(self, current: dict[UUID, Message]) -> list[Message]:
-        self.result = record_outcomes(current, self.outcomes, self.clock.now())
-        return self.result.changed
+    def __call__(self, current: dict[UUID, Message]) -> BatchWrite:
+        now = self.clock.now()
+        self.result = record_outcomes(current, self.outcomes, now)
+        result = self.result
+        return BatchWrite(result.changed, result.delivered_receipts, result.events, now, result.attempts)

@@ -26,6 +26,7 @@ from chat4all.application.upload_access import may_read
 from chat4all.application.work import RouteRequested, encode
 from chat4all.domain.conversations import Conversation, ConversationType
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chat4all.domain.failover import DeliveryAttempt, check_failover
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.paging import check_page
 from chat4all.domain.receipts import Receipt
@@ -44,6 +45,8 @@ class SendRequest:
     text: str | None
     file_id: UUID | None
     priority: Priority
+    failover: tuple[str, ...] = ()  # see domain.failover
+    origin: str | None = None  # the channel a reply came in from (see application.inbound)
 
 
 MEMBERSHIP_CACHE_SIZE = 10_000
@@ -107,6 +110,7 @@ class SendMessage:
         if request.sender_id != caller:
             raise Forbidden("'from' must be the authenticated user", code="sender_mismatch")
         channels = self._resolve_channels(request.channels)
+        failover = check_failover(channels, self._known(request.failover, "failover"))
         conversation = await self._conversation_for(caller, request)
         if request.file_id is None:
             payload: TextPayload | FilePayload = TextPayload(request.text or "")
@@ -121,6 +125,8 @@ class SendMessage:
             channels,
             payload,
             request.priority,
+            failover=failover,
+            origin=request.origin,
         )
         message = Message.accept(draft, self.clock.now())
         routing = encode(RouteRequested(message.id), conversation.id)
@@ -143,19 +149,23 @@ class SendMessage:
     def _resolve_channels(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         if not requested:
             raise InvalidInput("channels must not be empty", field_errors={"channels": ["at least one channel"]})
-        unknown = sorted(set(requested) - set(self.channels) - {ALL_CHANNELS})
-        if unknown:
-            allowed = ", ".join([*sorted(self.channels), ALL_CHANNELS])
-            raise InvalidInput(
-                f"unknown channels: {', '.join(unknown)} (allowed: {allowed})",
-                code="unknown_channel",
-                field_errors={"channels": [f"allowed: {allowed}"]},
-            )
+        self._known(requested, "channels", ALL_CHANNELS)
         if ALL_CHANNELS in requested:
             if not self.channels:
                 raise InvalidInput("no delivery channels are configured", code="unknown_channel")
             return tuple(sorted(self.channels))
         return tuple(dict.fromkeys(requested))
+
+    def _known(self, requested: tuple[str, ...], field: str, *extra: str) -> tuple[str, ...]:
+        unknown = sorted(set(requested) - set(self.channels) - set(extra))
+        if unknown:
+            allowed = ", ".join([*sorted(self.channels), *extra])
+            raise InvalidInput(
+                f"unknown channels in {field}: {', '.join(unknown)} (allowed: {allowed})",
+                code="unknown_channel",
+                field_errors={field: [f"allowed: {allowed}"]},
+            )
+        return requested
 
     async def _load_conversation(self, conversation_id: UUID) -> Conversation:
         async with self.uow() as uow:
@@ -217,9 +227,15 @@ class ReadMessages:
             raise Forbidden("you are not a member of this message's conversation", code="not_a_member")
         return message
 
-    async def detail(self, caller: UUID, message_id: UUID) -> tuple[Message, list[Receipt]]:
-        """`get`, with a receipt per recipient (members only, as the message itself)."""
+    async def detail(
+        self, caller: UUID, message_id: UUID
+    ) -> tuple[Message, list[Receipt], dict[tuple[str, UUID], str], list[DeliveryAttempt]]:
+        """`get`, with a receipt per recipient (members only, as the message itself), the ids the
+        channels' providers gave its copies, by (channel, recipient), and, if it was sent with
+        failover, its delivery attempts per recipient."""
         message = await self.get(caller, message_id)
         async with self.uow() as uow:
             receipts = await uow.receipts.for_message(message_id)
-        return message, receipts
+            provider_ids = await uow.channels.provider_ids(message_id)
+            attempts = await uow.receipts.attempts_for(message_id) if message.failover else []
+        return message, receipts, provider_ids, attempts

@@ -17,6 +17,7 @@ import attrs
 from chat4all.application.delivery import DeliverMessage
 from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import (
+    BatchWrite,
     Clock,
     DeliveryMetrics,
     EventPublisher,
@@ -162,6 +163,6 @@ class _Routing:
     wanted: list[UUID]
     routed: list[Message] = attrs.field(factory=list)
 
-    def __call__(self, found: Mapping[UUID, Message]) -> list[Message]:
+    def __call__(self, found: Mapping[UUID, Message]) -> BatchWrite:
         self.routed = mark_routed(found, self.wanted, self.clock.now())
-        return self.routed
+        return BatchWrite(self.routed)

@@ -42,11 +42,14 @@ class Send:
     pending: list[UUID]  # recipients the connector has not reached yet
     ended: Ended | None = None  # None: still to be attempted, or deferred to another deliverer
     last_error: str = ""
+    reached: list[UUID] = attrs.Factory(list)  # recipients the connector has reached
 
     def outcome(self) -> ChannelOutcome:
         if self.ended is None:
             return ChannelOutcome(self.message.id, self.channel, deferred=True)
-        return ChannelOutcome(self.message.id, self.channel, failure=self.ended.failure)
+        return ChannelOutcome(
+            self.message.id, self.channel, self.ended.failure, reached=tuple(self.reached), unreached=tuple(self.pending)
+        )
 
 
 @attrs.frozen
@@ -98,6 +101,7 @@ class ConnectorAttempts:
             return
         results = await self.connectors[channel].deliver_many([(send.message, send.pending) for send in group])
         for send, result in zip(group, results, strict=True):
+            send.reached += send.pending[: result.reached]
             del send.pending[: result.reached]
             if result.failure is None:
                 send.ended = Ended(None, attempt)

@@ -12,6 +12,7 @@ from chat4all.client.api import Hub
 from chat4all.client.credentials import Credentials, forget_credentials, load_credentials, save_credentials
 from chat4all.client.errors import ClientError, NotLoggedIn, SessionExpired, Unreachable
 from chat4all.client.output import Output
+from chat4all.client.paths import Directories
 
 
 def server_url(text: str) -> str:
@@ -33,7 +34,7 @@ def read_password(args: argparse.Namespace) -> str:
     return password
 
 
-def login(args: argparse.Namespace, output: Output) -> None:
+def login(args: argparse.Namespace, output: Output, directories: Directories) -> None:
     url = server_url(args.url)
     password = read_password(args)
     with Hub(url) as anonymous:
@@ -42,7 +43,7 @@ def login(args: argparse.Namespace, output: Output) -> None:
     with Hub(url, token) as hub:
         me = hub.call("GET", "/v1/users/me")
     credentials = Credentials(url, me["username"], me["user_id"], token, time.time() + issued["expires_in"])
-    path = save_credentials(credentials)
+    path = save_credentials(directories, credentials)
     output.result(
         {
             "url": url,
@@ -54,14 +55,14 @@ def login(args: argparse.Namespace, output: Output) -> None:
     )
 
 
-def logout(args: argparse.Namespace, output: Output) -> None:
+def logout(args: argparse.Namespace, output: Output, directories: Directories) -> None:
     try:
-        credentials = load_credentials()
+        credentials = load_credentials(directories)
     except NotLoggedIn:
         output.result({"logged_out": False}, "not logged in")
         return
     except SessionExpired:
-        forget_credentials()  # nothing left to revoke on the server
+        forget_credentials(directories)  # nothing left to revoke on the server
         output.result({"logged_out": True}, "logged out (the session had expired)")
         return
     try:
@@ -70,11 +71,11 @@ def logout(args: argparse.Namespace, output: Output) -> None:
     except SessionExpired:
         pass  # revoked already
     except Unreachable as error:
-        forget_credentials()
+        forget_credentials(directories)
         raise Unreachable(
             f"{error}; the saved token was removed, but stays valid on the server until it expires"
         ) from None
-    forget_credentials()
+    forget_credentials(directories)
     output.result(
         {"logged_out": True, "url": credentials.url, "username": credentials.username},
         f"logged out of {credentials.url}",

@@ -42,12 +42,12 @@ class Hub:
             raise self._unexpected(response) from None
 
     @contextmanager
-    def fetch(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
-        """Streams a GET of `url`: the API's own (with the token) or storage's (without it)."""
+    def fetch(self, url: str, headers: dict[str, str] | None = None, **options: Any) -> Iterator[httpx.Response]:
+        """Streams a GET of `url`: the API's own (with the token and `options`) or storage's (without them)."""
         own = url.startswith(self.url + "/") or url.startswith("/")
         try:
             if own:
-                with self._http.stream("GET", url, headers=headers) as response:
+                with self._http.stream("GET", url, headers=headers, **options) as response:
                     yield self._checked(response, stream=True)
             else:
                 with httpx.stream("GET", url, headers=headers, timeout=TIMEOUT) as response:
@@ -79,7 +79,7 @@ class Hub:
             return SessionExpired(f"the session has expired or was revoked ({detail}): {LOGIN_AGAIN}")
         wait = response.headers.get("retry-after")
         advice = f"; retry in {wait} s" if wait else ""
-        return ServerError(f"{detail} ({code}){advice}", status=response.status_code, code=code)
+        return ServerError(f"{detail} ({code}){advice}", status=response.status_code, code=code, body=body)
 
     def _unexpected(self, response: httpx.Response) -> ServerError:
         return ServerError(

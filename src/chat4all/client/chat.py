@@ -10,6 +10,7 @@ from chat4all.client.api import Hub
 from chat4all.client.credentials import Credentials, load_credentials
 from chat4all.client.errors import ClientError
 from chat4all.client.output import Output
+from chat4all.client.paths import Directories
 
 DEFAULT_CHANNELS = ["all"]
 SHOWN_MEMBERS = 5  # of a group's, in the conversation list
@@ -44,8 +45,8 @@ def send_message(
     return {"message_id": accepted["message_id"], "conversation_id": conversation_id, "status": accepted["status"]}
 
 
-def send(args: argparse.Namespace, output: Output) -> None:
-    me = load_credentials()
+def send(args: argparse.Namespace, output: Output, directories: Directories) -> None:
+    me = load_credentials(directories)
     with Hub(me.url, me.access_token) as hub:
         conversation_id = conversation_id_for(hub, me, args.conversation)
         payload = {"type": "text", "text": args.text}
@@ -53,8 +54,8 @@ def send(args: argparse.Namespace, output: Output) -> None:
     output.result(sent, f"message {sent['message_id']} {sent['status']} in conversation {conversation_id}")
 
 
-def conversations(args: argparse.Namespace, output: Output) -> None:
-    me = load_credentials()
+def conversations(args: argparse.Namespace, output: Output, directories: Directories) -> None:
+    me = load_credentials(directories)
     with Hub(me.url, me.access_token) as hub:
         page = hub.call("GET", "/v1/conversations", params={"limit": args.limit, "offset": args.offset})
         names = usernames(hub)

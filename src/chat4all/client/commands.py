@@ -1,15 +1,19 @@
 """The client's subcommands of `chat4all`, beside the server's.
 
 Each is one entry of COMMANDS: its help, its arguments and the function that runs it (imported only
-when that command runs, so the server's commands do not load the HTTP client). A new command, such
-as `chat4all watch` for live events, is one more entry."""
+when that command runs, so the server's commands do not load the HTTP client). The function is
+given the parsed arguments, the `Output` to print with and the client's `Directories`."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from chat4all.client.paths import Directories
 
 DEFAULT_PARALLEL = 4
 MAX_PARALLEL = 16
@@ -21,6 +25,7 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None]
     runs: str  # "module:function" in chat4all.client
     resumable: bool = False
+    until_interrupted: bool = False  # runs until Ctrl-C, which is then a normal end (status 0)
 
 
 def _login(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +76,12 @@ def _download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
 
 
+def _watch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "conversation", metavar="CONVERSATION", nargs="?", help="only this one: a conversation id, or a username (private)"
+    )
+
+
 COMMANDS = {
     "login": Command("log in to a hub and save the token", _login, "account:login"),
     "logout": Command("revoke the saved token and forget it", lambda parser: None, "account:logout"),
@@ -78,6 +89,7 @@ COMMANDS = {
     "send": Command("send a text message", _send, "chat:send"),
     "upload": Command("upload a file (resumes an interrupted upload of it)", _upload, "upload:upload", True),
     "download": Command("download a file and verify its SHA-256 (resumes)", _download, "download:download", True),
+    "watch": Command("print live events as they come, until Ctrl-C", _watch, "watch:watch", until_interrupted=True),
 }
 
 
@@ -91,7 +103,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(client_command=name)
 
 
-def run_client_command(args: argparse.Namespace) -> int:
+def run_client_command(args: argparse.Namespace, directories: Directories) -> int:
     """Runs the client command `args` name; the exit status (0, or non-zero after a one-line error)."""
     from chat4all.client.errors import ClientError
     from chat4all.client.output import Output
@@ -101,11 +113,16 @@ def run_client_command(args: argparse.Namespace) -> int:
     module, function = command.runs.split(":")
     run = getattr(importlib.import_module(f"chat4all.client.{module}"), function)
     try:
-        run(args, output)
+        run(args, output, directories)
     except ClientError as error:
         output.error(str(error))
         return error.exit_code
     except KeyboardInterrupt:
+        if command.until_interrupted:
+            return 0
         output.error("interrupted" + ("; run the same command again to resume" if command.resumable else ""))
         return 130
+    except BrokenPipeError:  # stdout's reader has gone (`chat4all watch --json | head -n 3`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail
+        return 0 if command.until_interrupted else 1
     return 0

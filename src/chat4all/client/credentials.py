@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chat4all.client.errors import LOGIN_AGAIN, NotLoggedIn, SessionExpired
-from chat4all.client.paths import config_dir, write_private
+from chat4all.client.paths import Directories, write_private
 
 
 @dataclass(frozen=True)
@@ -20,19 +20,19 @@ class Credentials:
     expires_at: float  # seconds since the epoch
 
 
-def credentials_path() -> Path:
-    return config_dir() / "credentials.json"
+def credentials_path(directories: Directories) -> Path:
+    return directories.config / "credentials.json"
 
 
-def save_credentials(credentials: Credentials) -> Path:
-    path = credentials_path()
+def save_credentials(directories: Directories, credentials: Credentials) -> Path:
+    path = credentials_path(directories)
     write_private(path, json.dumps(asdict(credentials), indent=2) + "\n")
     return path
 
 
-def load_credentials(now: float | None = None) -> Credentials:
+def load_credentials(directories: Directories, now: float | None = None) -> Credentials:
     """The saved credentials; a token past its lifetime is refused here, without asking the server."""
-    path = credentials_path()
+    path = credentials_path(directories)
     try:
         credentials = Credentials(**json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -44,10 +44,10 @@ def load_credentials(now: float | None = None) -> Credentials:
     return credentials
 
 
-def forget_credentials() -> bool:
+def forget_credentials(directories: Directories) -> bool:
     """Removes the saved token; False if there was none."""
     try:
-        credentials_path().unlink()
+        credentials_path(directories).unlink()
     except FileNotFoundError:
         return False
     return True

@@ -24,6 +24,7 @@ from chat4all.client.api import Hub
 from chat4all.client.credentials import load_credentials
 from chat4all.client.errors import ClientError
 from chat4all.client.output import Output, Progress, human_size
+from chat4all.client.paths import Directories
 
 BLOCK = 1024 * 1024
 REPORTS = 10  # lines printed for one download when there is no terminal
@@ -111,12 +112,12 @@ def start_of(response: httpx.Response, have: int) -> int:
     return have
 
 
-def download(args: argparse.Namespace, output: Output) -> None:
+def download(args: argparse.Namespace, output: Output, directories: Directories) -> None:
     try:
         file_id = str(uuid.UUID(args.file_id))
     except ValueError:
         raise ClientError(f"not a file id: {args.file_id!r}") from None
-    me = load_credentials()
+    me = load_credentials(directories)
     with Hub(me.url, me.access_token) as hub:
         meta = hub.call("GET", f"/v1/files/{file_id}")
         if meta["status"] != "completed":

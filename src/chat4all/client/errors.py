@@ -34,9 +34,10 @@ class FileChanged(ClientError):
 
 
 class ServerError(ClientError):
-    """The server refused the request; `code` is its `error_code`."""
+    """The server refused the request; `code` is its `error_code`, `body` its whole answer."""
 
-    def __init__(self, message: str, *, status: int, code: str | None = None):
+    def __init__(self, message: str, *, status: int, code: str | None = None, body: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.body = body or {}

@@ -1,6 +1,7 @@
 """What the client prints. Results go to stdout: a line of text each, or with `--json` one JSON
 object each. Steps and errors go to stderr: on a terminal a progress bar (rate and time left) shows
-a transfer, elsewhere (a pipe, a log file) each step is one plain line, and `--json` prints no steps."""
+a transfer, elsewhere (a pipe, a log file) each step is one plain line, and `--json` prints no steps
+(only the notices of a long-running command: `watch` connected, lost, reconnected)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ class Output:
             self._bar.write(text, file=self.err)
         else:
             print(text, file=self.err, flush=True)
+
+    def notice(self, text: str) -> None:
+        """A line on stderr, `--json` or not: the state of a long-running command (`watch`), for
+        the person or the log watching a script, whose stdout stays the script's."""
+        print(text, file=self.err, flush=True)
 
     def error(self, text: str) -> None:
         print(f"error: {text}", file=self.err, flush=True)

@@ -1,28 +1,27 @@
-"""Where the client keeps its files, after the XDG Base Directory layout: the token in the user's
-config directory (`~/.config/chat4all`), upload progress in the state directory
-(`~/.local/state/chat4all`). `XDG_CONFIG_HOME` and `XDG_STATE_HOME` move them."""
+"""Where the client keeps its files: the token in the user's config directory, upload progress
+in the state directory (`~/.config/chat4all` and `~/.local/state/chat4all` by default). The
+entrypoint finds the base directories (the settings module reads the environment) and hands them
+to the commands."""
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 APP = "chat4all"
 
 
-def _base(variable: str, default: str) -> Path:
-    value = os.environ.get(variable, "")
-    # The specification says relative values are to be ignored.
-    return Path(value) if os.path.isabs(value) else Path.home() / default
+@dataclass(frozen=True)
+class Directories:
+    config: Path  # the saved token
+    state: Path  # unfinished uploads
 
-
-def config_dir() -> Path:
-    return _base("XDG_CONFIG_HOME", ".config") / APP
-
-
-def state_dir() -> Path:
-    return _base("XDG_STATE_HOME", ".local/state") / APP
+    @classmethod
+    def under(cls, config_home: Path, state_home: Path) -> Directories:
+        """The client's own directories within the XDG base directories."""
+        return cls(config_home / APP, state_home / APP)
 
 
 def write_private(path: Path, text: str) -> None:

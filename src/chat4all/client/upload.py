@@ -19,7 +19,7 @@ from chat4all.client.chat import DEFAULT_CHANNELS, conversation_id_for, send_mes
 from chat4all.client.credentials import Credentials, load_credentials
 from chat4all.client.errors import ClientError, FileChanged, ServerError
 from chat4all.client.output import Output, human_size
-from chat4all.client.paths import state_dir
+from chat4all.client.paths import Directories
 from chat4all.client.transfer import ChunkSender
 from chat4all.client.upload_state import (
     RESTART,
@@ -146,10 +146,10 @@ def send_file_message(
     return send_message(hub, me, conversation_id, payload, args.channels or DEFAULT_CHANNELS, state.message_id)
 
 
-def upload(args: argparse.Namespace, output: Output) -> None:
-    me = load_credentials()
+def upload(args: argparse.Namespace, output: Output, directories: Directories) -> None:
+    me = load_credentials(directories)
     local = local_file(args.file)
-    store = StateStore(state_dir() / "uploads")
+    store = StateStore(directories.state / "uploads")
     with Hub(me.url, me.access_token, connections=args.parallel + 1) as hub:
         state, result = Uploader(hub, me, output, store, args.parallel).upload(local, args.restart)
         if args.to:

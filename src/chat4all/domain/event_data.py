@@ -3,7 +3,9 @@
 - `message.created`: the message as `GET /v1/messages/{id}` shows it, to every member of its
   conversation, the sender included (their other sessions learn of it too);
 - `message.status`: the message's new overall status and the channel outcome or recipient
-  receipt that changed, to the sender: the status is about delivering the sender's message. A
+  receipt that changed, to the sender: the status is about delivering the sender's message (one
+  per channel outcome recorded, see `batch_outcomes.record_outcomes`; the recipients already have
+  the message, and telling every member would cost a row per member per outcome). A
   recipient's read does not produce one per message: the `conversation.read` every member gets
   says it for all messages up to a position at once. (Otherwise a member catching up on 500
   messages of a 100-member group would write 500 events to each sender.) The sender does get a
@@ -23,12 +25,12 @@ from uuid import UUID
 
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.events import EphemeralEvent, EventType, PendingEvent, iso
-from chat4all.domain.messages import FilePayload, Message
+from chat4all.domain.messages import FilePayload, Message, Payload
 from chat4all.domain.receipts import ReadHorizon, Receipt
 
 
-def _payload_data(message: Message) -> dict[str, Any]:
-    payload = message.payload
+def payload_data(payload: Payload) -> dict[str, Any]:
+    """A message's payload in JSON types: as the API shows it, events carry it and the database stores it."""
     if isinstance(payload, FilePayload):
         return {
             "type": "file",
@@ -49,10 +51,11 @@ def message_data(message: Message) -> dict[str, Any]:
         "from": str(message.sender_id),
         "to": None if message.recipient_id is None else str(message.recipient_id),
         "channels": list(message.channels),
-        "payload": _payload_data(message),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "created_at": iso(message.created_at),
+        "origin": message.origin,
         "deliveries": {channel: status.value for channel, status in message.deliveries.items()},
         "history": [
             {"status": entry.status, "channel": entry.channel, "at": iso(entry.at), "detail": entry.detail}

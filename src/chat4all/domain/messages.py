@@ -2,7 +2,8 @@
 
 A message is `accepted`, then `routed` into one delivery per channel; each delivery ends
 `delivered` or `failed`, and once every delivery has ended the message takes its terminal
-status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards.
+status: `delivered` if every channel delivered, otherwise `failed`. Status never moves backwards. A
+message sent with failover tries its channels one after another instead (`domain.failover`).
 
 A `delivered` message becomes `read` once every recipient has read it (see `domain.receipts`).
 Reads and channel outcomes arrive in any order: when the last recipient reads it before the
@@ -24,6 +25,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.domain.errors import InvalidInput
+from chat4all.domain.failover import chain_delivered, next_step
 
 MAX_TEXT_LENGTH = 4096
 
@@ -54,6 +56,10 @@ def can_transition(current: MessageStatus, target: MessageStatus) -> bool:
     if target is MessageStatus.READ:
         return current is MessageStatus.DELIVERED  # never over a failed channel (see the module docstring)
     return _ORDER[target] > _ORDER[current]
+
+
+# The history entry of a failover step: `channel` takes over from a channel that failed for good.
+FAILOVER = "failover"
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -121,6 +127,9 @@ class MessageDraft:
     channels: tuple[str, ...]
     payload: Payload
     priority: Priority
+    failover: tuple[str, ...] = ()  # see domain.failover
+    # The channel a reply came in from (None: sent through the API); not part of the fingerprint.
+    origin: str | None = None
 
     def fingerprint(self) -> str:
         body = {
@@ -131,6 +140,8 @@ class MessageDraft:
             "payload": self.payload.canonical(),
             "priority": self.priority.value,
         }
+        if self.failover:  # only when given, so that the fingerprints stored before failover stay valid
+            body["failover"] = list(self.failover)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -152,6 +163,12 @@ class Message:
     new_events: list[StatusEvent] = attrs.field(factory=list)
     # When the last recipient read it; set once, whatever the channels did.
     read_by_all_at: datetime | None = None
+    failover: tuple[str, ...] = ()  # channels tried in order after `channels` (see domain.failover)
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        return self.channels + self.failover
+    origin: str | None = None  # see MessageDraft.origin
 
     @classmethod
     def accept(cls, draft: MessageDraft, now: datetime) -> Message:
@@ -167,6 +184,8 @@ class Message:
             status=MessageStatus.ACCEPTED,
             created_at=now,
             deliveries={channel: DeliveryStatus.PENDING for channel in draft.channels},
+            failover=draft.failover,
+            origin=draft.origin,
         )
         message._record(StatusEvent(MessageStatus.ACCEPTED.value, now))
         return message
@@ -195,20 +214,40 @@ class Message:
         outcome = DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED
         self.deliveries[channel] = outcome
         self._record(StatusEvent(outcome.value, now, channel=channel, detail=detail))
+        if not delivered:
+            self._fail_over(channel, now)
         if not self.pending_channels():
             self._finish(now)
         return True
 
+    def _fail_over(self, failed: str, now: datetime) -> None:
+        """Hands the recipients `failed` did not reach to the next channel of the chain, if any."""
+        following = next_step(self.chain, self.deliveries, failed)
+        if following is not None:
+            self.deliveries[following] = DeliveryStatus.PENDING
+            self._record(StatusEvent(FAILOVER, now, channel=following, detail=f"{failed} failed; trying {following}"))
+
     def _finish(self, now: datetime) -> None:
-        all_delivered = all(status is DeliveryStatus.DELIVERED for status in self.deliveries.values())
+        failed = [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.FAILED]
+        if self.failover:
+            outcomes = {channel: status is DeliveryStatus.DELIVERED for channel, status in self.deliveries.items()}
+            all_delivered = chain_delivered(self.chain, outcomes)
+        else:
+            all_delivered = not failed
         final = MessageStatus.DELIVERED if all_delivered else MessageStatus.FAILED
         if can_transition(self.status, final):
             self.status = final
-            failed = [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.FAILED]
-            detail = None if all_delivered else "failed on: " + ", ".join(failed)
-            self._record(StatusEvent(final.value, now, detail=detail))
+            self._record(StatusEvent(final.value, now, detail=self._final_detail(all_delivered, failed)))
             if self.read_by_all_at is not None:
                 self._become_read(now)
+
+    def _final_detail(self, all_delivered: bool, failed: list[str]) -> str | None:
+        if not all_delivered:
+            return "failed on: " + ", ".join(failed)
+        if not failed:
+            return None
+        delivered = [channel for channel, status in self.deliveries.items() if status is DeliveryStatus.DELIVERED]
+        return f"delivered on: {delivered[-1]} (after {', '.join(failed)} failed)"
 
     def record_read_by_all(self, now: datetime) -> bool:
         """The last recipient has read the message. Returns False when that was already known."""

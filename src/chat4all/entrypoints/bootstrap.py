@@ -17,9 +17,11 @@ from functools import partial
 from typing import Any
 
 from chat4all.application.auth import TOKEN_CACHE_SIZE, Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
+from chat4all.application.channel_handles import ChannelHandles
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage
 from chat4all.application.dispatch import Dispatcher, Handler, log_dead_letters
+from chat4all.application.inbound import ReceiveReply
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.redrive import RedriveUnfinished
@@ -91,11 +93,13 @@ def wire(settings: Settings, adapters: Adapters, role: str) -> Hub:
         DeliverOnRoute(deliver) if settings.deliver_while_routing else PublishEveryChannel(),
     )
     wake = WakeSignal()
+    messaging = _conversations_and_messages(settings, adapters, wake)
     return Hub(
         settings=settings,
         adapters=adapters,
         **_accounts(settings, adapters),
-        **_conversations_and_messages(settings, adapters, wake),
+        **messaging,
+        **_channels(settings, adapters, messaging["send_message"]),
         **_uploads(settings, adapters),
         route_message=route,
         deliver_message=deliver,
@@ -128,6 +132,8 @@ def _deliver(settings: Settings, a: Adapters) -> DeliverMessage:
         a.metrics,
         a.message_batches,
         caches=a.caches,
+        notifier=a.notifier,
+        requests=a.publisher,
     )
 
 
@@ -153,6 +159,14 @@ def _conversations_and_messages(settings: Settings, a: Adapters, wake: WakeSigna
             a.uow, a.clock, tuple(a.connectors), wake, a.metrics, a.intake, notifier=a.notifier, caches=a.caches
         ),
         "read_messages": ReadMessages(a.uow),
+    }
+
+
+def _channels(settings: Settings, a: Adapters, send_message: SendMessage) -> dict[str, Any]:
+    channels = tuple(a.connectors)
+    return {
+        "channel_handles": ChannelHandles(a.uow, channels),
+        "receive_reply": ReceiveReply(a.uow, a.clock, send_message, channels, settings.channels.inbound_secrets),
     }
 
 

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from chat4all.client.commands import add_client_commands, run_client_command
+from chat4all.client.paths import Directories
 from chat4all.domain.errors import DomainError
-from chat4all.entrypoints.settings import Settings, SettingsError, load_settings
+from chat4all.entrypoints.settings import Settings, SettingsError, client_directories, load_settings
 
 DEMO_USERS = ("alice", "bob", "carol")
 DEMO_PASSWORD = "chat4all-demo"
@@ -131,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "client_command", None):
-        return run_client_command(args)
+        found = client_directories()
+        return run_client_command(args, Directories.under(found.config_home, found.state_home))
     try:
         settings = load_settings()
     except SettingsError as error:

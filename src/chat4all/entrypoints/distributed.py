@@ -14,7 +14,7 @@ from typing import Any
 
 from chat4all.adapters.connectors import mock_connectors
 from chat4all.application.work import every_stream
-from chat4all.entrypoints.profiles import Parts
+from chat4all.entrypoints.profiles import Parts, injected_failures
 from chat4all.entrypoints.settings import Settings, SettingsError
 
 API = "api"
@@ -115,7 +115,7 @@ class Distributed(Parts):
             from chat4all.adapters.sql.ledger import SqlSendLedger
 
             ledger = SqlSendLedger(self.engine)
-        return mock_connectors(ledger=ledger, failure_rate=self.settings.connector_failure_rate)
+        return mock_connectors(ledger=ledger, **injected_failures(self.settings))
 
     def intake(self) -> Any:
         if self.role != API:

@@ -13,9 +13,11 @@ from typing import Any
 import attrs
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, RegisterUser, ResolveToken
+from chat4all.application.channel_handles import ChannelHandles
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage
 from chat4all.application.dispatch import Dispatcher
+from chat4all.application.inbound import ReceiveReply
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
     CacheFactory,
@@ -96,6 +98,8 @@ class Hub:
     relay: RelayOutbox
     wake_relay: WakeSignal
     dispatcher: Dispatcher  # the events this process handles, whichever transport brings them
+    channel_handles: ChannelHandles
+    receive_reply: ReceiveReply
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
     recipient: Any = None  # RecipientUseCases, where `adapters.events` is (see bootstrap.add_recipient_side)
 

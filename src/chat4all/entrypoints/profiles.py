@@ -143,7 +143,7 @@ class Embedded(Parts):
     def connectors(self) -> Any:
         from chat4all.adapters.sql.ledger import SqlSendLedger
 
-        return mock_connectors(ledger=SqlSendLedger(self.engine), failure_rate=self.settings.connector_failure_rate)
+        return mock_connectors(ledger=SqlSendLedger(self.engine), **injected_failures(self.settings))
 
     def intake(self) -> Any:
         from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
@@ -163,3 +163,13 @@ def adapters_of(parts: Parts, overrides: dict[str, Any]) -> Adapters:
         overrides = {**dict.fromkeys(NONE_WITH_UOW), **overrides}
     made = {name: overrides[name] if name in overrides else getattr(parts, name)() for name in ADAPTER_NAMES}
     return Adapters(**made, checks=parts.checks, on_start=parts.on_start, on_stop=parts.on_stop)
+
+
+def injected_failures(settings: Settings) -> dict[str, Any]:
+    """The mock connectors' options for the failures the settings inject (see `settings_connectors`)."""
+    failures = settings.connector_failures
+    return {
+        "failure_rate": failures.rate,
+        "failure_rates": failures.rates,
+        "failing_permanently": failures.permanent,
+    }

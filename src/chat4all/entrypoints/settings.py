@@ -14,6 +14,10 @@ import attrs
 from chat4all.adapters.storage.s3_limits import MIN_PART_SIZE
 from chat4all.application.sending import RetryPolicy
 from chat4all.entrypoints.env_values import EnvReader, SettingsError
+from chat4all.entrypoints.settings_channels import ChannelSettings, load_channel_settings
+from chat4all.entrypoints.settings_client import ClientSettings, load_client_settings
+from chat4all.entrypoints.settings_connectors import ConnectorFailures, load_connector_failures
+from chat4all.entrypoints.settings_kafka import KafkaSettings, load_kafka_settings
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -23,6 +27,10 @@ _HOST_NAME = re.compile(r"[a-z0-9.-]+|\[?[0-9a-f]*:[0-9a-f]*:[0-9a-f:.]*\]?")
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "chat4all"
+
+
+def client_directories() -> ClientSettings:
+    return load_client_settings(EnvReader(os.environ), Path.home())
 
 
 @attrs.frozen
@@ -72,26 +80,6 @@ class EventsSettings:
 
 
 @attrs.frozen
-class KafkaSettings:
-    """The distributed profile's topics and the workers' consumer group.
-
-    The group timeouts are chosen for recovery: a worker that dies leaves the group after
-    `session_timeout` (6 s, the least a broker accepts by default), so another worker takes its
-    partitions within about 8 s; a restarted worker comes back under its `worker_instance_id`
-    (static membership, see `adapters.kafka.membership`) and gets its partitions back at once.
-    """
-
-    partitions: int = 6
-    replication: int = 1
-    topic_prefix: str = ""
-    worker_group: str = "chat4all-worker"
-    worker_instance_id: str | None = None  # None: "<host name>-<slot>", the first slot free on this host
-    session_timeout: timedelta = timedelta(seconds=6)
-    heartbeat_interval: timedelta = timedelta(seconds=1)
-    rebalance_timeout: timedelta = timedelta(seconds=30)
-
-
-@attrs.frozen
 class Settings:
     profile: str
     data_dir: Path
@@ -102,7 +90,7 @@ class Settings:
     upload_lifetime: timedelta
     chunk_size: int
     public_url: str | None
-    connector_failure_rate: float
+    connector_failures: ConnectorFailures
     cors_origins: tuple[str, ...]
     argon2_time_cost: int
     argon2_memory_kib: int
@@ -126,6 +114,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
+    channels: ChannelSettings = attrs.field(factory=ChannelSettings)
 
     @property
     def distributed(self) -> bool:
@@ -138,9 +127,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     profile = reader.choice("CHAT4ALL_PROFILE", (EMBEDDED, DISTRIBUTED), EMBEDDED)
     data_dir = Path(reader.text("CHAT4ALL_DATA_DIR", str(default_data_dir()))).expanduser()
     distributed = profile == DISTRIBUTED
-    database_url = reader.text(
-        "CHAT4ALL_DATABASE_URL", None if distributed else f"sqlite+aiosqlite:///{data_dir / 'chat4all.db'}"
-    )
+    embedded_database = f"sqlite+aiosqlite:///{data_dir / 'chat4all.db'}"
+    database_url = reader.text("CHAT4ALL_DATABASE_URL", None if distributed else embedded_database)
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
         raise SettingsError("CHAT4ALL_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+psycopg://")
     chunk_size = reader.integer("CHAT4ALL_CHUNK_SIZE", 8 * 1024 * 1024, minimum=1024, maximum=64 * 1024 * 1024)
@@ -166,6 +154,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http=http,
         events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
+        channels=load_channel_settings(reader),
     )
 
 
@@ -202,7 +191,7 @@ def accounts_and_quotas(reader: EnvReader) -> dict[str, Any]:
 def pipeline(reader: EnvReader) -> dict[str, Any]:
     """Routing, delivery and the outbox relay."""
     return {
-        "connector_failure_rate": reader.fraction("CHAT4ALL_CONNECTOR_FAILURE_RATE", 0.0),
+        "connector_failures": load_connector_failures(reader),
         "worker_metrics_port": reader.integer("CHAT4ALL_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
         "kafka_fetch_max_wait_ms": reader.integer("CHAT4ALL_KAFKA_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=10_000),
         "outbox_relay_linger": timedelta(
@@ -220,7 +209,9 @@ def load_events_settings(reader: EnvReader, http: HttpSettings) -> EventsSetting
         retention=timedelta(days=reader.integer("CHAT4ALL_EVENTS_RETENTION_DAYS", 7, minimum=1, maximum=3650)),
         max_connections_per_user=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS_PER_USER", 10, minimum=1),
         # By default four fifths of the HTTP connection limit (800 of 1000).
-        max_connections=reader.integer("CHAT4ALL_EVENTS_MAX_CONNECTIONS", max(1, http.max_connections * 4 // 5), minimum=1),
+        max_connections=reader.integer(
+            "CHAT4ALL_EVENTS_MAX_CONNECTIONS", max(1, http.max_connections * 4 // 5), minimum=1
+        ),
         queue_size=reader.integer("CHAT4ALL_EVENTS_QUEUE_SIZE", 500, minimum=1, maximum=100_000),
         slow_client=seconds("SLOW_CLIENT", 10),
         keepalive=seconds("KEEPALIVE", 15),
@@ -237,33 +228,13 @@ def load_events_settings(reader: EnvReader, http: HttpSettings) -> EventsSetting
     return events
 
 
-def load_kafka_settings(reader: EnvReader) -> KafkaSettings:
-    session_ms = reader.integer("CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS", 6_000, minimum=6_000, maximum=1_800_000)
-    heartbeat_ms = reader.integer("CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS", 1_000, minimum=100, maximum=600_000)
-    if heartbeat_ms * 3 > session_ms:
-        raise SettingsError(
-            f"CHAT4ALL_KAFKA_HEARTBEAT_INTERVAL_MS ({heartbeat_ms}) must be at most a third of "
-            f"CHAT4ALL_KAFKA_SESSION_TIMEOUT_MS ({session_ms}), so a late heartbeat or two does not end the session"
-        )
-    return KafkaSettings(
-        partitions=reader.integer("CHAT4ALL_KAFKA_PARTITIONS", 6, minimum=1, maximum=1000),
-        replication=reader.integer("CHAT4ALL_KAFKA_REPLICATION", 1, minimum=1, maximum=1000),
-        topic_prefix=reader.name("CHAT4ALL_KAFKA_TOPIC_PREFIX", "", maximum=100),
-        worker_group=reader.name("CHAT4ALL_WORKER_GROUP", "chat4all-worker", maximum=200),
-        worker_instance_id=reader.name("CHAT4ALL_WORKER_INSTANCE_ID", "", maximum=200) or None,
-        session_timeout=timedelta(milliseconds=session_ms),
-        heartbeat_interval=timedelta(milliseconds=heartbeat_ms),
-        rebalance_timeout=timedelta(
-            milliseconds=reader.integer("CHAT4ALL_KAFKA_REBALANCE_TIMEOUT_MS", 30_000, minimum=1_000, maximum=1_800_000)
-        ),
-    )
-
-
 def load_http_settings(reader: EnvReader) -> HttpSettings:
     allowed = [host.strip().lower() for host in reader.text("CHAT4ALL_ALLOWED_HOSTS", "").split(",") if host.strip()]
     for host in allowed:
         if host != "*" and not _HOST_NAME.fullmatch(host):
-            raise SettingsError(f"CHAT4ALL_ALLOWED_HOSTS must list host names or addresses (no port, no scheme) or *, got {host!r}")
+            raise SettingsError(
+                f"CHAT4ALL_ALLOWED_HOSTS must list host names or addresses (no port, no scheme) or *, got {host!r}"
+            )
     metrics_token = reader.text("CHAT4ALL_METRICS_TOKEN", "") or None
     if metrics_token is not None and len(metrics_token) < 16:
         raise SettingsError("CHAT4ALL_METRICS_TOKEN must be at least 16 characters")

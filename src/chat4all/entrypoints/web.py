@@ -71,6 +71,8 @@ def http_use_cases(hub: Hub) -> UseCases:
         read_events=recipient.read_events,
         live_events=recipient.live_events,
         send_typing=recipient.send_typing,
+        channel_handles=hub.channel_handles,
+        receive_reply=hub.receive_reply,
     )
 
 

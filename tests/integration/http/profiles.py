@@ -26,6 +26,11 @@ PASSWORD = "pass-word-123"
 # /metrics is served on the API port only to holders of this token (by default not at all).
 METRICS_TOKEN = "metrics-token-for-the-contract-tests"
 METRICS = {"CHAT4ALL_METRICS_TOKEN": METRICS_TOKEN}
+# The secrets the mock providers sign inbound replies with (unset, a channel takes none).
+CHANNEL_SECRETS = {
+    "CHAT4ALL_CHANNEL_SECRET_WHATSAPP": "whatsapp-secret-of-the-contract-tests",
+    "CHAT4ALL_CHANNEL_SECRET_INSTAGRAM": "instagram-secret-of-the-contract-tests",
+}
 
 
 def free_port() -> int:
@@ -56,6 +61,7 @@ def distributed_env(tag: str) -> dict[str, str]:
         **FAST_ARGON2,
         **LOGIN_THROTTLE,
         **METRICS,
+        **CHANNEL_SECRETS,
         "CHAT4ALL_PROFILE": "distributed",
         # Own topics and consumer group: deployments sharing the servers never consume each other's events.
         "CHAT4ALL_KAFKA_TOPIC_PREFIX": f"t{tag}{suffix}.",
@@ -156,14 +162,22 @@ class Deployment:
 
 
 @asynccontextmanager
-async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def embedded(tmp_path: Path, extra_env: dict[str, str] | None = None) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.cli import migrate
     from chat4all.entrypoints.settings import load_settings
     from chat4all.entrypoints.web import web_app
 
     settings = load_settings(
-        {**FAST_ARGON2, **LOGIN_THROTTLE, **METRICS, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"), "CHAT4ALL_CHUNK_SIZE": "1024"}
+        {
+            **FAST_ARGON2,
+            **LOGIN_THROTTLE,
+            **METRICS,
+            **CHANNEL_SECRETS,
+            "CHAT4ALL_DATA_DIR": str(tmp_path / "data"),
+            "CHAT4ALL_CHUNK_SIZE": "1024",
+            **(extra_env or {}),
+        }
     )
     await migrate(settings)
     hub = build("embedded", settings)
@@ -179,15 +193,18 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 
 @asynccontextmanager
-async def distributed(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def distributed(
+    tmp_path: Path, extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> AsyncIterator[Deployment]:
     from chat4all.entrypoints.bootstrap import build
     from chat4all.entrypoints.settings import load_settings
 
-    env = distributed_env("http")
+    env = {**distributed_env("http"), **(extra_env or {})}
     processes = Processes(env, tmp_path)
     processes.cli("migrate")
     port = free_port()
-    logs = [processes.start("api", "serve", "--port", str(port)), processes.start("worker", "worker")]
+    logs = [processes.start("api", "serve", "--port", str(port))]
+    logs += [processes.start(f"worker{n or ''}", "worker") for n in range(workers)]
     hub = build("api", load_settings(env))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:

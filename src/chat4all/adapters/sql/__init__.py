@@ -45,3 +45,7 @@ Composition::
     await check(engine)                              # readiness; raises Unavailable
     await engine.dispose()                           # on shutdown
 """
+
+# The tables defined outside `tables` join its metadata when the package loads, so whatever reads
+# `tables.metadata` (the migrations, their test) sees the whole schema.
+from chat4all.adapters.sql import channel_tables as channel_tables  # noqa: E402

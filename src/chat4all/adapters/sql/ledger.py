@@ -9,11 +9,12 @@ from uuid import UUID
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.provider_ids import provider_message_id
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import translate_errors
 from chat4all.adapters.sql.tables import connector_sends
 
-# Rows per INSERT: 4 parameters each stays far below SQLite's and PostgreSQL's parameter limits.
+# Rows per INSERT: 5 parameters each stays far below SQLite's and PostgreSQL's parameter limits.
 ROWS_PER_STATEMENT = 500
 
 
@@ -50,7 +51,13 @@ class SqlSendLedger:
                     ordered = sorted(wanted)
                     for start in range(0, len(ordered), ROWS_PER_STATEMENT):
                         rows = [
-                            {"channel": channel, "message_id": message_id, "recipient_id": recipient_id, "sent_at": now}
+                            {
+                                "channel": channel,
+                                "message_id": message_id,
+                                "recipient_id": recipient_id,
+                                "sent_at": now,
+                                "provider_message_id": provider_message_id(channel, message_id, recipient_id),
+                            }
                             for message_id, recipient_id in ordered[start : start + ROWS_PER_STATEMENT]
                         ]
                         statement = (

@@ -1,6 +1,7 @@
 """A message as rows of the `messages` and `message_events` tables, and back: the one encoding
 every writer of those tables shares, whatever the engine or driver (SQLAlchemy rows and psycopg
-named tuples read back alike)."""
+named tuples read back alike). The payload is stored in the JSON shape events and the API give
+it (`domain.event_data.payload_data`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC
 from typing import Any
 from uuid import UUID
 
+from chat4all.domain.event_data import payload_data
 from chat4all.domain.messages import (
     DeliveryStatus,
     FilePayload,
@@ -18,19 +20,6 @@ from chat4all.domain.messages import (
     StatusEvent,
     TextPayload,
 )
-
-
-def payload_to_json(payload: Payload) -> dict[str, Any]:
-    if isinstance(payload, TextPayload):
-        return {"type": "text", "text": payload.text}
-    return {
-        "type": "file",
-        "file_id": str(payload.file_id),
-        "filename": payload.filename,
-        "file_size": payload.file_size,
-        "content_type": payload.content_type,
-        "checksum": payload.checksum,
-    }
 
 
 def payload_from_json(data: dict[str, Any]) -> Payload:
@@ -48,9 +37,10 @@ def payload_from_json(data: dict[str, Any]) -> Payload:
 def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: list[StatusEvent]) -> Message:
     """A message from a row with the `messages` columns as attributes (a SQLAlchemy row, or a
     psycopg named tuple; `seq` and `position` are not needed); deliveries follow the order of
-    the message's channels."""
+    the message's chain (its channels, then its failover channels)."""
     channels = tuple(row.channels)
-    ordered = {channel: deliveries[channel] for channel in channels if channel in deliveries}
+    failover = tuple(row.failover or ())
+    ordered = {channel: deliveries[channel] for channel in channels + failover if channel in deliveries}
     ordered.update(deliveries)
     return Message(
         id=row.id,
@@ -66,6 +56,8 @@ def message_from_row(row: Any, deliveries: dict[str, DeliveryStatus], history: l
         deliveries=ordered,
         history=history,
         read_by_all_at=None if row.read_by_all_at is None else row.read_by_all_at.astimezone(UTC),
+        failover=failover,
+        origin=row.origin,
     )
 
 
@@ -78,11 +70,13 @@ def message_row(message: Message) -> dict[str, Any]:
         "sender_id": message.sender_id,
         "recipient_id": message.recipient_id,
         "channels": list(message.channels),
-        "payload": payload_to_json(message.payload),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "fingerprint": message.fingerprint,
         "created_at": message.created_at,
+        "failover": list(message.failover) or None,
+        "origin": message.origin,
     }
 
 

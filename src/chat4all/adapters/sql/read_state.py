@@ -8,12 +8,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, case, func, insert, literal, literal_column, select, update
+import attrs
+from sqlalchemy import Row, case, func, insert, literal, literal_column, select, tuple_, update
 
 from chat4all.adapters.sql.base import SqlRepository
-from chat4all.adapters.sql.tables import UtcDateTime, conversation_reads, conversations, message_receipts, messages
+from chat4all.adapters.sql.tables import (
+    UtcDateTime,
+    conversation_reads,
+    conversations,
+    delivery_attempts,
+    message_receipts,
+    messages,
+)
 from chat4all.application.ports import LocatedMessage, ReadMark
 from chat4all.domain.errors import NotFound
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
 
@@ -162,17 +171,31 @@ class SqlReceiptRepository(SqlRepository):
         marks = [ReadMark(row.message_id, row.position, bool(row.read_by_all)) for row in changed]
         return sorted(marks, key=lambda mark: mark.position)
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        changed = await self._execute(
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        if not receipts:
+            return
+        await self._execute(
             update(message_receipts)
-            .where(message_receipts.c.message_id == message_id, message_receipts.c.delivered_at.is_(None))
+            .where(
+                tuple_(message_receipts.c.message_id, message_receipts.c.recipient_id).in_(sorted(set(receipts))),
+                message_receipts.c.delivered_at.is_(None),
+            )
             .values(delivered_at=_at(at))
-            .returning(*message_receipts.c)
         )
-        return [_receipt(row) for row in changed]
 
     async def for_message(self, message_id: UUID) -> list[Receipt]:
         rows = await self._execute(
             select(message_receipts).where(message_receipts.c.message_id == message_id).order_by(message_receipts.c.recipient_id)
         )
         return [_receipt(row) for row in rows]
+
+    async def record_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        if attempts:
+            await self._execute(insert(delivery_attempts), [attrs.asdict(attempt) for attempt in attempts])
+
+    async def attempts_for(self, message_id: UUID) -> list[DeliveryAttempt]:
+        columns = [column for column in delivery_attempts.c if column.name != "id"]
+        rows = await self._execute(
+            select(*columns).where(delivery_attempts.c.message_id == message_id).order_by(delivery_attempts.c.id)
+        )
+        return [DeliveryAttempt(**row._mapping) for row in rows]

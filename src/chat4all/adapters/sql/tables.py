@@ -8,14 +8,12 @@ the migrated database with this metadata).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Identity,
     Index,
@@ -24,9 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     Uuid,
 )
+
+from chat4all.adapters.sql.column_types import UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -37,34 +36,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC timestamps on every backend.
-
-    PostgreSQL stores `timestamptz`; SQLite has no time zones, so values are stored as naive
-    UTC and given back their UTC zone when read. Naive datetimes are refused on the way in.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}; use timezone-aware UTC datetimes")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            value = value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY columns (the rowid); PostgreSQL gets BIGINT.
@@ -154,6 +125,9 @@ messages = Table(
     Column("position", BigInteger, nullable=False),
     # When the last recipient read it (see domain.receipts).
     Column("read_by_all_at", UtcDateTime, nullable=True),
+    # The channels tried after `channels` failed (domain.failover); NULL: none.
+    Column("failover", JSON, nullable=True),
+    Column("origin", String(32), nullable=True),  # the channel a reply came in from
     Index("ix_messages_conversation_id_seq", "conversation_id", "seq"),
     Index("ix_messages_conversation_id_position", "conversation_id", "position", unique=True),
     # The sweep that re-drives unfinished messages looks them up by status and age.
@@ -286,4 +260,22 @@ connector_sends = Table(
     Column("message_id", Uuid, primary_key=True),
     Column("recipient_id", Uuid, primary_key=True),
     Column("sent_at", UtcDateTime, nullable=False),
+    # The id the provider gave the copy, which its recipient's replies point at (inbound replies).
+    Column("provider_message_id", String(128), nullable=True),
+    Index("ix_connector_sends_channel_provider_message_id", "channel", "provider_message_id", unique=True),
+)
+
+# Delivery attempts per recipient, kept for messages sent with failover (see `domain.failover`):
+# each channel outcome of such a message, for each recipient it concerned, in order (`id`).
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", Uuid, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient_id", Uuid, nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("error", Text, nullable=True),
+    Index("ix_delivery_attempts_message_id", "message_id"),
 )

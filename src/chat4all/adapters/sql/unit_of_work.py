@@ -5,6 +5,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from chat4all.adapters.sql.channel_records import SqlChannelRecords
 from chat4all.adapters.sql.conversations import SqlConversationRepository
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import close_quietly, translate_errors
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
     history: SqlMessageHistory
     read_horizons: SqlReadHorizonRepository
     receipts: SqlReceiptRepository
+    channels: SqlChannelRecords
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -69,6 +71,7 @@ class SqlUnitOfWork:
         self.history = SqlMessageHistory(connection)
         self.read_horizons = SqlReadHorizonRepository(connection)
         self.receipts = SqlReceiptRepository(connection)
+        self.channels = SqlChannelRecords(connection)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

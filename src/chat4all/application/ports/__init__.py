@@ -15,6 +15,7 @@ Every name is importable from this package, e.g. `from chat4all.application.port
 """
 
 from chat4all.application.ports.caching import Cache, CacheFactory
+from chat4all.application.ports.channels import ChannelRecords, SentCopy
 from chat4all.application.ports.connectors import (
     ChannelConnector,
     DeliveryMetrics,
@@ -25,7 +26,7 @@ from chat4all.application.ports.connectors import (
 from chat4all.application.ports.events import EventPublisher, Outbox, OutboxEvent, OutboxReader, OutboxSignal
 from chat4all.application.ports.events_log import EventNotifier, UserEventLog, UserEventReader, WakeUp
 from chat4all.application.ports.live import EventLogHeads, LiveNotices
-from chat4all.application.ports.messages import MessageBatches, MessageIntake, MessageRepository
+from chat4all.application.ports.messages import BatchWrite, MessageBatches, MessageIntake, MessageRepository
 from chat4all.application.ports.read_state import (
     ConversationCounters,
     LocatedMessage,
@@ -50,6 +51,7 @@ from chat4all.application.ports.system import Clock, IdGenerator
 __all__ = [
     "Cache",
     "CacheFactory",
+    "ChannelRecords",
     "ChannelConnector",
     "Clock",
     "ConversationCounters",
@@ -63,6 +65,7 @@ __all__ = [
     "LiveNotices",
     "LocatedMessage",
     "LoginAttemptRepository",
+    "BatchWrite",
     "MessageBatches",
     "MessageHistory",
     "MessageIntake",
@@ -78,6 +81,7 @@ __all__ = [
     "ReadMark",
     "ReceiptRepository",
     "SendResult",
+    "SentCopy",
     "TokenIssuer",
     "TokenRepository",
     "UnitOfWork",

@@ -17,8 +17,12 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+import attrs
+
 from chat4all.application.ports.events import OutboxEvent
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.events import PendingEvent
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import Message
 
 
@@ -68,6 +72,23 @@ class MessageIntake(Protocol):
         ...
 
 
+@attrs.frozen
+class BatchWrite:
+    """What a `MessageBatches.change` writes: the messages changed (as `update_many` writes them),
+    the receipts a channel delivered (message id, recipient id) marked delivered at `at` if they
+    were not yet, the events appended to users' logs, and the delivery attempts per recipient."""
+
+    messages: Sequence[Message]
+    delivered_receipts: Sequence[tuple[UUID, UUID]] = ()
+    events: Sequence[PendingEvent] = ()
+    at: datetime | None = None  # when the receipts were delivered; needed when there are any
+    attempts: Sequence[DeliveryAttempt] = ()  # per recipient, for messages sent with failover
+
+    def __attrs_post_init__(self) -> None:
+        if self.delivered_receipts and self.at is None:
+            raise ValueError("delivered receipts need the time they were delivered")
+
+
 class MessageBatches(Protocol):
     """What routing and delivery need of message storage: batches of messages read as they are,
     and batches changed in one transaction under row locks."""
@@ -78,13 +99,15 @@ class MessageBatches(Protocol):
         ...
 
     async def change(
-        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], BatchWrite]
     ) -> dict[UUID, Message]:
         """In one transaction: locks the messages found among `message_ids` (in id order, so two
         overlapping batches wait for one another instead of deadlocking), reads them as they are
         once locked, calls `apply` with them (by id, as `read` returns them), writes what `apply`
         returns (status, changed deliveries and `new_events`, as `MessageRepository.update_many`
-        does), and commits. Returns the messages read, as `apply` left them.
+        does; the receipts, as `ReceiptRepository.mark_delivered`; the events, as
+        `UserEventLog.append`, waking their readers where the log does), and commits. Returns the
+        messages read, as `apply` left them.
 
         `apply` holds the decisions and no I/O; it is called once, even when no message was found.
         With no `message_ids` at all, nothing happens.

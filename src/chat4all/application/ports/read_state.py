@@ -18,6 +18,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.history import PositionRange
 from chat4all.domain.messages import Message
 from chat4all.domain.receipts import ReadHorizon, Receipt
@@ -80,11 +81,20 @@ class ReceiptRepository(Protocol):
         read by all. Returns one mark per receipt it changed, by position."""
         ...
 
-    async def mark_delivered(self, message_id: UUID, at: datetime) -> list[Receipt]:
-        """Marks delivered the message's receipts that are not yet; returns them as changed."""
+    async def mark_delivered(self, receipts: Sequence[tuple[UUID, UUID]], at: datetime) -> None:
+        """Marks delivered at `at` those of the receipts (message id, recipient id) that are not yet.
+        The caller holds the locks of their messages."""
         ...
 
     async def for_message(self, message_id: UUID) -> list[Receipt]: ...
+
+    async def record_attempts(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Appends delivery attempts (messages sent with failover keep one per recipient and outcome)."""
+        ...
+
+    async def attempts_for(self, message_id: UUID) -> list[DeliveryAttempt]:
+        """The message's delivery attempts, in the order they were recorded."""
+        ...
 
 
 class MessageHistory(Protocol):

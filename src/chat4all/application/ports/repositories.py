@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from chat4all.application.ports.channels import ChannelRecords
 from chat4all.application.ports.events import Outbox
 from chat4all.application.ports.events_log import UserEventLog
 from chat4all.application.ports.messages import MessageRepository
@@ -134,6 +135,7 @@ class UnitOfWork(Protocol):
     history: MessageHistory
     read_horizons: ReadHorizonRepository
     receipts: ReceiptRepository
+    channels: ChannelRecords
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -10,6 +10,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from chat4all.entrypoints.http.allowed_hosts import HostGuard
 from chat4all.entrypoints.http.auth_routes import AuthController, UserController
+from chat4all.entrypoints.http.channel_routes import ChannelHandleController, InboundController
+from chat4all.entrypoints.http.chat_page import chat_routes
 from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.conversation_routes import ConversationController
 from chat4all.entrypoints.http.dependencies import links_provider, provide_page
@@ -42,7 +44,10 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             MessageController,
             FileController,
             EventController,
+            ChannelHandleController,
+            InboundController,
             events_socket,
+            *chat_routes(),
         ],
         dependencies={
             **use_cases.providers(),

@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = "docs-assets"
-# The only HTML the hub serves; security_headers gives it this policy.
+# security_headers gives this policy to HTML that sets none of its own (the chat page sets its own).
 DOCS_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -41,6 +41,7 @@ class MessageController(Controller):
             text=payload.text if isinstance(payload, schemas.TextPayloadIn) else None,
             file_id=payload.file_id if isinstance(payload, schemas.FilePayloadIn) else None,
             priority=Priority(data.priority),
+            failover=tuple(data.failover),
         )
         message = await send_message.execute(user.id, request)
         return schemas.MessageAccepted(message_id=message.id)

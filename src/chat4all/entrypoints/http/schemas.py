@@ -90,6 +90,14 @@ class MessageCreate(Struct, forbid_unknown_fields=True):
     payload: TextPayloadIn | FilePayloadIn
     to: UUID | None = None
     priority: Literal["low", "normal", "high"] = "normal"
+    failover: Annotated[
+        list[Channel],
+        Meta(
+            max_length=8,
+            description="Channels tried in order for the recipients `channels` (one channel) failed to reach",
+            examples=[["instagram"]],
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class MessageAccepted(Struct):
@@ -125,16 +133,34 @@ class MessageOut(Struct, rename={"from_": "from"}):
     status: str
     created_at: datetime
     deliveries: dict[str, str]
+    origin: Annotated[
+        str | None, Meta(description="The channel a reply came in from (see /v1/channels/{channel}/inbound); null: the API")
+    ] = None
 
 
 class ReceiptOut(Struct):
     recipient_id: UUID
     delivered_at: datetime | None
     read_at: datetime | None
+    provider_message_ids: Annotated[
+        dict[str, str], Meta(description="By channel: the id its provider gave the copy (what replies point at)")
+    ] = msgspec.field(default_factory=dict)
+
+
+class AttemptOut(Struct):
+    recipient_id: UUID
+    channel: str
+    outcome: Literal["delivered", "failed"]
+    at: datetime
+    error: str | None
 
 
 class MessageDetail(MessageOut, rename={"from_": "from"}):
     history: list[StatusEntry] = msgspec.field(default_factory=list)
+    failover: list[str] = msgspec.field(default_factory=list)
+    attempts: Annotated[
+        list[AttemptOut], Meta(description="Messages sent with failover: each channel's outcome for each recipient, in order")
+    ] = msgspec.field(default_factory=list)
     receipts: Annotated[
         list[ReceiptOut], Meta(description="One per recipient: when a channel delivered it to them, when they read it")
     ] = msgspec.field(default_factory=list)
@@ -240,3 +266,20 @@ class FileOut(Struct):
     completed_at: datetime | None
     download_url: str | None
     next_upload_url: str | None
+
+
+ChannelHandlesIn = Annotated[
+    dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=64)]],
+    Meta(examples=[{"whatsapp": "+5511999990000", "instagram": "@bob"}]),
+]
+
+
+class ChannelHandlesOut(Struct):
+    handles: Annotated[dict[str, str], Meta(examples=[{"whatsapp": "+5511999990000", "instagram": "@bob"}])]
+
+
+class InboundReceived(Struct, omit_defaults=True):
+    status: Annotated[str, Meta(description="`accepted` (200, also for a reply sent before) or `unmatched` (202)")]
+    message_id: UUID | None = None
+    duplicate: bool = False
+    reason: Annotated[str | None, Meta(description="unknown_handle, unknown_context or not_a_member")] = None

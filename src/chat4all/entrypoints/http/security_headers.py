@@ -31,8 +31,9 @@ async def secure_response(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
         headers = MutableScopeHeaders.from_message(message)
         status = message["status"]
-        if status < 400 and (headers.get("content-type") or "").startswith("text/html"):
-            headers["content-security-policy"] = DOCS_POLICY  # the docs page, the one page the hub serves
+        html = (headers.get("content-type") or "").startswith("text/html")
+        if status < 400 and html and "content-security-policy" not in headers:
+            headers["content-security-policy"] = DOCS_POLICY  # the docs page; the chat page sets its own
         for name, value in HEADERS.items():
             if name not in headers:
                 headers[name] = value

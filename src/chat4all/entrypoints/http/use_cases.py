@@ -10,9 +10,11 @@ import attrs
 from litestar.di import Provide
 
 from chat4all.application.auth import Authenticate, FindUsers, Logout, ResolveToken
+from chat4all.application.channel_handles import ChannelHandles
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.events import ReadEvents
 from chat4all.application.history import ReadHistory
+from chat4all.application.inbound import ReceiveReply
 from chat4all.application.live import LiveEvents
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.monitoring import ReportMetrics
@@ -46,6 +48,8 @@ class UseCases:
     read_events: ReadEvents
     live_events: LiveEvents
     send_typing: SendTyping
+    channel_handles: ChannelHandles
+    receive_reply: ReceiveReply
 
     def providers(self) -> dict[str, Provide]:
         """One Litestar dependency per use case, named as the field."""

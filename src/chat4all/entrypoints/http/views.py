@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import msgspec
@@ -12,6 +12,7 @@ from chat4all.application.history import HistoryPage
 from chat4all.application.reading import ReadOutcome
 from chat4all.application.uploads import UploadView
 from chat4all.domain.conversations import Conversation
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import FilePayload, Message
 from chat4all.domain.receipts import Receipt
 from chat4all.domain.users import User
@@ -59,6 +60,7 @@ def _fields(message: Message) -> dict:
         status=message.status.value,
         created_at=message.created_at,
         deliveries={channel: status.value for channel, status in message.deliveries.items()},
+        origin=message.origin,
     )
 
 
@@ -66,13 +68,28 @@ def message_out(message: Message) -> schemas.MessageOut:
     return schemas.MessageOut(**_fields(message))
 
 
-def message_detail(message: Message, receipts: Sequence[Receipt] = ()) -> schemas.MessageDetail:
+def message_detail(
+    message: Message,
+    receipts: Sequence[Receipt] = (),
+    provider_ids: Mapping[tuple[str, UUID], str] | None = None,
+    attempts: Sequence[DeliveryAttempt] = (),
+) -> schemas.MessageDetail:
     history = [schemas.StatusEntry(e.status, e.channel, e.at, e.detail) for e in message.history]
+    ids = provider_ids or {}
+
+    def copies(recipient_id: UUID) -> dict[str, str]:
+        return {channel: ids[channel, recipient_id] for channel in message.chain if (channel, recipient_id) in ids}
+
     return schemas.MessageDetail(
         **_fields(message),
         history=history,
-        receipts=[schemas.ReceiptOut(r.recipient_id, r.delivered_at, r.read_at) for r in receipts],
+        receipts=[schemas.ReceiptOut(r.recipient_id, r.delivered_at, r.read_at, copies(r.recipient_id)) for r in receipts],
         read_by_all_at=message.read_by_all_at,
+        failover=list(message.failover),
+        attempts=[
+            schemas.AttemptOut(a.recipient_id, a.channel, "delivered" if a.delivered else "failed", a.at, a.error)
+            for a in attempts
+        ],
     )
 
 

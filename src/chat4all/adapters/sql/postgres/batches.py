@@ -7,7 +7,9 @@ and one INSERT per row, COMMIT), each compiled and sent on its own. Here (see `c
 
 - `read` is one SELECT in autocommit mode: no BEGIN, no ROLLBACK.
 - `change` sends BEGIN, the lock and the read in one pipelined round trip, calls `apply`, then
-  sends every write in one set-based statement together with COMMIT in a second round trip.
+  sends every write in one set-based statement together with COMMIT in a second round trip:
+  the messages' rows and, for delivery outcomes, the receipts delivered and the senders'
+  `message.status` events with their wake-up.
 
 The lock and the read are two statements on purpose: in READ COMMITTED each statement sees what
 was committed before it began, so the read after the lock sees the deliveries written by the
@@ -27,6 +29,7 @@ from uuid import UUID
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from chat4all.adapters.sql.event_log import EVENTS_CHANNEL, IDS_PER_NOTIFICATION
 from chat4all.adapters.sql.message_rows import message_from_row
 from chat4all.adapters.sql.postgres.connections import (
     checking_pool_on_failure,
@@ -34,11 +37,14 @@ from chat4all.adapters.sql.postgres.connections import (
     translate_psycopg_errors,
 )
 from chat4all.adapters.sql.postgres.parameters import history_json_rows, uuid_array
+from chat4all.application.ports import BatchWrite
+from chat4all.domain.failover import DeliveryAttempt
 from chat4all.domain.messages import DeliveryStatus, Message
 
 READ = """
 SELECT m.id, m.conversation_id, m.sender_id, m.recipient_id, m.channels, m.payload, m.priority, m.status,
-       m.fingerprint, m.created_at, m.read_by_all_at, d.channel AS delivery_channel, d.status AS delivery_status
+       m.fingerprint, m.created_at, m.read_by_all_at, m.failover, m.origin, d.channel AS delivery_channel,
+       d.status AS delivery_status
 FROM messages AS m LEFT JOIN message_deliveries AS d ON d.message_id = m.id
 WHERE m.id = ANY(%(ids)s::uuid[])
 """
@@ -49,7 +55,7 @@ LOCK = "SELECT id FROM messages WHERE id = ANY(%(ids)s::uuid[]) ORDER BY id FOR 
 # Everything `MessageRepository.update_many` writes, in one statement: the new statuses, the
 # deliveries with a new outcome (only when it differs, as the SQLAlchemy upsert does) and the
 # new history events, inserted in the order given since history is read back by event id.
-WRITE = """
+WRITE_MESSAGES = """
 WITH statuses AS (
     UPDATE messages SET status = changed.status
     FROM json_to_recordset(%(statuses)s::json) AS changed(id uuid, status text)
@@ -60,12 +66,59 @@ WITH statuses AS (
                   AS changed(message_id uuid, channel text, status text, updated_at timestamptz)
     ON CONFLICT (message_id, channel) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
     WHERE delivery.status <> excluded.status
+), history AS (
+    INSERT INTO message_events (message_id, status, channel, at, detail)
+    SELECT event.message_id, event.status, event.channel, event.at, event.detail
+    FROM json_to_recordset(%(events)s::json)
+         AS event(message_id uuid, status text, channel text, at timestamptz, detail text, position bigint)
+    ORDER BY event.position
+)"""
+
+WRITE = WRITE_MESSAGES + "\nSELECT 1"
+
+# The same, with what delivery outcomes also write (`BatchWrite`): the receipts delivered, then
+# the users' events, numbered from their counter rows as `postgres/intake.py` numbers them, and
+# `pg_notify` to wake their readers once it commits (`adapters.sql.event_log`). Locks follow
+# `application.ports.read_state`: the messages are locked already; the receipts, then the
+# counters in user order, which wait for the receipts through `(SELECT count(*) FROM receipts)`.
+WRITE_WITH_EVENTS = WRITE_MESSAGES + """, receipts AS (
+    UPDATE message_receipts AS receipt SET delivered_at = delivered.at
+    FROM json_to_recordset(%(receipts)s::json) AS delivered(message_id uuid, recipient_id uuid, at timestamptz)
+    WHERE receipt.message_id = delivered.message_id AND receipt.recipient_id = delivered.recipient_id
+      AND receipt.delivered_at IS NULL
+    RETURNING 1
+), attempts AS (
+    INSERT INTO delivery_attempts (message_id, recipient_id, channel, delivered, at, error)
+    SELECT message_id, recipient_id, channel, delivered, at, error
+    FROM json_to_recordset(%(attempts)s::json) AS attempt(
+        message_id uuid, recipient_id uuid, channel text, delivered boolean, at timestamptz, error text, position bigint)
+    ORDER BY position
+), told AS (
+    SELECT * FROM json_to_recordset(%(user_events)s::json)
+                  AS told(user_id uuid, type text, at timestamptz, data json, position bigint)
+), counter AS (
+    INSERT INTO user_event_counters AS counter (user_id, last_seq)
+    SELECT user_id, count(*) FROM told
+    WHERE (SELECT count(*) FROM receipts) >= 0
+    GROUP BY user_id ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET last_seq = counter.last_seq + excluded.last_seq
+    RETURNING user_id, last_seq
+), last_seq AS MATERIALIZED (
+    SELECT jsonb_object_agg(user_id, last_seq) AS of_user FROM counter
+), logged AS (
+    INSERT INTO user_events (user_id, seq, type, at, data)
+    SELECT told.user_id,
+           (last_seq.of_user ->> told.user_id::text)::bigint - count(*) OVER mine
+           + row_number() OVER (mine ORDER BY told.position),
+           told.type, told.at, told.data
+    FROM told CROSS JOIN last_seq
+    WINDOW mine AS (PARTITION BY told.user_id)
+), woken AS (
+    SELECT pg_notify(%(channel)s, string_agg(user_id::text, ',')) FROM (
+        SELECT user_id, (row_number() OVER (ORDER BY user_id) - 1) / %(ids_per_notification)s AS chunk FROM counter
+    ) AS users GROUP BY chunk
 )
-INSERT INTO message_events (message_id, status, channel, at, detail)
-SELECT event.message_id, event.status, event.channel, event.at, event.detail
-FROM json_to_recordset(%(events)s::json)
-     AS event(message_id uuid, status text, channel text, at timestamptz, detail text, position bigint)
-ORDER BY event.position
+SELECT count(*) FROM woken
 """
 
 
@@ -80,7 +133,7 @@ def messages_of(rows: Iterable[Any]) -> dict[UUID, Message]:
     return {message_id: message_from_row(row, deliveries[message_id], []) for message_id, row in first.items()}
 
 
-def write_parameters(changed: Sequence[Message]) -> dict[str, str]:
+def write_parameters(changed: Sequence[Message]) -> dict[str, Any]:
     """The JSON documents of `WRITE` for messages with `new_events`, chosen as `update_many` chooses
     (JSON, because psycopg dumps arrays element by element in Python: several times slower)."""
     statuses: list[dict[str, Any]] = []
@@ -98,6 +151,40 @@ def write_parameters(changed: Sequence[Message]) -> dict[str, str]:
         ]
         events += history_json_rows(message, len(events))
     return {"statuses": json.dumps(statuses), "deliveries": json.dumps(deliveries), "events": json.dumps(events)}
+
+
+def write_statement(write: BatchWrite, changed: Sequence[Message]) -> tuple[str, dict[str, Any]]:
+    """The statement that writes `write` (its messages as `changed`) and its parameters: the
+    shorter one when there are no receipts or events (routing)."""
+    parameters = write_parameters(changed)
+    if not write.delivered_receipts and not write.events and not write.attempts:
+        return WRITE, parameters
+    at = None if write.at is None else write.at.isoformat()
+    receipts = [{"message_id": str(m), "recipient_id": str(r), "at": at} for m, r in write.delivered_receipts]
+    told = [
+        {"user_id": str(event.user_id), "type": event.type.value, "at": event.at.isoformat(), "data": dict(event.data), "position": n}
+        for n, event in enumerate(write.events)
+    ]
+    parameters |= {
+        "receipts": json.dumps(receipts),
+        "user_events": json.dumps(told),
+        "attempts": json.dumps([_attempt_json(attempt, n) for n, attempt in enumerate(write.attempts)]),
+        "channel": EVENTS_CHANNEL,
+        "ids_per_notification": IDS_PER_NOTIFICATION,
+    }
+    return WRITE_WITH_EVENTS, parameters
+
+
+def _attempt_json(attempt: DeliveryAttempt, position: int) -> dict[str, Any]:
+    return {
+        "message_id": str(attempt.message_id),
+        "recipient_id": str(attempt.recipient_id),
+        "channel": attempt.channel,
+        "delivered": attempt.delivered,
+        "at": attempt.at.isoformat(),
+        "error": attempt.error,
+        "position": position,
+    }
 
 
 class PostgresMessageBatches:
@@ -119,7 +206,7 @@ class PostgresMessageBatches:
                 return messages_of(await cursor.fetchall())
 
     async def change(
-        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], Sequence[Message]]
+        self, message_ids: Sequence[UUID], apply: Callable[[dict[UUID, Message]], BatchWrite]
     ) -> dict[UUID, Message]:
         if not message_ids:
             return {}
@@ -132,10 +219,11 @@ class PostgresMessageBatches:
                 await connection.execute(LOCK, ids)
                 await cursor.execute(READ, ids)
                 found = messages_of(await cursor.fetchall())  # the first round trip: BEGIN, lock, read
+                write = apply(found)
                 # Each message once (by id, first place kept): a delivery row may change once per statement.
-                changed = list({message.id: message for message in apply(found) if message.new_events}.values())
-                if changed:
-                    await cursor.execute(WRITE, write_parameters(changed))
+                changed = list({message.id: message for message in write.messages if message.new_events}.values())
+                if changed or write.delivered_receipts or write.events or write.attempts:
+                    await cursor.execute(*write_statement(write, changed))
             # The second round trip, on leaving the transaction: the write and COMMIT.
         for message in changed:
             message.new_events.clear()

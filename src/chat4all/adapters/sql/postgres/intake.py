@@ -43,10 +43,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from chat4all.adapters.sql.event_log import EVENTS_CHANNEL, IDS_PER_NOTIFICATION
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
-from chat4all.adapters.sql.message_rows import payload_to_json
 from chat4all.adapters.sql.postgres.connections import translate_psycopg_errors
 from chat4all.adapters.sql.postgres.parameters import history_json_rows
-from chat4all.domain.event_data import message_data
+from chat4all.domain.event_data import message_data, payload_data
 from chat4all.domain.messages import FilePayload
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%(messages)s::json) AS input(
         id uuid, conversation_id uuid, sender_id uuid, recipient_id uuid, channels json, payload json, priority text,
         status text, fingerprint text, created_at timestamptz, file_id uuid, topic text, key text, routing json,
-        created json, position bigint)
+        created json, position bigint, failover json, origin text)
 ), conversation AS (
     SELECT id, message_count FROM conversations WHERE id IN (SELECT conversation_id FROM input) ORDER BY id FOR UPDATE
 ), fresh AS (
@@ -66,9 +65,9 @@ WITH input AS (
     WHERE NOT EXISTS (SELECT FROM messages WHERE messages.id = input.id)
 ), new_message AS (
     INSERT INTO messages (id, conversation_id, sender_id, recipient_id, channels, payload, priority, status,
-                          fingerprint, created_at, position)
+                          fingerprint, created_at, position, failover, origin)
     SELECT id, conversation_id, sender_id, recipient_id, channels, payload, priority, status, fingerprint, created_at,
-           number
+           number, failover, origin
     FROM fresh ORDER BY position
     RETURNING id
 ), deliveries AS (
@@ -178,7 +177,7 @@ def _message_json(item: PendingAccept, *, position: int) -> dict[str, object]:
         "sender_id": str(message.sender_id),
         "recipient_id": None if message.recipient_id is None else str(message.recipient_id),
         "channels": list(message.channels),
-        "payload": payload_to_json(message.payload),
+        "payload": payload_data(message.payload),
         "priority": message.priority.value,
         "status": message.status.value,
         "fingerprint": message.fingerprint,
@@ -189,6 +188,8 @@ def _message_json(item: PendingAccept, *, position: int) -> dict[str, object]:
         "routing": dict(item.routing.payload),
         "created": message_data(message),
         "position": position,
+        "failover": list(message.failover) or None,
+        "origin": message.origin,
     }
 
 

@@ -13,15 +13,17 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from chat4all.adapters.provider_ids import provider_message_id
 from chat4all.adapters.sql.postgres.connections import pipelined_transaction, translate_psycopg_errors
 from chat4all.adapters.sql.postgres.parameters import uuid_array
 
 # In the order given (sorted by the caller), so two batches racing on shared keys wait for one
 # another instead of deadlocking; the loser finds those keys taken.
 RECORD_NEW = """
-INSERT INTO connector_sends (channel, message_id, recipient_id, sent_at)
-SELECT %(channel)s, key.message_id, key.recipient_id, %(sent_at)s
-FROM unnest(%(message_ids)s::uuid[], %(recipient_ids)s::uuid[]) WITH ORDINALITY AS key(message_id, recipient_id, position)
+INSERT INTO connector_sends (channel, message_id, recipient_id, sent_at, provider_message_id)
+SELECT %(channel)s, key.message_id, key.recipient_id, %(sent_at)s, key.provider_message_id
+FROM unnest(%(message_ids)s::uuid[], %(recipient_ids)s::uuid[], %(provider_ids)s::text[])
+     WITH ORDINALITY AS key(message_id, recipient_id, provider_message_id, position)
 ORDER BY key.position
 ON CONFLICT DO NOTHING
 RETURNING message_id, recipient_id
@@ -53,6 +55,7 @@ class PostgresSendLedger:
             "sent_at": datetime.now(UTC),
             "message_ids": uuid_array(message_id for message_id, _ in ordered),
             "recipient_ids": uuid_array(recipient_id for _, recipient_id in ordered),
+            "provider_ids": [provider_message_id(channel, *key) for key in ordered],
         }
         with translate_psycopg_errors():
             async with pipelined_transaction(self._pool) as connection:

@@ -1,0 +1,261 @@
+"""The web chat at `/`, in Debian's Chromium against `chat4all serve --demo` (embedded profile), as
+two people use it: alice and bob, each in a browser context of their own, at desktop and at phone
+width (360 px). Live messages without a reload, ticks that turn to read, a 30 MB upload that a
+reload interrupts and that resumes without sending again what the server has, bob's download with
+the same SHA-256, and the network lost and back with nothing missed and nothing shown twice.
+The screenshots in docs/screenshots come from here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import time
+from urllib.parse import urlparse
+from uuid import uuid4
+
+import httpx
+import pytest
+from playwright.async_api import expect
+
+from tests.integration.browser import headless_chromium
+from tests.integration.web_chat import VIEWPORTS, ChatUser, demo_hub
+
+pytestmark = pytest.mark.services
+EACH_WIDTH = pytest.mark.parametrize("width", list(VIEWPORTS))
+MB = 1000 * 1000
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with demo_hub(tmp_path_factory.mktemp("web-chat")) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser():
+    async with headless_chromium() as running:
+        yield running
+
+
+async def test_the_page_comes_from_the_hub_alone_and_keeps_the_token_out_of_urls(hub, browser):
+    async with httpx.AsyncClient(base_url=hub.url) as client:
+        page, docs = await client.get("/"), await client.get("/docs")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval';" in policy and "default-src 'none'" in policy
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None, "no inline script"
+    assert "script-src 'self'" in docs.headers["content-security-policy"]  # still its own
+
+    requested: list[str] = []
+    sockets: list[str] = []
+
+    async def record(route) -> None:
+        requested.append(route.request.url)
+        await route.continue_()
+
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS["desktop"])
+    alice.page.on("websocket", lambda socket: sockets.append(socket.url))
+    await alice.page.reload()
+    await wait_for(lambda: sockets)
+    await expect(alice.page.locator("#connection")).to_have_text("")
+    assert set(sockets) == {hub.url.replace("http", "ws") + "/v1/events/ws"}, "the token goes in a frame, not the URL"
+    await alice.context.route("**/*", record)
+    await alice.page.reload()
+    await wait_for(lambda: any("/v1/conversations" in url for url in requested))
+    assert requested and all(urlparse(url).netloc == urlparse(hub.url).netloc for url in requested), requested
+    assert await alice.page.evaluate("localStorage.length") == 0, "no token in localStorage"
+
+    await alice.page.get_by_role("button", name="Log out").click()
+    await expect(alice.page.get_by_role("button", name="Log in")).to_be_visible()
+    assert await alice.page.evaluate("sessionStorage.length") == 0, "logging out forgets the token"
+    await alice.close()
+
+
+async def keyboard_log_in(browser, hub, name: str, viewport: dict) -> ChatUser:
+    """Logs in with the keyboard alone: the page puts the focus on Username."""
+    context = await browser.new_context(viewport=viewport)
+    user = ChatUser(name, context, await context.new_page())
+    await user.page.goto(hub.url + "/")
+    await user.page.keyboard.type(name)
+    await user.page.keyboard.press("Tab")
+    await user.page.keyboard.type("chat4all-demo")
+    await user.page.keyboard.press("Enter")
+    await user.page.get_by_role("button", name="Log out").wait_for()
+    return user
+
+
+@EACH_WIDTH
+async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, browser, width):
+    tag = uuid4().hex[:6]
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
+    bob = await keyboard_log_in(browser, hub, "bob", VIEWPORTS[width])
+    await alice.start_conversation("bob")
+    first = f"Olá, Bob! ({tag})"
+    await alice.send(first)
+    # bob's list shows it, unread, without a reload; alice's tick is not read yet
+    await expect(bob.conversation("alice")).to_contain_text(first, timeout=1000)
+    await expect(bob.conversation("alice").locator(".unread")).to_have_text("1")
+    tick = alice.message(first).locator(".tick")
+    await expect(tick).to_have_attribute("data-status", "delivered", timeout=5000)
+
+    await bob.conversation("alice").focus()
+    await bob.page.keyboard.press("Enter")
+    await expect(bob.message(first)).to_be_visible()
+    await expect(tick).to_have_attribute("data-status", "read", timeout=5000)
+    await expect(tick).to_have_attribute("aria-label", "read")
+
+    second = f"Are you there? ({tag})"
+    started = time.monotonic()
+    await alice.send(second)
+    await expect(bob.message(second)).to_be_visible(timeout=1000)
+    assert time.monotonic() - started < 1.0
+
+    await bob.page.get_by_label("Message", exact=True).press_sequentially("Sim")
+    await expect(alice.page.locator("#typing")).to_have_text("bob is typing…", timeout=3000)
+    await bob.page.keyboard.type(f", here! ({tag})")
+    await bob.page.keyboard.press("Enter")
+    await expect(alice.message(f"Sim, here! ({tag})")).to_be_visible(timeout=1000)
+    await expect(alice.page.locator("#typing")).to_have_text("")
+    await expect(bob.message(f"Sim, here! ({tag})").locator(".tick")).to_have_attribute("data-status", "read")
+
+    if hub.profile == "embedded":
+        await (alice if width == "desktop" else bob).screenshot(f"web-chat-{width}.png")
+    await alice.close()
+    await bob.close()
+
+
+@EACH_WIDTH
+async def test_an_upload_resumes_after_a_reload_and_bob_downloads_the_same_bytes(hub, browser, width, tmp_path):
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
+    bob = await ChatUser.log_in(browser, hub, "bob", VIEWPORTS[width])
+    await alice.start_conversation("bob")
+    path = tmp_path / f"holiday-{width}-{uuid4().hex[:6]}.bin"
+    path.write_bytes(os.urandom(30 * MB))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    async def slowly(route):  # chunks take a while, so the reload comes midway
+        await asyncio.sleep(0.3)
+        try:
+            await route.continue_()
+        except Exception:  # noqa: BLE001 - the reload cancelled it
+            pass
+
+    await alice.page.route("**/v1/files/upload?*", slowly)
+    await attach(alice, path)
+    status = alice.page.locator(".upload-status")
+    await expect(status).to_contain_text("MB/s", timeout=10000)
+    await expect(status).to_contain_text("left")
+    file_id = await alice.page.evaluate(
+        "name => Object.keys(localStorage).filter(k => k.startsWith('chat4all.upload.'))"
+        ".map(k => JSON.parse(localStorage.getItem(k))).find(u => u.filename === name).file_id",
+        path.name,
+    )
+    await wait_for(lambda: len(set(hub.chunks_stored(file_id))) >= 6)
+    assert await alice.page.get_by_label(f"Upload of {path.name}").evaluate("bar => bar.value") > 0
+
+    await alice.page.unroute("**/v1/files/upload?*")
+    await alice.page.reload()
+    await alice.open("bob")
+    await expect(alice.page.get_by_text(f"{path.name} (30.0 MB) was interrupted")).to_be_visible()
+    await asyncio.sleep(0.5)  # chunks the reload cut off are done with on the server
+    stored_before = hub.chunks_stored(file_id)
+    token = await alice.token()
+    async with httpx.AsyncClient() as client:
+        upload = (await client.get(f"{hub.url}/v1/files/{file_id}", headers={"Authorization": f"Bearer {token}"})).json()
+    assert 0 < len(upload["missing_chunks"]) < upload["total_chunks"] == 29
+
+    await attach(alice, path)  # picked again: it resumes
+    await expect(alice.message(path.name)).to_be_visible(timeout=60000)
+    resent = hub.chunks_stored(file_id)[len(stored_before):]
+    assert sorted(resent) == upload["missing_chunks"], "only the missing chunks are sent again"
+    assert sorted(set(hub.chunks_stored(file_id))) == list(range(29))
+
+    await bob.open("alice")
+    async with bob.page.expect_download() as downloading:
+        await bob.message(path.name).get_by_role("button", name=f"Download {path.name} (30.0 MB)").click()
+    download = await downloading.value
+    assert download.suggested_filename == path.name
+    saved = tmp_path / "bob-got-it"
+    await download.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
+    await alice.close()
+    await bob.close()
+
+
+@EACH_WIDTH
+async def test_network_lost_and_back_loses_nothing_and_shows_nothing_twice(hub, browser, width):
+    tag = uuid4().hex[:6]
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
+    bob = await ChatUser.log_in(browser, hub, "bob", VIEWPORTS[width])
+    await alice.start_conversation("bob")
+    await bob.open("alice")
+
+    await bob.context.set_offline(True)
+    await expect(bob.page.locator("#connection")).to_contain_text("offline", timeout=5000)
+    while_away = [f"while you were away {n} ({tag})" for n in range(3)]
+    for text in while_away:
+        await alice.send(text)
+    from_bob = f"written offline ({tag})"
+    await bob.send(from_bob)
+    await expect(bob.message(from_bob).locator(".tick")).to_have_attribute("aria-label", "waiting for the network")
+    await asyncio.sleep(1)
+    await expect(bob.message(while_away[0])).to_have_count(0)
+
+    await bob.context.set_offline(False)
+    for text in while_away:
+        await expect(bob.message(text)).to_have_count(1, timeout=10000)
+    await expect(alice.message(from_bob)).to_have_count(1, timeout=10000)
+    await expect(bob.page.locator("#connection")).to_have_text("")
+    await asyncio.sleep(1.5)  # anything shown twice would be there by now
+    for user in (alice, bob):
+        ids = await user.log().locator(".message").evaluate_all("found => found.map(each => each.dataset.id)")
+        assert len(ids) == len(set(ids))
+        for text in [*while_away, from_bob]:
+            await expect(user.message(text)).to_have_count(1)
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_group_by_usernames_pages_back_through_its_history_and_can_be_left(hub, browser):
+    tag = uuid4().hex[:6]
+    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS["desktop"])
+    await alice.start_conversation("bob", "carol", group_name=f"Falcon {tag}")
+    await expect(alice.page.locator("#thread-title")).to_have_text(f"Falcon {tag}")
+    conversation = await alice.page.evaluate("document.querySelector('#conversation-list [aria-current=true]').dataset.id")
+    me = await alice.page.evaluate("JSON.parse(sessionStorage.getItem('chat4all.session')).userId")
+    async with httpx.AsyncClient(base_url=hub.url, headers={"Authorization": f"Bearer {await alice.token()}"}) as client:
+        for n in range(45):  # more than a page (30)
+            sent = await client.post("/v1/messages", json={
+                "message_id": str(uuid4()), "conversation_id": conversation, "from": me, "channels": ["all"],
+                "payload": {"type": "text", "text": f"note {n:02d} ({tag})"}})
+            assert sent.status_code == 200, sent.text
+    await alice.page.reload()
+    await alice.open(f"Falcon {tag}")
+    await expect(alice.message(f"note 44 ({tag})")).to_be_visible()
+    await expect(alice.message(f"note 00 ({tag})")).to_have_count(0)
+    await alice.log().evaluate("log => { log.scrollTop = 0; }")
+    await expect(alice.message(f"note 00 ({tag})")).to_have_count(1)
+    await expect(alice.page.locator("#history-state")).to_have_text("Start of the conversation")
+    assert await alice.log().locator(".message").count() == 45
+
+    await alice.page.get_by_role("button", name="Leave group").click()
+    await expect(alice.conversation(f"Falcon {tag}")).to_have_count(0)
+    await alice.page.reload()
+    await alice.page.get_by_role("button", name="Log out").wait_for()
+    await expect(alice.conversation(f"Falcon {tag}")).to_have_count(0)
+    await alice.close()
+
+
+async def attach(user: ChatUser, path) -> None:
+    async with user.page.expect_file_chooser() as choosing:
+        await user.page.get_by_role("button", name="Attach file").click()
+    await (await choosing.value).set_files(path)
+
+
+async def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
