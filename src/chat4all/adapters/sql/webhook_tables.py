@@ -1,4 +1,4 @@
-"""The tables of outbound webhooks (on the schema's `metadata`, migration 0007)."""
+"""The tables of outbound webhooks (on the schema's `metadata`, migration 0009)."""
 
 from __future__ import annotations
 
