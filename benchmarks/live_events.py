@@ -51,10 +51,23 @@ async def make_users(deployment: Deployment, count: int) -> list[tuple[str, str]
     return users
 
 
-async def connect(url: str, token: str) -> websockets.ClientConnection:
-    ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=60)
+CLIENT_PING: float | None = 20.0  # the websockets library's default; browsers send no pings (`--client-ping 0`)
+
+
+async def connect(url: str, token: str, since: int | None = None) -> websockets.ClientConnection:
+    """A resumed WebSocket; a handshake the loaded machine dropped is tried again, up to five times."""
+    for attempt in range(5):
+        try:
+            ws = await websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=60, ping_interval=CLIENT_PING
+            )
+            break
+        except (websockets.InvalidMessage, OSError, TimeoutError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1.0)
     assert json.loads(await ws.recv())["type"] == "ready"
-    await ws.send(json.dumps({"type": "resume", "since": None}))
+    await ws.send(json.dumps({"type": "resume", "since": since}))
     return ws
 
 
@@ -103,9 +116,11 @@ async def listen(ws: websockets.ClientConnection, user_id: str, arrived: dict[st
 
 
 async def open_loop(
-    http, base: str, scene: list, rate: float, seconds: float, started: dict[str, float], answered: dict[str, float]
+    http, base: str, scene: list, rate: float, seconds: float, started: dict[str, float], answered: dict[str, float],
+    sent_to: dict[str, str] | None = None,
 ) -> int:
-    """Sends on schedule whatever the answers' latency (open loop); returns how many sends failed."""
+    """Sends on schedule whatever the answers' latency (open loop); returns how many sends failed.
+    `sent_to`: filled with each message's conversation."""
     failures = 0
 
     async def send_one(pair, conversation: str) -> None:
@@ -115,6 +130,8 @@ async def open_loop(
         body = {"message_id": message_id, "conversation_id": conversation, "from": sender[0], "channels": ["whatsapp"],
                 "payload": {"type": "text", "text": "benchmark"}}
         started[message_id] = time.monotonic()
+        if sent_to is not None:
+            sent_to[message_id] = conversation
         async with http.post(f"{base}/v1/messages", json=body, headers={"Authorization": f"Bearer {sender[1]}"}) as answer:
             if answer.status != 200:
                 failures += 1
@@ -158,14 +175,17 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=0, help="measure this many idle connections instead")
     parser.add_argument("--settle", type=float, default=30.0, help="idle: seconds between connecting and measuring")
     parser.add_argument("--env", action="append", default=[], metavar="CHAT4ALL_X=VALUE", help="a setting of the server")
+    parser.add_argument("--client-ping", type=float, default=20.0, help="seconds between the clients' own pings (0: none)")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
+    global CLIENT_PING
+    CLIENT_PING = args.client_ping or None
     limits = {"CHAT4ALL_HTTP_MAX_CONNECTIONS": str(max(1000, 2 * (args.idle or args.clients) + 100)),
               "CHAT4ALL_EVENTS_MAX_CONNECTIONS": str(max(800, (args.idle or args.clients) + 50))}
     limits.update(dict(setting.split("=", 1) for setting in args.env))
     with Deployment(args.profile, extra_env={**FAST, **limits}, worker=False) as deployment:
         run = idle(deployment, args.idle, args.seconds, args.settle) if args.idle else delivery(deployment, args.clients, args.rate, args.seconds)
-        result = {"profile": args.profile, "settings": limits, **asyncio.run(run)}
+        result = {"profile": args.profile, "settings": limits, "client_ping_s": CLIENT_PING, **asyncio.run(run)}
     print(json.dumps(result, indent=2))
     write_json(args.json, result)
     return 0

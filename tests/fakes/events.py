@@ -43,6 +43,7 @@ class InMemoryUserEventReader:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
         self.reads = 0
+        self.batches: list[list[tuple[UUID, int]]] = []  # the cursors of each read_after_many, in order
 
     async def bounds(self, user_id: UUID) -> LogBounds:
         kept = self._store.user_events.get(user_id) or []
@@ -52,6 +53,12 @@ class InMemoryUserEventReader:
         self.reads += 1
         page = [event for event in self._store.user_events.get(user_id, []) if event.seq > after][:limit]
         return await self.bounds(user_id), page
+
+    async def read_after_many(
+        self, cursors: Sequence[tuple[UUID, int]], limit: int
+    ) -> dict[tuple[UUID, int], tuple[LogBounds, list[UserEvent]]]:
+        self.batches.append(sorted(set(cursors)))
+        return {(user_id, after): await self.read_after(user_id, after, limit) for user_id, after in set(cursors)}
 
     async def purge_before(self, before: datetime, limit: int) -> int:
         dropped = 0

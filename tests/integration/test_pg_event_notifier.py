@@ -19,11 +19,13 @@ from chat4all.adapters.sql.event_log import SqlUserEventReader
 from chat4all.adapters.sql.postgres.connections import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
 from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
+from chat4all.adapters.sql.postgres.listening import PostgresListener
+from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.events import ReadEvents
 from chat4all.application.messaging import SendMessage, SendRequest
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
-from chat4all.domain.events import EventQuery, EventType, PendingEvent
+from chat4all.domain.events import EphemeralEvent, EventQuery, EventType, PendingEvent
 from chat4all.domain.messages import Priority
 from chat4all.domain.users import User
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
@@ -50,13 +52,14 @@ def backend() -> str:
 
 @pytest.fixture
 async def notifier(database_url: str) -> AsyncIterator[PostgresEventNotifier]:  # noqa: F811
-    notifier = PostgresEventNotifier(database_url)
-    await notifier.start()
+    listener = PostgresListener(database_url)
+    notifier = PostgresEventNotifier(listener)
+    await listener.start()
     await asyncio.wait_for(notifier.listening.wait(), 5)
     try:
         yield notifier
     finally:
-        await notifier.stop()
+        await listener.stop()
 
 
 async def users(engine: AsyncEngine, count: int) -> list[UUID]:  # noqa: F811
@@ -148,3 +151,42 @@ async def test_a_long_poll_on_one_process_gets_a_message_accepted_through_anothe
         (1, EventType.MESSAGE_CREATED, str(message.id))
     ]
     assert batch.next == 1
+
+
+async def test_one_listening_connection_serves_wake_ups_and_notices_and_both_come_back_after_a_drop(engine, database_url) -> None:  # noqa: F811
+    """One API process (a notifier and live notices on one listener) hears a commit and a typing
+    notice published by another process, on a single LISTEN connection, before and after it drops."""
+    (alice,) = await users(engine, 1)
+    listener = PostgresListener(database_url)
+    notifier, notices = PostgresEventNotifier(listener), PostgresLiveNotices(listener, engine)
+    other = PostgresLiveNotices(PostgresListener(database_url), engine)  # another process: publishes only
+    heard: list[EphemeralEvent] = []
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 5)
+        with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
+            listening = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chat4all-events' AND datname = current_database()"
+            ).fetchone()
+            assert listening == (1,)
+        for round_ in range(2):
+            async with notifier.listen(alice) as wakes:
+                with notices.subscribe(alice, heard.append):
+                    await wakes.wait(0)  # (the wake-up every reader gets when the connection is back)
+                    await append(engine, [alice], commit=True)
+                    assert await wakes.wait(PROMPTLY)
+                    await other.publish([alice], EphemeralEvent(EventType.TYPING, NOW, {"n": round_}))
+                    await asyncio.sleep(PROMPTLY)
+            assert [event.data["n"] for event in heard] == list(range(round_ + 1))
+            with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'chat4all-events' AND datname = current_database()"
+                )
+            for _ in range(50):  # until the listener noticed the drop
+                if not listener.listening.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(listener.listening.wait(), 5)
+    finally:
+        await listener.stop()

@@ -70,6 +70,21 @@ async def test_each_users_events_are_numbered_from_one_in_the_order_given(engine
     assert await reader.bounds(uuid4()) == LogBounds(None, 0)
 
 
+async def test_the_pages_of_several_cursors_come_from_one_read_each_with_its_own_bounds(engine: AsyncEngine) -> None:  # noqa: F811
+    alice, bob, carol = await add_users(engine, 3)
+    await append(engine, [pending(alice, n) for n in range(5)] + [pending(bob, 10)])
+    nobody = uuid4()
+    pages = await SqlUserEventReader(engine).read_after_many([(alice, 0), (alice, 3), (bob, 1), (carol, 0), (nobody, 0), (alice, 0)], 2)
+    assert {cursor: (bounds, [event.data["n"] for event in events]) for cursor, (bounds, events) in pages.items()} == {
+        (alice, 0): (LogBounds(1, 5), [0, 1]),
+        (alice, 3): (LogBounds(1, 5), [3, 4]),
+        (bob, 1): (LogBounds(1, 1), []),
+        (carol, 0): (LogBounds(None, 0), []),
+        (nobody, 0): (LogBounds(None, 0), []),
+    }
+    assert [event.seq for event in pages[(alice, 3)][1]] == [4, 5]
+
+
 async def test_a_rolled_back_change_leaves_no_event_and_takes_its_seqs_back(engine: AsyncEngine) -> None:  # noqa: F811
     alice, bob = await add_users(engine, 2)
     await append(engine, [pending(alice, 0)])

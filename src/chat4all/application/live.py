@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import datetime
 from uuid import UUID
@@ -72,14 +72,15 @@ class LiveEvents:
     clock: Clock
     limits: LiveLimits = LiveLimits()
     heads: EventLogHeads | None = None  # None: no catch-up check (feeds rely on wake-ups and their recheck)
-    _per_user: Counter[UUID] = attrs.field(init=False, factory=Counter)
+    _by_user: dict[UUID, set[LiveFeed]] = attrs.field(init=False, factory=lambda: defaultdict(set))
+    _open: int = attrs.field(init=False, default=0)
     _by_token: dict[str, set[LiveFeed]] = attrs.field(init=False, factory=lambda: defaultdict(set))
     _sweep: asyncio.Task[None] | None = attrs.field(init=False, default=None)
     _ending: bool = attrs.field(init=False, default=False)
 
     @property
     def open_connections(self) -> int:
-        return sum(self._per_user.values())
+        return self._open
 
     def check_room(self, user_id: UUID) -> None:
         """Raises what `connect` would, without taking a place (so an HTTP stream can be refused
@@ -91,7 +92,7 @@ class LiveEvents:
                 f"this server holds its maximum of {self.limits.per_process} live connections; retry shortly",
                 retry_after_seconds=5,
             )
-        if self._per_user[user_id] >= self.limits.per_user:
+        if len(self._by_user.get(user_id, ())) >= self.limits.per_user:
             raise TooManyConnections(
                 f"at most {self.limits.per_user} live connections per user; close one first", retry_after_seconds=5
             )
@@ -104,8 +105,9 @@ class LiveEvents:
         expires_at = await self.tokens.expiry(secret)
         self.check_room(user.id)
         feed = LiveFeed(user.id, self.events, self.notifier, self.limits.feed)
-        self._per_user[user.id] += 1
+        self._by_user[user.id].add(feed)
         self._by_token[secret].add(feed)
+        self._open += 1
         expiry = asyncio.get_running_loop().call_later(self._seconds_until(expires_at), feed.end, TOKEN_ENDED)
         self._start_sweep()
         try:
@@ -120,9 +122,11 @@ class LiveEvents:
         return max(0.0, (moment - self.clock.now()).total_seconds())
 
     def _release(self, user_id: UUID, secret: str, feed: LiveFeed) -> None:
-        self._per_user[user_id] -= 1
-        if self._per_user[user_id] <= 0:
-            del self._per_user[user_id]
+        self._open -= 1
+        mine = self._by_user[user_id]
+        mine.discard(feed)
+        if not mine:
+            del self._by_user[user_id]
         feeds = self._by_token[secret]
         feeds.discard(feed)
         if not feeds:
@@ -142,17 +146,17 @@ class LiveEvents:
         """Nudges the feeds whose user's log has events past their cursor: a wake-up that was lost
         (a notification connection that dropped, a writer that did not notify) costs at most one
         check period. One query per TOKENS_PER_CHECK users, whatever the number of connections."""
-        feeds = [feed for group in self._by_token.values() for feed in group if feed.cursor is not None]
-        users = sorted({feed.user_id for feed in feeds})
+        users = list(self._by_user)
         heads: dict[UUID, int] = {}
         for start in range(0, len(users) if self.heads is not None else 0, TOKENS_PER_CHECK):
             try:
                 heads |= await self.heads.last_seqs(users[start : start + TOKENS_PER_CHECK])  # type: ignore[union-attr]
             except Exception:
                 log.warning("could not check where the live connections' logs end", exc_info=True)
-        for feed in feeds:
-            if heads.get(feed.user_id, 0) > (feed.cursor or 0):
-                feed.nudge()
+        for user_id, head in heads.items():
+            for feed in self._by_user.get(user_id, ()):
+                if feed.cursor is not None and head > feed.cursor:
+                    feed.nudge()
 
     async def check_tokens(self) -> None:
         """Ends the connections whose token is no longer valid, asking the database about every

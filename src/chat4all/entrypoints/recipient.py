@@ -21,6 +21,7 @@ from chat4all.application.events import PurgeEvents, ReadEvents
 from chat4all.application.history import ReadHistory
 from chat4all.application.live import LiveEvents, LiveLimits
 from chat4all.application.live_feed import FeedLimits
+from chat4all.application.log_reads import SharedLogReads
 from chat4all.application.ports import (
     Clock,
     EventLogHeads,
@@ -84,17 +85,19 @@ def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> Event
     from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
     from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
+    from chat4all.adapters.sql.postgres.listening import PostgresListener
     from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
 
-    notifier = PostgresEventNotifier(settings.database_url)
-    notices = PostgresLiveNotices(settings.database_url, engine)
+    listener = PostgresListener(settings.database_url)  # one LISTEN connection for wake-ups and notices
+    notifier = PostgresEventNotifier(listener)
+    notices = PostgresLiveNotices(listener, engine)
     return EventAdapters(
         SqlUserEventReader(engine),
         notifier,
         notices,
         SqlEventLogHeads(engine),
-        on_start=[notifier.start, notices.start],
-        on_stop=[notices.stop, notifier.stop],
+        on_start=[listener.start],
+        on_stop=[listener.stop],
     )
 
 
@@ -112,7 +115,7 @@ def recipient_use_cases(
     settings: Settings, uow: UnitOfWorkFactory, clock: Clock, events: EventAdapters, resolve_token: ResolveToken
 ) -> RecipientUseCases:
     configured = settings.events
-    read_events = ReadEvents(events.reader, events.notifier)
+    read_events = ReadEvents(SharedLogReads(events.reader), events.notifier)
     limits = LiveLimits(
         per_user=configured.max_connections_per_user,
         per_process=configured.max_connections,

@@ -115,3 +115,17 @@ async def test_a_stopping_server_ends_its_live_connections_instead_of_waiting_fo
             while api.poll() is None:
                 assert time.monotonic() - began < WAIT, "the server kept waiting for its live connections"
                 await asyncio.sleep(0.1)
+
+
+async def test_a_socket_that_answers_the_servers_pings_stays_open_and_one_that_does_not_is_closed_with_1011(tmp_path):
+    """The keep-alive period is a setting (15 s by default); two seconds keep this test short."""
+    async with live_deployment("embedded", tmp_path, {"CHAT4ALL_EVENTS_KEEPALIVE_SECONDS": "2"}) as quick:
+        (_, alice), (_, bob) = await quick.user(), await quick.user()
+        async with socket(quick.ws_url(), alice, since=None, ping_interval=None) as answering:
+            async with socket(quick.ws_url(), bob, since=None, ping_interval=None) as silent:
+                silent.transport.pause_reading()  # its client reads nothing, so it sends no pong
+                await asyncio.sleep(7.0)  # past two pings and their deadline
+                silent.transport.resume_reading()
+                assert (await closed_with(silent))[0] == 1011
+            await answering.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(answering.recv(), WAIT)) == {"type": "pong"}

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.sql.base import one_of
 from chat4all.adapters.sql.engine import exclusive_use
 from chat4all.adapters.sql.errors import translate_errors
 from chat4all.adapters.sql.tables import user_event_counters
@@ -22,9 +23,8 @@ class SqlEventLogHeads:
     async def last_seqs(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
         if not user_ids:
             return {}
-        heads = select(user_event_counters.c.user_id, user_event_counters.c.last_seq).where(
-            user_event_counters.c.user_id.in_(set(user_ids))
-        )
+        users = one_of(user_event_counters.c.user_id, list(set(user_ids)), self._engine.dialect.name)
+        heads = select(user_event_counters.c.user_id, user_event_counters.c.last_seq).where(users)
         async with exclusive_use(self._engine):
             with translate_errors():
                 async with self._engine.connect() as connection:

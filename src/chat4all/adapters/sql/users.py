@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import Row, exc, insert, select, update
 
-from chat4all.adapters.sql.base import SqlRepository
+from chat4all.adapters.sql.base import SqlRepository, one_of
 from chat4all.adapters.sql.errors import is_unique_violation
 from chat4all.adapters.sql.tables import access_tokens, users
 from chat4all.application.errors import DuplicateKey
@@ -86,7 +86,7 @@ class SqlTokenRepository(SqlRepository):
         if not token_hashes:
             return set()
         valid = select(access_tokens.c.token_hash).where(
-            access_tokens.c.token_hash.in_(set(token_hashes)),
+            one_of(access_tokens.c.token_hash, sorted(set(token_hashes)), self._dialect),
             access_tokens.c.revoked_at.is_(None),
             access_tokens.c.expires_at > now,
         )

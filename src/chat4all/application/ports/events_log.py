@@ -35,6 +35,12 @@ class UserEventReader(Protocol):
         """The user's bounds and up to `limit` of their events with seq > `after`, ascending."""
         ...
 
+    async def read_after_many(
+        self, cursors: Sequence[tuple[UUID, int]], limit: int
+    ) -> dict[tuple[UUID, int], tuple[LogBounds, list[UserEvent]]]:
+        """`read_after` for several (user, after) cursors at once, in one round trip: keyed by cursor."""
+        ...
+
     async def purge_before(self, before: datetime, limit: int) -> int:
         """Drops up to `limit` events older than `before`, and returns how many. Per user only a
         prefix is dropped (every event up to the newest one older than `before`), so what is kept

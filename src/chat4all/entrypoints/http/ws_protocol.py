@@ -9,6 +9,9 @@ those are written at once, past the flow control (a few hundred bytes, once per 
 a client that reads again gets everything before them, then them; one that never does is dropped
 once the closing handshake has had `close_timeout` seconds.
 
+Keep-alive pings go out from one timer per process (`ws_keepalive.KeepAliveWheel`) rather than
+two per connection, and the pings and pongs of idle connections skip the frame parser.
+
 The kernel's send buffer of a WebSocket is capped (`SEND_BUFFER`): left to grow, it reaches
 megabytes for a client that stops reading, which is memory the bounded queues were meant to
 save; a frame then waits in the log, not in the kernel.
@@ -20,6 +23,10 @@ import socket
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from chat4all.entrypoints.http.ws_keepalive import PING, PONG, between_frames, control_frame, pong_frame, wheel_of
 
 # What a WebSocket client may send in one frame (auth, resume, typing, ping are all tiny); past it: 1009.
 MAX_CLIENT_FRAME = 64 * 1024
@@ -33,6 +40,28 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         if raw is not None:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         super().connection_made(transport)
+
+    def start_keepalive(self) -> None:
+        if self.ping_interval:
+            wheel_of(self.loop, self.ping_interval).add(self)
+
+    def stop_keepalive(self) -> None:
+        if self.ping_interval:
+            wheel_of(self.loop, self.ping_interval).discard(self)
+        self.pending_ping_payload = None
+
+    def data_received(self, data: bytes) -> None:
+        """A chunk that is exactly one ping or pong, between frames of an open connection (what an
+        idle connection receives), is answered here; anything else goes through the parser."""
+        control = control_frame(data)
+        if control is None or self.conn.state is not State.OPEN or not between_frames(self.conn):
+            super().data_received(data)
+            return
+        opcode, payload = control
+        if opcode == PONG:
+            self.handle_pong(Frame(Opcode.PONG, payload))
+        elif opcode == PING:
+            self.transport.write(pong_frame(payload))
 
     async def send(self, message: Any) -> None:
         if message.get(LAST_WORDS) and self.handshake_complete and not self.close_sent and not self.disconnected:

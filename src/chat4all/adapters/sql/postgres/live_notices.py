@@ -2,7 +2,8 @@
 
 A notice is published with `pg_notify('chat4all_live', '<json>')` outside any transaction, and
 handed at once to this process's own subscribers; every other API process LISTENs on the
-channel and hands it to theirs (a process skips the notifications it sent itself). Nothing is
+channel (on the process's one LISTEN connection, `listening.py`) and hands it to theirs (a
+process skips the notifications it sent itself). Nothing is
 stored: a notice published while a process's LISTEN connection is down never reaches it, which
 is what ephemeral means (the next typing notice comes a second or two later). Payloads stay
 under PostgreSQL's 8000 bytes: recipients go 100 to a notification, and a typing notice's data
@@ -11,7 +12,6 @@ is three short fields.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,12 +20,11 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from uuid import UUID
 
-import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.live_notices import InProcessLiveNotices
-from chat4all.adapters.sql.postgres.connections import conninfo_of
+from chat4all.adapters.sql.postgres.listening import PostgresListener
 from chat4all.application.ports.live import Deliver
 from chat4all.domain.events import EphemeralEvent, EventType
 
@@ -33,8 +32,6 @@ log = logging.getLogger(__name__)
 
 LIVE_CHANNEL = "chat4all_live"
 RECIPIENTS_PER_NOTIFICATION = 100
-RECONNECT_FIRST_DELAY = 0.5
-RECONNECT_MAX_DELAY = 10.0
 
 
 def notice_payloads(origin: str, user_ids: Sequence[UUID], event: EphemeralEvent) -> list[str]:
@@ -57,16 +54,13 @@ def parse_notice(payload: str) -> tuple[str, list[UUID], EphemeralEvent] | None:
 
 
 class PostgresLiveNotices:
-    """`LiveNotices` of a distributed API process. `start` before serving, `stop` on shutdown."""
+    """`LiveNotices` of a distributed API process, hearing the others on `listener` (started by its owner)."""
 
-    def __init__(self, database_url: str, engine: AsyncEngine, *, health_check: float = 30.0) -> None:
-        self._conninfo = conninfo_of(database_url)
+    def __init__(self, listener: PostgresListener, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._health_check = health_check
         self._origin = uuid.uuid4().hex
         self._local = InProcessLiveNotices()
-        self._task: asyncio.Task[None] | None = None
-        self._connected = False
+        listener.on(LIVE_CHANNEL, self._hand_over)
 
     @contextlib.contextmanager
     def subscribe(self, user_id: UUID, deliver: Deliver) -> Iterator[None]:
@@ -79,42 +73,6 @@ class PostgresLiveNotices:
             for payload in notice_payloads(self._origin, user_ids, event):
                 await connection.execute(select(func.pg_notify(LIVE_CHANNEL, payload)))
             await connection.commit()
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen_forever(), name="live-notices-listener")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _listen_forever(self) -> None:
-        delay = RECONNECT_FIRST_DELAY
-        while True:
-            try:
-                await self._listen()
-            except psycopg.Error as error:
-                log.warning("live notices: connection lost (%s); reconnecting in %.1f s", error, delay)
-            if self._connected:
-                delay = RECONNECT_FIRST_DELAY  # it had been up: the next drop starts over
-            self._connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_DELAY)
-
-    async def _listen(self) -> None:
-        connection = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=5, application_name="chat4all-live"
-        )
-        async with connection:
-            await connection.execute(f"LISTEN {LIVE_CHANNEL}")
-            self._connected = True
-            while True:
-                async for notification in connection.notifies(timeout=self._health_check):
-                    self._hand_over(notification.payload)
-                await connection.execute("SELECT 1")  # a dead connection fails here rather than waiting forever
 
     def _hand_over(self, payload: str) -> None:
         notice = parse_notice(payload)
