@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cli_upload import low_port, write_random_file
+from benchmarks.cli_upload import write_random_file
 from benchmarks.common import parse_size, table, write_json
 from benchmarks.deploy import Deployment
+from benchmarks.ports import low_port
 
 MB = 1_000_000
 PASSWORD = "bench-password-1"

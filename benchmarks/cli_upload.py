@@ -21,8 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -34,22 +32,11 @@ import httpx
 
 from benchmarks.common import parse_size, table, write_json
 from benchmarks.deploy import Deployment
+from benchmarks.ports import low_port
 
 MB = 1_000_000
 PASSWORD = "bench-password-1"
 BLOCK = 16 * 1024 * 1024
-
-
-def low_port() -> int:
-    """A free port below Linux's ephemeral range (32768 on), like the project's default ports."""
-    for port in random.sample(range(20000, 32768), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port below 32768")
 
 
 def write_random_file(path: Path, size: int) -> str:

@@ -16,7 +16,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from benchmarks.ports import low_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,12 +39,6 @@ DEFAULTS = {
 }
 PG_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes", "max_connections", "shared_buffers", "wal_level",
                "server_version")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service(name: str) -> str:
@@ -117,7 +112,7 @@ class Deployment:
         self.profile = profile
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"chat4all-bench-{profile}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        self.port = port or low_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.extra_env = dict(extra_env or {})
         self.with_worker = worker

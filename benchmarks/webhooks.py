@@ -28,6 +28,7 @@ from aiohttp import web
 from benchmarks.common import latency_summary, make_session, write_json
 from benchmarks.deploy import Deployment
 from benchmarks.live_events import FAST, make_users, open_loop, start_pair
+from benchmarks.ports import low_port
 
 
 class Receiver:
@@ -47,9 +48,10 @@ class Receiver:
         app.router.add_post("/hook", self.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        port = low_port()
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        self.url = f"http://127.0.0.1:{port}/hook"
         return runner
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.faults.harness import quiet_port
 from tests.integration.http.profiles import FAST_ARGON2
+from tests.ports import low_port
 
 DEMO_PASSWORD = "chat4all-demo"
 CHUNK_SIZE = 128 * 1024  # small chunks: a 30 MB upload takes 229 requests, time enough to kill it midway
@@ -74,7 +74,7 @@ class User:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli-client")
-    port = quiet_port()
+    port = low_port()
     log = workdir / "serve.log"
     env = {
         **os.environ, **FAST_ARGON2, "PYTHONUNBUFFERED": "1",
@@ -296,7 +296,7 @@ def test_through_a_pipe_the_upload_prints_one_line_per_step_and_no_bar(alice, tm
 def test_errors_are_one_line_with_a_non_zero_status(hub, alice, tmp_path):
     dave = User("dave", tmp_path / "dave", hub)
     dave.home.mkdir()
-    nowhere = f"http://127.0.0.1:{quiet_port()}"
+    nowhere = f"http://127.0.0.1:{low_port()}"
     cases = [
         (dave.run("login", "--url", nowhere, "alice", "--password-stdin", stdin="x\n", check=False),
          f"error: cannot reach {nowhere}: "),

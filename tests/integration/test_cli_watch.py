@@ -19,9 +19,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.integration.faults.harness import quiet_port
 from tests.integration.http.profiles import FAST_ARGON2
 from tests.integration.test_cli_client import Hub, User, wait_ready
+from tests.ports import low_port
 
 PATIENCE = 30.0  # seconds for a line to come; a reconnection after a restart takes a few
 
@@ -30,7 +30,7 @@ class Server:
     """`chat4all serve --demo` on one port and data directory, across restarts."""
 
     def __init__(self, workdir: Path):
-        self.port = quiet_port()
+        self.port = low_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "serve.log"
         self.env = {**os.environ, **FAST_ARGON2, "PYTHONUNBUFFERED": "1", "CHAT4ALL_DATA_DIR": str(workdir / "data")}
@@ -208,7 +208,7 @@ def test_after_a_server_restart_or_crash_the_watch_resumes_with_nothing_missed_o
 def test_a_wrong_url_or_a_revoked_session_ends_the_watch_with_a_message(server, alice, bob, watches):
     credentials = bob.home / "config" / "chat4all" / "credentials.json"
     saved = json.loads(credentials.read_text())
-    credentials.write_text(json.dumps({**saved, "url": f"http://127.0.0.1:{quiet_port()}"}))
+    credentials.write_text(json.dumps({**saved, "url": f"http://127.0.0.1:{low_port()}"}))
     unreachable = bob.run("watch", check=False)
     assert unreachable.returncode == 4 and unreachable.stderr.startswith("error: cannot reach http://127.0.0.1:")
     credentials.write_text(json.dumps(saved))

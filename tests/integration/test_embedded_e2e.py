@@ -12,7 +12,8 @@ import httpx
 import pytest_asyncio
 
 from tests.integration.http.helpers import conversation, text_message, wait_for_status
-from tests.integration.http.profiles import FAST_ARGON2, Processes, free_port, wait_ready
+from tests.integration.http.profiles import FAST_ARGON2, Processes, wait_ready
+from tests.ports import low_port
 
 PASSWORD = "e2e-password-1"
 HUNDRED_MB = 100 * 1024 * 1024
@@ -24,7 +25,7 @@ async def hub(tmp_path_factory):
     processes = Processes({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(workdir / "data")}, workdir)
     names = [f"member{index}" for index in range(10)]
     ids = {name: processes.cli("users", "add", name, "--password", PASSWORD).strip() for name in names[:2]}
-    port = free_port()
+    port = low_port()
     log = processes.start("serve", "serve", "--port", str(port))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:

@@ -41,7 +41,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.integration.http.profiles import FAST_ARGON2, Processes, discard_distributed, distributed_env, free_port
+from tests.integration.http.profiles import FAST_ARGON2, Processes, discard_distributed, distributed_env
+from tests.ports import low_port
 
 pytestmark = pytest.mark.services
 
@@ -146,7 +147,7 @@ def _distributed(workdir: Path) -> Iterator[Target]:
     processes.cli("migrate")
     for name in ("fuzzer", "fuzz_friend"):
         processes.cli("users", "add", name, "--password", PASSWORD)
-    port = free_port()
+    port = low_port()
     logs = [processes.start("api", "serve", "--port", str(port)), processes.start("worker", "worker")]
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -7,7 +7,6 @@ fails the tests; it is never a reason to skip them.
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections import defaultdict
 
@@ -18,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chat4all.adapters.kafka import KafkaEventPublisher, check_broker, commit_end_offsets, decode_event, ensure_topics
 from chat4all.application.ports import OutboxEvent
 from tests.integration.kafka_fixtures import require_broker
+from tests.ports import low_port
 
 pytestmark = pytest.mark.services
 
@@ -181,14 +181,8 @@ async def test_a_group_started_at_the_end_sees_only_later_events(bootstrap, publ
     assert sorted(seen) == [f"new-{i}" for i in range(4)]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_unreachable_broker_fails_publish_and_check_instead_of_hanging():
-    publisher = KafkaEventPublisher(f"127.0.0.1:{closed_port()}", request_timeout_ms=2000, check_timeout=1.0)
+    publisher = KafkaEventPublisher(f"127.0.0.1:{low_port()}", request_timeout_ms=2000, check_timeout=1.0)
     await publisher.start()  # logs and carries on: the API may start during a broker outage
     try:
         with pytest.raises(Exception):
@@ -196,6 +190,6 @@ async def test_unreachable_broker_fails_publish_and_check_instead_of_hanging():
         with pytest.raises(Exception):
             await asyncio.wait_for(publisher.check(), 5)
         with pytest.raises(Exception):
-            await check_broker(f"127.0.0.1:{closed_port()}", timeout=1.0)
+            await check_broker(f"127.0.0.1:{low_port()}", timeout=1.0)
     finally:
         await publisher.stop()

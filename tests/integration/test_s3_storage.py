@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
@@ -27,6 +26,7 @@ from tests.integration.s3_fixtures import (  # noqa: F401 - fixtures
     s3_settings,
     s3_storage,
 )
+from tests.ports import low_port
 
 pytestmark = pytest.mark.services
 
@@ -759,10 +759,7 @@ async def test_check_and_ensure_bucket(s3_client: Any, s3_settings: S3StorageOpt
 
 
 async def test_an_unreachable_server_is_reported_as_unavailable(s3_settings: S3StorageOptions) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    dead = attrs.evolve(s3_settings, endpoint_url=f"http://127.0.0.1:{closed_port}")
+    dead = attrs.evolve(s3_settings, endpoint_url=f"http://127.0.0.1:{low_port()}")
     storage = S3FileStorage(make_s3_client(dead), dead.bucket)
     try:
         with pytest.raises(Unavailable, match="object storage unavailable"):

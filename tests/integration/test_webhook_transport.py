@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from chat4all.adapters.webhook_http import HttpxWebhookTransport
+from tests.ports import low_port
 
 
 @pytest.fixture
@@ -30,9 +31,10 @@ async def server():
     app.router.add_route("*", "/{tail:.*}", handle)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = low_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     transport = HttpxWebhookTransport()
-    yield transport, f"http://127.0.0.1:{runner.addresses[0][1]}", peers, hits
+    yield transport, f"http://127.0.0.1:{port}", peers, hits
     await transport.close()
     await runner.cleanup()
 

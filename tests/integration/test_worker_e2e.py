@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from chat4all.adapters.storage.s3 import S3FileStorage
 from chat4all.application.work import DEAD_LETTER_STREAM as DEAD_LETTERS
 from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.application.work import delivery_stream as channel_topic
+from tests.ports import low_port
 
 pytestmark = pytest.mark.services
 
@@ -51,12 +51,6 @@ DELIVERY_TIMEOUT = 5.0
 CONNECTOR_LINE = re.compile(
     r"^INFO: Mensagem [0-9a-f-]{36} enviada para o usuário [0-9a-f-]{36} no (WhatsApp|Instagram)$"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def command(*args: str) -> list[str]:
@@ -252,7 +246,7 @@ def deployment(tmp_path_factory):
         counts = asyncio.run(partition_counts(deployment_topics()))
         assert counts == {name: 6 for name in deployment_topics()}, counts  # CHAT4ALL_KAFKA_PARTITIONS default
 
-        port = free_port()
+        port = low_port()
         running.base_url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         running.start("api", "serve", "--port", str(port))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.faults.harness import quiet_port
 from tests.integration.http.profiles import FAST_ARGON2, Processes, distributed_env
+from tests.ports import low_port
 
 DEMO_PASSWORD = "chat4all-demo"
 CHUNK_SIZE = 1024 * 1024  # 30 MB make 29 chunks: enough to interrupt an upload midway
@@ -37,7 +37,7 @@ class Hub:
 
 @contextmanager
 def demo_hub(workdir: Path, **env: str) -> Iterator[Hub]:
-    port = quiet_port()
+    port = low_port()
     log = workdir / "serve.log"
     environment = {
         **os.environ, **FAST_ARGON2, "PYTHONUNBUFFERED": "1",
@@ -65,7 +65,7 @@ def distributed_demo_hub(workdir: Path) -> Iterator[Hub]:
     Kafka topics of their own (S3 takes chunks of 5 MiB at least: the default 8 MiB here)."""
     processes = Processes({**distributed_env("webchat"), "CHAT4ALL_LOG_LEVEL": "DEBUG"}, workdir)
     processes.cli("migrate")
-    port = quiet_port()
+    port = low_port()
     log = processes.start("api", "serve", "--demo", "--port", str(port))
     worker_log = processes.start("worker", "worker")
     try:

@@ -18,7 +18,9 @@ from pathlib import Path
 import psycopg
 from aiokafka.partitioner import murmur2
 
-from tests.integration.faults.harness import Process, Stack, admin_dsn, connector_lines
+from tests.integration.faults.checking import connector_lines
+from tests.integration.faults.servers import admin_dsn
+from tests.integration.faults.stack import Process, Stack
 
 RESUME_WITHIN = 10.0  # seconds: the recovery bound the README states
 ASSIGNED = re.compile(r"partitions assigned: \d+ \((.*)\)$")

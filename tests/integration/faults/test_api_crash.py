@@ -15,17 +15,11 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.integration.faults.harness import (
-    Load,
-    Stack,
-    admin_dsn,
-    assert_nothing_lost_nothing_doubled,
-    final_check,
-    plan,
-    print_figures,
-    send,
-    settle,
-)
+from tests.integration.faults.checking import final_check, settle
+from tests.integration.faults.load import Load, plan, send
+from tests.integration.faults.report import assert_nothing_lost_nothing_doubled, print_figures
+from tests.integration.faults.servers import admin_dsn
+from tests.integration.faults.stack import Stack
 
 pytestmark = pytest.mark.services
 

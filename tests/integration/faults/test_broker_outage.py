@@ -29,20 +29,13 @@ import time
 import aiohttp
 import pytest
 
-from tests.integration.faults.harness import (
-    EPHEMERAL_FROM_DEFAULT,
-    Load,
-    PrivateBroker,
-    PublishProbe,
-    Stack,
-    assert_nothing_lost_nothing_doubled,
-    ephemeral_ports_from,
-    final_check,
-    plan,
-    print_figures,
-    say,
-    settle,
-)
+from tests.integration.faults.broker import PrivateBroker, PublishProbe
+from tests.integration.faults.checking import final_check, settle
+from tests.integration.faults.load import Load, plan
+from tests.integration.faults.report import assert_nothing_lost_nothing_doubled, print_figures
+from tests.integration.faults.servers import say
+from tests.integration.faults.stack import Stack
+from tests.ports import low_port_range
 
 pytestmark = pytest.mark.services
 
@@ -73,7 +66,7 @@ async def test_api_accepts_during_a_broker_outage_and_the_backlog_drains(tmp_pat
         PrivateBroker(tmp_path / "broker") as broker,
         Stack(tmp_path, "broker", CHAT4ALL_KAFKA_BOOTSTRAP=broker.bootstrap) as stack,
     ):
-        assert broker.port < min(ephemeral_ports_from(), EPHEMERAL_FROM_DEFAULT), broker.port
+        assert broker.port < low_port_range().stop, broker.port
         for name in SHORTENED_TIMEOUTS:
             stack.env.pop(name, None)
         conversations = await stack.deploy()

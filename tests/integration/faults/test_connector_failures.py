@@ -14,20 +14,12 @@ import uuid
 
 import pytest
 
-from tests.integration.faults.harness import (
-    Load,
-    Planned,
-    Stack,
-    assert_nothing_lost_nothing_doubled,
-    delete_file_bytes,
-    end_offsets,
-    final_check,
-    plan,
-    print_figures,
-    read_topic,
-    settle,
-    upload_file,
-)
+from tests.integration.faults.broker import end_offsets, read_topic
+from tests.integration.faults.checking import final_check, settle
+from tests.integration.faults.files import delete_file_bytes, upload_file
+from tests.integration.faults.load import Load, Planned, plan
+from tests.integration.faults.report import assert_nothing_lost_nothing_doubled, print_figures
+from tests.integration.faults.stack import Stack
 
 pytestmark = pytest.mark.services
 

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.faults.harness import Load, connector_lines, plan, say
+from tests.integration.faults.checking import connector_lines
+from tests.integration.faults.load import Load, plan
 from tests.integration.faults.recovery import RESUME_WITHIN
-from tests.integration.http.profiles import FAST_ARGON2, PASSWORD, free_port
+from tests.integration.faults.servers import say
+from tests.integration.http.profiles import FAST_ARGON2, PASSWORD
+from tests.ports import low_port
 
 MESSAGES = 3000
 CLIENTS = 50
@@ -38,7 +41,7 @@ class EmbeddedServer:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = low_port()
         self.url = f"http://127.0.0.1:{self.port}"
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("CHAT4ALL_")}
         self.env = {**inherited, **FAST_ARGON2, "PYTHONUNBUFFERED": "1", "CHAT4ALL_DATA_DIR": str(workdir / "data")}

@@ -13,17 +13,11 @@ from __future__ import annotations
 import pytest
 
 from chat4all.application.work import delivery_stream as channel_topic
-from tests.integration.faults.harness import (
-    Load,
-    Stack,
-    assert_nothing_lost_nothing_doubled,
-    connector_lines,
-    end_offsets,
-    final_check,
-    plan,
-    print_figures,
-    settle,
-)
+from tests.integration.faults.broker import end_offsets
+from tests.integration.faults.checking import connector_lines, final_check, settle
+from tests.integration.faults.load import Load, plan
+from tests.integration.faults.report import assert_nothing_lost_nothing_doubled, print_figures
+from tests.integration.faults.stack import Stack
 
 pytestmark = pytest.mark.services
 

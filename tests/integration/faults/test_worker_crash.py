@@ -19,17 +19,8 @@ import time
 import pytest
 
 from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
-from tests.integration.faults.harness import (
-    Load,
-    Stack,
-    assert_nothing_lost_nothing_doubled,
-    connector_lines,
-    final_check,
-    plan,
-    print_figures,
-    say,
-    settle,
-)
+from tests.integration.faults.checking import connector_lines, final_check, settle
+from tests.integration.faults.load import Load, plan
 from tests.integration.faults.recovery import (
     RESUME_WITHIN,
     conversations_on,
@@ -37,6 +28,9 @@ from tests.integration.faults.recovery import (
     resumed_after,
     split_resent_at_a_kill,
 )
+from tests.integration.faults.report import assert_nothing_lost_nothing_doubled, print_figures
+from tests.integration.faults.servers import say
+from tests.integration.faults.stack import Stack
 
 pytestmark = pytest.mark.services
 

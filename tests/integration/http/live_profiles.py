@@ -21,9 +21,9 @@ from tests.integration.http.profiles import (
     Processes,
     discard_distributed,
     distributed_env,
-    free_port,
     wait_ready,
 )
+from tests.ports import low_port
 
 
 class LiveDeployment:
@@ -68,7 +68,7 @@ async def live_deployment(profile: str, workdir: Path, extra_env: dict[str, str]
         apis = 2
     processes = Processes(env, workdir)
     processes.cli("migrate")
-    ports = [free_port() for _ in range(apis)]
+    ports = [low_port() for _ in range(apis)]
     logs = [processes.start(f"api{index}", "serve", "--port", str(port)) for index, port in enumerate(ports)]
     hub = _hub(load_settings(env))
     urls = [f"http://127.0.0.1:{port}" for port in ports]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.ports import low_port
 
 FAST_ARGON2 = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
 # A short throttling window, so a test can watch it free up; the per-user limit stays at its default.
@@ -31,12 +32,6 @@ CHANNEL_SECRETS = {
     "CHAT4ALL_CHANNEL_SECRET_WHATSAPP": "whatsapp-secret-of-the-contract-tests",
     "CHAT4ALL_CHANNEL_SECRET_INSTAGRAM": "instagram-secret-of-the-contract-tests",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def distributed_env(tag: str) -> dict[str, str]:
@@ -202,7 +197,7 @@ async def distributed(
     env = {**distributed_env("http"), **(extra_env or {})}
     processes = Processes(env, tmp_path)
     processes.cli("migrate")
-    port = free_port()
+    port = low_port()
     logs = [processes.start("api", "serve", "--port", str(port))]
     logs += [processes.start(f"worker{n or ''}", "worker") for n in range(workers)]
     hub = build("api", load_settings(env))

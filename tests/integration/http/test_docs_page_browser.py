@@ -13,7 +13,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.integration.http.profiles import FAST_ARGON2, Processes, free_port
+from tests.integration.http.profiles import FAST_ARGON2, Processes
+from tests.ports import low_port
 
 CHROMIUM = "/usr/bin/chromium"
 QUIET_CHROMIUM = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -24,7 +25,7 @@ QUIET_CHROMIUM = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 def hub_url(tmp_path_factory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("docs")
     processes = Processes({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(workdir / "data")}, workdir)
-    port = free_port()
+    port = low_port()
     log = processes.start("api", "serve", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     try:

@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 
-from tests.integration.http.profiles import FAST_ARGON2, METRICS_TOKEN, Processes, free_port
+from tests.integration.http.profiles import FAST_ARGON2, METRICS_TOKEN, Processes
 from tests.integration.http.test_auth_http import assert_error
+from tests.ports import low_port
 
 
 def samples(text: str) -> dict[str, float]:
@@ -48,8 +49,8 @@ async def test_with_a_token_the_api_port_serves_metrics_to_its_holders_only(depl
 @pytest.fixture
 def serve_with_metrics_port(tmp_path):
     processes = Processes({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(tmp_path / "data"),
-                           "CHAT4ALL_METRICS_PORT": str(metrics_port := free_port())}, tmp_path)
-    api_port = free_port()
+                           "CHAT4ALL_METRICS_PORT": str(metrics_port := low_port())}, tmp_path)
+    api_port = low_port()
     log = processes.start("api", "serve", "--port", str(api_port))
     try:
         deadline = time.monotonic() + 60

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from chat4all.entrypoints.settings import load_settings
-from tests.integration.http.profiles import FAST_ARGON2, Processes, free_port
+from tests.integration.http.profiles import FAST_ARGON2, Processes
+from tests.ports import low_port
 
 DEFAULTS = load_settings({}).http
 SLACK = 2.0  # the timer's own latency plus a loaded machine's
@@ -24,7 +25,7 @@ SLACK = 2.0  # the timer's own latency plus a loaded machine's
 def server(tmp_path_factory) -> Iterator[int]:
     workdir = tmp_path_factory.mktemp("limits")
     processes = Processes({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(workdir / "data")}, workdir)
-    port = free_port()
+    port = low_port()
     log = processes.start("api", "serve", "--port", str(port))
     try:
         deadline = time.monotonic() + 60

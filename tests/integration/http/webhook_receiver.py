@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from tests.ports import low_port
+
 
 def signature_valid(secret: str, headers, body: bytes) -> bool:
     """Standard Webhooks: `v1,<base64 HMAC-SHA256 over "id.timestamp.body">` with the base64 key after `whsec_`."""
@@ -34,7 +36,7 @@ class Receiver:
         self.requests = 0
         self.answer: Callable[[int], int] = lambda number: 200
         self.hang = False
-        self.port = 0
+        self.port = low_port()  # kept across stop() and start()
         self._runner: web.AppRunner | None = None
         self._released = asyncio.Event()
 
@@ -66,7 +68,6 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
-        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         self._released.set()
