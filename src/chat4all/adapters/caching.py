@@ -41,6 +41,9 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
+        # Keys whose entry was read since the last `take_used`; None until its first call, so a
+        # cache nobody asks does not collect them.
+        self._used: set[Key] | None = None
         self._closed = False
 
     def get(self, key: Key, now: datetime) -> Value | None:
@@ -80,6 +83,20 @@ class ExpiringCache(Generic[Key, Value]):
         # Shielded: a caller that goes away (its client hung up) must not cancel the others' load.
         return await asyncio.shield(loading)
 
+    def take_used(self) -> set[Key]:
+        """The keys whose entries were read since the last call (none at the first)."""
+        used, self._used = self._used or set(), set()
+        return used
+
+    def prolong(self, key: Key, until: datetime, refresh_at: datetime | None = None) -> None:
+        """Moves a present entry's end (and refresh point) to these, if later; an absent entry (never
+        put, ended, or forgotten meanwhile: a logout racing the check that prolongs it) stays absent."""
+        entry = self._entries.get(key)
+        if entry is None or (entry.until is not None and until <= entry.until):
+            return
+        later_refresh = refresh_at if entry.refresh_at is None or refresh_at is None else max(refresh_at, entry.refresh_at)
+        self._entries[key] = _Entry(entry.value, until, later_refresh)
+
     def forget(self, key: Key) -> None:
         """Drops the entry, and whatever a load of it already under way would put: that load may
         have read the value before the change that made the caller forget it (a logout racing a
@@ -111,6 +128,8 @@ class ExpiringCache(Generic[Key, Value]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
+        if self._used is not None:
+            self._used.add(key)
         return entry
 
     def _refresh_due(self, key: Key, entry: _Entry[Value], now: datetime) -> bool:
