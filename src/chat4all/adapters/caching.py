@@ -41,9 +41,9 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
-        # Keys whose entry was read since the last `take_used`; None until its first call, so a
-        # cache nobody asks does not collect them.
-        self._used: set[Key] | None = None
+        # Keys whose entry was read since the last `take_used`; no more of them than entries, so
+        # a cache nobody asks does not grow with them.
+        self._used: set[Key] = set()
         self._closed = False
 
     def get(self, key: Key, now: datetime) -> Value | None:
@@ -84,8 +84,8 @@ class ExpiringCache(Generic[Key, Value]):
         return await asyncio.shield(loading)
 
     def take_used(self) -> set[Key]:
-        """The keys whose entries were read since the last call (none at the first)."""
-        used, self._used = self._used or set(), set()
+        """The keys whose entries were read since the last call."""
+        used, self._used = self._used, set()
         return used
 
     def prolong(self, key: Key, until: datetime, refresh_at: datetime | None = None) -> None:
@@ -128,7 +128,7 @@ class ExpiringCache(Generic[Key, Value]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        if self._used is not None:
+        if len(self._used) < self._max_entries:
             self._used.add(key)
         return entry
 
