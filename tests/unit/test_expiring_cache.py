@@ -377,10 +377,11 @@ async def test_forgetting_a_key_while_it_loads_discards_what_that_load_puts():
     assert cache.get("a", REFRESH_AT) == 2
 
 
-def test_the_keys_read_since_the_last_ask_are_reported_once():
+def test_the_keys_put_or_read_since_the_last_ask_are_reported_once():
     cache: ExpiringCache[str, int] = ExpiringCache(10)
     cache.put("a", 1, until=NOW + timedelta(seconds=5))
     cache.put("b", 2, until=NOW + timedelta(seconds=5))
+    assert cache.take_used() == {"a", "b"}  # put by a load for its caller
     cache.get("a", NOW)
     cache.get("b", NOW + timedelta(seconds=6))  # ended: not a use
     cache.get("missing", NOW)

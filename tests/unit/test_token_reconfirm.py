@@ -65,6 +65,31 @@ async def test_tokens_in_steady_use_cost_one_query_per_check_and_none_per_reques
     assert database.transactions == 3 + 20
 
 
+async def test_a_token_used_less_often_than_the_cache_time_still_costs_no_lookup(hub):
+    from chat4all.application.auth import RECONFIRM_AFTER_USE
+
+    resolve, _, database = resolver(hub)
+    alice, token = await logged_in(hub, "alice")
+    assert await resolve.execute(token) == alice
+    checks = 0
+    for _ in range(5):  # a request every 12 s, each past the 5 s its entry had when it was used
+        for _ in range(int(timedelta(seconds=12) / resolve.reconfirm_every)):
+            hub.clock.advance(resolve.reconfirm_every)
+            await resolve.reconfirm_used()
+            checks += 1
+        assert await resolve.execute(token) == alice
+    assert database.transactions == 1 + checks
+    await resolve.reconfirm_used()  # the check after its last use
+    for _ in range(int((RECONFIRM_AFTER_USE + CACHE_FOR) / resolve.reconfirm_every)):
+        hub.clock.advance(resolve.reconfirm_every)
+        await resolve.reconfirm_used()
+    asked = database.transactions
+    hub.clock.advance(resolve.reconfirm_every)
+    await resolve.reconfirm_used()
+    assert database.transactions == asked  # no longer in use: no longer asked about
+    assert asked <= 1 + checks + 1 + RECONFIRM_AFTER_USE / resolve.reconfirm_every
+
+
 async def test_a_revocation_by_another_process_ends_the_token_at_the_next_check(hub):
     resolve, _, _ = resolver(hub)
     alice, token = await logged_in(hub, "alice")

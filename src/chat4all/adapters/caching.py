@@ -41,7 +41,7 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
-        # Keys whose entry was read since the last `take_used`; no more of them than entries, so
+        # Keys whose entry was put or read since the last `take_used`; no more of them than entries, so
         # a cache nobody asks does not grow with them.
         self._used: set[Key] = set()
         self._closed = False
@@ -55,6 +55,7 @@ class ExpiringCache(Generic[Key, Value]):
             return  # what this load read may predate the reason it was forgotten (see `forget`)
         self._entries[key] = _Entry(value, until, refresh_at)
         self._entries.move_to_end(key)
+        self._mark_used(key)  # a load's put: its caller's use
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
@@ -84,7 +85,7 @@ class ExpiringCache(Generic[Key, Value]):
         return await asyncio.shield(loading)
 
     def take_used(self) -> set[Key]:
-        """The keys whose entries were read since the last call."""
+        """The keys whose entries were put or read since the last call."""
         used, self._used = self._used, set()
         return used
 
@@ -128,9 +129,12 @@ class ExpiringCache(Generic[Key, Value]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
+        self._mark_used(key)
+        return entry
+
+    def _mark_used(self, key: Key) -> None:
         if len(self._used) < self._max_entries:
             self._used.add(key)
-        return entry
 
     def _refresh_due(self, key: Key, entry: _Entry[Value], now: datetime) -> bool:
         if self._closed or entry.refresh_at is None or now < entry.refresh_at or key in self._loading:

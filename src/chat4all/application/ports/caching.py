@@ -25,7 +25,7 @@ class Cache(Protocol[Key, Value]):
         ...
 
     def take_used(self) -> set[Key]:
-        """The keys whose entries were read since the last call."""
+        """The keys whose entries were put or read since the last call."""
         ...
 
     def prolong(self, key: Key, until: datetime, refresh_at: datetime | None = None) -> None:
