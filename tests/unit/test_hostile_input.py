@@ -223,6 +223,19 @@ def test_invalid_utf8_inside_a_json_string_is_a_400_invalid_body_on_every_json_r
         assert response.status_code == 400 and response.json()["error_code"] == "invalid_body", (path, response.text)
 
 
+def test_a_multipart_form_field_that_is_not_utf8_is_a_400_invalid_body(edge):
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n'.encode()
+        + b"\xffabcd\r\n"
+        + f"--{boundary}--\r\n".encode()
+    )
+    with loud_logs() as loud:
+        response = edge.answer(5, body)
+    assert_refused_cleanly(response, loud)
+    assert response.status_code == 400 and response.json()["error_code"] == "invalid_body", response.text
+
+
 @st.composite
 def mutated(draw, valid: bytes) -> bytes:
     """A valid body with one to three edits: a byte replaced, bytes spliced in, a cut."""

@@ -41,6 +41,7 @@ from chat4all.entrypoints.recipient import (
     recipient_use_cases,
 )
 from chat4all.entrypoints.settings import Settings, SettingsError
+from chat4all.entrypoints.webhooks import add_webhooks
 
 EMBEDDED = "embedded"
 ROLES = (EMBEDDED, API, WORKER)
@@ -59,6 +60,8 @@ def build(role: str, settings: Settings, **overrides: Any) -> Hub:
     hub = wire(settings, adapters_of(parts, overrides), role)
     if hub.adapters.events is not None:
         add_recipient_side(hub, hub.adapters.events)
+    if hub.adapters.webhooks is not None:
+        add_webhooks(hub, hub.adapters.webhooks)
     if role in (EMBEDDED, API):
         add_api_background(hub)
     if role in (EMBEDDED, WORKER):

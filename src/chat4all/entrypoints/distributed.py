@@ -132,6 +132,12 @@ class Distributed(Parts):
 
         return distributed_event_adapters(self.settings, self.engine)
 
+    def webhooks(self) -> Any:
+        """Managed through the API, fed and sent by the workers."""
+        from chat4all.entrypoints.webhooks import sql_webhook_adapters
+
+        return sql_webhook_adapters(self.engine, sending=self.role == WORKER)
+
     def message_batches(self) -> Any:
         if self.role != WORKER:
             return None

@@ -65,6 +65,7 @@ class Adapters:
     bus: Any  # the in-process event bus the embedded process consumes (None elsewhere)
     notifier: Any  # EventNotifier: wakes this process's readers of the user event log (None: nobody waits here)
     events: Any  # EventAdapters: the live side's event log readers (entrypoints.recipient); None: no live side
+    webhooks: Any  # WebhookAdapters (entrypoints.webhooks); None: no webhooks in this process
     # What the process must check, start and stop: filled as the root makes adapters.
     checks: dict[str, Check] = attrs.field(factory=dict)
     on_start: list[Hook] = attrs.field(factory=list)
@@ -102,6 +103,7 @@ class Hub:
     receive_reply: ReceiveReply
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
     recipient: Any = None  # RecipientUseCases, where `adapters.events` is (see bootstrap.add_recipient_side)
+    webhooks: Any = None  # ManageWebhooks, where `adapters.webhooks` is (see entrypoints.webhooks)
 
     async def start(self) -> None:
         for hook in self.adapters.on_start:

@@ -28,7 +28,7 @@ ADAPTER_NAMES = tuple(field.name for field in attrs.fields(Adapters) if field.na
 # given the first ones too, and runs without the others (the use cases then write through the
 # uow): the profile's would write another database.
 GIVEN_WITH_UOW = ("outbox_reader", "connectors")
-NONE_WITH_UOW = ("intake", "message_batches", "events")
+NONE_WITH_UOW = ("intake", "message_batches", "events", "webhooks")
 
 
 class Parts:
@@ -77,6 +77,9 @@ class Parts:
         return None
 
     def events(self) -> Any:
+        return None
+
+    def webhooks(self) -> Any:
         return None
 
 
@@ -139,6 +142,11 @@ class Embedded(Parts):
         from chat4all.adapters.sql.outbox import SqlOutboxReader
 
         return SqlOutboxReader(self.engine)
+
+    def webhooks(self) -> Any:
+        from chat4all.entrypoints.webhooks import sql_webhook_adapters
+
+        return sql_webhook_adapters(self.engine, sending=True)
 
     def connectors(self) -> Any:
         from chat4all.adapters.sql.ledger import SqlSendLedger

@@ -18,6 +18,7 @@ from chat4all.entrypoints.settings_channels import ChannelSettings, load_channel
 from chat4all.entrypoints.settings_client import ClientSettings, load_client_settings
 from chat4all.entrypoints.settings_connectors import ConnectorFailures, load_connector_failures
 from chat4all.entrypoints.settings_kafka import KafkaSettings, load_kafka_settings
+from chat4all.entrypoints.settings_webhooks import WebhookSettings, load_webhook_settings
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -115,6 +116,7 @@ class Settings:
     events: EventsSettings = EventsSettings()
     kafka: KafkaSettings = attrs.field(factory=KafkaSettings)
     channels: ChannelSettings = attrs.field(factory=ChannelSettings)
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def distributed(self) -> bool:
@@ -155,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         events=load_events_settings(reader, http),
         kafka=load_kafka_settings(reader),
         channels=load_channel_settings(reader),
+        webhooks=load_webhook_settings(reader),
     )
 
 

@@ -73,6 +73,7 @@ def http_use_cases(hub: Hub) -> UseCases:
         send_typing=recipient.send_typing,
         channel_handles=hub.channel_handles,
         receive_reply=hub.receive_reply,
+        manage_webhooks=hub.webhooks,
     )
 
 

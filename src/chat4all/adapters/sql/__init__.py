@@ -49,3 +49,4 @@ Composition::
 # The tables defined outside `tables` join its metadata when the package loads, so whatever reads
 # `tables.metadata` (the migrations, their test) sees the whole schema.
 from chat4all.adapters.sql import channel_tables as channel_tables  # noqa: E402
+from chat4all.adapters.sql import webhook_tables as webhook_tables  # noqa: E402

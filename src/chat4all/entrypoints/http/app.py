@@ -25,6 +25,7 @@ from chat4all.entrypoints.http.metrics_routes import metrics_route
 from chat4all.entrypoints.http.request import GuardedRequest
 from chat4all.entrypoints.http.security_headers import secure_response
 from chat4all.entrypoints.http.use_cases import Lifecycle, UseCases, provide_value
+from chat4all.entrypoints.http.webhook_routes import WebhookController
 from chat4all.entrypoints.http.websocket_route import events_socket
 
 MAX_JSON_BODY = 256 * 1024
@@ -46,8 +47,7 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
             EventController,
             ChannelHandleController,
             InboundController,
-            events_socket,
-            *chat_routes(),
+            *[events_socket, *chat_routes(), *webhook_routes(use_cases)],
         ],
         dependencies={
             **use_cases.providers(),
@@ -70,6 +70,11 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
     # Around the router rather than as route middleware, so unrouted 404/405 answers are guarded too.
     app.asgi_handler = HostGuard(app.asgi_handler, config.allowed_hosts)
     return app
+
+
+def webhook_routes(use_cases: UseCases) -> list[type[WebhookController]]:
+    """The webhook routes, where the process manages webhooks."""
+    return [WebhookController] if use_cases.manage_webhooks is not None else []
 
 
 def _openapi() -> OpenAPIConfig:

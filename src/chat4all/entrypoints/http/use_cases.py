@@ -50,6 +50,7 @@ class UseCases:
     send_typing: SendTyping
     channel_handles: ChannelHandles
     receive_reply: ReceiveReply
+    manage_webhooks: Any = None  # ManageWebhooks; None: no webhook routes
 
     def providers(self) -> dict[str, Provide]:
         """One Litestar dependency per use case, named as the field."""

@@ -1,0 +1,85 @@
+"""Sending webhooks: the HTTP client (httpx, no redirects followed), the resolver the destination
+checks use, and Standard Webhooks signatures (the `standardwebhooks` package)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import socket
+import time
+from datetime import datetime
+
+import httpx
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from chat4all.application.ports.webhooks import HttpAnswer
+
+SECRET_BYTES = 32
+# An answer's body is read (and dropped) up to this much, so that its connection can carry the next
+# attempt: one left unread is closed, and every attempt then paid a new connection. A longer body
+# is cut short, its connection closed.
+DRAINED_BODY = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received > DRAINED_BODY:
+            return
+
+
+class HttpxWebhookTransport:
+    """One connection pool for every endpoint, connections kept alive between attempts; each attempt
+    is bounded by `timeout` as a whole (connecting, sending, the answer and its first 64 KiB)."""
+
+    def __init__(self, max_connections: int = 256) -> None:
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            trust_env=False,  # no proxy from the environment between the hub and the endpoints
+        )
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> HttpAnswer:
+        started = time.monotonic()
+
+        def answer(status: int | None, error: str | None) -> HttpAnswer:
+            return HttpAnswer(status, error, round((time.monotonic() - started) * 1000))
+
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
+                    status = response.status_code
+                    await _drain(response)
+        except TimeoutError:
+            return answer(None, f"no answer within {timeout:g} s")
+        except httpx.TimeoutException:
+            return answer(None, f"no answer within {timeout:g} s")
+        except httpx.HTTPError as error:
+            return answer(None, f"{type(error).__name__}: {error}"[:500] or type(error).__name__)
+        if 300 <= status < 400:
+            return answer(status, f"HTTP {status}: redirects are not followed")
+        return answer(status, None if 200 <= status < 300 else f"HTTP {status}")
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class SystemResolver:
+    """The system's resolver, off the event loop (`loop.getaddrinfo` runs it in a thread)."""
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError):  # unknown, unreachable resolver, or not a host name
+            return []
+        return sorted({str(info[4][0]) for info in found})
+
+
+class StandardWebhookSigner:
+    def new_secret(self) -> str:
+        return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+    def sign(self, secret: str, message_id: str, timestamp: datetime, body: bytes) -> str:
+        return StandardWebhook(secret).sign(message_id, timestamp, body)

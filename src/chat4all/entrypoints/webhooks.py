@@ -1,0 +1,68 @@
+"""Outbound webhooks in the composition root: their adapters, the use cases routes call, and the
+loops that feed and send deliveries where routing and delivery run (the embedded process, each
+worker); an API process of the distributed profile only manages them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from chat4all.application.ports.webhooks import AddressResolver, WebhookSigner, WebhookStore, WebhookTransport
+from chat4all.application.webhook_feed import FeedWebhooks, PurgeWebhookDeliveries
+from chat4all.application.webhook_sender import SendWebhooks
+from chat4all.application.webhooks import ManageWebhooks, WebhookPolicy
+from chat4all.entrypoints.background import every
+from chat4all.entrypoints.hub import Hub
+
+FEED_POLL = 0.2  # seconds between looks for new events of webhooks' owners
+SEND_POLL = 0.5  # seconds between looks for due retries, when nothing wakes the sender sooner
+
+
+@attrs.define
+class WebhookAdapters:
+    store: WebhookStore
+    resolver: AddressResolver
+    signer: WebhookSigner
+    transport: WebhookTransport | None  # None: this process does not send (a distributed API)
+    on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+
+
+def sql_webhook_adapters(engine: Any, *, sending: bool) -> WebhookAdapters:
+    from chat4all.adapters.sql.webhooks import SqlWebhookStore
+    from chat4all.adapters.webhook_http import HttpxWebhookTransport, StandardWebhookSigner, SystemResolver
+
+    transport = HttpxWebhookTransport() if sending else None
+    return WebhookAdapters(
+        SqlWebhookStore(engine),
+        SystemResolver(),
+        StandardWebhookSigner(),
+        transport,
+        on_stop=[transport.close] if transport is not None else [],
+    )
+
+
+def add_webhooks(hub: Hub, adapters: WebhookAdapters) -> None:
+    configured = hub.settings.webhooks
+    policy = WebhookPolicy(allow_private=configured.allow_private)
+    clock, ids = hub.adapters.clock, hub.adapters.ids
+    hub.webhooks = ManageWebhooks(adapters.store, adapters.signer, adapters.resolver, clock, ids, policy)
+    hub.adapters.on_stop.extend(adapters.on_stop)
+    if adapters.transport is None:
+        return
+    sender = SendWebhooks(
+        adapters.store,
+        adapters.transport,
+        adapters.signer,
+        adapters.resolver,
+        clock,
+        policy,
+        per_endpoint=configured.concurrency_per_endpoint,
+        max_in_flight=configured.max_in_flight,
+    )
+    feed = FeedWebhooks(adapters.store, ids, clock, on_fed=sender.poke)
+    purge = PurgeWebhookDeliveries(adapters.store, clock, hub.settings.events.retention)
+    hub.background.add("webhook-feed", lambda: every(FEED_POLL, feed.execute, "webhook-feed"))
+    hub.background.add("webhook-send", lambda: sender.run(SEND_POLL))
+    hub.background.add("webhook-purge", lambda: every(3600.0, purge.execute, "webhook-purge"))

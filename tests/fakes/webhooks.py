@@ -1,0 +1,73 @@
+"""In-memory webhook adapters for the unit tests of the webhook use cases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from uuid import UUID
+
+from chat4all.application.ports.webhooks import AttemptOutcome, ClaimedDelivery, HttpAnswer
+from chat4all.domain.webhooks import Webhook
+
+
+class InMemoryWebhookStore:
+    """Keeps webhooks; hands out `due` claims as given, and records outcomes."""
+
+    def __init__(self) -> None:
+        self.webhooks: dict[UUID, Webhook] = {}
+        self.due: dict[UUID, list[ClaimedDelivery]] = {}
+        self.recorded: list[AttemptOutcome] = []
+        self.released: list[UUID] = []
+
+    async def add(self, webhook: Webhook) -> None:
+        self.webhooks[webhook.id] = webhook
+
+    async def count_owned(self, owner_id: UUID) -> int:
+        return len([each for each in self.webhooks.values() if each.owner_id == owner_id])
+
+    async def last_seq(self, owner_id: UUID) -> int:
+        return 7
+
+    async def claim(self, now: datetime, lease_until: datetime, skip, per_webhook: int, limit: int):
+        taken: list[ClaimedDelivery] = []
+        for webhook_id, claims in self.due.items():
+            if webhook_id not in skip:
+                mine, self.due[webhook_id] = claims[:per_webhook], claims[per_webhook:]
+                taken += mine
+        return taken[:limit]
+
+    async def record(self, outcomes, now: datetime) -> None:
+        self.recorded.extend(outcomes)
+
+    async def release(self, delivery_ids) -> None:
+        self.released.extend(delivery_ids)
+
+
+class StaticResolver:
+    def __init__(self, addresses: dict[str, list[str]]) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        return self.addresses.get(host, [])
+
+
+class HeldTransport:
+    """Records each POST and answers `status` once `release` is set."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.posts: list[tuple[str, bytes, dict[str, str]]] = []
+        self.release = asyncio.Event()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> HttpAnswer:
+        self.posts.append((url, body, headers))
+        await self.release.wait()
+        return HttpAnswer(self.status, None, 1)
+
+
+class FixedSigner:
+    def new_secret(self) -> str:
+        return "whsec_c2VjcmV0"
+
+    def sign(self, secret: str, message_id: str, timestamp: datetime, body: bytes) -> str:
+        return f"v1,{message_id}"
