@@ -149,3 +149,28 @@ async def test_without_a_cache_there_is_nothing_to_check(hub):
     assert await resolve.execute(token) == alice
     assert await resolve.reconfirm_used() == 0
     assert database.transactions == 1
+
+
+async def test_a_lookup_that_waited_long_for_a_connection_still_leaves_the_token_cached(hub):
+    from chat4all.adapters.caching import ExpiringCache
+    from chat4all.application.auth import TOKEN_CACHE_SIZE, ResolveToken
+
+    lookups = 0
+
+    @contextlib.asynccontextmanager
+    async def overloaded_uow():
+        nonlocal lookups
+        lookups += 1
+        hub.clock.advance(CACHE_FOR * 2)  # waiting for a free connection
+        async with hub.uow() as uow:
+            yield uow
+
+    resolve = ResolveToken(overloaded_uow, hub.tokens, hub.clock, CACHE_FOR, ExpiringCache(TOKEN_CACHE_SIZE))
+    alice, token = await logged_in(hub, "alice")
+    assert await resolve.execute(token) == alice
+    assert await resolve.execute(token) == alice
+    assert lookups == 1
+    read_at = hub.clock.now()
+    await hub.logout.execute(token)  # another process
+    hub.clock.set(read_at + CACHE_FOR)
+    await rejected(resolve, token)

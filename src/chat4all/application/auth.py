@@ -172,7 +172,7 @@ class ResolveToken:
     async def execute(self, secret: str) -> User:
         digest = self.tokens.digest(secret)
         now = self.clock.now()
-        return await self.cache.get_or_load(digest, now, lambda: self._look_up(digest, now))
+        return await self.cache.get_or_load(digest, now, lambda: self._look_up(digest))
 
     @property
     def reconfirm_every(self) -> timedelta:
@@ -198,8 +198,8 @@ class ResolveToken:
         return forgotten
 
     async def _reconfirm(self, digests: list[str]) -> int:
-        asked_at = self.clock.now()
         async with self.uow() as uow:
+            asked_at = self.clock.now()  # with the connection held (see `_look_up`)
             expiries = await uow.tokens.expiries_among(digests, asked_at)
         for digest in set(digests) - expiries.keys():
             self.cache.forget(digest)
@@ -230,8 +230,13 @@ class ResolveToken:
             raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
         return token.expires_at
 
-    async def _look_up(self, digest: str, now: datetime) -> User:
+    async def _look_up(self, digest: str) -> User:
         async with self.uow() as uow:
+            # Once the unit of work holds its connection, not when the request came: an overloaded
+            # process may wait seconds for one, and an entry counted from before that wait would
+            # end as soon as it is put (every request then missed: the cache gave out just when it
+            # was needed most). The token is read after this moment, so the bound still holds.
+            now = self.clock.now()
             token = await uow.tokens.get(digest)
             if token is None or not token.is_valid_at(now):
                 self.cache.forget(digest)
