@@ -83,8 +83,8 @@ async def test_outcomes_deliver_the_reached_receipts_and_tell_the_sender(
         (3, EventType.MESSAGE_STATUS),
     ]
     assert [(event.data["status"], event.data["channel"]) for event in log[1:]] == [
-        ("routed", {"name": "whatsapp", "status": "failed"}),
-        ("failed", {"name": "instagram", "status": "delivered"}),
+        ("routed", {"name": "whatsapp", "status": "failed", "detail": "carol is unknown"}),
+        ("failed", {"name": "instagram", "status": "delivered", "detail": None}),
     ]
     for member in (bob, carol):
         _, theirs = await SqlUserEventReader(engine).read_after(member.id, 0, 10)

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 from uuid import uuid4
 
@@ -20,7 +21,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.integration.browser import headless_chromium
-from tests.integration.web_chat import VIEWPORTS, ChatUser, demo_hub
+from tests.integration.web_chat import VIEWPORTS, ChatUser, EventRelay, demo_hub
 
 pytestmark = pytest.mark.services
 EACH_WIDTH = pytest.mark.parametrize("width", list(VIEWPORTS))
@@ -90,15 +91,19 @@ async def keyboard_log_in(browser, hub, name: str, viewport: dict) -> ChatUser:
 async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, browser, width):
     tag = uuid4().hex[:6]
     alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
+    relay = await alice.relay_events()
     bob = await keyboard_log_in(browser, hub, "bob", VIEWPORTS[width])
     await alice.start_conversation("bob")
+    asked = alice.requests()
     first = f"Olá, Bob! ({tag})"
+    sent_at = time.monotonic()
     await alice.send(first)
     # bob's list shows it, unread, without a reload; alice's tick is not read yet
     await expect(bob.conversation("alice")).to_contain_text(first, timeout=1000)
     await expect(bob.conversation("alice").locator(".unread")).to_have_text("1")
     tick = alice.message(first).locator(".tick")
-    await expect(tick).to_have_attribute("data-status", "delivered", timeout=5000)
+    await expect(tick).to_have_attribute("data-status", "delivered", timeout=2000)
+    assert time.monotonic() - sent_at < 2.0, "delivered as the channels' outcomes come"
 
     await bob.conversation("alice").focus()
     await bob.page.keyboard.press("Enter")
@@ -122,8 +127,32 @@ async def test_bob_sees_alices_message_live_and_her_tick_turns_to_read(hub, brow
 
     if hub.profile == "embedded":
         await (alice if width == "desktop" else bob).screenshot(f"web-chat-{width}.png")
+
+    await a_late_delivered_leaves_the_tick_read(alice, bob, relay, first)
+    assert asks_about_messages(asked) == [], "the ticks move on the `message.status` events alone"
     await alice.close()
     await bob.close()
+
+
+async def test_a_message_a_channel_refuses_shows_why_from_its_events(browser, tmp_path):
+    with demo_hub(tmp_path, CHAT4ALL_CONNECTOR_FAILURES="whatsapp=permanent") as refusing:
+        alice = await ChatUser.log_in(browser, refusing, "alice", VIEWPORTS["desktop"])
+        await alice.start_conversation("bob")
+        asked = alice.requests()
+        sent_at = time.monotonic()
+        await alice.send("Hello over every channel")
+        sent = alice.message("Hello over every channel")
+        await expect(sent.locator(".tick")).to_have_attribute("data-status", "failed", timeout=2000)
+        assert time.monotonic() - sent_at < 2.0
+        why = "not delivered on whatsapp: WhatsApp refused the message (injected permanent failure)"
+        await expect(sent.get_by_role("alert")).to_have_text(why)
+        assert asks_about_messages(asked) == []
+
+        await alice.page.reload()  # the history page says which channel failed (why: GET /v1/messages/{id})
+        await alice.open("bob")
+        await expect(sent.locator(".tick")).to_have_attribute("aria-label", "failed")
+        await expect(sent.get_by_role("alert")).to_have_text("not delivered on whatsapp")
+        await alice.close()
 
 
 @EACH_WIDTH
@@ -246,6 +275,25 @@ async def test_a_group_by_usernames_pages_back_through_its_history_and_can_be_le
     await alice.page.get_by_role("button", name="Log out").wait_for()
     await expect(alice.conversation(f"Falcon {tag}")).to_have_count(0)
     await alice.close()
+
+
+async def a_late_delivered_leaves_the_tick_read(alice: ChatUser, bob: ChatUser, relay: EventRelay, text: str) -> None:
+    """A late `delivered` (a redelivered event) does not take the read tick back; a typing notice
+    slipped in after it shows that the page has handled it."""
+    message_id = await alice.message(text).get_attribute("data-id")
+    conversation = await alice.page.evaluate("document.querySelector('#conversation-list [aria-current=true]').dataset.id")
+    relay.slip_in("message.status", {
+        "message_id": message_id, "conversation_id": conversation, "status": "delivered", "read_by_all_at": None,
+        "channel": {"name": "whatsapp", "status": "delivered", "detail": None}, "receipt": None})
+    bob_id = await bob.page.evaluate("JSON.parse(sessionStorage.getItem('chat4all.session')).userId")
+    soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    relay.slip_in_notice({"type": "typing", "data": {"conversation_id": conversation, "user_id": bob_id, "until": soon}})
+    await expect(alice.page.locator("#typing")).to_have_text("bob is typing…")
+    await expect(alice.message(text).locator(".tick")).to_have_attribute("data-status", "read")
+
+
+def asks_about_messages(requests: list[tuple[str, str]]) -> list[str]:
+    return [path for method, path in requests if method == "GET" and path.startswith("/v1/messages/")]
 
 
 async def attach(user: ChatUser, path) -> None:

@@ -3,6 +3,7 @@ logged in to the page in a browser context of their own (Debian's Chromium, driv
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -139,6 +140,20 @@ class ChatUser:
         await box.fill(text)
         await box.press("Enter")
 
+    def requests(self) -> list[tuple[str, str]]:
+        """From now on, every request the page makes, as (method, path)."""
+        made: list[tuple[str, str]] = []
+        self.page.on("request", lambda request: made.append((request.method, httpx.URL(request.url).path)))
+        return made
+
+    async def relay_events(self) -> EventRelay:
+        """The page's event socket from now on (the page reloads), through a relay that can slip in frames."""
+        relay = EventRelay()
+        await self.context.route_web_socket("**/v1/events/ws", relay.connect)
+        await self.page.reload()
+        await self.page.get_by_role("button", name="Log out").wait_for()
+        return relay
+
     async def token(self) -> str:
         return await self.page.evaluate("JSON.parse(sessionStorage.getItem('chat4all.session')).token")
 
@@ -149,3 +164,30 @@ class ChatUser:
     async def close(self) -> None:
         await self.context.close()
         assert not self.problems, f"{self.name}'s page: {self.problems}"
+
+
+class EventRelay:
+    """Passes every frame between the page and the hub, and can hand the page an event the hub
+    never sent (numbered after the last one it did, so the page takes it as new)."""
+
+    def __init__(self) -> None:
+        self.page_side = None
+        self.last_seq = 0
+
+    def connect(self, page_side) -> None:
+        self.page_side = page_side
+        hub_side = page_side.connect_to_server()
+        hub_side.on_message(lambda frame: self._to_page(frame))
+
+    def _to_page(self, frame: str | bytes) -> None:
+        seq = json.loads(frame).get("seq")
+        if isinstance(seq, int):
+            self.last_seq = max(self.last_seq, seq)
+        self.page_side.send(frame)
+
+    def slip_in(self, event_type: str, data: dict) -> None:
+        self.last_seq += 1
+        self.slip_in_notice({"seq": self.last_seq, "type": event_type, "data": data})
+
+    def slip_in_notice(self, frame: dict) -> None:
+        self.page_side.send(json.dumps(frame))

@@ -71,7 +71,8 @@ def test_a_status_change_goes_to_the_sender_only_with_what_changed():
     sent.record_delivery("whatsapp", delivered=True, now=NOW + timedelta(seconds=1))
     (event,) = message_status(sent, NOW + timedelta(seconds=1), channel="whatsapp")
     assert event.user_id == ALICE and event.type is EventType.MESSAGE_STATUS
-    assert event.data["status"] == "delivered" and event.data["channel"] == {"name": "whatsapp", "status": "delivered"}
+    assert event.data["status"] == "delivered"
+    assert event.data["channel"] == {"name": "whatsapp", "status": "delivered", "detail": None}
     receipt = Receipt(sent.id, BOB).read(NOW + timedelta(seconds=2))
     (event,) = message_status(sent, NOW + timedelta(seconds=2), receipt=receipt)
     assert event.data["receipt"] == {

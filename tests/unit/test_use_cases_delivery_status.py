@@ -32,7 +32,7 @@ async def test_a_delivered_channel_tells_the_sender_and_marks_the_receipts_deliv
     delivered_at = hub.clock.now()
     [first] = status_events(hub, alice)
     assert first["message_id"] == str(message.id) and first["status"] == "routed"
-    assert first["channel"] == {"name": "whatsapp", "status": "delivered"} and first["receipt"] is None
+    assert first["channel"] == {"name": "whatsapp", "status": "delivered", "detail": None} and first["receipt"] is None
     assert {recipient: receipt.delivered_at for recipient, receipt in (await receipts(hub, message)).items()} == {
         bob.id: delivered_at,
         carol.id: delivered_at,
@@ -40,7 +40,7 @@ async def test_a_delivered_channel_tells_the_sender_and_marks_the_receipts_deliv
     hub.clock.advance()
     await hub.deliver.execute(message.id, "instagram")
     [_, second] = status_events(hub, alice)
-    assert second["status"] == "delivered" and second["channel"] == {"name": "instagram", "status": "delivered"}
+    assert second["status"] == "delivered" and second["channel"] == {"name": "instagram", "status": "delivered", "detail": None}
     # The first channel's time stays: a receipt is delivered once.
     assert all(receipt.delivered_at == delivered_at for receipt in (await receipts(hub, message)).values())
     assert status_events(hub, bob) == status_events(hub, carol) == []
@@ -52,7 +52,8 @@ async def test_a_failed_channel_tells_the_sender_and_delivers_no_receipt(hub, pe
     hub.connectors["whatsapp"].fail_permanently("number does not exist")
     await hub.deliver.execute(message.id, "whatsapp")
     [told] = status_events(hub, alice)
-    assert told["status"] == "failed" and told["channel"] == {"name": "whatsapp", "status": "failed"}
+    assert told["status"] == "failed"
+    assert told["channel"] == {"name": "whatsapp", "status": "failed", "detail": "number does not exist"}
     assert (await receipts(hub, message))[bob.id].delivered_at is None
 
 

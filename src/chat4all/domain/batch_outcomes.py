@@ -81,7 +81,7 @@ def _record(recorded: RecordedBatch, message: Message, outcome: ChannelOutcome, 
         return False
     recorded.ended.append((outcome, message.status.is_terminal))
     recorded.delivered_receipts.extend((message.id, recipient) for recipient in outcome.reached)
-    recorded.events.extend(message_status(message, now, channel=outcome.channel))
+    recorded.events.extend(message_status(message, now, channel=outcome.channel, failure=outcome.failure))
     if message.failover:
         recorded.attempts.extend(
             attempts_of(message.id, outcome.channel, outcome.reached, outcome.unreached, now, outcome.failure)

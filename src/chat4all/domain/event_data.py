@@ -78,11 +78,16 @@ def message_created(message: Message, conversation: Conversation) -> list[Pendin
 
 
 def message_status(
-    message: Message, at: datetime, *, channel: str | None = None, receipt: Receipt | None = None
+    message: Message,
+    at: datetime,
+    *,
+    channel: str | None = None,
+    failure: str | None = None,
+    receipt: Receipt | None = None,
 ) -> list[PendingEvent]:
     """What changed about the sender's message: its status now, when everyone had read it, and
-    the channel outcome or the recipient's receipt behind the change (at most one of the two;
-    neither when the change is that everyone has read it)."""
+    the channel outcome (with `failure`, why the channel failed) or the recipient's receipt behind
+    the change (at most one of the two; neither when the change is that everyone has read it)."""
     if channel is not None and receipt is not None:
         raise ValueError("a status event tells one change: a channel outcome or a receipt")
     data: dict[str, Any] = {
@@ -94,7 +99,7 @@ def message_status(
         "receipt": None,
     }
     if channel is not None:
-        data["channel"] = {"name": channel, "status": message.deliveries[channel].value}
+        data["channel"] = {"name": channel, "status": message.deliveries[channel].value, "detail": failure}
     if receipt is not None:
         data["receipt"] = receipt_data(receipt)
     return [PendingEvent(message.sender_id, EventType.MESSAGE_STATUS, at, data)]

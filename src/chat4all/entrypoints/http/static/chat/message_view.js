@@ -1,4 +1,5 @@
-// The message list (an ARIA log): one element per message id, ticks that only move forward.
+// The message list (an ARIA log): one element per message id, ticks that only move forward (a
+// late or repeated status, from an event or a history page, never takes one back).
 
 const TICKS = {
   sending: ["🕓", "sending"],
@@ -30,12 +31,9 @@ export class MessageView {
 
   clear() {
     this.elements = new Map();
-    this.statuses = new Map();
+    this.statuses = new Map(); // shown, or told by an event before its message was on the page
+    this.failures = new Map(); // message id → Map(channel → why it failed there)
     this.log.replaceChildren(this.log.querySelector("#history-state") || document.createElement("p"));
-  }
-
-  has(messageId) {
-    return this.elements.has(messageId);
   }
 
   historyState(text) {
@@ -103,7 +101,13 @@ export class MessageView {
       meta.append(tick);
     }
     this.elements.set(message.message_id, element);
-    this.paint(message.message_id, message.status || "accepted");
+    for (const [channel, outcome] of Object.entries(message.deliveries || {})) {
+      if (outcome === "failed") this.channelFailed(message.message_id, channel, null);
+    }
+    // An event may have told more while the history page was on its way: the furthest shows.
+    const told = this.statuses.get(message.message_id);
+    const status = message.status || "accepted";
+    this.paint(message.message_id, told !== undefined && RANK[told] > RANK[status] ? told : status);
     return element;
   }
 
@@ -126,14 +130,27 @@ export class MessageView {
     return wrapper;
   }
 
-  setStatus(messageId, status, failure = null) {
-    if (!this.elements.has(messageId) || !status) return;
-    const current = this.statuses.get(messageId);
-    if (current !== undefined && RANK[status] < RANK[current]) return;
-    this.paint(messageId, status, failure);
+  // A channel that failed, and why when a `message.status` event said it (a history page says
+  // which channels failed, not why): shown under the message once it has failed.
+  channelFailed(messageId, channel, detail) {
+    if (!this.failures.has(messageId)) this.failures.set(messageId, new Map());
+    const reasons = this.failures.get(messageId);
+    reasons.set(channel, detail ?? reasons.get(channel) ?? null);
   }
 
-  paint(messageId, status, failure = null) {
+  failureOf(messageId) {
+    const reasons = [...(this.failures.get(messageId) || [])].map(([channel, why]) => (why ? `${channel}: ${why}` : channel));
+    return reasons.length ? `not delivered on ${reasons.join("; ")}` : "not delivered";
+  }
+
+  setStatus(messageId, status, failure) {
+    const current = this.statuses.get(messageId);
+    if (!status || (current !== undefined && RANK[status] < RANK[current])) return;
+    this.statuses.set(messageId, status);
+    if (this.elements.has(messageId)) this.paint(messageId, status, failure);
+  }
+
+  paint(messageId, status, failure = status === "failed" ? this.failureOf(messageId) : null) {
     const element = this.elements.get(messageId);
     this.statuses.set(messageId, status);
     element.dataset.status = status;

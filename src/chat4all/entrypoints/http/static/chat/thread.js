@@ -8,7 +8,6 @@ import { MessageView } from "./message_view.js";
 const $ = (id) => document.getElementById(id);
 const PAGE = 30;
 const TYPING_EVERY_MS = 2000;
-const STATUS_CHECKS_MS = [600, 1500, 4000, 10000, 30000];
 
 export class Thread {
   constructor(list, onClose) {
@@ -69,7 +68,6 @@ export class Thread {
     this.view.historyState(this.before ? "" : "Start of the conversation");
     this.view.scrollToEnd();
     this.markRead();
-    for (const message of page.messages) this.watchStatus(message);
   }
 
   async maybeLoadOlder() {
@@ -139,7 +137,6 @@ export class Thread {
       await this.api.post("/v1/messages", message);
       this.outbox.delete(message.message_id);
       this.view.setStatus(message.message_id, "accepted");
-      this.watchStatus({ ...message, status: "accepted" });
     } catch (error) {
       if (error.network) {
         this.view.setStatus(message.message_id, "queued");
@@ -155,23 +152,6 @@ export class Thread {
     for (const message of [...this.outbox.values()]) this.post(message);
   }
 
-  // Channel outcomes come as no event yet: a message of ours still on its way is looked at again
-  // a few times, later and later, until its channels have delivered it or failed.
-  watchStatus(message) {
-    if (message.from !== this.me || !["accepted", "routed"].includes(message.status)) return;
-    const check = async (attempt) => {
-      if (attempt >= STATUS_CHECKS_MS.length || !this.view.has(message.message_id)) return;
-      try {
-        const found = await this.api.get(`/v1/messages/${message.message_id}`);
-        this.messageStatus(found);
-        if (["accepted", "routed"].includes(found.status)) setTimeout(() => check(attempt + 1), STATUS_CHECKS_MS[attempt + 1]);
-      } catch {
-        setTimeout(() => check(attempt + 1), STATUS_CHECKS_MS[attempt + 1]);
-      }
-    };
-    setTimeout(() => check(0), STATUS_CHECKS_MS[0]);
-  }
-
   messageCreated(message) {
     if (message.conversation_id !== this.openId) return;
     this.view.add(message);
@@ -181,9 +161,11 @@ export class Thread {
     }
   }
 
+  // Our ticks move on the server's word alone: a `message.status` for each channel outcome, and
+  // one when everyone has read the message. A channel that failed says why.
   messageStatus(data) {
-    const failure = data.status === "failed" ? failureReason(data) : null;
-    this.view.setStatus(data.message_id, data.status, failure);
+    if (data.channel?.status === "failed") this.view.channelFailed(data.message_id, data.channel.name, data.channel.detail);
+    this.view.setStatus(data.message_id, data.status);
   }
 
   conversationRead() {
@@ -225,9 +207,4 @@ export class Thread {
       $("thread-error").textContent = `Could not leave: ${error.message}`;
     }
   }
-}
-
-function failureReason(message) {
-  const failed = (message.history || []).filter((entry) => entry.status === "failed" && entry.detail);
-  return failed.length ? `failed: ${failed[failed.length - 1].detail}` : "failed to deliver";
 }
