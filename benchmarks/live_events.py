@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 import uuid
@@ -89,8 +90,11 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
         answered: dict[str, float] = {}
         arrived: dict[str, float] = {}
         listeners = [asyncio.create_task(listen(ws, user_id, arrived)) for ws, (user_id, _) in zip(sockets, users, strict=True)]
+        api_pid, load_before = deployment.pid("api"), os.getloadavg()[0]
+        cpu_before = cpu_seconds(api_pid)
         sends = await open_loop(http, deployment.base_url, list(zip(pairs, conversations, strict=True)), rate, seconds, started, answered)
         await asyncio.sleep(2.0)  # the last messages' frames
+        api_cpu = cpu_seconds(api_pid) - cpu_before
         for task in listeners:
             task.cancel()
         for ws in sockets:
@@ -98,7 +102,11 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
     latencies = [arrived[key] - started[key] for key in started if key in arrived]
     return {"clients": clients, "conversations": len(pairs), "rate": rate, "seconds": seconds, "sent": len(started),
             "failed_sends": sends, "delivered": len(latencies), "post_start_to_socket": latency_summary(latencies),
-            "post_start_to_answer": latency_summary(answered[key] - started[key] for key in answered)}
+            "post_start_to_answer": latency_summary(answered[key] - started[key] for key in answered),
+            # The API process's CPU while sending, per accepted message: what the machine's other work
+            # does not change, unlike the latencies.
+            "api_cpu_ms_per_accepted": round(1000 * api_cpu / max(1, len(answered)), 2),
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 
 
 async def start_pair(http: aiohttp.ClientSession, base: str, a: tuple[str, str], b: tuple[str, str]) -> str:
@@ -132,12 +140,16 @@ async def open_loop(
         started[message_id] = time.monotonic()
         if sent_to is not None:
             sent_to[message_id] = conversation
-        async with http.post(f"{base}/v1/messages", json=body, headers={"Authorization": f"Bearer {sender[1]}"}) as answer:
-            if answer.status != 200:
-                failures += 1
-                started.pop(message_id, None)
-            else:
-                answered[message_id] = time.monotonic()
+        try:
+            async with http.post(f"{base}/v1/messages", json=body, headers={"Authorization": f"Bearer {sender[1]}"}) as answer:
+                accepted = answer.status == 200
+        except (TimeoutError, aiohttp.ClientError):  # a saturated server: counted, not the end of the run
+            accepted = False
+        if accepted:
+            answered[message_id] = time.monotonic()
+        else:
+            failures += 1
+            started.pop(message_id, None)
 
     tasks, begin = [], time.monotonic()
     for index in range(int(rate * seconds)):

@@ -63,7 +63,11 @@ class InMemoryTokenRepository:
             self._tokens.put(token_hash, attrs.evolve(token, revoked_at=at))
 
     async def valid_among(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
-        return {digest for digest in token_hashes if (token := self._tokens.get(digest)) is not None and token.is_valid_at(now)}
+        return set(await self.expiries_among(token_hashes, now))
+
+    async def expiries_among(self, token_hashes: Sequence[str], now: datetime) -> dict[str, datetime]:
+        tokens = [self._tokens.get(digest) for digest in token_hashes]
+        return {token.token_hash: token.expires_at for token in tokens if token is not None and token.is_valid_at(now)}
 
 
 class InMemoryConversationRepository:

@@ -157,6 +157,10 @@ async def test_which_tokens_are_still_valid_in_one_query(uow: SqlUnitOfWorkFacto
         assert await tx.tokens.valid_among(["live", "revoked", "expiring", "unknown"], at(50)) == {"live", "expiring"}
         assert await tx.tokens.valid_among(["live", "expiring"], at(100)) == {"live"}  # not at the expiry instant
         assert await tx.tokens.valid_among([], at(0)) == set()
+        assert await tx.tokens.expiries_among(["live", "revoked", "expiring", "unknown"], at(50)) == {
+            "live": at(3600), "expiring": at(100)
+        }
+        assert await tx.tokens.expiries_among([], at(0)) == {}
 
 
 async def test_conversations_members_private_lookup_and_listing(uow: SqlUnitOfWorkFactory) -> None:

@@ -375,3 +375,30 @@ async def test_forgetting_a_key_while_it_loads_discards_what_that_load_puts():
 
     cache.put("a", 2)  # once that load is over, puts count again
     assert cache.get("a", REFRESH_AT) == 2
+
+
+def test_the_keys_put_or_read_since_the_last_ask_are_reported_once():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=NOW + timedelta(seconds=5))
+    cache.put("b", 2, until=NOW + timedelta(seconds=5))
+    assert cache.take_used() == {"a", "b"}  # put by a load for its caller
+    cache.get("a", NOW)
+    cache.get("b", NOW + timedelta(seconds=6))  # ended: not a use
+    cache.get("missing", NOW)
+    assert cache.take_used() == {"a"}
+    assert cache.take_used() == set()
+
+
+def test_prolonging_only_extends_an_entry_still_present():
+    cache: ExpiringCache[str, int] = ExpiringCache(10)
+    cache.put("a", 1, until=NOW + timedelta(seconds=5))
+    cache.prolong("a", NOW + timedelta(seconds=3))  # never shortened
+    assert cache.get("a", NOW + timedelta(seconds=4)) == 1
+    cache.prolong("a", NOW + timedelta(seconds=9))
+    assert cache.get("a", NOW + timedelta(seconds=8)) == 1
+    assert cache.get("a", NOW + timedelta(seconds=9)) is None
+    cache.put("b", 2, until=NOW + timedelta(seconds=5))
+    cache.forget("b")  # e.g. a logout while the check that prolongs it ran
+    cache.prolong("b", NOW + timedelta(seconds=9))
+    cache.prolong("never", NOW + timedelta(seconds=9))
+    assert cache.get("b", NOW) is None and cache.get("never", NOW) is None

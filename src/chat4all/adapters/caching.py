@@ -41,6 +41,9 @@ class ExpiringCache(Generic[Key, Value]):
         self._loading: dict[Key, asyncio.Future[Value]] = {}
         # Loads under way when their key was forgotten: what they read may predate the reason.
         self._stale_loads: set[asyncio.Future[Value]] = set()
+        # Keys whose entry was put or read since the last `take_used`; no more of them than entries, so
+        # a cache nobody asks does not grow with them.
+        self._used: set[Key] = set()
         self._closed = False
 
     def get(self, key: Key, now: datetime) -> Value | None:
@@ -52,6 +55,7 @@ class ExpiringCache(Generic[Key, Value]):
             return  # what this load read may predate the reason it was forgotten (see `forget`)
         self._entries[key] = _Entry(value, until, refresh_at)
         self._entries.move_to_end(key)
+        self._mark_used(key)  # a load's put: its caller's use
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
@@ -79,6 +83,20 @@ class ExpiringCache(Generic[Key, Value]):
         loading = self._loading.get(key) or self._start_load(key, load)
         # Shielded: a caller that goes away (its client hung up) must not cancel the others' load.
         return await asyncio.shield(loading)
+
+    def take_used(self) -> set[Key]:
+        """The keys whose entries were put or read since the last call."""
+        used, self._used = self._used, set()
+        return used
+
+    def prolong(self, key: Key, until: datetime, refresh_at: datetime | None = None) -> None:
+        """Moves a present entry's end (and refresh point) to these, if later; an absent entry (never
+        put, ended, or forgotten meanwhile: a logout racing the check that prolongs it) stays absent."""
+        entry = self._entries.get(key)
+        if entry is None or (entry.until is not None and until <= entry.until):
+            return
+        later_refresh = refresh_at if entry.refresh_at is None or refresh_at is None else max(refresh_at, entry.refresh_at)
+        self._entries[key] = _Entry(entry.value, until, later_refresh)
 
     def forget(self, key: Key) -> None:
         """Drops the entry, and whatever a load of it already under way would put: that load may
@@ -111,7 +129,12 @@ class ExpiringCache(Generic[Key, Value]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
+        self._mark_used(key)
         return entry
+
+    def _mark_used(self, key: Key) -> None:
+        if len(self._used) < self._max_entries:
+            self._used.add(key)
 
     def _refresh_due(self, key: Key, entry: _Entry[Value], now: datetime) -> bool:
         if self._closed or entry.refresh_at is None or now < entry.refresh_at or key in self._loading:

@@ -13,6 +13,7 @@ in-memory adapters, so the wiring they run is production's.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -216,6 +217,10 @@ def add_api_background(hub: Hub) -> None:
     hub.background.add(
         "login-failure-purge", lambda: every(300.0, hub.authenticate.forget_stale_failures, "login-failure-purge")
     )
+    resolve = hub.resolve_token
+    if resolve.cache_for > timedelta(0):
+        every_s = resolve.reconfirm_every.total_seconds()
+        hub.background.add("token-reconfirm", lambda: every(every_s, resolve.reconfirm_used, "token-reconfirm"))
 
 
 def add_delivery_background(hub: Hub) -> None:

@@ -20,6 +20,7 @@ from chat4all.application.errors import DuplicateMessage
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 
 MESSAGE_COLUMNS = [column for column in messages.c if column.name != "seq"]
+_DELIVERY_UPSERTS: dict[str, Any] = {}  # by dialect (see `_delivery_upsert`)
 
 
 class MessageReads(SqlRepository):
@@ -155,12 +156,16 @@ class SqlMessageRepository(MessageReads):
             message.new_events.clear()
 
     def _delivery_upsert(self) -> Any:
-        insert_delivery = self._upsert(message_deliveries)
-        return insert_delivery.on_conflict_do_update(
-            index_elements=[message_deliveries.c.message_id, message_deliveries.c.channel],
-            set_={"status": insert_delivery.excluded.status, "updated_at": insert_delivery.excluded.updated_at},
-            where=message_deliveries.c.status != insert_delivery.excluded.status,
-        )
+        """Built once per dialect: its `excluded` alias copies the table's columns, dearer than running it."""
+        upsert = _DELIVERY_UPSERTS.get(self._dialect)
+        if upsert is None:
+            insert_delivery = self._upsert(message_deliveries)
+            upsert = _DELIVERY_UPSERTS[self._dialect] = insert_delivery.on_conflict_do_update(
+                index_elements=[message_deliveries.c.message_id, message_deliveries.c.channel],
+                set_={"status": insert_delivery.excluded.status, "updated_at": insert_delivery.excluded.updated_at},
+                where=message_deliveries.c.status != insert_delivery.excluded.status,
+            )
+        return upsert
 
     async def list_for_conversation(self, conversation_id: UUID, *, limit: int, offset: int) -> tuple[list[Message], int]:
         total = (

@@ -83,11 +83,14 @@ class SqlTokenRepository(SqlRepository):
         )
 
     async def valid_among(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        return set(await self.expiries_among(token_hashes, now))
+
+    async def expiries_among(self, token_hashes: Sequence[str], now: datetime) -> dict[str, datetime]:
         if not token_hashes:
-            return set()
-        valid = select(access_tokens.c.token_hash).where(
+            return {}
+        valid = select(access_tokens.c.token_hash, access_tokens.c.expires_at).where(
             one_of(access_tokens.c.token_hash, sorted(set(token_hashes)), self._dialect),
             access_tokens.c.revoked_at.is_(None),
             access_tokens.c.expires_at > now,
         )
-        return set((await self._execute(valid)).scalars())
+        return {row.token_hash: row.expires_at for row in await self._execute(valid)}

@@ -24,6 +24,14 @@ class Cache(Protocol[Key, Value]):
         while it loads wait for that one load."""
         ...
 
+    def take_used(self) -> set[Key]:
+        """The keys whose entries were put or read since the last call."""
+        ...
+
+    def prolong(self, key: Key, until: datetime, refresh_at: datetime | None = None) -> None:
+        """Moves a present entry's end (and refresh point) to these, if later; absent stays absent."""
+        ...
+
     def forget(self, key: Key) -> None:
         """Drops the entry, and whatever a load of it already under way would put."""
         ...

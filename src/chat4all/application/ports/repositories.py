@@ -47,6 +47,10 @@ class TokenRepository(Protocol):
         query however many there are."""
         ...
 
+    async def expiries_among(self, token_hashes: Sequence[str], now: datetime) -> dict[str, datetime]:
+        """`valid_among`, each with the moment it expires."""
+        ...
+
 
 class LoginAttemptRepository(Protocol):
     """Failed logins per throttling key ("pair:<hash of name and address>", "addr:<ip>", "user:<name>"),
