@@ -36,6 +36,7 @@ from chat4all.adapters.sql.postgres.connections import (
     pipelined_transaction,
     translate_psycopg_errors,
 )
+from chat4all.adapters.sql.postgres.log_append import append_to_logs
 from chat4all.adapters.sql.postgres.parameters import history_json_rows, uuid_array
 from chat4all.application.ports import BatchWrite
 from chat4all.domain.failover import DeliveryAttempt
@@ -96,29 +97,7 @@ WRITE_WITH_EVENTS = WRITE_MESSAGES + """, receipts AS (
 ), told AS (
     SELECT * FROM json_to_recordset(%(user_events)s::json)
                   AS told(user_id uuid, type text, at timestamptz, data json, position bigint)
-), counter AS (
-    INSERT INTO user_event_counters AS counter (user_id, last_seq)
-    SELECT user_id, count(*) FROM told
-    WHERE (SELECT count(*) FROM receipts) >= 0
-    GROUP BY user_id ORDER BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET last_seq = counter.last_seq + excluded.last_seq
-    RETURNING user_id, last_seq
-), last_seq AS MATERIALIZED (
-    SELECT jsonb_object_agg(user_id, last_seq) AS of_user FROM counter
-), logged AS (
-    INSERT INTO user_events (user_id, seq, type, at, data)
-    SELECT told.user_id,
-           (last_seq.of_user ->> told.user_id::text)::bigint - count(*) OVER mine
-           + row_number() OVER (mine ORDER BY told.position),
-           told.type, told.at, told.data
-    FROM told CROSS JOIN last_seq
-    WINDOW mine AS (PARTITION BY told.user_id)
-), woken AS (
-    SELECT pg_notify(%(channel)s, string_agg(user_id::text, ',')) FROM (
-        SELECT user_id, (row_number() OVER (ORDER BY user_id) - 1) / %(ids_per_notification)s AS chunk FROM counter
-    ) AS users GROUP BY chunk
-)
-SELECT count(*) FROM woken
+""" + append_to_logs("told", "receipts", "told.type", "told.at", "told.data") + """SELECT count(*) FROM woken
 """
 
 

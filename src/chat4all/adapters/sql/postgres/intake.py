@@ -44,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 from chat4all.adapters.sql.event_log import EVENTS_CHANNEL, IDS_PER_NOTIFICATION
 from chat4all.adapters.sql.group_commit import GroupCommitIntake, PendingAccept
 from chat4all.adapters.sql.postgres.connections import translate_psycopg_errors
+from chat4all.adapters.sql.postgres.log_append import append_to_logs
 from chat4all.adapters.sql.postgres.parameters import history_json_rows
 from chat4all.domain.event_data import message_data, payload_data
 from chat4all.domain.messages import FilePayload
@@ -111,29 +112,7 @@ WITH input AS (
     GROUP BY conversation_id, user_id ORDER BY conversation_id, user_id
     ON CONFLICT (conversation_id, user_id) DO UPDATE SET unread_count = horizon.unread_count + excluded.unread_count
     RETURNING 1
-), counter AS (
-    INSERT INTO user_event_counters AS counter (user_id, last_seq)
-    SELECT user_id, count(*) FROM audience
-    WHERE (SELECT count(*) FROM unread) >= 0
-    GROUP BY user_id ORDER BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET last_seq = counter.last_seq + excluded.last_seq
-    RETURNING user_id, last_seq
-), last_seq AS MATERIALIZED (
-    SELECT jsonb_object_agg(user_id, last_seq) AS of_user FROM counter
-), logged AS (
-    INSERT INTO user_events (user_id, seq, type, at, data)
-    SELECT audience.user_id,
-           (last_seq.of_user ->> audience.user_id::text)::bigint - count(*) OVER mine
-           + row_number() OVER (mine ORDER BY audience.position),
-           'message.created', audience.created_at, audience.created
-    FROM audience CROSS JOIN last_seq
-    WINDOW mine AS (PARTITION BY audience.user_id)
-), woken AS (
-    SELECT pg_notify(%(channel)s, string_agg(user_id::text, ',')) FROM (
-        SELECT user_id, (row_number() OVER (ORDER BY user_id) - 1) / %(ids_per_notification)s AS chunk FROM counter
-    ) AS users GROUP BY chunk
-)
-SELECT id FROM new_message WHERE (SELECT count(*) FROM woken) >= 0
+""" + append_to_logs("audience", "unread", "'message.created'", "audience.created_at", "audience.created") + """SELECT id FROM new_message WHERE (SELECT count(*) FROM woken) >= 0
 """
 
 
