@@ -233,7 +233,7 @@ async def test_a_failing_apply_writes_nothing_and_releases_the_locks(uow: SqlUni
 
 
 @pytest.mark.parametrize("implementation", DIRECT, indirect=True)
-async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(
+async def test_a_dropped_connection_fails_one_read_and_the_next_call_works(
     uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str  # noqa: F811
 ) -> None:
     _, [message] = await stored(uow, 1)
@@ -242,7 +242,18 @@ async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(
     with pytest.raises(Unavailable):
         await batches.read([message.id])
     assert set(await batches.read([message.id])) == {message.id}
+    # Soon after a failure connections are pinged before use: a second drop fails no call.
+    terminate_other_connections(database_url)
+    await batches.change([message.id], Recorder("whatsapp"))
+    assert (await history_of(uow, message)).deliveries["whatsapp"] is DeliveryStatus.DELIVERED
 
+
+@pytest.mark.parametrize("implementation", DIRECT, indirect=True)
+async def test_a_change_on_a_dropped_connection_changes_nothing_and_the_next_call_works(
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str  # noqa: F811
+) -> None:
+    _, [message] = await stored(uow, 1)
+    assert set(await batches.read([message.id])) == {message.id}
     terminate_other_connections(database_url)
     with pytest.raises(Unavailable):
         await batches.change([message.id], Recorder("whatsapp"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -24,12 +25,35 @@ def conninfo_of(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# How long after a connection failure every connection is pinged before use.
+SUSPECT_SECONDS = 10.0
+
+
+class DirectPool(AsyncConnectionPool):
+    """A pool that pings each connection before handing it out, but only for `SUSPECT_SECONDS`
+    after a statement failed on a dead one. Checking the idle connections at that moment (see
+    `checking_pool_on_failure`) misses one that was still connecting when the server dropped it
+    and joins the pool just after; the pings catch it, and a healthy pool pays no round trip."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self._ping_until = 0.0
+        super().__init__(*args, check=self._ping_while_suspect, **kwargs)  # type: ignore[arg-type]
+
+    def suspect_connections(self) -> None:
+        self._ping_until = time.monotonic() + SUSPECT_SECONDS
+
+    async def _ping_while_suspect(self, connection: AsyncConnection) -> None:
+        if time.monotonic() < self._ping_until:
+            await self.check_connection(connection)
+
+
 def direct_pool(
     database_url: str, *, min_connections: int = 1, max_connections: int = 10, timeout: float = 5.0, connect_timeout: int = 5
-) -> AsyncConnectionPool:
-    """Opened by `await pool.open()`, closed by `await pool.close()`. No connection is checked before
-    use: a broken one fails its statement, and is replaced when it goes back to the pool."""
-    return AsyncConnectionPool(
+) -> DirectPool:
+    """Opened by `await pool.open()`, closed by `await pool.close()`. A connection is checked
+    before use only after a failure (see `DirectPool`): a broken one fails its statement, and is
+    replaced when it goes back to the pool."""
+    return DirectPool(
         conninfo_of(database_url),
         min_size=min(min_connections, max_connections),
         max_size=max_connections,
@@ -70,6 +94,8 @@ async def checking_pool_on_failure(pool: AsyncConnectionPool) -> AsyncIterator[N
     try:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError):
+        if isinstance(pool, DirectPool):
+            pool.suspect_connections()
         # Shielded: a check cut short would lose the connections it had taken out of the pool.
         check = asyncio.ensure_future(pool.check())
         try:
