@@ -6,15 +6,22 @@ import asyncio
 from datetime import datetime
 from uuid import UUID
 
-from chat4all.application.ports.webhooks import AttemptOutcome, ClaimedDelivery, HttpAnswer
-from chat4all.domain.webhooks import Webhook
+import attrs
+
+from chat4all.application.ports.webhooks import AttemptOutcome, ClaimedDelivery, CursorMove, EventRange, HttpAnswer
+from chat4all.domain.events import UserEvent
+from chat4all.domain.webhooks import Webhook, WebhookDelivery
 
 
 class InMemoryWebhookStore:
-    """Keeps webhooks; hands out `due` claims as given, and records outcomes."""
+    """Keeps webhooks and their owners' event logs (`logs`); feeds as the SQL store does, hands out
+    `due` claims as given, and records outcomes."""
 
     def __init__(self) -> None:
         self.webhooks: dict[UUID, Webhook] = {}
+        self.logs: dict[UUID, list[UserEvent]] = {}
+        self.fed: list[WebhookDelivery] = []
+        self.rounds = 0  # calls of `behind`: one per feed round
         self.due: dict[UUID, list[ClaimedDelivery]] = {}
         self.recorded: list[AttemptOutcome] = []
         self.released: list[UUID] = []
@@ -27,6 +34,21 @@ class InMemoryWebhookStore:
 
     async def last_seq(self, owner_id: UUID) -> int:
         return 7
+
+    async def behind(self, limit: int) -> list[tuple[Webhook, int]]:
+        self.rounds += 1
+        lasts = {owner: events[-1].seq for owner, events in self.logs.items() if events}
+        found = [(each, lasts[each.owner_id]) for each in self.webhooks.values() if lasts.get(each.owner_id, 0) > each.cursor]
+        return found[:limit]
+
+    async def events_in(self, ranges: list[EventRange]) -> list[list[UserEvent]]:
+        return [[e for e in self.logs.get(each.owner_id, []) if each.after < e.seq <= each.up_to] for each in ranges]
+
+    async def advance(self, moves: list[CursorMove]) -> int:
+        for move in moves:
+            self.webhooks[move.webhook_id] = attrs.evolve(self.webhooks[move.webhook_id], cursor=move.to)
+            self.fed.extend(move.deliveries)
+        return len(moves)
 
     async def claim(self, now: datetime, lease_until: datetime, skip, per_webhook: int, limit: int):
         taken: list[ClaimedDelivery] = []

@@ -1,6 +1,7 @@
 """Wake-ups across processes on real PostgreSQL: a reader waiting on one API process's LISTEN
 connection is woken by a commit made on another connection, within milliseconds; a rollback
-wakes nobody; a dropped LISTEN connection comes back and wakes every reader to re-read."""
+wakes nobody; a dropped LISTEN connection comes back and wakes every reader to re-read. A
+worker's webhook feeder hears every user's commits the same way."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from chat4all.adapters.caching import ExpiringCache
 from chat4all.adapters.sql.event_log import SqlUserEventReader
 from chat4all.adapters.sql.postgres.connections import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
-from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
+from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier, watch_appends
 from chat4all.adapters.sql.postgres.listening import PostgresListener
 from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
@@ -188,5 +189,34 @@ async def test_one_listening_connection_serves_wake_ups_and_notices_and_both_com
                     break
                 await asyncio.sleep(0.05)
             await asyncio.wait_for(listener.listening.wait(), 5)
+    finally:
+        await listener.stop()
+
+
+def terminate_listeners(database_url: str) -> None:  # noqa: F811
+    with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'chat4all-events' AND datname = current_database()"
+        )
+
+
+async def test_a_watcher_hears_any_users_commit_and_is_told_when_its_connection_is_back(engine, database_url) -> None:  # noqa: F811
+    alice, bob = await users(engine, 2)
+    listener, heard = PostgresListener(database_url), asyncio.Event()
+    watch_appends(listener, heard.set)
+    await listener.start()
+    try:
+        await asyncio.wait_for(heard.wait(), 5)  # told once LISTENing: nothing before was heard
+        for user in (alice, bob):
+            heard.clear()
+            await append(engine, [user], commit=False)
+            await asyncio.sleep(0.2)
+            assert not heard.is_set(), "a rolled back append was heard"
+            await append(engine, [user], commit=True)
+            await asyncio.wait_for(heard.wait(), PROMPTLY)
+        heard.clear()
+        terminate_listeners(database_url)
+        await asyncio.wait_for(heard.wait(), 5)  # back: whatever committed meanwhile is to be read
     finally:
         await listener.stop()

@@ -35,3 +35,13 @@ async def test_notify_all_wakes_every_reader_and_leaving_stops_listening() -> No
         assert notifier.listening(ALICE) == 1
     assert notifier.listening(ALICE) == notifier.listening(BOB) == 0
     notifier.notify([ALICE])  # nobody listens: nothing to do, nothing kept
+
+
+async def test_a_watcher_hears_every_notification_about_anyone() -> None:
+    notifier, heard = InProcessEventNotifier(), []
+    notifier.watch(lambda: heard.append("appended"))
+    notifier.notify([ALICE])
+    notifier.notify([BOB, ALICE])
+    notifier.notify_all()
+    notifier.notify([])  # nothing was appended
+    assert heard == ["appended"] * 3

@@ -7,14 +7,15 @@ which feeds it what PostgreSQL's LISTEN connection hears.
 
 Each waiting reader holds a latched flag: a notification that arrives between `listen` and
 `wait` (while the reader reads the log) is kept and ends the next wait at once. Notifying costs
-a dictionary lookup per user; a user nobody waits for costs nothing more.
+a dictionary lookup per user; a user nobody waits for costs nothing more. Watchers (the webhook
+feeder) hear of every notification, whoever it is about.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -43,6 +44,11 @@ class InProcessEventNotifier:
 
     def __init__(self) -> None:
         self._listeners: dict[UUID, set[LatchedWakeUp]] = defaultdict(set)
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, heard: Callable[[], None]) -> None:
+        """Calls `heard` (which must not block) on every notification, about any user."""
+        self._watchers.append(heard)
 
     @asynccontextmanager
     async def listen(self, user_id: UUID) -> AsyncIterator[LatchedWakeUp]:
@@ -56,15 +62,23 @@ class InProcessEventNotifier:
                 del self._listeners[user_id]
 
     def notify(self, user_ids: Iterable[UUID]) -> None:
-        for user_id in set(user_ids):
+        notified = set(user_ids)
+        for user_id in notified:
             for wakeup in self._listeners.get(user_id, ()):
                 wakeup.set()
+        if notified:
+            self._tell_watchers()
 
     def notify_all(self) -> None:
         """Wakes every reader (they re-read their logs): for when notifications may have been lost."""
         for wakeups in self._listeners.values():
             for wakeup in wakeups:
                 wakeup.set()
+        self._tell_watchers()
+
+    def _tell_watchers(self) -> None:
+        for heard in self._watchers:
+            heard()
 
     def listening(self, user_id: UUID) -> int:
         """How many readers wait for `user_id`'s events."""

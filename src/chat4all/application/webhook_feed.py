@@ -8,11 +8,21 @@ type while moving the cursor, in one transaction where a cursor only moves if it
 it was read: two processes feeding the same webhook store its deliveries once. The writers of
 the log are untouched: no cost on the message path, and a webhook made or enabled later picks
 up from its cursor.
+
+When: `FeedWebhooks.run` feeds a round when poked (the composition root pokes it whenever events
+are appended to users' logs: the in-process notifier, or PostgreSQL's LISTEN in a worker), at
+most one round per `spacing` so that a burst of appends makes one round, and every `poll`
+seconds without a poke. A poke is only a hint: one that is lost (a LISTEN connection down)
+delays a delivery until the poll, never loses it, since the cursors, not the pokes, say what is
+owed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -25,6 +35,8 @@ from chat4all.domain.events import UserEvent, iso
 from chat4all.domain.webhooks import DeliveryState, WebhookDelivery
 
 FEED_BATCH = 500
+BEHIND_LIMIT = 100  # webhooks fed per round
+log = logging.getLogger(__name__)
 
 
 def delivery_body(event: UserEvent) -> str:
@@ -44,10 +56,35 @@ class FeedWebhooks:
     ids: IdGenerator
     clock: Clock
     on_fed: Callable[[], None] = lambda: None
+    more: bool = attrs.field(default=False, init=False)  # the last round left webhooks behind
+    _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+
+    def poke(self) -> None:
+        """Events were appended to someone's log: feed now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, poll: float, spacing: float) -> None:
+        """Feeds until cancelled: when poked (at most one round per `spacing` seconds), when the
+        last round left more behind, and every `poll` seconds in any case."""
+        loop = asyncio.get_running_loop()
+        started = loop.time() - spacing
+        while True:
+            await asyncio.sleep(max(0.0, started + spacing - loop.time()))
+            self._wake.clear()  # the round reads what was appended before it: earlier pokes are answered
+            started = loop.time()
+            try:
+                await self.execute()
+            except Exception as error:  # the database away: the cursors keep what is owed
+                log.warning("could not feed webhook deliveries (%s)", error)
+                self.more = False
+            if not self.more:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
 
     async def execute(self) -> int:
         """Stores the deliveries of the events past each webhook's cursor; returns how many."""
-        behind = await self.store.behind(limit=100)
+        behind = await self.store.behind(limit=BEHIND_LIMIT)
+        self.more = len(behind) == BEHIND_LIMIT or any(last > webhook.cursor + FEED_BATCH for webhook, last in behind)
         if not behind:
             return 0
         ranges = [

@@ -134,9 +134,9 @@ class Distributed(Parts):
 
     def webhooks(self) -> Any:
         """Managed through the API, fed and sent by the workers."""
-        from chat4all.entrypoints.webhooks import sql_webhook_adapters
+        from chat4all.entrypoints.webhooks import postgres_webhook_adapters
 
-        return sql_webhook_adapters(self.engine, sending=self.role == WORKER)
+        return postgres_webhook_adapters(self.settings.database_url, self.engine, sending=self.role == WORKER)
 
     def message_batches(self) -> Any:
         if self.role != WORKER:

@@ -146,7 +146,7 @@ class Embedded(Parts):
     def webhooks(self) -> Any:
         from chat4all.entrypoints.webhooks import sql_webhook_adapters
 
-        return sql_webhook_adapters(self.engine, sending=True)
+        return sql_webhook_adapters(self.engine, sending=True, appended=self.the_notifier.watch)
 
     def connectors(self) -> Any:
         from chat4all.adapters.sql.ledger import SqlSendLedger

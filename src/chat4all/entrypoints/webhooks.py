@@ -16,7 +16,10 @@ from chat4all.application.webhooks import ManageWebhooks, WebhookPolicy
 from chat4all.entrypoints.background import every
 from chat4all.entrypoints.hub import Hub
 
-FEED_POLL = 0.2  # seconds between looks for new events of webhooks' owners
+# The feeder is poked when events are appended (see `application.webhook_feed`); the poll is
+# the safety net for a poke that was lost, the spacing lets a burst of appends make one round.
+FEED_POLL = 2.0  # seconds between looks for new events of webhooks' owners, without a poke
+FEED_SPACING = 0.05  # seconds at least from one round's start to the next's
 SEND_POLL = 0.5  # seconds between looks for due retries, when nothing wakes the sender sooner
 
 
@@ -26,10 +29,30 @@ class WebhookAdapters:
     resolver: AddressResolver
     signer: WebhookSigner
     transport: WebhookTransport | None  # None: this process does not send (a distributed API)
+    # Registers a callback run whenever events are appended to users' logs (None: the poll alone).
+    appended: Callable[[Callable[[], None]], None] | None = None
+    on_start: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
 
-def sql_webhook_adapters(engine: Any, *, sending: bool) -> WebhookAdapters:
+def postgres_webhook_adapters(database_url: str, engine: Any, *, sending: bool) -> WebhookAdapters:
+    """A process that sends (a worker) hears every commit of events through a LISTEN connection
+    of its own; the API processes, which only manage webhooks, need none."""
+    adapters = sql_webhook_adapters(engine, sending=sending)
+    if sending:
+        from chat4all.adapters.sql.postgres.listener import watch_appends
+        from chat4all.adapters.sql.postgres.listening import PostgresListener
+
+        listener = PostgresListener(database_url)
+        adapters.appended = lambda heard: watch_appends(listener, heard)
+        adapters.on_start.append(listener.start)
+        adapters.on_stop.append(listener.stop)
+    return adapters
+
+
+def sql_webhook_adapters(
+    engine: Any, *, sending: bool, appended: Callable[[Callable[[], None]], None] | None = None
+) -> WebhookAdapters:
     from chat4all.adapters.sql.webhooks import SqlWebhookStore
     from chat4all.adapters.webhook_http import HttpxWebhookTransport, StandardWebhookSigner, SystemResolver
 
@@ -39,6 +62,7 @@ def sql_webhook_adapters(engine: Any, *, sending: bool) -> WebhookAdapters:
         SystemResolver(),
         StandardWebhookSigner(),
         transport,
+        appended,
         on_stop=[transport.close] if transport is not None else [],
     )
 
@@ -48,6 +72,7 @@ def add_webhooks(hub: Hub, adapters: WebhookAdapters) -> None:
     policy = WebhookPolicy(allow_private=configured.allow_private)
     clock, ids = hub.adapters.clock, hub.adapters.ids
     hub.webhooks = ManageWebhooks(adapters.store, adapters.signer, adapters.resolver, clock, ids, policy)
+    hub.adapters.on_start.extend(adapters.on_start)
     hub.adapters.on_stop.extend(adapters.on_stop)
     if adapters.transport is None:
         return
@@ -62,7 +87,9 @@ def add_webhooks(hub: Hub, adapters: WebhookAdapters) -> None:
         max_in_flight=configured.max_in_flight,
     )
     feed = FeedWebhooks(adapters.store, ids, clock, on_fed=sender.poke)
+    if adapters.appended is not None:
+        adapters.appended(feed.poke)
     purge = PurgeWebhookDeliveries(adapters.store, clock, hub.settings.events.retention)
-    hub.background.add("webhook-feed", lambda: every(FEED_POLL, feed.execute, "webhook-feed"))
+    hub.background.add("webhook-feed", lambda: feed.run(FEED_POLL, FEED_SPACING))
     hub.background.add("webhook-send", lambda: sender.run(SEND_POLL))
     hub.background.add("webhook-purge", lambda: every(3600.0, purge.execute, "webhook-purge"))

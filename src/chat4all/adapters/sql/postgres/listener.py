@@ -15,7 +15,7 @@ committed meanwhile is missed (it only comes later than it could have).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from uuid import UUID
 
@@ -41,3 +41,10 @@ class PostgresEventNotifier:
 
     def _hear(self, payload: str) -> None:
         self._local.notify(parse_wake_up(payload))
+
+
+def watch_appends(listener: PostgresListener, heard: Callable[[], None]) -> None:
+    """Calls `heard` whenever a transaction of any process that appended to users' logs commits,
+    and each time `listener` is LISTENing again (what committed while it was down went unheard):
+    for a process that follows every log (a worker's webhook feeder), not one user's."""
+    listener.on(EVENTS_CHANNEL, lambda _payload: heard(), on_connected=heard)
