@@ -53,6 +53,16 @@ def test_a_new_message_goes_to_every_member_with_the_sender_as_get_shows_it():
     assert data["created_at"] == "2025-01-01T12:00:00Z" and data["history"][0]["status"] == "accepted"
 
 
+def test_a_message_sent_with_failover_carries_its_failover_channels_as_get_shows_it():
+    draft = MessageDraft(
+        UUID(int=501), UUID(int=100), ALICE, None, ("whatsapp",), TextPayload("hi"), Priority.NORMAL,
+        failover=("instagram", "telegram"),
+    )
+    data = message_created(Message.accept(draft, NOW), group())[0].data
+    assert data["failover"] == ["instagram", "telegram"]
+    assert message_created(message(), group())[0].data["failover"] == []
+
+
 def test_a_file_message_carries_the_file_as_get_shows_it():
     file = FilePayload(UUID(int=9), "a.png", 10, "image/png", "0" * 64)
     data = message_created(message(payload=file), group())[0].data

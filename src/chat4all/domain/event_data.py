@@ -56,6 +56,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "created_at": iso(message.created_at),
         "origin": message.origin,
+        "failover": list(message.failover),
         "deliveries": {channel: status.value for channel, status in message.deliveries.items()},
         "history": [
             {"status": entry.status, "channel": entry.channel, "at": iso(entry.at), "detail": entry.detail}

@@ -74,3 +74,22 @@ async def test_a_failover_that_cannot_be_followed_is_refused(failing):
         assert_error(refused, 400, code)
         assert "failover" in refused.text
         assert (await client.get(f"/v1/messages/{body['message_id']}", headers=headers)).status_code == 404
+
+
+async def test_the_message_created_event_carries_the_failover_channels_as_get_shows_them(failing):
+    """A webhook or live client learns of the message from its event: the failover chain included."""
+    client = failing.client
+    alice, alice_headers = await failing.user()
+    bob, bob_headers = await failing.user()
+    chat = await conversation(failing, alice_headers, [alice, bob])
+    with_failover = text_message(chat, alice, channels=("whatsapp",), failover=["instagram"])
+    without = text_message(chat, alice, channels=("instagram",))
+    for body in (with_failover, without):
+        assert (await client.post("/v1/messages", json=body, headers=alice_headers)).status_code == 200
+    log = (await client.get("/v1/events?since=0&timeout=0", headers=bob_headers)).json()["events"]
+    created = {event["data"]["message_id"]: event["data"] for event in log if event["type"] == "message.created"}
+    assert created[with_failover["message_id"]]["failover"] == ["instagram"]
+    assert created[without["message_id"]]["failover"] == []
+    shown = (await client.get(f"/v1/messages/{with_failover['message_id']}", headers=bob_headers)).json()
+    unchanging = ("message_id", "conversation_id", "from", "to", "channels", "failover", "payload", "priority", "created_at", "origin")
+    assert {key: created[with_failover["message_id"]][key] for key in unchanging} == {key: shown[key] for key in unchanging}
