@@ -226,3 +226,17 @@ def test_a_line_escapes_what_could_drive_the_terminal() -> None:
     status = {"type": "message.status", "at": "2026-12-07T18:00:01Z", "data": {
         "message_id": "m-1", "conversation_id": CHAT, "status": "read", "channel": None}}
     assert lines.line(status).endswith("your message “\\x1b[31mred” is read")
+
+
+def test_a_failed_channel_is_shown_with_its_reason() -> None:
+    me = Credentials("http://hub.test", "bob", "u-1", "token", expires_at=4e9)
+    lines = EventLines(None, me, Output())  # type: ignore[arg-type]
+
+    def status(channel: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "message.status", "at": "2026-12-07T18:00:01Z", "data": {
+            "message_id": "m-1", "conversation_id": None, "status": "routed", "channel": channel}}
+
+    failed = status({"name": "whatsapp", "status": "failed", "detail": "provider refused: \x1b[2Jnumber unknown"})
+    assert lines.line(failed).endswith("your message m-1 is routed (whatsapp: failed: provider refused: \\x1b[2Jnumber unknown)")
+    delivered = status({"name": "instagram", "status": "delivered", "detail": None})
+    assert lines.line(delivered).endswith("your message m-1 is routed (instagram: delivered)")

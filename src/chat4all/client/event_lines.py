@@ -96,7 +96,8 @@ class EventLines:
         which = f"“{quoted}”" if quoted else data["message_id"]
         line = f"your message {which} is {data['status']}"
         if channel := data.get("channel"):
-            line += f" ({channel['name']}: {channel['status']})"
+            why = channel.get("detail")
+            line += f" ({channel['name']}: {channel['status']}{f': {why}' if why else ''})"
         return line
 
     def _conversation(self, data: dict[str, Any]) -> str:
