@@ -18,7 +18,7 @@ from chat4all.entrypoints.hub import Hub
 
 # The feeder is poked when events are appended (see `application.webhook_feed`); the poll is
 # the safety net for a poke that was lost, the spacing lets a burst of appends make one round.
-FEED_POLL = 2.0  # seconds between looks for new events of webhooks' owners, without a poke
+FEED_POLL = 1.0  # seconds between looks for new events of webhooks' owners, without a poke
 FEED_SPACING = 0.05  # seconds at least from one round's start to the next's
 SEND_POLL = 0.5  # seconds between looks for due retries, when nothing wakes the sender sooner
 
