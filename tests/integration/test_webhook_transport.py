@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from chat4all.adapters.webhook_http import HttpxWebhookTransport
+from chat4all.adapters.webhook_http import AiohttpWebhookTransport
 from tests.ports import low_port
 
 
@@ -33,7 +33,7 @@ async def server():
     await runner.setup()
     port = low_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    transport = HttpxWebhookTransport()
+    transport = AiohttpWebhookTransport()
     yield transport, f"http://127.0.0.1:{port}", peers, hits
     await transport.close()
     await runner.cleanup()

@@ -54,9 +54,9 @@ def sql_webhook_adapters(
     engine: Any, *, sending: bool, appended: Callable[[Callable[[], None]], None] | None = None
 ) -> WebhookAdapters:
     from chat4all.adapters.sql.webhooks import SqlWebhookStore
-    from chat4all.adapters.webhook_http import HttpxWebhookTransport, StandardWebhookSigner, SystemResolver
+    from chat4all.adapters.webhook_http import AiohttpWebhookTransport, StandardWebhookSigner, SystemResolver
 
-    transport = HttpxWebhookTransport() if sending else None
+    transport = AiohttpWebhookTransport() if sending else None
     return WebhookAdapters(
         SqlWebhookStore(engine),
         SystemResolver(),
