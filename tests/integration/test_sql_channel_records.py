@@ -18,7 +18,7 @@ from chat4all.adapters.sql.ledger import SqlSendLedger
 from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWork
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import SentCopy
+from chat4all.application.ports import SentCopy, UnmatchedReply
 from chat4all.domain.channel_handles import InboundReply
 from chat4all.domain.users import User
 from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
@@ -96,3 +96,20 @@ async def test_an_unmatched_reply_is_kept_once(engine: AsyncEngine) -> None:  # 
             ("+5511777770000", "wamid.C1", "oi", "unknown_handle")
         ]
         assert (await connection.execute(select(func.count()).select_from(unmatched_inbound))).scalar() == 1
+
+
+async def test_unmatched_replies_are_listed_newest_first_by_channel(engine: AsyncEngine) -> None:  # noqa: F811
+    kept = [
+        (InboundReply(channel, "+5511777770000", "oi", f"id.{index}", "ctx"), NOW.replace(minute=index))
+        for index, channel in enumerate(["whatsapp", "instagram", "whatsapp"])
+    ]
+    async with SqlUnitOfWork(engine) as uow:
+        for reply, at in kept:
+            await uow.channels.record_unmatched(reply, "unknown_context", at)
+        await uow.commit()
+    async with SqlUnitOfWork(engine) as uow:
+        assert await uow.channels.unmatched("whatsapp", 10) == [
+            UnmatchedReply(kept[2][0], "unknown_context", kept[2][1]),
+            UnmatchedReply(kept[0][0], "unknown_context", kept[0][1]),
+        ]
+        assert [one.reply.provider_message_id for one in await uow.channels.unmatched(None, 2)] == ["id.2", "id.1"]
