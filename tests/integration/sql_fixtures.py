@@ -20,10 +20,17 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.connectors import SendLedger
 from chat4all.adapters.sql.engine import create_engine
+from chat4all.adapters.sql.ledger import SqlSendLedger
 from chat4all.adapters.sql.migrations import upgrade_database
+from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.postgres.connections import direct_pool
+from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.adapters.sql.tables import metadata
+from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from chat4all.application.message_batches import UnitOfWorkMessageBatches
+from chat4all.application.ports import MessageBatches
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test"
 BACKENDS = ["sqlite", "postgresql"]
@@ -115,6 +122,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+@pytest.fixture
+def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
+    return SqlUnitOfWorkFactory(engine)
+
+
 # Behaviours with a SQLAlchemy implementation (both backends) and a psycopg one (PostgreSQL only):
 # a test module runs them over all three by taking `backend` from `implementation`, e.g.
 #     @pytest.fixture
@@ -141,6 +153,16 @@ async def direct_pool_of_test(implementation: tuple[str, str], database_url: str
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def batches(uow: SqlUnitOfWorkFactory, direct_pool_of_test: AsyncConnectionPool | None) -> AsyncIterator[MessageBatches]:
+    yield UnitOfWorkMessageBatches(uow) if direct_pool_of_test is None else PostgresMessageBatches(direct_pool_of_test)
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine, direct_pool_of_test: AsyncConnectionPool | None) -> SendLedger:
+    return SqlSendLedger(engine) if direct_pool_of_test is None else PostgresSendLedger(direct_pool_of_test)
 
 
 def terminate_other_connections(url: str) -> None:

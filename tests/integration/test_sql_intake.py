@@ -35,12 +35,6 @@ from chat4all.domain.errors import InvalidInput
 from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -69,7 +63,7 @@ def backend(case: tuple[str, str]) -> str:
 
 
 @pytest.fixture
-async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:  # noqa: F811
+async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:
     if case[1] == "unit-of-work":
         yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
         return
@@ -119,7 +113,7 @@ async def rows(engine: AsyncEngine, table: Any, *columns: Any) -> list[tuple[Any
         return [tuple(row) for row in await connection.execute(select(*columns) if columns else select(table))]
 
 
-async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     message = accepted(conversation, alice.id, TextPayload("hello"), START + timedelta(minutes=1))
 
@@ -141,7 +135,7 @@ async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(
     assert await rows(engine, conversations, conversations.c.last_activity_at) == [(message.created_at,)]
 
 
-async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     first = accepted(conversation, alice.id, TextPayload("first"), START + timedelta(minutes=1))
     again = accepted(conversation, alice.id, TextPayload("other text"), START + timedelta(minutes=2), first.id)
@@ -156,7 +150,7 @@ async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntak
     assert await rows(engine, conversations, conversations.c.last_activity_at) == [(first.created_at,)]
 
 
-async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     message_id = uuid4()
     copies = [accepted(conversation, alice.id, TextPayload("once"), START, message_id) for _ in range(20)]
@@ -169,7 +163,7 @@ async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake,
     assert len(await rows(engine, message_events)) == 1
 
 
-async def test_a_file_message_records_the_share_with_its_conversation(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_file_message_records_the_share_with_its_conversation(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     upload = Upload(
         uuid4(), alice.id, "a.pdf", 10, "application/pdf", 8, UploadStatus.COMPLETED, START, START + timedelta(hours=1)
@@ -187,7 +181,7 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
 
 
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
-async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     pool = direct_pool(database_url, max_connections=1)
     await pool.open()
@@ -210,7 +204,7 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
 
 
 @pytest.mark.parametrize("case", GROUP_COMMIT, indirect=True, ids="-".join)
-async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, bob, first = await seed(engine)
     carol = User(uuid4(), "carol", "h", START)
     second = Conversation.start(
@@ -247,7 +241,7 @@ async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(
 
 
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
-async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     batch = [accepted(conversation, alice.id, TextPayload(f"n{index}"), START) for index in range(10)]
     refused = batch[5]

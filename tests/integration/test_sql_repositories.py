@@ -34,13 +34,6 @@ from chat4all.domain.messages import (
 )
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import AccessToken, User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -89,11 +82,6 @@ def text_message(
 ) -> Message:
     draft = MessageDraft(uuid4(), conversation.id, sender.id, None, tuple(channels), TextPayload(text), Priority.NORMAL)
     return Message.accept(draft, at(seconds))
-
-
-@pytest.fixture
-def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
-    return SqlUnitOfWorkFactory(engine)
 
 
 async def test_users_round_trip_list_and_unique_username(uow: SqlUnitOfWorkFactory) -> None:
@@ -494,7 +482,7 @@ async def fill_outbox(uow: SqlUnitOfWorkFactory, count: int, *, per_transaction:
 
 
 @pytest.fixture
-async def outbox_readers(backend: str, database_url: str, uow: SqlUnitOfWorkFactory) -> AsyncIterator[list[OutboxReader]]:  # noqa: F811
+async def outbox_readers(backend: str, database_url: str, uow: SqlUnitOfWorkFactory) -> AsyncIterator[list[OutboxReader]]:
     """Every relay implementation of the backend: SQLAlchemy's, and on PostgreSQL the direct one."""
     readers: list[OutboxReader] = [SqlOutboxReader(uow.engine)]
     if backend != "postgresql":
@@ -534,7 +522,7 @@ async def test_a_failing_publisher_leaves_the_rows(uow: SqlUnitOfWorkFactory, ou
 
 
 async def test_concurrent_relays_publish_every_row_exactly_once(
-    uow: SqlUnitOfWorkFactory, backend: str, outbox_readers: list[OutboxReader]  # noqa: F811
+    uow: SqlUnitOfWorkFactory, backend: str, outbox_readers: list[OutboxReader]
 ) -> None:
     for reader in outbox_readers:
         await fill_outbox(uow, 60, per_transaction=20)
@@ -592,7 +580,7 @@ async def test_unreachable_database_is_unavailable() -> None:
         await db.dispose()
 
 
-async def test_check_answers_on_a_live_database(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_check_answers_on_a_live_database(engine: AsyncEngine) -> None:
     await check(engine)
 
 
