@@ -16,7 +16,7 @@ from chat4all.application.ports import BatchWrite, MessageBatches
 from chat4all.domain.batch_outcomes import ChannelOutcome, record_outcomes
 from chat4all.domain.event_data import message_created
 from chat4all.domain.events import EventType
-from tests.integration.test_sql_repositories import add_users, at, group, private, text_message
+from tests.integration.sql_records import add_users, at, group, private, text_message
 
 pytestmark = pytest.mark.services
 

@@ -13,7 +13,7 @@ from chat4all.application.ports import BatchWrite, MessageBatches
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
 from tests.integration.sql_fixtures import DIRECT, SQLALCHEMY, terminate_other_connections
-from tests.integration.test_sql_repositories import add_users, at, group, private, text_message
+from tests.integration.sql_records import add_users, at, group, private, text_message
 
 pytestmark = pytest.mark.services
 

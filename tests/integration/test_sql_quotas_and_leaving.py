@@ -18,7 +18,7 @@ from chat4all.domain.errors import QuotaExceeded
 from chat4all.domain.quotas import OpenUploads, RecentStarts, UserQuotas
 from chat4all.domain.uploads import Upload, UploadStatus
 from tests.fakes import InMemoryFileStorage, ManualClock
-from tests.integration.test_sql_repositories import T0, add_users, at, group, private
+from tests.integration.sql_records import T0, add_users, at, group, private
 
 pytestmark = pytest.mark.services
 
