@@ -91,6 +91,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database of its own with no schema at all, for the migrations to build."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = create_scratch_database("chat4all_mig")
+    try:
+        yield url
+    finally:
+        drop_scratch_database(url)
+
+
 # Faster than TRUNCATE for the handful of rows a test leaves behind.
 _DELETE_ALL = "; ".join(f"DELETE FROM {table.name}" for table in reversed(metadata.sorted_tables))
 
