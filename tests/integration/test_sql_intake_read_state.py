@@ -25,7 +25,7 @@ from chat4all.domain.event_data import message_data
 from chat4all.domain.events import EventType
 from chat4all.domain.messages import Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.users import User
-from tests.integration.test_sql_intake import (  # noqa: F401 - fixtures
+from tests.integration.sql_intakes import (  # noqa: F401 - fixtures
     GROUP_COMMIT,
     ONE_STATEMENT,
     START,
