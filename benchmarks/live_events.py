@@ -25,8 +25,9 @@ from typing import Any
 import aiohttp
 import websockets
 
-from benchmarks.common import cpu_seconds, latency_summary, make_session, read_proc_status, write_json
+from benchmarks.common import latency_summary, make_session, write_json
 from benchmarks.deploy import Deployment
+from benchmarks.processes import cpu_seconds, read_proc_status
 
 PASSWORD = "bench-pass-word"
 FAST = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
