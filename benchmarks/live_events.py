@@ -120,6 +120,7 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
             "sender_loop_lag": lag_summary,
             "listener_processes": LISTENER_PROCESSES, "listeners_cpu_share_of_a_core": received["cpu_share_of_a_core"],
             "listeners_loop_lag": received["loop_lag"],
+            "sockets_closed_early": received["closed_early"], "sockets_ended": received["ended"],
             "profiles": profiles,
             "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
 

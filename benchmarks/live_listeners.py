@@ -67,11 +67,14 @@ async def _hold(url: str, users: list[tuple[str, str]], client_ping: float | Non
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
     cpu = (cpu_seconds(os.getpid()) - cpu_before) / (time.monotonic() - began)
     lags = lag.stop()
+    ended = [f"{type(task.exception()).__name__}: {task.exception()}" for task in listeners if task.done() and task.exception()]
+    closed = sum(1 for ws in sockets if ws.state is not websockets.State.OPEN)
     for task in listeners:
         task.cancel()
     for ws in sockets:
         await ws.close()
-    pipe.send({"arrived": arrived, "loop_lag": lags, "cpu_share_of_a_core": round(cpu, 3), "lags": lag.lags})
+    pipe.send({"arrived": arrived, "loop_lag": lags, "cpu_share_of_a_core": round(cpu, 3), "lags": lag.lags,
+               "closed_early": closed, "ended": ended[:5]})
 
 
 def _child(url: str, users: list[tuple[str, str]], client_ping: float | None, pipe: Connection) -> None:
@@ -113,4 +116,6 @@ class ListenerProcesses:
         for report in reports:
             arrived.update(report["arrived"])
         return {"arrived": arrived, "cpu_share_of_a_core": round(sum(r["cpu_share_of_a_core"] for r in reports), 3),
-                "loop_lag": latency_summary(lag for report in reports for lag in report["lags"])}
+                "loop_lag": latency_summary(lag for report in reports for lag in report["lags"]),
+                # Sockets the server or the network closed during the run (their later frames are missing).
+                "closed_early": sum(r["closed_early"] for r in reports), "ended": [e for r in reports for e in r["ended"]]}
