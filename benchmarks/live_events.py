@@ -79,10 +79,10 @@ async def connect_all(deployment: Deployment, users: list[tuple[str, str]]) -> l
     return await connect_all_at(deployment.base_url.replace("http://", "ws://") + "/v1/events/ws", users)
 
 
-async def connect_all_at(url: str, users: list[tuple[str, str]]) -> list[websockets.ClientConnection]:
+async def connect_all_at(url: str, users: list[tuple[str, str]], since: int | None = None) -> list[websockets.ClientConnection]:
     sockets: list[websockets.ClientConnection] = []
     for start in range(0, len(users), 100):  # a hundred at a time: a burst of handshakes is not what is measured
-        sockets += await asyncio.gather(*(connect(url, token) for _, token in users[start : start + 100]))
+        sockets += await asyncio.gather(*(connect(url, token, since) for _, token in users[start : start + 100]))
     return sockets
 
 
@@ -103,13 +103,19 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
         lag, began = LoopLag().start(), time.monotonic()
         sends = await open_loop(http, deployment.base_url, list(zip(pairs, conversations, strict=True)), rate, seconds, started, answered)
         await asyncio.sleep(2.0)  # the last messages' frames
+        window_end = time.monotonic()
         shares, lag_summary = cpu.stop(), lag.stop()
+        await asyncio.sleep(LATE_WATCH)  # what comes later still counts as late, not lost
         received = await receivers.stop()
         profiles = recorder.stop() if recorder else None
     arrived = received["arrived"]
-    latencies = [arrived[key] - started[key] for key in started if key in arrived]
+    latencies = [arrived[key] - started[key] for key in started if arrived.get(key, window_end) < window_end]
+    late = sorted(round(arrived[key] - started[key], 2) for key in started if arrived.get(key, 0) >= window_end)
     return {"clients": clients, "conversations": len(pairs), "rate": rate, "seconds": seconds, "sent": len(started),
-            "failed_sends": sends, "delivered": len(latencies), "post_start_to_socket": latency_summary(latencies),
+            "failed_sends": sends, "delivered": len(latencies),
+            # Frames after the window (2 s after the last send), within LATE_WATCH more seconds: their
+            # latencies in seconds; `sent - delivered - len(late)` never came at all.
+            "late_s": late, "post_start_to_socket": latency_summary(latencies),
             "post_start_to_answer": latency_summary(answered[key] - started[key] for key in answered),
             "to_socket_by_second": by_second(started, arrived, began),
             # The API process's CPU while sending, per accepted message: what the machine's other work
@@ -126,15 +132,21 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
 
 
 def by_second(started: dict[str, float], arrived: dict[str, float], began: float) -> list[list[float | None]]:
-    """[second of sending, p50 ms, p95 ms] of the messages sent in each second: warm-up or saturation."""
+    """[second of sending, p50 ms, p95 ms, messages that never reached the recipient's socket] of
+    the messages sent in each second: warm-up, saturation, or losses and when."""
     seconds: dict[int, list[float]] = {}
+    missing: dict[int, int] = {}
     for key, at in started.items():
+        second = int(at - began)
+        seconds.setdefault(second, [])
         if key in arrived:
-            seconds.setdefault(int(at - began), []).append(arrived[key] - at)
+            seconds[second].append(arrived[key] - at)
+        else:
+            missing[second] = missing.get(second, 0) + 1
     rows = []
     for second in sorted(seconds):
         summary = latency_summary(seconds[second])
-        rows.append([second, summary["p50_ms"], summary["p95_ms"]])
+        rows.append([second, summary["p50_ms"], summary["p95_ms"], missing.get(second, 0)])
     return rows
 
 
@@ -177,6 +189,7 @@ class CpuShares:
 
 PROFILE_DIR: str | None = None
 LISTENER_PROCESSES = 2
+LATE_WATCH = 8.0  # seconds: past the live connections' 5-second check, which catches up a lost wake-up
 
 
 def start_profiles(pids: dict[str, int], seconds: float) -> Recorder | None:

@@ -58,7 +58,11 @@ async def _hold(url: str, users: list[tuple[str, str]], client_ping: float | Non
     from benchmarks import live_events
 
     live_events.CLIENT_PING = client_ping
-    sockets = await live_events.connect_all_at(url, users)
+    # From seq 0, not "from now": a feed told "from now" starts at the head its first read finds,
+    # and the first messages, sent while a thousand feeds were still making that read, were
+    # correctly not sent to it, and counted here as lost. Each user's log holds only its
+    # conversation's `conversation.created` before the sending starts.
+    sockets = await live_events.connect_all_at(url, users, since=0)
     arrived: dict[str, float] = {}
     listeners = [asyncio.create_task(listen(ws, user_id, arrived)) for ws, (user_id, _) in zip(sockets, users, strict=True)]
     pipe.send("connected")
