@@ -36,17 +36,10 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.common import (
-    ProcessSampler,
-    find_listening_pid,
-    latency_summary,
-    load_env_file,
-    make_session,
-    parse_size,
-    table,
-    write_json,
-)
-from benchmarks.messages import create_users, login, run_async
+from benchmarks.common import latency_summary, load_env_file, make_session, parse_size, table, write_json
+from benchmarks.message_load import create_users, login
+from benchmarks.messages import run_async
+from benchmarks.processes import ProcessSampler, find_listening_pid
 
 MB = 1_000_000
 

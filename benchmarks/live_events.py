@@ -26,9 +26,10 @@ from typing import Any
 import aiohttp
 import websockets
 
-from benchmarks.common import CLOCK_TICKS, cpu_seconds, latency_summary, make_session, read_proc_status, write_json
+from benchmarks.common import latency_summary, make_session, write_json
 from benchmarks.deploy import Deployment
 from benchmarks.live_listeners import ListenerProcesses, LoopLag
+from benchmarks.processes import CLOCK_TICKS, cpu_seconds, read_proc_status
 from benchmarks.profiling import Recorder
 
 PASSWORD = "bench-pass-word"

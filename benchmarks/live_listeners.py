@@ -20,7 +20,8 @@ from typing import Any
 
 import websockets
 
-from benchmarks.common import cpu_seconds, latency_summary
+from benchmarks.common import latency_summary
+from benchmarks.processes import cpu_seconds
 
 
 class LoopLag:

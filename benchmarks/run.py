@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import table
-from benchmarks.deploy import REPO, Deployment, postgres_settings, services_up
+from benchmarks.deploy import Deployment
+from benchmarks.shared_servers import REPO, postgres_settings, services_up
 
 TARGETS_NOTE = "targets are the distributed profile's; embedded figures are reported against them for comparison"
 

@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import cpu_seconds, latency_summary, write_json
-from benchmarks.deploy import Deployment, services_up
+from benchmarks.common import latency_summary, write_json
+from benchmarks.deploy import Deployment
+from benchmarks.processes import cpu_seconds
+from benchmarks.shared_servers import services_up
 
 TICK = 0.01
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import SentCopy
+from chat4all.application.ports import SentCopy, UnmatchedReply
 from chat4all.domain.channel_handles import InboundReply
 from tests.fakes.store import Transaction
 
@@ -55,4 +55,9 @@ class InMemoryChannelRecords:
 
     async def record_unmatched(self, reply: InboundReply, reason: str, at: datetime) -> None:
         if not self._unmatched.has((reply.channel, reply.provider_message_id)):
-            self._unmatched.put((reply.channel, reply.provider_message_id), (reply, reason))
+            self._unmatched.put((reply.channel, reply.provider_message_id), UnmatchedReply(reply, reason, at))
+
+    async def unmatched(self, channel: str | None, limit: int) -> list[UnmatchedReply]:
+        keys = self._unmatched.select_keys(lambda key, _kept: channel is None or key[0] == channel)
+        kept = [self._unmatched.get(key) for key in keys]
+        return sorted(kept, key=lambda one: one.received_at, reverse=True)[:limit]

@@ -37,3 +37,9 @@ async def headless_chromium() -> AsyncIterator:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def browser():
+    async with headless_chromium() as running:
+        yield running

@@ -20,10 +20,17 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat4all.adapters.connectors import SendLedger
 from chat4all.adapters.sql.engine import create_engine
+from chat4all.adapters.sql.ledger import SqlSendLedger
 from chat4all.adapters.sql.migrations import upgrade_database
+from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.postgres.connections import direct_pool
+from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.adapters.sql.tables import metadata
+from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from chat4all.application.message_batches import UnitOfWorkMessageBatches
+from chat4all.application.ports import MessageBatches
 
 DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:15432/chat4all_test"
 BACKENDS = ["sqlite", "postgresql"]
@@ -84,6 +91,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database of its own with no schema at all, for the migrations to build."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = create_scratch_database("chat4all_mig")
+    try:
+        yield url
+    finally:
+        drop_scratch_database(url)
+
+
 # Faster than TRUNCATE for the handful of rows a test leaves behind.
 _DELETE_ALL = "; ".join(f"DELETE FROM {table.name}" for table in reversed(metadata.sorted_tables))
 
@@ -115,6 +135,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
+@pytest.fixture
+def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
+    return SqlUnitOfWorkFactory(engine)
+
+
 # Behaviours with a SQLAlchemy implementation (both backends) and a psycopg one (PostgreSQL only):
 # a test module runs them over all three by taking `backend` from `implementation`, e.g.
 #     @pytest.fixture
@@ -141,6 +166,16 @@ async def direct_pool_of_test(implementation: tuple[str, str], database_url: str
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def batches(uow: SqlUnitOfWorkFactory, direct_pool_of_test: AsyncConnectionPool | None) -> AsyncIterator[MessageBatches]:
+    yield UnitOfWorkMessageBatches(uow) if direct_pool_of_test is None else PostgresMessageBatches(direct_pool_of_test)
+
+
+@pytest.fixture
+def ledger(engine: AsyncEngine, direct_pool_of_test: AsyncConnectionPool | None) -> SendLedger:
+    return SqlSendLedger(engine) if direct_pool_of_test is None else PostgresSendLedger(direct_pool_of_test)
 
 
 def terminate_other_connections(url: str) -> None:

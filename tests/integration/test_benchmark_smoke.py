@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.deploy import REPO, Deployment
+from benchmarks.deploy import Deployment
+from benchmarks.shared_servers import REPO
 
 FAST_ARGON2 = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
 LATENCY_KEYS = {"count", "p50_ms", "p95_ms", "p99_ms", "max_ms"}

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from tests.integration.cli_users import Hub, User, wait_ready
 from tests.integration.http.profiles import FAST_ARGON2
-from tests.integration.test_cli_client import Hub, User, wait_ready
 from tests.ports import low_port
 
 PATIENCE = 30.0  # seconds for a line to come; a reconnection after a restart takes a few

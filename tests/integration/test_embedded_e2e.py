@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +14,7 @@ import httpx
 import pytest_asyncio
 
 from tests.integration.http.helpers import conversation, text_message, wait_for_status
-from tests.integration.http.profiles import FAST_ARGON2, Processes, wait_ready
+from tests.integration.http.profiles import CHANNEL_SECRETS, FAST_ARGON2, Processes, wait_ready
 from tests.ports import low_port
 
 PASSWORD = "e2e-password-1"
@@ -22,7 +24,7 @@ HUNDRED_MB = 100 * 1024 * 1024
 @pytest_asyncio.fixture(scope="module")
 async def hub(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("embedded-e2e")
-    processes = Processes({**FAST_ARGON2, "CHAT4ALL_DATA_DIR": str(workdir / "data")}, workdir)
+    processes = Processes({**FAST_ARGON2, **CHANNEL_SECRETS, "CHAT4ALL_DATA_DIR": str(workdir / "data")}, workdir)
     names = [f"member{index}" for index in range(10)]
     ids = {name: processes.cli("users", "add", name, "--password", PASSWORD).strip() for name in names[:2]}
     port = low_port()
@@ -36,7 +38,7 @@ async def hub(tmp_path_factory):
                 ids.update({name: output.strip() for name, output in zip(names[2:], added, strict=True)})
             listed = processes.cli("users", "list")
             assert all(f"{user_id}  {name}" in listed for name, user_id in ids.items())
-            yield client, ids, log
+            yield client, ids, log, processes
     finally:
         processes.stop()
 
@@ -52,7 +54,7 @@ class Api:
 
 
 async def test_all_channels_log_one_line_per_recipient_and_channel(hub):
-    client, ids, log = hub
+    client, ids, log, _ = hub
     headers = await login(client, "member0")
     deployment = Api(client)
     conversation_id = await conversation(deployment, headers, [ids["member0"], ids["member1"]])
@@ -68,7 +70,7 @@ async def test_all_channels_log_one_line_per_recipient_and_channel(hub):
 
 
 async def test_group_of_ten_everyone_reads_the_message(hub):
-    client, ids, log = hub
+    client, ids, log, _ = hub
     headers = await login(client, "member0")
     conversation_id = await conversation(Api(client), headers, list(ids.values()), "group")
     body = text_message(conversation_id, ids["member0"], channels=["whatsapp"], text="all hands")
@@ -84,7 +86,7 @@ async def test_group_of_ten_everyone_reads_the_message(hub):
 
 
 async def test_hundred_megabyte_upload_verified_and_sent_as_a_file_message(hub):
-    client, ids, _ = hub
+    client, ids, _, _ = hub
     headers = await login(client, "member0")
     data = os.urandom(HUNDRED_MB)
     checksum = hashlib.sha256(data).hexdigest()
@@ -124,7 +126,7 @@ async def test_hundred_megabyte_upload_verified_and_sent_as_a_file_message(hub):
 
 
 async def test_a_file_whose_bytes_vanished_fails_with_the_reason(hub, tmp_path):
-    client, ids, _ = hub
+    client, ids, _, _ = hub
     headers = await login(client, "member0")
     data = b"soon gone" * 1000
     info = (await client.post("/v1/files/initiate", json={"filename": "gone.txt", "file_size": len(data)}, headers=headers)).json()
@@ -141,3 +143,20 @@ async def test_a_file_whose_bytes_vanished_fails_with_the_reason(hub, tmp_path):
     failed = await wait_for_status(client, headers, message["message_id"])
     assert failed["status"] == "failed"
     assert any("missing" in (entry["detail"] or "") for entry in failed["history"])
+
+
+async def test_operators_list_the_replies_the_hub_could_not_place(hub):
+    client, _, _, processes = hub
+    secret = CHANNEL_SECRETS["CHAT4ALL_CHANNEL_SECRET_WHATSAPP"].encode()
+    reply = {"from": "+5511900001111", "id": "wamid.stray", "text": {"body": "quem é?"}, "context": {"id": "wamid.x"}}
+    raw = json.dumps(reply).encode()
+    signature = "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
+    headers = {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+    assert (await client.post("/v1/channels/whatsapp/inbound", content=raw, headers=headers)).status_code == 202
+
+    [listed] = json.loads(processes.cli("inbound", "unmatched", "--channel", "whatsapp", "--json"))
+    assert {key: listed[key] for key in ("channel", "reason", "from", "provider_message_id", "answers", "text")} == {
+        "channel": "whatsapp", "reason": "unknown_handle", "from": "+5511900001111",
+        "provider_message_id": "wamid.stray", "answers": "wamid.x", "text": "quem é?",
+    }
+    assert "unknown_handle  from +5511900001111  id wamid.stray" in processes.cli("inbound", "unmatched")

@@ -7,11 +7,7 @@ import psycopg
 import pytest
 
 from chat4all.adapters.sql.postgres.connections import direct_pool
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    create_scratch_database,
-    drop_scratch_database,
-    terminate_other_connections,
-)
+from tests.integration.sql_fixtures import create_scratch_database, drop_scratch_database, terminate_other_connections
 
 pytestmark = pytest.mark.services
 

@@ -28,11 +28,6 @@ from chat4all.domain.conversations import Conversation, ConversationMetadata, Co
 from chat4all.domain.events import EphemeralEvent, EventQuery, EventType, PendingEvent
 from chat4all.domain.messages import Priority
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    engine,
-    postgres_url,
-)
 
 pytestmark = pytest.mark.services
 
@@ -51,7 +46,7 @@ def backend() -> str:
 
 
 @pytest.fixture
-async def notifier(database_url: str) -> AsyncIterator[PostgresEventNotifier]:  # noqa: F811
+async def notifier(database_url: str) -> AsyncIterator[PostgresEventNotifier]:
     listener = PostgresListener(database_url)
     notifier = PostgresEventNotifier(listener)
     await listener.start()
@@ -62,7 +57,7 @@ async def notifier(database_url: str) -> AsyncIterator[PostgresEventNotifier]:  
         await listener.stop()
 
 
-async def users(engine: AsyncEngine, count: int) -> list[UUID]:  # noqa: F811
+async def users(engine: AsyncEngine, count: int) -> list[UUID]:
     found = [User(uuid4(), f"reader{index}", "h", NOW) for index in range(count)]
     async with SqlUnitOfWorkFactory(engine)() as tx:
         for user in found:
@@ -71,7 +66,7 @@ async def users(engine: AsyncEngine, count: int) -> list[UUID]:  # noqa: F811
     return [user.id for user in found]
 
 
-async def append(engine: AsyncEngine, user_ids: list[UUID], *, commit: bool) -> float:  # noqa: F811
+async def append(engine: AsyncEngine, user_ids: list[UUID], *, commit: bool) -> float:
     """Appends an event for each user; returns when the COMMIT was sent (perf_counter)."""
     async with SqlUnitOfWorkFactory(engine)() as tx:
         await tx.events.append([PendingEvent(user, EventType.MESSAGE_CREATED, NOW, {}) for user in user_ids])
@@ -81,7 +76,7 @@ async def append(engine: AsyncEngine, user_ids: list[UUID], *, commit: bool) -> 
     return committing
 
 
-async def test_a_commit_on_another_connection_wakes_the_waiting_reader_within_milliseconds(notifier, engine) -> None:  # noqa: F811
+async def test_a_commit_on_another_connection_wakes_the_waiting_reader_within_milliseconds(notifier, engine) -> None:
     alice, bob = await users(engine, 2)
     async with notifier.listen(alice) as alice_wakes, notifier.listen(bob) as bob_wakes:
         committing = await append(engine, [alice], commit=True)
@@ -91,7 +86,7 @@ async def test_a_commit_on_another_connection_wakes_the_waiting_reader_within_mi
     print(f"commit to wake-up: {latency * 1000:.1f} ms")
 
 
-async def test_a_rolled_back_change_wakes_nobody(notifier, engine) -> None:  # noqa: F811
+async def test_a_rolled_back_change_wakes_nobody(notifier, engine) -> None:
     (alice,) = await users(engine, 1)
     async with notifier.listen(alice) as wakes:
         await append(engine, [alice], commit=False)
@@ -100,7 +95,7 @@ async def test_a_rolled_back_change_wakes_nobody(notifier, engine) -> None:  # n
         assert await wakes.wait(PROMPTLY)
 
 
-async def test_many_users_woken_by_one_commit_each_hear_it(notifier, engine) -> None:  # noqa: F811
+async def test_many_users_woken_by_one_commit_each_hear_it(notifier, engine) -> None:
     """More users than one notification's payload holds."""
     many = await users(engine, 450)
     async with notifier.listen(many[0]) as first, notifier.listen(many[-1]) as last:
@@ -108,7 +103,7 @@ async def test_many_users_woken_by_one_commit_each_hear_it(notifier, engine) -> 
         assert await first.wait(PROMPTLY) and await last.wait(PROMPTLY)
 
 
-async def test_after_its_connection_drops_the_notifier_comes_back_and_wakes_every_reader(notifier, engine, database_url) -> None:  # noqa: F811
+async def test_after_its_connection_drops_the_notifier_comes_back_and_wakes_every_reader(notifier, engine, database_url) -> None:
     (alice,) = await users(engine, 1)
     async with notifier.listen(alice) as wakes:
         with psycopg.connect(conninfo_of(database_url), autocommit=True) as admin:
@@ -122,7 +117,7 @@ async def test_after_its_connection_drops_the_notifier_comes_back_and_wakes_ever
         assert await wakes.wait(PROMPTLY)
 
 
-async def test_a_long_poll_on_one_process_gets_a_message_accepted_through_another(notifier, engine, database_url) -> None:  # noqa: F811
+async def test_a_long_poll_on_one_process_gets_a_message_accepted_through_another(notifier, engine, database_url) -> None:
     alice, bob = await users(engine, 2)
     chat = Conversation.start(
         conversation_id=uuid4(), type=ConversationType.PRIVATE, members=[alice, bob], creator=alice,
@@ -153,7 +148,7 @@ async def test_a_long_poll_on_one_process_gets_a_message_accepted_through_anothe
     assert batch.next == 1
 
 
-async def test_one_listening_connection_serves_wake_ups_and_notices_and_both_come_back_after_a_drop(engine, database_url) -> None:  # noqa: F811
+async def test_one_listening_connection_serves_wake_ups_and_notices_and_both_come_back_after_a_drop(engine, database_url) -> None:
     """One API process (a notifier and live notices on one listener) hears a commit and a typing
     notice published by another process, on a single LISTEN connection, before and after it drops."""
     (alice,) = await users(engine, 1)

@@ -5,51 +5,29 @@ their log, numbered after what the log already holds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.event_log import SqlUserEventReader
-from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import BatchWrite, MessageBatches
 from chat4all.domain.batch_outcomes import ChannelOutcome, record_outcomes
 from chat4all.domain.event_data import message_created
 from chat4all.domain.events import EventType
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    direct_pool_of_test,
-    engine,
-    implementation,
-    postgres_url,
-    sqlite_template,
-)
-from tests.integration.test_sql_repositories import add_users, at, group, private, text_message
+from tests.integration.sql_records import add_users, at, group, private, text_message
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+def backend(implementation: tuple[str, str]) -> str:
     return implementation[0]
 
 
-@pytest.fixture
-def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
-    return SqlUnitOfWorkFactory(engine)
-
-
-@pytest.fixture
-async def batches(uow: SqlUnitOfWorkFactory, direct_pool_of_test: AsyncConnectionPool | None) -> AsyncIterator[MessageBatches]:  # noqa: F811
-    yield UnitOfWorkMessageBatches(uow) if direct_pool_of_test is None else PostgresMessageBatches(direct_pool_of_test)
-
-
 async def test_outcomes_deliver_the_reached_receipts_and_tell_the_sender(
-    uow: SqlUnitOfWorkFactory, batches: MessageBatches, engine: AsyncEngine  # noqa: F811
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches, engine: AsyncEngine
 ) -> None:
     alice, bob, carol = await add_users(uow, "alice", "bob", "carol")
     team = group([alice, bob, carol])
@@ -92,7 +70,7 @@ async def test_outcomes_deliver_the_reached_receipts_and_tell_the_sender(
 
 
 async def test_a_receipt_delivered_before_keeps_its_time(
-    uow: SqlUnitOfWorkFactory, batches: MessageBatches  # noqa: F811
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches
 ) -> None:
     alice, bob = await add_users(uow, "alice", "bob")
     team = private(alice, bob)

@@ -4,48 +4,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat4all.adapters.sql.postgres.batches import PostgresMessageBatches
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from chat4all.application.message_batches import UnitOfWorkMessageBatches
 from chat4all.application.ports import BatchWrite, MessageBatches
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.messages import DeliveryStatus, Message, MessageStatus, StatusEvent
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    DIRECT,
-    SQLALCHEMY,
-    database_url,
-    direct_pool_of_test,
-    engine,
-    implementation,
-    postgres_url,
-    sqlite_template,
-    terminate_other_connections,
-)
-from tests.integration.test_sql_repositories import add_users, at, group, private, text_message
+from tests.integration.sql_fixtures import DIRECT, SQLALCHEMY, terminate_other_connections
+from tests.integration.sql_records import add_users, at, group, private, text_message
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+def backend(implementation: tuple[str, str]) -> str:
     return implementation[0]
-
-
-@pytest.fixture
-def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
-    return SqlUnitOfWorkFactory(engine)
-
-
-@pytest.fixture
-async def batches(uow: SqlUnitOfWorkFactory, direct_pool_of_test: AsyncConnectionPool | None) -> AsyncIterator[MessageBatches]:  # noqa: F811
-    yield UnitOfWorkMessageBatches(uow) if direct_pool_of_test is None else PostgresMessageBatches(direct_pool_of_test)
 
 
 async def stored(uow: SqlUnitOfWorkFactory, count: int, channels=("whatsapp", "instagram")):
@@ -234,7 +209,7 @@ async def test_a_failing_apply_writes_nothing_and_releases_the_locks(uow: SqlUni
 
 @pytest.mark.parametrize("implementation", DIRECT, indirect=True)
 async def test_a_dropped_connection_fails_one_read_and_the_next_call_works(
-    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str  # noqa: F811
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str
 ) -> None:
     _, [message] = await stored(uow, 1)
     assert set(await batches.read([message.id])) == {message.id}
@@ -250,7 +225,7 @@ async def test_a_dropped_connection_fails_one_read_and_the_next_call_works(
 
 @pytest.mark.parametrize("implementation", DIRECT, indirect=True)
 async def test_a_change_on_a_dropped_connection_changes_nothing_and_the_next_call_works(
-    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str  # noqa: F811
+    uow: SqlUnitOfWorkFactory, batches: MessageBatches, database_url: str
 ) -> None:
     _, [message] = await stored(uow, 1)
     assert set(await batches.read([message.id])) == {message.id}
@@ -290,7 +265,7 @@ async def stored_without_channels(uow: SqlUnitOfWorkFactory):
 
 
 async def test_without_pre_ping_one_unit_of_work_fails_on_dropped_connections_and_the_next_reconnects(
-    postgres_url: str,  # noqa: F811
+    postgres_url: str,
 ) -> None:
     import psycopg
     from sqlalchemy import make_url

@@ -8,43 +8,27 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.connectors import SendLedger
 from chat4all.adapters.sql.channel_tables import unmatched_inbound
-from chat4all.adapters.sql.ledger import SqlSendLedger
-from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWork
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import SentCopy
+from chat4all.application.ports import SentCopy, UnmatchedReply
 from chat4all.domain.channel_handles import InboundReply
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    direct_pool_of_test,
-    engine,
-    implementation,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+def backend(implementation: tuple[str, str]) -> str:
     return implementation[0]
 
 
-@pytest.fixture
-def ledger(engine: AsyncEngine, direct_pool_of_test: AsyncConnectionPool | None) -> SendLedger:  # noqa: F811
-    return SqlSendLedger(engine) if direct_pool_of_test is None else PostgresSendLedger(direct_pool_of_test)
-
-
-async def test_each_copy_sent_gets_a_provider_id_that_finds_it(ledger: SendLedger, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_each_copy_sent_gets_a_provider_id_that_finds_it(ledger: SendLedger, engine: AsyncEngine) -> None:
     message, bob, carol = uuid4(), uuid4(), uuid4()
     await ledger.send_new("whatsapp", [(message, bob), (message, carol)], lambda key: None)
     await ledger.send_new("instagram", [(message, bob)], lambda key: None)
@@ -62,7 +46,7 @@ async def test_each_copy_sent_gets_a_provider_id_that_finds_it(ledger: SendLedge
         assert await uow.channels.sent_copy("whatsapp", "wamid.unknown") is None
 
 
-async def test_a_handle_belongs_to_one_user_per_channel(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_handle_belongs_to_one_user_per_channel(engine: AsyncEngine) -> None:
     bob, carol = User(uuid4(), "bob", "hash", NOW), User(uuid4(), "carol", "hash", NOW)
     async with SqlUnitOfWork(engine) as uow:
         for user in (bob, carol):
@@ -84,7 +68,7 @@ async def test_a_handle_belongs_to_one_user_per_channel(engine: AsyncEngine) -> 
         assert await uow.channels.owner_of("whatsapp", "@bob") is None
 
 
-async def test_an_unmatched_reply_is_kept_once(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_an_unmatched_reply_is_kept_once(engine: AsyncEngine) -> None:
     reply = InboundReply("whatsapp", "+5511777770000", "oi", "wamid.R1", "wamid.C1")
     for _ in range(3):
         async with SqlUnitOfWork(engine) as uow:
@@ -96,3 +80,20 @@ async def test_an_unmatched_reply_is_kept_once(engine: AsyncEngine) -> None:  # 
             ("+5511777770000", "wamid.C1", "oi", "unknown_handle")
         ]
         assert (await connection.execute(select(func.count()).select_from(unmatched_inbound))).scalar() == 1
+
+
+async def test_unmatched_replies_are_listed_newest_first_by_channel(engine: AsyncEngine) -> None:  # noqa: F811
+    kept = [
+        (InboundReply(channel, "+5511777770000", "oi", f"id.{index}", "ctx"), NOW.replace(minute=index))
+        for index, channel in enumerate(["whatsapp", "instagram", "whatsapp"])
+    ]
+    async with SqlUnitOfWork(engine) as uow:
+        for reply, at in kept:
+            await uow.channels.record_unmatched(reply, "unknown_context", at)
+        await uow.commit()
+    async with SqlUnitOfWork(engine) as uow:
+        assert await uow.channels.unmatched("whatsapp", 10) == [
+            UnmatchedReply(kept[2][0], "unknown_context", kept[2][1]),
+            UnmatchedReply(kept[0][0], "unknown_context", kept[0][1]),
+        ]
+        assert [one.reply.provider_message_id for one in await uow.channels.unmatched(None, 2)] == ["id.2", "id.1"]

@@ -18,13 +18,6 @@ from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.messages import MessageStatus, Priority
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -36,12 +29,12 @@ class FixedClock:
         return datetime(2024, 11, 25, 12, 0, tzinfo=UTC)
 
 
-async def count(engine: AsyncEngine, table) -> int:  # type: ignore[no-untyped-def]  # noqa: F811
+async def count(engine: AsyncEngine, table) -> int:  # type: ignore[no-untyped-def]
     async with engine.connect() as connection:
         return (await connection.execute(select(func.count()).select_from(table))).scalar_one()
 
 
-async def test_concurrent_sends_of_one_message_id_store_it_once(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_sends_of_one_message_id_store_it_once(engine: AsyncEngine) -> None:
     uow = SqlUnitOfWorkFactory(engine)
     clock = FixedClock()
     alice, bob = User(uuid4(), "alice", "h", clock.now()), User(uuid4(), "bob", "h", clock.now())

@@ -15,20 +15,13 @@ from chat4all.adapters.sql.event_log import SqlUserEventReader
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.domain.events import EventType, PendingEvent
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_where_each_users_log_ends_in_one_query_committed_events_only(engine, database_url):  # noqa: F811
+async def test_where_each_users_log_ends_in_one_query_committed_events_only(engine, database_url):
     users = [User(uuid4(), f"user{index}", "h", START) for index in range(3)]
     factory = SqlUnitOfWorkFactory(engine)
     async with factory() as tx:

@@ -17,20 +17,13 @@ from chat4all.adapters.sql.tables import user_event_counters
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.domain.events import EventType, LogBounds, PendingEvent
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def add_users(engine: AsyncEngine, count: int) -> list[UUID]:  # noqa: F811
+async def add_users(engine: AsyncEngine, count: int) -> list[UUID]:
     users = [User(uuid4(), f"user{index}", "h", START) for index in range(count)]
     async with SqlUnitOfWorkFactory(engine)() as tx:
         for user in users:
@@ -43,14 +36,14 @@ def pending(user: UUID, n: int, at: datetime = START, **data: object) -> Pending
     return PendingEvent(user, EventType.MESSAGE_CREATED, at, {"n": n, **data})
 
 
-async def append(engine: AsyncEngine, events: list[PendingEvent], *, commit: bool = True) -> None:  # noqa: F811
+async def append(engine: AsyncEngine, events: list[PendingEvent], *, commit: bool = True) -> None:
     async with SqlUnitOfWorkFactory(engine)() as tx:
         await tx.events.append(events)
         if commit:
             await tx.commit()
 
 
-async def test_each_users_events_are_numbered_from_one_in_the_order_given(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_each_users_events_are_numbered_from_one_in_the_order_given(engine: AsyncEngine) -> None:
     alice, bob = await add_users(engine, 2)
     async with SqlUnitOfWorkFactory(engine)() as tx:
         numbered = await tx.events.append([pending(alice, 0), pending(bob, 1), pending(alice, 2)])
@@ -70,7 +63,7 @@ async def test_each_users_events_are_numbered_from_one_in_the_order_given(engine
     assert await reader.bounds(uuid4()) == LogBounds(None, 0)
 
 
-async def test_the_pages_of_several_cursors_come_from_one_read_each_with_its_own_bounds(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_the_pages_of_several_cursors_come_from_one_read_each_with_its_own_bounds(engine: AsyncEngine) -> None:
     alice, bob, carol = await add_users(engine, 3)
     await append(engine, [pending(alice, n) for n in range(5)] + [pending(bob, 10)])
     nobody = uuid4()
@@ -85,7 +78,7 @@ async def test_the_pages_of_several_cursors_come_from_one_read_each_with_its_own
     assert [event.seq for event in pages[(alice, 3)][1]] == [4, 5]
 
 
-async def test_a_rolled_back_change_leaves_no_event_and_takes_its_seqs_back(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_rolled_back_change_leaves_no_event_and_takes_its_seqs_back(engine: AsyncEngine) -> None:
     alice, bob = await add_users(engine, 2)
     await append(engine, [pending(alice, 0)])
     await append(engine, [pending(alice, 1), pending(bob, 1)], commit=False)
@@ -96,7 +89,7 @@ async def test_a_rolled_back_change_leaves_no_event_and_takes_its_seqs_back(engi
     assert [event.seq for event in (await reader.read_after(bob, 0, 10))[1]] == [1]
 
 
-async def test_retention_drops_a_prefix_of_each_log_in_batches_and_keeps_the_counters(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_retention_drops_a_prefix_of_each_log_in_batches_and_keeps_the_counters(engine: AsyncEngine) -> None:
     alice, bob = await add_users(engine, 2)
     await append(engine, [pending(alice, n, START + timedelta(minutes=n)) for n in range(5)])
     # A clock that ran behind: an older time after a newer one. Everything up to it goes.
@@ -117,7 +110,7 @@ async def test_retention_drops_a_prefix_of_each_log_in_batches_and_keeps_the_cou
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-async def test_concurrent_appends_number_each_users_events_in_commit_order_without_gaps(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_appends_number_each_users_events_in_commit_order_without_gaps(engine: AsyncEngine) -> None:
     """Forty transactions append for overlapping sets of five users at once, each holding its
     transaction open a little. A reader polling meanwhile must only ever see a gapless prefix of
     each log (it never sees N+1 before N commits), and every pair of transactions is ordered the
@@ -150,7 +143,7 @@ async def test_concurrent_appends_number_each_users_events_in_commit_order_witho
     await assert_ordered_alike_in_every_log(engine, users, plans)
 
 
-async def assert_ordered_alike_in_every_log(engine: AsyncEngine, users: list[UUID], plans: list[list[UUID]]) -> None:  # noqa: F811
+async def assert_ordered_alike_in_every_log(engine: AsyncEngine, users: list[UUID], plans: list[list[UUID]]) -> None:
     """Each log is gapless, each transaction's events sit together in the order given, and two
     transactions come in the same order in every log they both wrote to."""
     order: dict[UUID, list[int]] = {}

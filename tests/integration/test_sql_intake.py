@@ -5,19 +5,15 @@ connection the server dropped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.postgres.connections import conninfo_of, direct_pool
 from chat4all.adapters.sql.postgres.intake import PostgresMessageIntake
-from chat4all.adapters.sql.sqlite.intake import SqliteMessageIntake
 from chat4all.adapters.sql.tables import (
     conversations,
     file_shares,
@@ -27,99 +23,30 @@ from chat4all.adapters.sql.tables import (
     outbox,
 )
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from chat4all.application.messaging import UnitOfWorkIntake
-from chat4all.application.ports import MessageIntake, OutboxEvent
+from chat4all.application.ports import MessageIntake
 from chat4all.application.work import ROUTE_STREAM as MESSAGE_PROCESSING
 from chat4all.domain.conversations import Conversation, ConversationMetadata, ConversationType
 from chat4all.domain.errors import InvalidInput
-from chat4all.domain.messages import FilePayload, Message, MessageDraft, Priority, TextPayload
+from chat4all.domain.messages import FilePayload, Message, Priority, TextPayload
 from chat4all.domain.uploads import Upload, UploadStatus
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
+from tests.integration.sql_intakes import (  # noqa: F401 - fixtures
+    GROUP_COMMIT,
+    ONE_STATEMENT,
+    START,
+    accepted,
+    backend,
+    case,
+    intake,
+    routing_of,
+    rows,
+    seed,
 )
 
 pytestmark = pytest.mark.services
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
-
-# The unit-of-work intake runs on both databases; the one-statement intake exists for PostgreSQL only.
-CASES = [
-    ("sqlite", "unit-of-work"),
-    ("postgresql", "unit-of-work"),
-    ("postgresql", "one-statement"),
-    ("sqlite", "group-commit"),
-]
-ONE_STATEMENT = [CASES[2]]
-GROUP_COMMIT = CASES[2:]
-
-
-@pytest.fixture(params=CASES, ids=["-".join(case) for case in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    return request.param
-
-
-@pytest.fixture
-def backend(case: tuple[str, str]) -> str:
-    return case[0]
-
-
-@pytest.fixture
-async def intake(case: tuple[str, str], database_url: str, engine: AsyncEngine) -> AsyncIterator[MessageIntake]:  # noqa: F811
-    if case[1] == "unit-of-work":
-        yield UnitOfWorkIntake(SqlUnitOfWorkFactory(engine))
-        return
-    if case[1] == "group-commit":
-        yield SqliteMessageIntake(engine)
-        return
-    pool = direct_pool(database_url, max_connections=4)
-    await pool.open()
-    try:
-        yield PostgresMessageIntake(pool)
-    finally:
-        await pool.close()
-
-
-async def seed(engine: AsyncEngine) -> tuple[User, User, Conversation]:
-    uow = SqlUnitOfWorkFactory(engine)
-    alice, bob = User(uuid4(), "alice", "h", START), User(uuid4(), "bob", "h", START)
-    conversation = Conversation.start(
-        conversation_id=uuid4(),
-        type=ConversationType.PRIVATE,
-        members=[alice.id, bob.id],
-        creator=alice.id,
-        metadata=ConversationMetadata(),
-        now=START,
-    )
-    async with uow() as tx:
-        await tx.users.add(alice)
-        await tx.users.add(bob)
-        await tx.conversations.add(conversation)
-        await tx.commit()
-    return alice, bob, conversation
-
-
-def accepted(conversation: Conversation, sender: UUID, payload: Any, at: datetime, message_id: UUID | None = None) -> Message:
-    draft = MessageDraft(
-        message_id or uuid4(), conversation.id, sender, None, ("whatsapp", "instagram"), payload, Priority.HIGH
-    )
-    return Message.accept(draft, at)
-
-
-def routing_of(message: Message) -> OutboxEvent:
-    return OutboxEvent(MESSAGE_PROCESSING, str(message.conversation_id), {"message_id": str(message.id)})
-
-
-async def rows(engine: AsyncEngine, table: Any, *columns: Any) -> list[tuple[Any, ...]]:
-    async with engine.connect() as connection:
-        return [tuple(row) for row in await connection.execute(select(*columns) if columns else select(table))]
-
-
-async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     message = accepted(conversation, alice.id, TextPayload("hello"), START + timedelta(minutes=1))
 
@@ -141,7 +68,7 @@ async def test_an_accepted_message_is_stored_with_everything_that_belongs_to_it(
     assert await rows(engine, conversations, conversations.c.last_activity_at) == [(message.created_at,)]
 
 
-async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     first = accepted(conversation, alice.id, TextPayload("first"), START + timedelta(minutes=1))
     again = accepted(conversation, alice.id, TextPayload("other text"), START + timedelta(minutes=2), first.id)
@@ -156,7 +83,7 @@ async def test_a_message_id_that_exists_stores_nothing_more(intake: MessageIntak
     assert await rows(engine, conversations, conversations.c.last_activity_at) == [(first.created_at,)]
 
 
-async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     message_id = uuid4()
     copies = [accepted(conversation, alice.id, TextPayload("once"), START, message_id) for _ in range(20)]
@@ -169,7 +96,7 @@ async def test_concurrent_accepts_of_one_id_store_it_once(intake: MessageIntake,
     assert len(await rows(engine, message_events)) == 1
 
 
-async def test_a_file_message_records_the_share_with_its_conversation(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_file_message_records_the_share_with_its_conversation(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     upload = Upload(
         uuid4(), alice.id, "a.pdf", 10, "application/pdf", 8, UploadStatus.COMPLETED, START, START + timedelta(hours=1)
@@ -187,7 +114,7 @@ async def test_a_file_message_records_the_share_with_its_conversation(intake: Me
 
 
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
-async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(database_url: str, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     pool = direct_pool(database_url, max_connections=1)
     await pool.open()
@@ -210,7 +137,7 @@ async def test_the_postgres_intake_replaces_a_connection_the_server_dropped(data
 
 
 @pytest.mark.parametrize("case", GROUP_COMMIT, indirect=True, ids="-".join)
-async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, bob, first = await seed(engine)
     carol = User(uuid4(), "carol", "h", START)
     second = Conversation.start(
@@ -247,7 +174,7 @@ async def test_concurrent_accepts_share_statements_and_publish_in_listing_order(
 
 
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
-async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_message_the_database_refuses_fails_alone_when_batched(database_url: str, engine: AsyncEngine) -> None:
     alice, _, conversation = await seed(engine)
     batch = [accepted(conversation, alice.id, TextPayload(f"n{index}"), START) for index in range(10)]
     refused = batch[5]

@@ -25,13 +25,7 @@ from chat4all.domain.event_data import message_data
 from chat4all.domain.events import EventType
 from chat4all.domain.messages import Message, MessageDraft, Priority, TextPayload
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
-from tests.integration.test_sql_intake import (  # noqa: F401 - fixtures
+from tests.integration.sql_intakes import (  # noqa: F401 - fixtures
     GROUP_COMMIT,
     ONE_STATEMENT,
     START,
@@ -47,7 +41,7 @@ from tests.integration.test_sql_intake import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.services
 
 
-async def team_of_three(engine: AsyncEngine) -> tuple[list[UUID], Conversation, Conversation]:  # noqa: F811
+async def team_of_three(engine: AsyncEngine) -> tuple[list[UUID], Conversation, Conversation]:
     """Alice, Bob and Carol; their group, and Alice and Bob's private conversation."""
     alice, bob, private = await seed(engine)
     carol = User(uuid4(), "carol", "h", START)
@@ -67,7 +61,7 @@ def addressed(conversation: Conversation, sender: UUID, to: UUID | None, minutes
     return Message.accept(draft, START + timedelta(minutes=minutes))
 
 
-async def unread(engine: AsyncEngine) -> tuple[dict[Any, int], dict[Any, int]]:  # noqa: F811
+async def unread(engine: AsyncEngine) -> tuple[dict[Any, int], dict[Any, int]]:
     recount = (
         select(message_receipts.c.conversation_id, message_receipts.c.recipient_id, func.count())
         .where(message_receipts.c.read_at.is_(None))
@@ -81,7 +75,7 @@ async def unread(engine: AsyncEngine) -> tuple[dict[Any, int], dict[Any, int]]: 
         )
 
 
-async def test_an_accepted_message_comes_with_its_position_receipts_unread_counts_and_events(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_an_accepted_message_comes_with_its_position_receipts_unread_counts_and_events(intake: MessageIntake, engine: AsyncEngine) -> None:
     (alice, bob, carol), team, _ = await team_of_three(engine)
     sent = [addressed(team, alice, None, 1), addressed(team, carol, bob, 2), addressed(team, bob, None, 3)]
     shown = [message_data(message) for message in sent]  # as GET /v1/messages/{id} shows it when accepted
@@ -104,7 +98,7 @@ async def test_an_accepted_message_comes_with_its_position_receipts_unread_count
         assert [dict(event.data) for event in events] == shown
 
 
-async def test_an_id_that_exists_adds_no_position_receipt_or_event(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_an_id_that_exists_adds_no_position_receipt_or_event(intake: MessageIntake, engine: AsyncEngine) -> None:
     alice, bob, conversation = await seed(engine)
     first = accepted(conversation, alice.id, TextPayload("first"), START)
     again = accepted(conversation, alice.id, TextPayload("again"), START, first.id)
@@ -120,7 +114,7 @@ async def test_an_id_that_exists_adds_no_position_receipt_or_event(intake: Messa
         assert bounds.last == 2 and [event.data["message_id"] for event in events] == [str(first.id), str(later.id)]
 
 
-async def test_one_id_sent_into_two_conversations_at_once_leaves_no_gap_in_either(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_one_id_sent_into_two_conversations_at_once_leaves_no_gap_in_either(intake: MessageIntake, engine: AsyncEngine) -> None:
     (alice, _, _), team, private = await team_of_three(engine)
     shared_id = uuid4()
     batches = [
@@ -140,7 +134,7 @@ async def test_one_id_sent_into_two_conversations_at_once_leaves_no_gap_in_eithe
 
 
 @pytest.mark.parametrize("case", GROUP_COMMIT, indirect=True, ids="-".join)
-async def test_batched_accepts_number_positions_and_events_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:  # noqa: F811
+async def test_batched_accepts_number_positions_and_events_in_listing_order(intake: MessageIntake, engine: AsyncEngine) -> None:
     (alice, bob, carol), team, _ = await team_of_three(engine)
     batch = [addressed(team, [alice, bob, carol][n % 3], None, n) for n in range(150)]
     assert await asyncio.gather(*(intake.accept(m, team, routing_of(m)) for m in batch)) == [True] * 150
@@ -158,7 +152,7 @@ async def test_batched_accepts_number_positions_and_events_in_listing_order(inta
 
 @pytest.mark.parametrize("case", ONE_STATEMENT, indirect=True, ids="-".join)
 async def test_an_id_committed_while_the_statement_waits_for_it_is_not_new_and_takes_no_position(
-    intake: MessageIntake, engine: AsyncEngine, database_url: str  # noqa: F811
+    intake: MessageIntake, engine: AsyncEngine, database_url: str
 ) -> None:
     (alice, _, _), team, private = await team_of_three(engine)
     racing = accepted(private, alice, TextPayload("elsewhere"), START)

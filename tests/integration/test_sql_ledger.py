@@ -7,35 +7,17 @@ import asyncio
 from uuid import uuid4
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.connectors import SendLedger
-from chat4all.adapters.sql.ledger import SqlSendLedger
-from chat4all.adapters.sql.postgres.ledger import PostgresSendLedger
 from chat4all.domain.errors import Unavailable
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    DIRECT,
-    database_url,
-    direct_pool_of_test,
-    engine,
-    implementation,
-    postgres_url,
-    sqlite_template,
-    terminate_other_connections,
-)
+from tests.integration.sql_fixtures import DIRECT, terminate_other_connections
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def backend(implementation: tuple[str, str]) -> str:  # noqa: F811
+def backend(implementation: tuple[str, str]) -> str:
     return implementation[0]
-
-
-@pytest.fixture
-def ledger(engine: AsyncEngine, direct_pool_of_test: AsyncConnectionPool | None) -> SendLedger:  # noqa: F811
-    return SqlSendLedger(engine) if direct_pool_of_test is None else PostgresSendLedger(direct_pool_of_test)
 
 
 async def test_each_key_is_sent_once(ledger: SendLedger) -> None:
@@ -101,7 +83,7 @@ async def test_batches_larger_than_one_statement(ledger: SendLedger) -> None:
 
 
 @pytest.mark.parametrize("implementation", DIRECT, indirect=True)
-async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(ledger: SendLedger, database_url: str) -> None:  # noqa: F811
+async def test_a_dropped_connection_is_unavailable_and_the_next_call_works(ledger: SendLedger, database_url: str) -> None:
     keys = [(uuid4(), uuid4()) for _ in range(2)]
     assert await ledger.send_new("whatsapp", keys[:1], lambda key: None) == keys[:1]
     terminate_other_connections(database_url)

@@ -6,20 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from chat4all.application.auth import Authenticate, LoginThrottle, RegisterUser
 from chat4all.domain.errors import NotAuthenticated, Throttled
 from tests.fakes import ManualClock, PlainTestHasher, PredictableTokenIssuer, SequentialIds
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -28,11 +20,6 @@ T0 = datetime(2024, 12, 2, 9, 0, 0, 250000, tzinfo=UTC)
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
-    return SqlUnitOfWorkFactory(engine)
 
 
 async def test_count_record_withdraw_clear_and_purge(uow: SqlUnitOfWorkFactory) -> None:
@@ -68,7 +55,7 @@ async def test_rolled_back_failures_do_not_count(uow: SqlUnitOfWorkFactory) -> N
         assert await tx.login_attempts.failures_since("user:alice", at(-1)) == (0, None)
 
 
-async def test_two_processes_share_the_limit_and_parallel_guesses_cannot_pass_it(database_url: str) -> None:  # noqa: F811
+async def test_two_processes_share_the_limit_and_parallel_guesses_cannot_pass_it(database_url: str) -> None:
     """Two engines stand for two API processes; 24 parallel wrong logins against a limit of 4."""
     engines = [create_engine(database_url), create_engine(database_url)]
     clock = ManualClock(T0)

@@ -4,9 +4,7 @@ the messages stored meanwhile without a position numbered, and positions require
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -25,7 +23,6 @@ from chat4all.adapters.sql.tables import (
     user_events,
     users,
 )
-from tests.integration.sql_fixtures import create_scratch_database, drop_scratch_database
 
 pytestmark = pytest.mark.services
 
@@ -40,18 +37,6 @@ HISTORY = [
     (UUID(int=1002), TEAM, BOB, None, 13),
     (UUID(int=2002), PAIR, BOB, None, 14),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-        return
-    url = create_scratch_database("chat4all_mig")
-    try:
-        yield url
-    finally:
-        drop_scratch_database(url)
 
 
 async def write_history(engine: AsyncEngine) -> None:
@@ -102,9 +87,9 @@ async def rows(engine: AsyncEngine, query) -> list:
         return list((await connection.execute(query)).all())
 
 
-async def test_existing_history_is_numbered_counted_and_counts_as_read(database: str) -> None:
-    await upgrade_database(database, "0003")
-    engine = create_engine(database)
+async def test_existing_history_is_numbered_counted_and_counts_as_read(empty_database: str) -> None:
+    await upgrade_database(empty_database, "0003")
+    engine = create_engine(empty_database)
     try:
         await write_history(engine)
         await upgrade_database(engine)
@@ -161,11 +146,11 @@ async def write_unnumbered(engine: AsyncEngine, stored: list[tuple[UUID, UUID, i
         )
 
 
-async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_positions_become_required(database: str) -> None:
+async def test_messages_stored_meanwhile_without_a_position_are_numbered_and_positions_become_required(empty_database: str) -> None:
     """Revision 0006: between 0004 and the versions that number messages, an older process may
     have stored some without a position; they are numbered after their conversation's counter."""
-    await upgrade_database(database, "0003")
-    engine = create_engine(database)
+    await upgrade_database(empty_database, "0003")
+    engine = create_engine(empty_database)
     try:
         await write_history(engine)
         await upgrade_database(engine, "0004")

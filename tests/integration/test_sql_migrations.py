@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.migrations import current_revision, downgrade_database, upgrade_database
 from chat4all.adapters.sql.tables import metadata
-from tests.integration.sql_fixtures import create_scratch_database, drop_scratch_database
 
 
 def head_revision() -> str:
@@ -28,18 +25,6 @@ def head_revision() -> str:
 
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = create_scratch_database("chat4all_mig")
-    try:
-        yield url
-    finally:
-        drop_scratch_database(url)
 
 
 async def schema_differences(engine: AsyncEngine, target: MetaData = metadata) -> list:

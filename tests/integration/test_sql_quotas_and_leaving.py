@@ -7,7 +7,6 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat4all.adapters.sql.engine import create_engine
 from chat4all.adapters.sql.unit_of_work import SqlUnitOfWorkFactory
@@ -19,21 +18,9 @@ from chat4all.domain.errors import QuotaExceeded
 from chat4all.domain.quotas import OpenUploads, RecentStarts, UserQuotas
 from chat4all.domain.uploads import Upload, UploadStatus
 from tests.fakes import InMemoryFileStorage, ManualClock
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
-from tests.integration.test_sql_repositories import T0, add_users, at, group, private
+from tests.integration.sql_records import T0, add_users, at, group, private
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def uow(engine: AsyncEngine) -> SqlUnitOfWorkFactory:  # noqa: F811
-    return SqlUnitOfWorkFactory(engine)
 
 
 async def test_a_member_removed_is_gone_from_the_group_and_its_listings(uow: SqlUnitOfWorkFactory) -> None:
@@ -109,7 +96,7 @@ async def test_conversations_started_since_count_their_starter_only(uow: SqlUnit
         assert await tx.conversations.started_since(carol.id, at(-1)) == RecentStarts(0, None)
 
 
-async def test_two_processes_initiating_at_once_cannot_pass_the_upload_quota(database_url: str) -> None:  # noqa: F811
+async def test_two_processes_initiating_at_once_cannot_pass_the_upload_quota(database_url: str) -> None:
     """Two engines stand for two API processes; 16 parallel initiations against a quota of 5."""
     engines = [create_engine(database_url), create_engine(database_url)]
     clock = ManualClock(T0)
@@ -131,7 +118,7 @@ async def test_two_processes_initiating_at_once_cannot_pass_the_upload_quota(dat
             await each.dispose()
 
 
-async def test_two_processes_starting_at_once_cannot_pass_the_conversation_quota(database_url: str) -> None:  # noqa: F811
+async def test_two_processes_starting_at_once_cannot_pass_the_conversation_quota(database_url: str) -> None:
     engines = [create_engine(database_url), create_engine(database_url)]
     clock = ManualClock(T0)
     try:

@@ -26,13 +26,6 @@ from chat4all.domain.events import EventType, UserEvent
 from chat4all.domain.history import PageRequest
 from chat4all.domain.messages import Message, MessageStatus, Priority
 from chat4all.domain.users import User
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -46,7 +39,7 @@ class TickingClock:
 
 
 class Scene:
-    def __init__(self, engine: AsyncEngine) -> None:  # noqa: F811
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine, self.uow, self.clock = engine, SqlUnitOfWorkFactory(engine), TickingClock()
         self.send_message = SendMessage(self.uow, self.clock, ("sms",), caches=ExpiringCache)
         self.mark_read = MarkConversationRead(self.uow, self.clock)
@@ -96,7 +89,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene(engine: AsyncEngine) -> Scene:  # noqa: F811
+def scene(engine: AsyncEngine) -> Scene:
     return Scene(engine)
 
 

@@ -16,13 +16,6 @@ from chat4all.application.ports.webhooks import AttemptOutcome, CursorMove
 from chat4all.domain.events import EventType
 from chat4all.domain.users import User
 from chat4all.domain.webhooks import DeliveryAttempt, DeliveryState, Webhook, WebhookDelivery
-from tests.integration.sql_fixtures import (  # noqa: F401 - fixtures
-    backend,
-    database_url,
-    engine,
-    postgres_url,
-    sqlite_template,
-)
 
 pytestmark = pytest.mark.services
 
@@ -30,7 +23,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
 
 
-async def a_webhook(engine: AsyncEngine) -> tuple[SqlWebhookStore, Webhook]:  # noqa: F811
+async def a_webhook(engine: AsyncEngine) -> tuple[SqlWebhookStore, Webhook]:
     owner = User(uuid4(), f"owner{uuid4().hex[:6]}", "h", NOW)
     async with SqlUnitOfWorkFactory(engine)() as tx:
         await tx.users.add(owner)
@@ -48,7 +41,7 @@ def deliveries(webhook_id: UUID, seqs: range) -> list[WebhookDelivery]:
     ]
 
 
-async def test_deliveries_are_fed_once_from_a_cursor(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_deliveries_are_fed_once_from_a_cursor(engine: AsyncEngine) -> None:
     store, webhook = await a_webhook(engine)
     assert await store.advance([CursorMove(webhook.id, 0, 3, deliveries(webhook.id, range(1, 4)))]) == 1
     # A second feeder that read the same cursor: refused, nothing stored twice.
@@ -57,7 +50,7 @@ async def test_deliveries_are_fed_once_from_a_cursor(engine: AsyncEngine) -> Non
     assert total == 3 and [each.seq for each in found] == [3, 2, 1]
 
 
-async def test_concurrent_claims_never_take_a_delivery_twice(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_concurrent_claims_never_take_a_delivery_twice(engine: AsyncEngine) -> None:
     store, webhook = await a_webhook(engine)
     await store.advance([CursorMove(webhook.id, 0, 60, deliveries(webhook.id, range(1, 61)))])
     taken: list[UUID] = []
@@ -71,7 +64,7 @@ async def test_concurrent_claims_never_take_a_delivery_twice(engine: AsyncEngine
     assert len(await store.claim(NOW + LEASE * 2, NOW + LEASE * 3, [], 100, 100)) == 60
 
 
-async def test_a_disabled_endpoint_is_not_due_until_enabled(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_a_disabled_endpoint_is_not_due_until_enabled(engine: AsyncEngine) -> None:
     store, webhook = await a_webhook(engine)
     [delivery] = deliveries(webhook.id, range(1, 2))
     await store.advance([CursorMove(webhook.id, 0, 1, [delivery])])
@@ -88,7 +81,7 @@ async def test_a_disabled_endpoint_is_not_due_until_enabled(engine: AsyncEngine)
     assert found[0].attempts == 1 and found[0].history == (failed,)
 
 
-async def test_released_deliveries_are_claimable_at_once(engine: AsyncEngine) -> None:  # noqa: F811
+async def test_released_deliveries_are_claimable_at_once(engine: AsyncEngine) -> None:
     store, webhook = await a_webhook(engine)
     await store.advance([CursorMove(webhook.id, 0, 2, deliveries(webhook.id, range(1, 3)))])
     claimed = await store.claim(NOW, NOW + LEASE, [], 10, 10)

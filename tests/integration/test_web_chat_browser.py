@@ -1,15 +1,12 @@
 """The web chat at `/`, in Debian's Chromium against `chat4all serve --demo` (embedded profile), as
 two people use it: alice and bob, each in a browser context of their own, at desktop and at phone
-width (360 px). Live messages without a reload, ticks that turn to read, a 30 MB upload that a
-reload interrupts and that resumes without sending again what the server has, bob's download with
-the same SHA-256, and the network lost and back with nothing missed and nothing shown twice.
-The screenshots in docs/screenshots come from here."""
+width (360 px). Live messages without a reload, ticks that turn to read, and the network lost and
+back with nothing missed and nothing shown twice; the 30 MB upload that a reload interrupts is in
+test_web_chat_upload_browser.py. The screenshots in docs/screenshots come from here."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,23 +17,16 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.integration.browser import headless_chromium
-from tests.integration.web_chat import VIEWPORTS, ChatUser, EventRelay, demo_hub
+from tests.integration.browser import browser  # noqa: F401 - fixture
+from tests.integration.web_chat import VIEWPORTS, ChatUser, EventRelay, demo_hub, wait_for
 
 pytestmark = pytest.mark.services
 EACH_WIDTH = pytest.mark.parametrize("width", list(VIEWPORTS))
-MB = 1000 * 1000
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     with demo_hub(tmp_path_factory.mktemp("web-chat")) as running:
-        yield running
-
-
-@pytest.fixture
-async def browser():
-    async with headless_chromium() as running:
         yield running
 
 
@@ -156,64 +146,6 @@ async def test_a_message_a_channel_refuses_shows_why_from_its_events(browser, tm
 
 
 @EACH_WIDTH
-async def test_an_upload_resumes_after_a_reload_and_bob_downloads_the_same_bytes(hub, browser, width, tmp_path):
-    alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
-    bob = await ChatUser.log_in(browser, hub, "bob", VIEWPORTS[width])
-    await alice.start_conversation("bob")
-    path = tmp_path / f"holiday-{width}-{uuid4().hex[:6]}.bin"
-    path.write_bytes(os.urandom(30 * MB))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-
-    async def slowly(route):  # chunks take a while, so the reload comes midway
-        await asyncio.sleep(0.3)
-        try:
-            await route.continue_()
-        except Exception:  # noqa: BLE001 - the reload cancelled it
-            pass
-
-    await alice.page.route("**/v1/files/upload?*", slowly)
-    await attach(alice, path)
-    status = alice.page.locator(".upload-status")
-    await expect(status).to_contain_text("MB/s", timeout=10000)
-    await expect(status).to_contain_text("left")
-    file_id = await alice.page.evaluate(
-        "name => Object.keys(localStorage).filter(k => k.startsWith('chat4all.upload.'))"
-        ".map(k => JSON.parse(localStorage.getItem(k))).find(u => u.filename === name).file_id",
-        path.name,
-    )
-    await wait_for(lambda: len(set(hub.chunks_stored(file_id))) >= 6)
-    assert await alice.page.get_by_label(f"Upload of {path.name}").evaluate("bar => bar.value") > 0
-
-    await alice.page.unroute("**/v1/files/upload?*")
-    await alice.page.reload()
-    await alice.open("bob")
-    await expect(alice.page.get_by_text(f"{path.name} (30.0 MB) was interrupted")).to_be_visible()
-    await asyncio.sleep(0.5)  # chunks the reload cut off are done with on the server
-    stored_before = hub.chunks_stored(file_id)
-    token = await alice.token()
-    async with httpx.AsyncClient() as client:
-        upload = (await client.get(f"{hub.url}/v1/files/{file_id}", headers={"Authorization": f"Bearer {token}"})).json()
-    assert 0 < len(upload["missing_chunks"]) < upload["total_chunks"] == 29
-
-    await attach(alice, path)  # picked again: it resumes
-    await expect(alice.message(path.name)).to_be_visible(timeout=60000)
-    resent = hub.chunks_stored(file_id)[len(stored_before):]
-    assert sorted(resent) == upload["missing_chunks"], "only the missing chunks are sent again"
-    assert sorted(set(hub.chunks_stored(file_id))) == list(range(29))
-
-    await bob.open("alice")
-    async with bob.page.expect_download() as downloading:
-        await bob.message(path.name).get_by_role("button", name=f"Download {path.name} (30.0 MB)").click()
-    download = await downloading.value
-    assert download.suggested_filename == path.name
-    saved = tmp_path / "bob-got-it"
-    await download.save_as(saved)
-    assert hashlib.sha256(saved.read_bytes()).hexdigest() == digest
-    await alice.close()
-    await bob.close()
-
-
-@EACH_WIDTH
 async def test_network_lost_and_back_loses_nothing_and_shows_nothing_twice(hub, browser, width):
     tag = uuid4().hex[:6]
     alice = await ChatUser.log_in(browser, hub, "alice", VIEWPORTS[width])
@@ -295,15 +227,3 @@ async def a_late_delivered_leaves_the_tick_read(alice: ChatUser, bob: ChatUser, 
 def asks_about_messages(requests: list[tuple[str, str]]) -> list[str]:
     return [path for method, path in requests if method == "GET" and path.startswith("/v1/messages/")]
 
-
-async def attach(user: ChatUser, path) -> None:
-    async with user.page.expect_file_chooser() as choosing:
-        await user.page.get_by_role("button", name="Attach file").click()
-    await (await choosing.value).set_files(path)
-
-
-async def wait_for(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)

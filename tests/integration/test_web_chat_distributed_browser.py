@@ -14,13 +14,12 @@ from uuid import uuid4
 import pytest
 from playwright.async_api import expect
 
+from tests.integration.browser import browser  # noqa: F401 - fixture
 from tests.integration.test_web_chat_browser import (  # noqa: F401 - collected here against this module's hub
-    attach,
-    browser,
     test_bob_sees_alices_message_live_and_her_tick_turns_to_read,
     test_network_lost_and_back_loses_nothing_and_shows_nothing_twice,
 )
-from tests.integration.web_chat import VIEWPORTS, ChatUser, distributed_demo_hub
+from tests.integration.web_chat import VIEWPORTS, ChatUser, attach, distributed_demo_hub
 
 pytestmark = pytest.mark.services
 

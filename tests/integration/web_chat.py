@@ -3,6 +3,7 @@ logged in to the page in a browser context of their own (Debian's Chromium, driv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -191,3 +192,16 @@ class EventRelay:
 
     def slip_in_notice(self, frame: dict) -> None:
         self.page_side.send(json.dumps(frame))
+
+
+async def attach(user: ChatUser, path) -> None:
+    async with user.page.expect_file_chooser() as choosing:
+        await user.page.get_by_role("button", name="Attach file").click()
+    await (await choosing.value).set_files(path)
+
+
+async def wait_for(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)

@@ -1,6 +1,6 @@
 """Small rooms: a source file a reader can hold in mind, functions that fit on a screen, and one
 place that reads the configuration. Migrations are exempt from the size rules: each is one schema
-change, read top to bottom."""
+change, read top to bottom. The file size rule holds for the tests and the benchmarks too."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "src" / "chat4all"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "src" / "chat4all"
+TESTS_AND_BENCHMARKS = (REPO / "tests", REPO / "benchmarks")
 MAX_FILE_LINES = 300
 MAX_FUNCTION_LINES = 40
 EXEMPT_FROM_SIZES = ("adapters/sql/migrations/versions/",)
@@ -20,8 +22,22 @@ def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def files_of_tests_and_benchmarks() -> list[Path]:
+    return sorted(path for folder in TESTS_AND_BENCHMARKS for path in folder.rglob("*.py"))
+
+
 def name(path: Path) -> str:
-    return path.relative_to(PACKAGE).as_posix() if path.is_relative_to(PACKAGE) else path.name
+    if path.is_relative_to(PACKAGE):
+        return path.relative_to(PACKAGE).as_posix()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+
+
+def too_long(paths: list[Path]) -> list[str]:
+    return [
+        f"{name(path)} ({length} lines)"
+        for path in paths
+        if sized(path) and (length := len(path.read_text().splitlines())) > MAX_FILE_LINES
+    ]
 
 
 def sized(path: Path) -> bool:
@@ -51,12 +67,11 @@ def reads_the_environment(path: Path) -> bool:
 
 
 def test_no_source_file_is_over_300_lines() -> None:
-    too_long = [
-        f"{name(path)} ({length} lines)"
-        for path in sources()
-        if sized(path) and (length := len(path.read_text().splitlines())) > MAX_FILE_LINES
-    ]
-    assert too_long == []
+    assert too_long(sources()) == []
+
+
+def test_no_test_or_benchmark_file_is_over_300_lines() -> None:
+    assert too_long(files_of_tests_and_benchmarks()) == []
 
 
 def test_no_function_is_over_40_lines() -> None:
@@ -87,3 +102,10 @@ def test_the_function_check_counts_from_def_to_the_last_line(tmp_path: Path) -> 
     body = "\n".join(f"    x{line} = {line}" for line in range(MAX_FUNCTION_LINES - 1))
     module.write_text(f"def fits():\n{body}\n\n\ndef too_long():\n{body}\n    return x0\n")
     assert [found.split()[1] for found in long_functions(module)] == ["too_long"]
+
+
+def test_the_file_check_counts_lines_up_to_the_limit(tmp_path: Path) -> None:
+    fits, over = tmp_path / "fits.py", tmp_path / "over.py"
+    fits.write_text("x = 1\n" * MAX_FILE_LINES)
+    over.write_text("x = 1\n" * (MAX_FILE_LINES + 1))
+    assert too_long([fits, over]) == [f"over.py ({MAX_FILE_LINES + 1} lines)"]

@@ -88,10 +88,28 @@ async def test_a_reply_that_cannot_be_placed_is_kept_as_unmatched(hub, body, rea
     outcome = await receiver(hub).execute("whatsapp", *signed(body))
     assert (outcome.message_id, outcome.unmatched) == (None, reason)
     assert len(hub.store.messages) == stored
-    kept, kept_reason = hub.store.unmatched_inbound["whatsapp", body["id"]]
-    assert (kept.sender_handle, kept.context_id, kept.text, kept_reason) == (
+    [kept] = await hub.process.list_unmatched_replies.execute("whatsapp")
+    assert (kept.reply.sender_handle, kept.reply.context_id, kept.reply.text, kept.reason) == (
         body["from"], body["context"]["id"], "sim, amanhã", reason
     )
+
+
+async def test_operators_list_unmatched_replies_newest_first_by_channel(hub):
+    await scene(hub)
+    take_in = receiver(hub).execute
+    for index in range(3):
+        await take_in("whatsapp", *signed(reply(sender="+5511888880000", provider_id=f"wamid.U{index}")))
+        hub.clock.advance()
+    await take_in("whatsapp", *signed(reply()))  # placed: not listed
+    listed = hub.process.list_unmatched_replies.execute
+    assert [one.reply.provider_message_id for one in await listed("whatsapp")] == ["wamid.U2", "wamid.U1", "wamid.U0"]
+    assert [one.reply.provider_message_id for one in await listed(None, limit=2)] == ["wamid.U2", "wamid.U1"]
+    assert await listed("instagram") == []
+    with pytest.raises(NotFound):
+        await listed("telegram")
+    for limit in (0, 1001):
+        with pytest.raises(InvalidInput):
+            await listed(None, limit=limit)
 
 
 async def test_the_sender_must_be_a_member_of_the_answered_conversation(hub):

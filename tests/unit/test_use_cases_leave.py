@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from chat4all.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.unit.test_use_cases_batches import CountingUnitsOfWork
+from tests.unit.batch_fixtures import CountingUnitsOfWork
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from uuid import UUID
 import attrs
 
 from chat4all.application.messaging import SendMessage, SendRequest
-from chat4all.application.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from chat4all.application.ports import Clock, UnitOfWork, UnitOfWorkFactory, UnmatchedReply
 from chat4all.domain.channel_handles import InboundReply, handle_for, inbound_message_id
 from chat4all.domain.conversations import Conversation
 from chat4all.domain.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
@@ -26,6 +26,7 @@ from chat4all.domain.messages import Message, Priority
 
 SIGNATURE_PREFIX = "sha256="
 MAX_PROVIDER_ID = 256
+MAX_UNMATCHED_LISTED = 1000
 
 
 def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
@@ -146,3 +147,20 @@ class ReceiveReply:
             await uow.channels.record_unmatched(reply, reason, self.clock.now())
             await uow.commit()
         return InboundOutcome(None, unmatched=reason)
+
+
+@attrs.define
+class ListUnmatchedReplies:
+    """For operators: the replies kept because the hub could not place them, newest first, so a
+    misconfigured handle or a provider answering unknown messages can be found and fixed."""
+
+    uow: UnitOfWorkFactory
+    channels: Collection[str]
+
+    async def execute(self, channel: str | None = None, limit: int = 50) -> list[UnmatchedReply]:
+        if channel is not None and channel not in self.channels:
+            raise NotFound(f"no channel {channel!r}", code="unknown_channel")
+        if not 1 <= limit <= MAX_UNMATCHED_LISTED:
+            raise InvalidInput(f"limit must be between 1 and {MAX_UNMATCHED_LISTED}", code="invalid_limit")
+        async with self.uow() as uow:
+            return await uow.channels.unmatched(channel, limit)

@@ -22,7 +22,7 @@ from chat4all.application.channel_handles import ChannelHandles
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage
 from chat4all.application.dispatch import Dispatcher, Handler, log_dead_letters
-from chat4all.application.inbound import ReceiveReply
+from chat4all.application.inbound import ListUnmatchedReplies, ReceiveReply
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.redrive import RedriveUnfinished
@@ -171,6 +171,7 @@ def _channels(settings: Settings, a: Adapters, send_message: SendMessage) -> dic
     return {
         "channel_handles": ChannelHandles(a.uow, channels),
         "receive_reply": ReceiveReply(a.uow, a.clock, send_message, channels, settings.channels.inbound_secrets),
+        "list_unmatched_replies": ListUnmatchedReplies(a.uow, channels),
     }
 
 

@@ -1,10 +1,12 @@
-"""`chat4all` command line: serve the API, run workers, migrate, manage users."""
+"""`chat4all` command line: serve the API, run workers, migrate, manage users, list unmatched inbound
+replies; and the client commands (see `chat4all.client`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import inspect
+import json
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +60,39 @@ async def list_users(settings: Settings) -> list[tuple[str, str]]:
         return [(str(user.id), user.username) for user in users]
     finally:
         await hub.stop()
+
+
+async def unmatched_replies(settings: Settings, channel: str | None, limit: int) -> list[dict[str, str]]:
+    if not settings.distributed:
+        await migrate(settings)
+    hub = build_hub(settings)
+    try:
+        kept = await hub.list_unmatched_replies.execute(channel, limit)
+    finally:
+        await hub.stop()
+    return [
+        {
+            "received_at": one.received_at.isoformat().replace("+00:00", "Z"),
+            "channel": one.reply.channel,
+            "reason": one.reason,
+            "from": one.reply.sender_handle,
+            "provider_message_id": one.reply.provider_message_id,
+            "answers": one.reply.context_id,
+            "text": one.reply.text,
+        }
+        for one in kept
+    ]
+
+
+def _print_unmatched(replies: list[dict[str, str]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(replies, ensure_ascii=False))
+        return
+    for one in replies:
+        print(
+            f"{one['received_at']}  {one['channel']}  {one['reason']}  from {one['from']}  "
+            f"id {one['provider_message_id']}  answers {one['answers']}  {json.dumps(one['text'], ensure_ascii=False)}"
+        )
 
 
 async def seed_demo(settings: Settings) -> list[tuple[str, str]]:
@@ -125,6 +160,11 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--password", required=True)
     users.add_parser("list", help="list users")
+    inbound = commands.add_parser("inbound", help="replies from channels").add_subparsers(dest="inbound_command", required=True)
+    unmatched = inbound.add_parser("unmatched", help="the replies the hub could not place, newest first")
+    unmatched.add_argument("--channel", help="only this channel's")
+    unmatched.add_argument("--limit", type=int, default=50, help="how many (1-1000, default 50)")
+    unmatched.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     add_client_commands(commands)
     return root
 
@@ -143,20 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging(settings.log_level)
     try:
-        if args.command == "serve":
-            serve(settings, args.host, args.port, args.demo)
-        elif args.command == "worker":
-            from chat4all.entrypoints.worker import run_worker
-
-            run_worker(settings)
-        elif args.command == "migrate":
-            asyncio.run(migrate(settings))
-            print("database schema is up to date")
-        elif args.users_command == "add":
-            print(asyncio.run(add_user(settings, args.username, args.password)))
-        else:
-            for user_id, username in asyncio.run(list_users(settings)):
-                print(f"{user_id}  {username}")
+        _run_server_command(args, settings)
     except DomainError as error:
         print(f"error: {error.detail}", file=sys.stderr)
         return 1
@@ -164,6 +191,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_server_command(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command == "serve":
+        serve(settings, args.host, args.port, args.demo)
+    elif args.command == "worker":
+        from chat4all.entrypoints.worker import run_worker
+
+        run_worker(settings)
+    elif args.command == "migrate":
+        asyncio.run(migrate(settings))
+        print("database schema is up to date")
+    elif args.command == "inbound":
+        _print_unmatched(asyncio.run(unmatched_replies(settings, args.channel, args.limit)), args.json)
+    elif args.users_command == "add":
+        print(asyncio.run(add_user(settings, args.username, args.password)))
+    else:
+        for user_id, username in asyncio.run(list_users(settings)):
+            print(f"{user_id}  {username}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from chat4all.application.channel_handles import ChannelHandles
 from chat4all.application.conversations import CreateConversation, LeaveConversation, ViewConversations
 from chat4all.application.delivery import DeliverMessage
 from chat4all.application.dispatch import Dispatcher
-from chat4all.application.inbound import ReceiveReply
+from chat4all.application.inbound import ListUnmatchedReplies, ReceiveReply
 from chat4all.application.messaging import ReadMessages, SendMessage
 from chat4all.application.ports import (
     CacheFactory,
@@ -101,6 +101,7 @@ class Hub:
     dispatcher: Dispatcher  # the events this process handles, whichever transport brings them
     channel_handles: ChannelHandles
     receive_reply: ReceiveReply
+    list_unmatched_replies: ListUnmatchedReplies
     background: BackgroundTasks = attrs.field(factory=BackgroundTasks)
     recipient: Any = None  # RecipientUseCases, where `adapters.events` is (see bootstrap.add_recipient_side)
     webhooks: Any = None  # ManageWebhooks, where `adapters.webhooks` is (see entrypoints.webhooks)

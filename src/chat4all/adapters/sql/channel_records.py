@@ -13,7 +13,7 @@ from chat4all.adapters.sql.channel_tables import inbound_replies, unmatched_inbo
 from chat4all.adapters.sql.errors import is_unique_violation
 from chat4all.adapters.sql.tables import connector_sends
 from chat4all.application.errors import DuplicateKey
-from chat4all.application.ports import SentCopy
+from chat4all.application.ports import SentCopy, UnmatchedReply
 from chat4all.domain.channel_handles import InboundReply
 
 
@@ -78,3 +78,17 @@ class SqlChannelRecords(SqlRepository):
             "received_at": at,
         }
         await self._execute(self._insert_ignoring_duplicates(unmatched_inbound).values(row))
+
+    async def unmatched(self, channel: str | None, limit: int) -> list[UnmatchedReply]:
+        kept = unmatched_inbound.c
+        query = select(unmatched_inbound).order_by(kept.received_at.desc(), kept.provider_message_id).limit(limit)
+        if channel is not None:
+            query = query.where(kept.channel == channel)
+        return [
+            UnmatchedReply(
+                InboundReply(row.channel, row.sender_handle, row.text, row.provider_message_id, row.context_id),
+                row.reason,
+                row.received_at,
+            )
+            for row in await self._execute(query)
+        ]

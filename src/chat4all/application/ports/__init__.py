@@ -15,7 +15,7 @@ Every name is importable from this package, e.g. `from chat4all.application.port
 """
 
 from chat4all.application.ports.caching import Cache, CacheFactory
-from chat4all.application.ports.channels import ChannelRecords, SentCopy
+from chat4all.application.ports.channels import ChannelRecords, SentCopy, UnmatchedReply
 from chat4all.application.ports.connectors import (
     ChannelConnector,
     DeliveryMetrics,
@@ -82,6 +82,7 @@ __all__ = [
     "ReceiptRepository",
     "SendResult",
     "SentCopy",
+    "UnmatchedReply",
     "TokenIssuer",
     "TokenRepository",
     "UnitOfWork",

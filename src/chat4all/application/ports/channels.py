@@ -21,6 +21,16 @@ class SentCopy:
     recipient_id: UUID
 
 
+@attrs.frozen
+class UnmatchedReply:
+    """A reply kept because the hub could not place it, and why (`unknown_handle`,
+    `unknown_context` or `not_a_member`)."""
+
+    reply: InboundReply
+    reason: str
+    received_at: datetime
+
+
 class ChannelRecords(Protocol):
     async def handles_of(self, user_id: UUID) -> dict[str, str]:
         """The user's handles, by channel."""
@@ -51,4 +61,8 @@ class ChannelRecords(Protocol):
 
     async def record_unmatched(self, reply: InboundReply, reason: str, at: datetime) -> None:
         """Keeps a reply the hub could not place, for operators (a retried one is kept once)."""
+        ...
+
+    async def unmatched(self, channel: str | None, limit: int) -> list[UnmatchedReply]:
+        """The latest unmatched replies, newest first, on one channel or all."""
         ...
