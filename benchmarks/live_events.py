@@ -20,6 +20,7 @@ import os
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,9 @@ import websockets
 
 from benchmarks.common import latency_summary, make_session, write_json
 from benchmarks.deploy import Deployment
-from benchmarks.processes import cpu_seconds, read_proc_status
+from benchmarks.live_listeners import ListenerProcesses, LoopLag
+from benchmarks.processes import CLOCK_TICKS, cpu_seconds, read_proc_status
+from benchmarks.profiling import Recorder
 
 PASSWORD = "bench-pass-word"
 FAST = {"CHAT4ALL_ARGON2_TIME_COST": "1", "CHAT4ALL_ARGON2_MEMORY_KIB": "8192"}
@@ -74,10 +77,13 @@ async def connect(url: str, token: str, since: int | None = None) -> websockets.
 
 
 async def connect_all(deployment: Deployment, users: list[tuple[str, str]]) -> list[websockets.ClientConnection]:
-    url = deployment.base_url.replace("http://", "ws://") + "/v1/events/ws"
+    return await connect_all_at(deployment.base_url.replace("http://", "ws://") + "/v1/events/ws", users)
+
+
+async def connect_all_at(url: str, users: list[tuple[str, str]], since: int | None = None) -> list[websockets.ClientConnection]:
     sockets: list[websockets.ClientConnection] = []
     for start in range(0, len(users), 100):  # a hundred at a time: a burst of handshakes is not what is measured
-        sockets += await asyncio.gather(*(connect(url, token) for _, token in users[start : start + 100]))
+        sockets += await asyncio.gather(*(connect(url, token, since) for _, token in users[start : start + 100]))
     return sockets
 
 
@@ -86,42 +92,120 @@ async def delivery(deployment: Deployment, clients: int, rate: float, seconds: f
     pairs = [(users[index], users[index + 1]) for index in range(0, len(users) - 1, 2)]
     async with make_session(256) as http:
         conversations = [await start_pair(http, deployment.base_url, a, b) for a, b in pairs]
-        sockets = await connect_all(deployment, users)
+        receivers = ListenerProcesses(deployment.base_url.replace("http://", "ws://") + "/v1/events/ws", users,
+                                      LISTENER_PROCESSES, CLIENT_PING)
+        await receivers.connect()
         started: dict[str, float] = {}
         answered: dict[str, float] = {}
-        arrived: dict[str, float] = {}
-        listeners = [asyncio.create_task(listen(ws, user_id, arrived)) for ws, (user_id, _) in zip(sockets, users, strict=True)]
         api_pid, load_before = deployment.pid("api"), os.getloadavg()[0]
-        cpu_before = cpu_seconds(api_pid)
+        cpu = CpuShares({"api": api_pid, "sender": os.getpid()}, deployment.database)
+        recorder = start_profiles({"api": api_pid}, seconds)
+        receivers.measure()
+        lag, began = LoopLag().start(), time.monotonic()
         sends = await open_loop(http, deployment.base_url, list(zip(pairs, conversations, strict=True)), rate, seconds, started, answered)
         await asyncio.sleep(2.0)  # the last messages' frames
-        api_cpu = cpu_seconds(api_pid) - cpu_before
-        for task in listeners:
-            task.cancel()
-        for ws in sockets:
-            await ws.close()
-    latencies = [arrived[key] - started[key] for key in started if key in arrived]
+        window_end = time.monotonic()
+        shares, lag_summary = cpu.stop(), lag.stop()
+        await asyncio.sleep(LATE_WATCH)  # what comes later still counts as late, not lost
+        received = await receivers.stop()
+        profiles = recorder.stop() if recorder else None
+    arrived = received["arrived"]
+    latencies = [arrived[key] - started[key] for key in started if arrived.get(key, window_end) < window_end]
+    late = sorted(round(arrived[key] - started[key], 2) for key in started if arrived.get(key, 0) >= window_end)
     return {"clients": clients, "conversations": len(pairs), "rate": rate, "seconds": seconds, "sent": len(started),
-            "failed_sends": sends, "delivered": len(latencies), "post_start_to_socket": latency_summary(latencies),
+            "failed_sends": sends, "delivered": len(latencies),
+            # Frames after the window (2 s after the last send), within LATE_WATCH more seconds: their
+            # latencies in seconds; `sent - delivered - len(late)` never came at all.
+            "late_s": late, "post_start_to_socket": latency_summary(latencies),
             "post_start_to_answer": latency_summary(answered[key] - started[key] for key in answered),
+            "to_socket_by_second": by_second(started, arrived, began),
             # The API process's CPU while sending, per accepted message: what the machine's other work
             # does not change, unlike the latencies.
-            "api_cpu_ms_per_accepted": round(1000 * api_cpu / max(1, len(answered)), 2),
+            "api_cpu_ms_per_accepted": round(1000 * shares["api"] * shares["seconds"] / max(1, len(answered)), 2),
+            "cpu_share_of_a_core": shares,
+            # The load generator's own state: a late event loop delays the timestamps it takes.
+            "sender_loop_lag": lag_summary,
+            "listener_processes": LISTENER_PROCESSES, "listeners_cpu_share_of_a_core": received["cpu_share_of_a_core"],
+            "listeners_loop_lag": received["loop_lag"],
+            "sockets_closed_early": received["closed_early"], "sockets_ended": received["ended"],
+            "profiles": profiles,
             "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
+
+
+def by_second(started: dict[str, float], arrived: dict[str, float], began: float) -> list[list[float | None]]:
+    """[second of sending, p50 ms, p95 ms, messages that never reached the recipient's socket] of
+    the messages sent in each second: warm-up, saturation, or losses and when."""
+    seconds: dict[int, list[float]] = {}
+    missing: dict[int, int] = {}
+    for key, at in started.items():
+        second = int(at - began)
+        seconds.setdefault(second, [])
+        if key in arrived:
+            seconds[second].append(arrived[key] - at)
+        else:
+            missing[second] = missing.get(second, 0) + 1
+    rows = []
+    for second in sorted(seconds):
+        summary = latency_summary(seconds[second])
+        rows.append([second, summary["p50_ms"], summary["p95_ms"], missing.get(second, 0)])
+    return rows
+
+
+class CpuShares:
+    """Shares of a core used by the named processes, the deployment's PostgreSQL backends (those
+    connected to its database) and the whole machine, from now to `stop`."""
+
+    def __init__(self, pids: dict[str, int | None], database: str | None) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._database = database
+        self._began = time.monotonic()
+        self._before = self._sample()
+
+    def _backends(self) -> float:
+        if self._database is None:
+            return 0.0
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                        if self._database.encode() in cmdline.read():
+                            total += cpu_seconds(int(entry))
+                except OSError:
+                    continue
+        return total
+
+    def _sample(self) -> dict[str, float]:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        busy = (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
+        return {**{name: cpu_seconds(pid) for name, pid in self._pids.items()}, "postgres": self._backends(),
+                "machine": busy}
+
+    def stop(self) -> dict[str, float]:
+        after, elapsed = self._sample(), time.monotonic() - self._began
+        shares = {name: round((after[name] - self._before[name]) / elapsed, 3) for name in after}
+        return {**shares, "seconds": round(elapsed, 2)}
+
+
+PROFILE_DIR: str | None = None
+LISTENER_PROCESSES = 2
+LATE_WATCH = 8.0  # seconds: past the live connections' 5-second check, which catches up a lost wake-up
+
+
+def start_profiles(pids: dict[str, int], seconds: float) -> Recorder | None:
+    """py-spy of the given processes while sending (`--profile-dir`)."""
+    if PROFILE_DIR is None:
+        return None
+    recorder = Recorder(Path(PROFILE_DIR), pids, seconds)
+    recorder.start()
+    return recorder
 
 
 async def start_pair(http: aiohttp.ClientSession, base: str, a: tuple[str, str], b: tuple[str, str]) -> str:
     body = {"type": "private", "members": [a[0], b[0]]}
     async with http.post(f"{base}/v1/conversations", json=body, headers={"Authorization": f"Bearer {a[1]}"}) as answer:
         return (await answer.json())["conversation_id"]
-
-
-async def listen(ws: websockets.ClientConnection, user_id: str, arrived: dict[str, float]) -> None:
-    """When each message reached its recipient's socket (the sender's own copy is not counted)."""
-    async for text in ws:
-        frame = json.loads(text)
-        if frame.get("type") == "message.created" and frame["data"]["from"] != user_id:
-            arrived.setdefault(frame["data"]["message_id"], time.monotonic())
 
 
 async def open_loop(
@@ -190,9 +274,14 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="CHAT4ALL_X=VALUE", help="a setting of the server")
     parser.add_argument("--client-ping", type=float, default=20.0, help="seconds between the clients' own pings (0: none)")
     parser.add_argument("--json", help="write the result here")
+    parser.add_argument("--listener-processes", type=int, default=2,
+                        help="processes holding the clients' sockets (apart from the one that sends)")
+    parser.add_argument("--profile-dir", help="py-spy the API process and this one while sending, into this directory")
     args = parser.parse_args()
-    global CLIENT_PING
+    global CLIENT_PING, PROFILE_DIR, LISTENER_PROCESSES
+    LISTENER_PROCESSES = args.listener_processes
     CLIENT_PING = args.client_ping or None
+    PROFILE_DIR = args.profile_dir
     limits = {"CHAT4ALL_HTTP_MAX_CONNECTIONS": str(max(1000, 2 * (args.idle or args.clients) + 100)),
               "CHAT4ALL_EVENTS_MAX_CONNECTIONS": str(max(800, (args.idle or args.clients) + 50))}
     limits.update(dict(setting.split("=", 1) for setting in args.env))

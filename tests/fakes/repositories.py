@@ -41,6 +41,9 @@ class InMemoryUserRepository:
     async def existing_ids(self, user_ids: list[UUID]) -> set[UUID]:
         return {user_id for user_id in user_ids if self._users.has(user_id)}
 
+    async def get_many(self, user_ids: Sequence[UUID]) -> dict[UUID, User]:
+        return {user_id: user for user_id in user_ids if (user := self._users.get(user_id)) is not None}
+
     async def list(self, *, username: str | None, limit: int, offset: int) -> list[User]:
         """Ordered by username; `username` filters on an exact match."""
         users = self._users.select(lambda user: username is None or user.username == username)
@@ -56,6 +59,9 @@ class InMemoryTokenRepository:
 
     async def get(self, token_hash: str) -> AccessToken | None:
         return self._tokens.get(token_hash)
+
+    async def get_many(self, token_hashes: Sequence[str]) -> dict[str, AccessToken]:
+        return {digest: token for digest in token_hashes if (token := self._tokens.get(digest)) is not None}
 
     async def revoke(self, token_hash: str, at: datetime) -> None:
         token = self._tokens.get(token_hash)

@@ -30,9 +30,12 @@ class LatchedWakeUp:
         self._flag.set()
 
     async def wait(self, timeout: float) -> bool:
-        if not self._flag.is_set():  # (wait_for would time out a zero timeout even with the flag set)
+        if not self._flag.is_set():  # (a zero timeout would expire even with the flag set)
             try:
-                await asyncio.wait_for(self._flag.wait(), timeout)
+                # A timeout scope, not wait_for: on Python 3.11 wait_for wraps the wait in a task,
+                # and every live connection waits here once per message it is told of.
+                async with asyncio.timeout(timeout):
+                    await self._flag.wait()
             except TimeoutError:
                 return False
         self._flag.clear()

@@ -13,6 +13,7 @@ import attrs
 from chat4all.application.errors import DuplicateKey
 from chat4all.application.login_throttle import LoginThrottle
 from chat4all.application.ports import Cache, Clock, IdGenerator, PasswordHasher, TokenIssuer, UnitOfWorkFactory
+from chat4all.application.token_reads import TokenReads
 from chat4all.domain.errors import Conflict, NotAuthenticated, NotFound, Throttled
 from chat4all.domain.paging import MAX_PAGE, check_page
 from chat4all.domain.users import AccessToken, User, is_valid_username, validate_new_password, validate_username
@@ -168,6 +169,10 @@ class ResolveToken:
     cache_for: timedelta
     cache: Cache[str, User]
     _last_used: dict[str, datetime] = attrs.field(factory=dict, init=False)  # by `reconfirm_used`'s clock
+    _reads: TokenReads = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._reads = TokenReads(lambda: self.uow(), self.clock)  # the factory of the moment (tests swap it)
 
     async def execute(self, secret: str) -> User:
         digest = self.tokens.digest(secret)
@@ -231,27 +236,26 @@ class ResolveToken:
         return token.expires_at
 
     async def _look_up(self, digest: str) -> User:
-        async with self.uow() as uow:
-            # Once the unit of work holds its connection, not when the request came: an overloaded
-            # process may wait seconds for one, and an entry counted from before that wait would
-            # end as soon as it is put (every request then missed: the cache gave out just when it
-            # was needed most). The token is read after this moment, so the bound still holds.
-            now = self.clock.now()
-            token = await uow.tokens.get(digest)
-            if token is None or not token.is_valid_at(now):
-                self.cache.forget(digest)
-                raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
-            user = await uow.users.get(token.user_id)
-        if user is None:
+        # Lookups that miss together share one read (`TokenReads`). Its moment is taken once the read
+        # holds its connection, not when the request came: an overloaded process may wait seconds
+        # for one, and an entry counted from before that wait would end as soon as it is put (every
+        # request then missed: the cache gave out just when it was needed most). The token is read
+        # after this moment, so the bound still holds.
+        read = await self._reads.read(digest)
+        if read is None or not read.token.is_valid_at(read.read_at):
+            self.cache.forget(digest)
+            raise NotAuthenticated("the access token is missing, invalid, expired or revoked", code="invalid_token")
+        if read.user is None:
             self.cache.forget(digest)
             raise NotAuthenticated("the access token's user no longer exists", code="invalid_token")
         if self.cache_for > timedelta(0):
             # A random refresh point per entry: tokens first seen together (every client of a
             # process after a restart, say) would otherwise all be looked up again at the same
             # moment, which is the burst of slow requests this refreshing is meant to avoid.
-            refresh_at = now + self.cache_for * (0.5 + 0.3 * random.random())
-            self.cache.put(digest, user, until=min(now + self.cache_for, token.expires_at), refresh_at=refresh_at)
-        return user
+            refresh_at = read.read_at + self.cache_for * (0.5 + 0.3 * random.random())
+            until = min(read.read_at + self.cache_for, read.token.expires_at)
+            self.cache.put(digest, read.user, until=until, refresh_at=refresh_at)
+        return read.user
 
 
 @attrs.define

@@ -76,7 +76,7 @@ class LiveFeed:
         self._room = asyncio.Event()  # the queue has room
         self._ended: Ended | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._nudged = asyncio.Event()
+        self._wakeup: WakeUp | None = None  # the pump's, once it listens: a nudge sets it
         self.last_sent: int | None = None  # the seq of the last stored event taken by the transport
         self.cursor: int | None = None  # where the pump has read the log to (None: not started)
 
@@ -95,7 +95,8 @@ class LiveFeed:
         if not self._frames:
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):  # (wait_for would start a task per frame on Python 3.11)
+                    await self._ready.wait()
             except TimeoutError:
                 return None
             if self._ended is not None:
@@ -108,7 +109,8 @@ class LiveFeed:
 
     def nudge(self) -> None:
         """The log has events past this feed's cursor: read it now (a wake-up was lost)."""
-        self._nudged.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def offer(self, event: EphemeralEvent) -> None:
         """An ephemeral event: queued if there is room, else dropped (it is never owed to anyone)."""
@@ -137,6 +139,7 @@ class LiveFeed:
 
     async def _run(self, since: int | None) -> None:
         async with self._notifier.listen(self.user_id) as wakeup:
+            self._wakeup = wakeup
             cursor = since
             while True:
                 try:
@@ -156,22 +159,16 @@ class LiveFeed:
                     await self._idle(wakeup)
 
     async def _idle(self, wakeup: WakeUp) -> None:
-        """Until a wake-up, a nudge, or the recheck period (jittered, so that connections opened
-        together do not all re-read together)."""
-        self._nudged.clear()
-        woken = asyncio.ensure_future(wakeup.wait(self._limits.recheck * random.uniform(0.8, 1.0)))
-        nudged = asyncio.ensure_future(self._nudged.wait())
-        try:
-            await asyncio.wait({woken, nudged}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            nudged.cancel()
+        """Until a wake-up, a nudge (which sets the same wake-up), or the recheck period
+        (jittered, so that connections opened together do not all re-read together)."""
+        await wakeup.wait(self._limits.recheck * random.uniform(0.8, 1.0))
 
     async def _put(self, event: UserEvent) -> bool:
         while len(self._frames) >= self._limits.queue_size:
             self._room.clear()
             try:
-                await asyncio.wait_for(self._room.wait(), self._limits.slow_client)
+                async with asyncio.timeout(self._limits.slow_client):
+                    await self._room.wait()
             except TimeoutError:
                 self._resync(
                     ResyncReason.TOO_SLOW,

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import attrs
 
+from chat4all.application.batched_loads import BatchedLoads
 from chat4all.application.errors import DuplicateMessage
 from chat4all.application.ports import (
     Cache,
@@ -100,9 +101,11 @@ class SendMessage:
     notifier: EventNotifier | None = None
     caches: CacheFactory = attrs.field(kw_only=True)
     _conversations: Cache[UUID, Conversation] = attrs.field(init=False)
+    _loads: BatchedLoads[UUID, Conversation] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._conversations = self.caches(MEMBERSHIP_CACHE_SIZE)
+        self._loads = BatchedLoads(self._read_conversations)
         if self.intake is None:
             self.intake = UnitOfWorkIntake(self.uow)
 
@@ -168,13 +171,16 @@ class SendMessage:
         return requested
 
     async def _load_conversation(self, conversation_id: UUID) -> Conversation:
-        async with self.uow() as uow:
-            conversation = await uow.conversations.get(conversation_id)
+        conversation = await self._loads.load(conversation_id)  # with the others missed meanwhile
         if conversation is None:
             raise NotFound("no such conversation", code="conversation_not_found")
         if conversation.type is ConversationType.PRIVATE:
             self._conversations.put(conversation.id, conversation)
         return conversation
+
+    async def _read_conversations(self, conversation_ids: list[UUID]) -> dict[UUID, Conversation]:
+        async with self.uow() as uow:
+            return await uow.conversations.get_many(conversation_ids)
 
     async def _conversation_for(self, caller: UUID, request: SendRequest) -> Conversation:
         conversation = await self._conversations.get_or_load(

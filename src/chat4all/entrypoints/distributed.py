@@ -130,7 +130,7 @@ class Distributed(Parts):
             return None
         from chat4all.entrypoints.recipient import distributed_event_adapters
 
-        return distributed_event_adapters(self.settings, self.engine)
+        return distributed_event_adapters(self.settings, self.engine, self.pool)
 
     def webhooks(self) -> Any:
         """Managed through the API, fed and sent by the workers."""

@@ -11,7 +11,7 @@ which wake readers after they commit; `recipient_use_cases` builds the use cases
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -79,11 +79,13 @@ def embedded_event_adapters(engine: AsyncEngine, notifier: EventNotifier) -> Eve
     )
 
 
-def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> EventAdapters:
+def distributed_event_adapters(settings: Settings, engine: AsyncEngine, pool: Any) -> EventAdapters:
     """An API process among several: commits anywhere wake its readers through PostgreSQL's
-    LISTEN/NOTIFY, and typing notices reach the other processes' connections the same way."""
+    LISTEN/NOTIFY, and typing notices reach the other processes' connections the same way. The
+    live connections read the log on `pool` (the direct psycopg pool)."""
     from chat4all.adapters.sql.event_heads import SqlEventLogHeads
     from chat4all.adapters.sql.event_log import SqlUserEventReader
+    from chat4all.adapters.sql.postgres.event_reads import PostgresUserEventReader
     from chat4all.adapters.sql.postgres.listener import PostgresEventNotifier
     from chat4all.adapters.sql.postgres.listening import PostgresListener
     from chat4all.adapters.sql.postgres.live_notices import PostgresLiveNotices
@@ -92,7 +94,7 @@ def distributed_event_adapters(settings: Settings, engine: AsyncEngine) -> Event
     notifier = PostgresEventNotifier(listener)
     notices = PostgresLiveNotices(listener, engine)
     return EventAdapters(
-        SqlUserEventReader(engine),
+        PostgresUserEventReader(pool, SqlUserEventReader(engine)),
         notifier,
         notices,
         SqlEventLogHeads(engine),

@@ -98,11 +98,11 @@ def _cursors_cte(dialect: str) -> str:
     return "SELECT json_extract(value, '$[0]') AS user_id, json_extract(value, '$[1]') AS cursor_seq FROM json_each(:cursors)"
 
 
-def _pages_statement(dialect: str) -> TextClause:
+def pages_sql(dialect: str) -> str:
     """Each cursor's bounds and page, in one statement (one snapshot, so no page runs past its
     bounds). A page is `seq` in (cursor, cursor + limit]: seqs have no gaps, and a range on the
-    primary key costs a few index pages however long the log."""
-    sql = f"""
+    primary key costs a few index pages however long the log. Parameters as `:name`."""
+    return f"""
         WITH cursors AS ({_cursors_cte(dialect)}),
         heads AS (
             SELECT c.user_id, c.cursor_seq, k.last_seq,
@@ -113,8 +113,11 @@ def _pages_statement(dialect: str) -> TextClause:
         FROM heads h LEFT JOIN user_events e
           ON e.user_id = h.user_id AND e.seq > h.cursor_seq AND e.seq <= h.cursor_seq + :page_limit
         ORDER BY h.user_id, h.cursor_seq, e.seq"""
+
+
+def _pages_statement(dialect: str) -> TextClause:
     columns = user_events.c
-    return text(sql).columns(
+    return text(pages_sql(dialect)).columns(
         user_id=columns.user_id.type,
         cursor_seq=BigInteger(),
         last_seq=BigInteger(),
@@ -129,8 +132,20 @@ def _pages_statement(dialect: str) -> TextClause:
 _PAGES = {dialect: _pages_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-def _event(row: object) -> UserEvent:
+def event_of(row: object) -> UserEvent:
     return UserEvent(row.seq, EventType(row.type), row.at, row.data)  # type: ignore[attr-defined]
+
+
+def pages_of(rows: Iterable[Any], wanted: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], tuple[LogBounds, list[UserEvent]]]:
+    """Each wanted cursor's bounds and page, from the rows of `pages_sql`."""
+    bounds: dict[tuple[UUID, int], LogBounds] = {}
+    pages: dict[tuple[UUID, int], list[UserEvent]] = defaultdict(list)
+    for row in rows:
+        key = (row.user_id, row.cursor_seq)
+        bounds[key] = LogBounds(row.oldest_seq, row.last_seq or 0)
+        if row.seq is not None:
+            pages[key].append(event_of(row))
+    return {key: (bounds[key], pages[key]) for key in wanted}
 
 
 class SqlUserEventReader:
@@ -173,14 +188,7 @@ class SqlUserEventReader:
             else:
                 params["cursors"] = json.dumps([[user_id.hex, after] for user_id, after in wanted])
             rows = (await connection.execute(_PAGES[dialect], params)).all()
-        bounds: dict[tuple[UUID, int], LogBounds] = {}
-        pages: dict[tuple[UUID, int], list[UserEvent]] = defaultdict(list)
-        for row in rows:
-            key = (row.user_id, row.cursor_seq)
-            bounds[key] = LogBounds(row.oldest_seq, row.last_seq or 0)
-            if row.seq is not None:
-                pages[key].append(_event(row))
-        return {key: (bounds[key], pages[key]) for key in wanted}
+        return pages_of(rows, wanted)
 
     @staticmethod
     async def _bounds(connection: AsyncConnection, user_id: UUID) -> LogBounds:

@@ -18,6 +18,10 @@ def _user(row: Row) -> User:
     return User(row.id, row.username, row.password_hash, row.created_at)
 
 
+def _token(row: Row) -> AccessToken:
+    return AccessToken(row.token_hash, row.user_id, row.issued_at, row.expires_at, row.revoked_at)
+
+
 class SqlUserRepository(SqlRepository):
     async def add(self, user: User) -> None:
         try:
@@ -34,6 +38,12 @@ class SqlUserRepository(SqlRepository):
     async def get(self, user_id: UUID) -> User | None:
         row = (await self._execute(select(users).where(users.c.id == user_id))).first()
         return _user(row) if row else None
+
+    async def get_many(self, user_ids: Sequence[UUID]) -> dict[UUID, User]:
+        if not user_ids:
+            return {}
+        rows = await self._execute(select(users).where(one_of(users.c.id, sorted(set(user_ids)), self._dialect)))
+        return {row.id: _user(row) for row in rows}
 
     async def get_by_username(self, username: str) -> User | None:
         row = (await self._execute(select(users).where(users.c.username == username))).first()
@@ -71,9 +81,13 @@ class SqlTokenRepository(SqlRepository):
 
     async def get(self, token_hash: str) -> AccessToken | None:
         row = (await self._execute(select(access_tokens).where(access_tokens.c.token_hash == token_hash))).first()
-        if row is None:
-            return None
-        return AccessToken(row.token_hash, row.user_id, row.issued_at, row.expires_at, row.revoked_at)
+        return None if row is None else _token(row)
+
+    async def get_many(self, token_hashes: Sequence[str]) -> dict[str, AccessToken]:
+        if not token_hashes:
+            return {}
+        wanted = one_of(access_tokens.c.token_hash, sorted(set(token_hashes)), self._dialect)
+        return {row.token_hash: _token(row) for row in await self._execute(select(access_tokens).where(wanted))}
 
     async def revoke(self, token_hash: str, at: datetime) -> None:
         await self._execute(

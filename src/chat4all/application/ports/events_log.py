@@ -55,6 +55,10 @@ class WakeUp(Protocol):
         A notification that came after `listen` was entered and before this call counts."""
         ...
 
+    def set(self) -> None:
+        """Wakes this reader as a notification would (its owner learnt of events some other way)."""
+        ...
+
 
 class EventNotifier(Protocol):
     """Wakes the readers waiting for users' events. Only a hint: readers then read the log, which

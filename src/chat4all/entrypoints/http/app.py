@@ -15,6 +15,7 @@ from chat4all.entrypoints.http.chat_page import chat_routes
 from chat4all.entrypoints.http.config import HttpConfig
 from chat4all.entrypoints.http.conversation_routes import ConversationController
 from chat4all.entrypoints.http.dependencies import links_provider, provide_page
+from chat4all.entrypoints.http.dependency_order import DependenciesInTurn
 from chat4all.entrypoints.http.docs_page import LocalSwaggerUI
 from chat4all.entrypoints.http.errors import EXCEPTION_HANDLERS
 from chat4all.entrypoints.http.event_routes import EventController
@@ -61,6 +62,7 @@ def create_app(use_cases: UseCases, config: HttpConfig, *, lifecycle: Lifecycle 
         request_max_body_size=MAX_JSON_BODY,
         request_class=GuardedRequest,
         before_send=[secure_response],
+        plugins=[DependenciesInTurn()],
         on_startup=[lifecycle.start] if lifecycle else [],
         on_shutdown=[lifecycle.stop] if lifecycle else [],
         # The process's logging is set up once, by `chat4all` (CHAT4ALL_LOG_LEVEL); Litestar's own

@@ -72,7 +72,9 @@ class LiveSocket:
     async def _send(self, document: dict[str, Any]) -> None:
         """Raises TimeoutError when the client has not taken it within the send timeout."""
         async with self._sending:
-            await asyncio.wait_for(self._socket.send_data(encode(document)), self._send_timeout)
+            # A timeout scope, not wait_for, which on Python 3.11 wraps every frame's send in a task.
+            async with asyncio.timeout(self._send_timeout):
+                await self._socket.send_data(encode(document))
 
     async def _send_feed(self) -> Close | None:
         feed = self._session.feed
