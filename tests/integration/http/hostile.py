@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.integration.http.test_auth_http import assert_error
 
@@ -12,7 +13,11 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
-INTERNALS = re.compile(r"Traceback|File \"|\.py\b|site-packages|sqlalchemy|psycopg|sqlite|asyncpg|SELECT |INSERT |UPDATE |/work/|/tmp/")
+CHECKOUT = str(Path(__file__).resolve().parents[3])  # where the server's code lives
+INTERNALS = re.compile(
+    r"Traceback|File \"|\.py\b|site-packages|sqlalchemy|psycopg|sqlite|asyncpg|SELECT |INSERT |UPDATE |/tmp/|"
+    + re.escape(CHECKOUT)
+)
 JSON = {"Content-Type": "application/json"}
 BINARY = {"Content-Type": "application/octet-stream"}
 MAX_JSON_BODY = 256 * 1024
