@@ -36,12 +36,24 @@ class Receiver:
         self.arrived: dict[str, float] = {}  # message id -> first arrival
         self.requests = 0
         self.url = ""
+        self.arrival = asyncio.Event()  # set at every request, cleared by whoever waits on it
 
     async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         self.requests += 1
         self.arrived.setdefault(body["data"]["message_id"], time.monotonic())
+        self.arrival.set()
         return web.Response(status=204)
+
+    async def until_arrived(self, count: int, timeout: float) -> None:
+        """Returns once `count` messages arrived, or after `timeout` seconds (the result says how many)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.arrived) < count:
+                    self.arrival.clear()
+                    await self.arrival.wait()
+        except TimeoutError:
+            pass
 
     async def start(self) -> web.AppRunner:
         app = web.Application()
@@ -101,8 +113,7 @@ async def throughput(deployment: Deployment, backlog: int) -> dict[str, Any]:
             enabled = time.monotonic()
             async with http.post(f"{base}/v1/webhooks/{webhook}/enable", headers=auth) as answer:
                 assert answer.status == 200
-            while len(receiver.arrived) < backlog and time.monotonic() - enabled < 600:
-                await asyncio.sleep(0.1)
+            await receiver.until_arrived(backlog, timeout=600)
     finally:
         await runner.cleanup()
     times = sorted(receiver.arrived.values())
