@@ -59,3 +59,22 @@ async def test_an_endpoint_that_never_answers_fails_at_the_timeout(server) -> No
     answer = await transport.post(f"{base}/hang", b"{}", {}, 0.5)
     assert answer.status_code is None and "no answer within 0.5 s" in answer.error
     assert 450 <= answer.latency_ms < 2000
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_at_the_connection(server) -> None:
+    # The name is checked before each attempt too; this is the answer that changed in between.
+    _, base, _, hits = server
+    by_name = base.replace("127.0.0.1", "localhost")
+    public_only = AiohttpWebhookTransport(public_only=True)
+    try:
+        refused = await public_only.post(f"{by_name}/hook", b"{}", {}, 10)
+    finally:
+        await public_only.close()
+    assert refused.status_code is None and "resolves to 127.0.0.1" in refused.error
+    assert hits == []
+    allowed = AiohttpWebhookTransport(public_only=False)
+    try:
+        assert (await allowed.post(f"{by_name}/hook", b"{}", {}, 10)).status_code == 200
+    finally:
+        await allowed.close()
+    assert hits == ["/hook"]

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import secrets
 import socket
 import time
 from datetime import datetime
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from chat4all.application.ports.webhooks import HttpAnswer
+from chat4all.domain.webhooks import refused_address
 
 SECRET_BYTES = 32
 # An answer's body is read (and dropped) up to this much, so that its connection can carry the next
@@ -30,6 +34,27 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
             return
 
 
+class PublicAddressesOnly(AbstractResolver):
+    """Resolves as the system does, and refuses a name that resolves to any non-public address.
+    The connection uses the addresses checked here, so a DNS answer that changes between the
+    destination check before an attempt and its connection cannot steer it to a private address.
+    (aiohttp does not resolve an IP literal: those are checked, once and for all, before the attempt.)"""
+
+    def __init__(self) -> None:
+        self._system = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        found = await self._system.resolve(host, port, family)
+        for result in found:
+            if (reason := refused_address(result["host"])) is not None:
+                refusal = f"{host} resolves to {result['host']}, {reason}; webhooks call public addresses only"
+                raise OSError(errno.EACCES, refusal)  # aiohttp's error shows the strerror
+        return found
+
+    async def close(self) -> None:
+        await self._system.close()
+
+
 class AiohttpWebhookTransport:
     """One connection pool for every endpoint, connections kept alive between attempts; each attempt
     is bounded by `timeout` as a whole (connecting, sending, the answer and its first 64 KiB).
@@ -38,14 +63,17 @@ class AiohttpWebhookTransport:
     pool spent a quarter of the sending process's time choosing a connection (it checks every
     connection it holds, a system call each, for every request); aiohttp keeps a queue per host."""
 
-    def __init__(self, max_connections: int = 256) -> None:
+    def __init__(self, max_connections: int = 256, *, public_only: bool = True) -> None:
         self._max_connections = max_connections
+        self._public_only = public_only
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made in the event loop it serves
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, resolver=PublicAddressesOnly() if self._public_only else None
+                ),
                 timeout=aiohttp.ClientTimeout(total=None),  # each attempt has its own deadline
                 trust_env=False,  # no proxy from the environment between the hub and the endpoints
                 auto_decompress=False,

@@ -136,7 +136,9 @@ class Distributed(Parts):
         """Managed through the API, fed and sent by the workers."""
         from chat4all.entrypoints.webhooks import postgres_webhook_adapters
 
-        return postgres_webhook_adapters(self.settings.database_url, self.engine, sending=self.role == WORKER)
+        settings = self.settings
+        sending = self.role == WORKER
+        return postgres_webhook_adapters(settings.database_url, self.engine, sending, settings.webhooks.allow_private)
 
     def message_batches(self) -> Any:
         if self.role != WORKER:

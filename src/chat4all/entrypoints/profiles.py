@@ -146,7 +146,9 @@ class Embedded(Parts):
     def webhooks(self) -> Any:
         from chat4all.entrypoints.webhooks import sql_webhook_adapters
 
-        return sql_webhook_adapters(self.engine, sending=True, appended=self.the_notifier.watch)
+        return sql_webhook_adapters(
+            self.engine, sending=True, appended=self.the_notifier.watch, allow_private=self.settings.webhooks.allow_private
+        )
 
     def connectors(self) -> Any:
         from chat4all.adapters.sql.ledger import SqlSendLedger

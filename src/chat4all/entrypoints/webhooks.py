@@ -35,10 +35,10 @@ class WebhookAdapters:
     on_stop: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
 
 
-def postgres_webhook_adapters(database_url: str, engine: Any, *, sending: bool) -> WebhookAdapters:
+def postgres_webhook_adapters(database_url: str, engine: Any, sending: bool, allow_private: bool) -> WebhookAdapters:
     """A process that sends (a worker) hears every commit of events through a LISTEN connection
     of its own; the API processes, which only manage webhooks, need none."""
-    adapters = sql_webhook_adapters(engine, sending=sending)
+    adapters = sql_webhook_adapters(engine, sending=sending, allow_private=allow_private)
     if sending:
         from chat4all.adapters.sql.postgres.listener import watch_appends
         from chat4all.adapters.sql.postgres.listening import PostgresListener
@@ -51,12 +51,16 @@ def postgres_webhook_adapters(database_url: str, engine: Any, *, sending: bool) 
 
 
 def sql_webhook_adapters(
-    engine: Any, *, sending: bool, appended: Callable[[Callable[[], None]], None] | None = None
+    engine: Any,
+    *,
+    sending: bool,
+    allow_private: bool,
+    appended: Callable[[Callable[[], None]], None] | None = None,
 ) -> WebhookAdapters:
     from chat4all.adapters.sql.webhooks import SqlWebhookStore
     from chat4all.adapters.webhook_http import AiohttpWebhookTransport, StandardWebhookSigner, SystemResolver
 
-    transport = AiohttpWebhookTransport() if sending else None
+    transport = AiohttpWebhookTransport(public_only=not allow_private) if sending else None
     return WebhookAdapters(
         SqlWebhookStore(engine),
         SystemResolver(),
