@@ -6,7 +6,7 @@ by one, each is a transaction of its own (a connection, BEGIN, two statements, t
 very moment the process is busiest. `BatchedLoads` gathers the keys asked for in the same turn of
 the event loop into one `load_many`, and hands each caller its own key's value; while
 `in_flight` batches are being read, new keys wait and go together in the next one, so the busier
-the process, the fewer reads per key (as `log_reads.SharedLogReads` does for users' logs).
+the process, the fewer reads per key (`log_reads.SharedLogReads` batches users' logs with it).
 """
 
 from __future__ import annotations
