@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.integration.cli_users import wait_ready
 from tests.integration.http.profiles import FAST_ARGON2, Processes, distributed_env
 from tests.ports import low_port
 
@@ -53,7 +54,7 @@ def demo_hub(workdir: Path, **env: str) -> Iterator[Hub]:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, log)
+        wait_ready(url, log)
         yield Hub(url, log)
     finally:
         server.terminate()
@@ -71,7 +72,7 @@ def distributed_demo_hub(workdir: Path) -> Iterator[Hub]:
     worker_log = processes.start("worker", "worker")
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, log)
+        wait_ready(url, log)
         deadline = time.monotonic() + 90
         while "worker started" not in worker_log.read_text():  # else the first deliveries wait for it
             assert time.monotonic() < deadline, worker_log.read_text()[-3000:]
@@ -81,16 +82,6 @@ def distributed_demo_hub(workdir: Path) -> Iterator[Hub]:
         processes.stop()
 
 
-def _wait_ready(url: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server never became ready:\n" + log.read_text()[-3000:])
 
 
 class ChatUser:
